@@ -1,0 +1,28 @@
+"""The ``mug`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mug.cli import check_policy
+
+__all__ = ["main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``mug`` and its sub-commands."""
+    parser = argparse.ArgumentParser(prog="mug", description="Multi-User Gymnasium: browser experiments with AI agents.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    check_policy.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``mug`` with ``argv`` (default: the process arguments); return the exit code."""
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

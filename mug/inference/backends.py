@@ -1,0 +1,66 @@
+"""Executors for ONNX graphs in Python: ONNX Runtime when installed, else ``onnx.reference``."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Protocol
+
+import numpy as np
+import onnx
+
+__all__ = ["Backend", "open_backend", "BACKENDS"]
+
+BACKENDS = ("auto", "onnxruntime", "reference")
+
+
+class Backend(Protocol):
+    """Runs one loaded graph."""
+
+    name: str
+
+    def run(self, output_names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Evaluate the graph; return the named outputs in order."""
+        ...
+
+
+class OnnxRuntimeBackend:
+    """ONNX Runtime on the CPU with one thread (as in the browser, and cheap per session)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 4  # errors reach the caller as PolicyError, not stderr
+        self._session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+    def run(self, output_names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self._session.run(output_names, feeds)
+
+
+class ReferenceBackend:
+    """``onnx.reference.ReferenceEvaluator``: pure Python, slower, always available."""
+
+    name = "reference"
+
+    def __init__(self, path: str) -> None:
+        from onnx.reference import ReferenceEvaluator
+
+        self._evaluator = ReferenceEvaluator(onnx.load(path))
+
+    def run(self, output_names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return [np.asarray(v) for v in self._evaluator.run(output_names, feeds)]
+
+
+def open_backend(path: str, backend: str = "auto") -> Backend:
+    """Load ``path`` with ``backend`` (``"auto"`` picks ONNX Runtime when it is installed)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {list(BACKENDS)}, got {backend!r}")
+    if backend == "auto":
+        backend = "onnxruntime" if importlib.util.find_spec("onnxruntime") else "reference"
+    if backend == "onnxruntime":
+        return OnnxRuntimeBackend(path)
+    return ReferenceBackend(path)

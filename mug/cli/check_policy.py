@@ -81,8 +81,10 @@ def check(model: str, config_path: str | None, steps: int, seed: int, reset_ever
             "summary": parity.lines(),
         }
     ran = [r for r in (py, js) if r is not None]
-    report["ok"] = bool(ran) and not any(str(report.get(k, "")).startswith("failed") for k in ("python", "javascript")) and (
-        report.get("parity", {}).get("ok", True)
+    report["ok"] = (
+        bool(ran)
+        and not any(str(report.get(k, "")).startswith("failed") for k in ("python", "javascript"))
+        and (report.get("parity", {}).get("ok", True))
     )
     return report
 
@@ -95,7 +97,9 @@ def render(report: dict[str, Any]) -> str:
         for side in ("inputs", "outputs"):
             lines.append(f"  {side}:")
             for t in sig[side]:
-                shape = "[?...]" if t["shape"] is None else "[" + ", ".join("?" if d is None else str(d) for d in t["shape"]) + "]"
+                shape = (
+                    "[?...]" if t["shape"] is None else "[" + ", ".join("?" if d is None else str(d) for d in t["shape"]) + "]"
+                )
                 lines.append(f"    {t['name']:<14} {t['dtype']:<8} {shape}")
     if "config" in report:
         lines.append(f"== config ({report['config_source']}):")

@@ -28,9 +28,7 @@ FixedValue = float | int | list
 
 def _name_list(value: Any, field_name: str) -> list[str]:
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise ConfigError(
-            f"{field_name}: expected a list of tensor names, got {value!r}", field=field_name
-        )
+        raise ConfigError(f"{field_name}: expected a list of tensor names, got {value!r}", field=field_name)
     for item in value:
         if not isinstance(item, str) or not item:
             raise ConfigError(f"{field_name}: every entry must be a tensor name (str), got {item!r}", field=field_name)
@@ -43,9 +41,7 @@ def _shape(value: Any, field_name: str) -> list[int]:
     dims = []
     for d in value:
         if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1:
-            raise ConfigError(
-                f"{field_name}: every dimension must be a positive integer, got {value!r}", field=field_name
-            )
+            raise ConfigError(f"{field_name}: every dimension must be a positive integer, got {value!r}", field=field_name)
         dims.append(int(d))
     return dims
 
@@ -53,7 +49,7 @@ def _shape(value: Any, field_name: str) -> list[int]:
 def _fixed_value(name: str, value: Any) -> FixedValue:
     if isinstance(value, np.ndarray):
         value = value.tolist()
-    if isinstance(value, bool) or isinstance(value, numbers.Number):
+    if isinstance(value, numbers.Number):  # bool is a Number too
         if isinstance(value, complex):
             raise ConfigError(f"fixed_inputs[{name!r}]: complex values are not supported", field="fixed_inputs")
         return value.item() if isinstance(value, np.generic) else value
@@ -201,7 +197,12 @@ class ModelConfig:
             )
         self.action = action  # type: ignore[assignment]
 
-        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not temperature > 0 or not np.isfinite(temperature):
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, numbers.Real)
+            or not temperature > 0
+            or not np.isfinite(temperature)
+        ):
             raise ConfigError(f"temperature: expected a finite number > 0, got {temperature!r}", field="temperature")
         self.temperature = float(temperature)
 
@@ -221,7 +222,9 @@ class ModelConfig:
             )
         self.reset_state = reset_state  # type: ignore[assignment]
 
-        if num_actions is not None and (isinstance(num_actions, bool) or not isinstance(num_actions, numbers.Integral) or num_actions < 1):
+        if num_actions is not None and (
+            isinstance(num_actions, bool) or not isinstance(num_actions, numbers.Integral) or num_actions < 1
+        ):
             raise ConfigError(f"num_actions: expected a positive integer or None, got {num_actions!r}", field="num_actions")
         self.num_actions = None if num_actions is None else int(num_actions)
 

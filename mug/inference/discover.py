@@ -37,7 +37,10 @@ LOGIT_NAMES = ("output", "logits", "action_logits", "action_dist_inputs", "outpu
 def _same_shape(a: TensorSpec, b: TensorSpec) -> bool:
     if a.shape is None or b.shape is None or len(a.shape) != len(b.shape):
         return False
-    return all((x == y) if isinstance(x, int) and isinstance(y, int) else not (isinstance(x, int) or isinstance(y, int)) for x, y in zip(a.shape, b.shape))
+    return all(
+        (x == y) if isinstance(x, int) and isinstance(y, int) else not (isinstance(x, int) or isinstance(y, int))
+        for x, y in zip(a.shape, b.shape)
+    )
 
 
 def _batch_only(spec: TensorSpec) -> bool:

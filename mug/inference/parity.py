@@ -128,7 +128,18 @@ def node_trace(
         cfg_path, obs_path = Path(tmp, "config.json"), Path(tmp, "obs.json")
         cfg_path.write_text(json.dumps(config.to_dict()))
         obs_path.write_text(json.dumps(_jsonable(list(steps))))
-        cmd = [node, str(script), "--model", config.onnx_path, "--config", str(cfg_path), "--obs", str(obs_path), "--seed", str(seed)]
+        cmd = [
+            node,
+            str(script),
+            "--model",
+            config.onnx_path,
+            "--config",
+            str(cfg_path),
+            "--obs",
+            str(obs_path),
+            "--seed",
+            str(seed),
+        ]
         if name:
             cmd += ["--name", name]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)

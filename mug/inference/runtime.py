@@ -8,7 +8,6 @@ tests hold the two to the same numbers.
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 from mug.errors import ConfigError, PolicyError
 from mug.inference.backends import BACKENDS, open_backend
 from mug.inference.config import ModelConfig
-from mug.inference.sampling import Mulberry32, agent_seed, argmax_action, sample_action
+from mug.inference.sampling import Mulberry32, agent_seed, argmax_action, draw, probabilities, weights
 from mug.inference.signature import ModelSignature
 from mug.inference.tensors import ObservationEncoder, fixed_tensor, resolve_shape
 from mug.inference.validation import validate_config
@@ -33,18 +32,39 @@ BATCH_HINT = (
 DEFAULT_AGENT = "agent_0"
 
 
-@dataclass(frozen=True)
 class PolicyStep:
-    """What one policy step computed.
+    """What one policy step computed: ``action``, ``logits``, ``probs`` and ``states``.
 
     ``states`` maps each state output name to the hidden state this step
-    produced (the value fed back next step). Arrays are read-only.
+    produced (the value fed back next step); its arrays are read-only.
+    ``probs`` (float64) is computed on first access.
     """
 
-    action: int
-    logits: np.ndarray
-    probs: np.ndarray
-    states: dict[str, np.ndarray] = field(default_factory=dict)
+    __slots__ = ("_probs", "_weights", "action", "logits", "states")
+
+    def __init__(
+        self,
+        action: int,
+        logits: np.ndarray,
+        probs: np.ndarray | None,
+        states: dict[str, np.ndarray],
+        weights: tuple[list[float], float] | None = None,
+    ) -> None:
+        self.action = action
+        self.logits = logits
+        self.states = states
+        self._probs = probs
+        self._weights = weights
+
+    @property
+    def probs(self) -> np.ndarray:
+        """Action probabilities: softmax of ``logits / temperature``."""
+        if self._probs is None:
+            self._probs = probabilities(*self._weights)  # type: ignore[misc]
+        return self._probs
+
+    def __repr__(self) -> str:
+        return f"PolicyStep(action={self.action}, logits={self.logits!r}, probs={self.probs!r}, states={list(self.states)})"
 
 
 class _Agent:
@@ -57,7 +77,7 @@ class _Agent:
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
-    array.flags.writeable = False
+    array.setflags(write=False)
     return array
 
 
@@ -105,6 +125,7 @@ class PolicyRuntime:
         except Exception as exc:
             raise ConfigError(f"onnx_path: the runtime cannot load {config.onnx_path!r}: {exc}", field="onnx_path") from exc
         self.backend_name = self._backend.name
+        self._run = self._backend.run
 
         specs = {s.name: s for s in self.model_signature.inputs}
         batch = config.batch_size
@@ -112,9 +133,7 @@ class PolicyRuntime:
         self._encoder = ObservationEncoder(config.obs_input, specs, batch)
         self._fixed = {n: fixed_tensor(v, specs[n], batch) for n, v in config.fixed_inputs.items()}
         shapes = config.state_shapes or [resolve_shape(specs[n].shape, batch) for n in config.state_inputs]
-        self._zero_states = [
-            _frozen(np.zeros(shape, dtype=specs[n].dtype)) for n, shape in zip(config.state_inputs, shapes)
-        ]
+        self._zero_states = [_frozen(np.zeros(shape, dtype=specs[n].dtype)) for n, shape in zip(config.state_inputs, shapes)]
         self._state_inputs = list(config.state_inputs)
         self._state_outputs = list(config.state_outputs)
         self._output_names = [config.logit_output, *config.state_outputs]
@@ -174,23 +193,29 @@ class PolicyRuntime:
         except ValueError as exc:
             raise PolicyError(f"policy {self.name!r}, agent {agent_id!r}: {exc}", policy=self.name) from exc
         feeds.update(self._fixed)
-        feeds.update(zip(self._state_inputs, agent.states))
+        for name, value in zip(self._state_inputs, agent.states):
+            feeds[name] = value
         try:
-            outputs = self._backend.run(self._output_names, feeds)
+            outputs = self._run(self._output_names, feeds, None)
         except Exception as exc:
             raise self._run_error(exc, feeds, agent_id, agent.steps) from exc
-        logits = outputs[0].reshape(self._batch, -1)[0]
-        states = [_frozen(s) for s in outputs[1:]]
+        logits = outputs[0][0] if outputs[0].ndim == 2 else outputs[0].reshape(self._batch, -1)[0]
+        states = outputs[1:]
+        for state in states:
+            state.setflags(write=False)  # fed back next step: nobody may change it in place
         try:
             if self._argmax:
                 action, probs = argmax_action(logits, self._temperature)
+                result = PolicyStep(action, logits, probs, dict(zip(self._state_outputs, states)))
             else:
-                action, probs = sample_action(logits, self._temperature, agent.rng)
+                e, total = weights(logits, self._temperature)
+                action = draw(e, total, agent.rng)
+                result = PolicyStep(action, logits, None, dict(zip(self._state_outputs, states)), (e, total))
         except ValueError as exc:
             raise PolicyError(f"policy {self.name!r}, agent {agent_id!r}, step {agent.steps}: {exc}", policy=self.name) from exc
         agent.states = states
         agent.steps += 1
-        return PolicyStep(action, _frozen(logits), probs, dict(zip(self._state_outputs, states)))
+        return result
 
     def _run_error(self, exc: Exception, feeds: dict[str, np.ndarray], agent_id: Any, step: int) -> PolicyError:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -221,7 +246,9 @@ class PolicyRuntime:
             agents = snapshot["agents"]
             restored = {}
             for agent_id, data in agents.items():
-                states = [_frozen(np.array(s, dtype=z.dtype, copy=True)) for s, z in zip(data["states"], self._zero_states, strict=True)]
+                states = [
+                    _frozen(np.array(s, dtype=z.dtype, copy=True)) for s, z in zip(data["states"], self._zero_states, strict=True)
+                ]
                 for s, z in zip(states, self._zero_states):
                     if s.shape != z.shape:
                         raise ValueError(f"state of shape {list(s.shape)} where {list(z.shape)} is expected")
@@ -238,4 +265,3 @@ class PolicyRuntime:
 
 def _stem(path: str) -> str:
     return Path(path).stem
-

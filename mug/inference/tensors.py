@@ -55,7 +55,9 @@ def fixed_tensor(value: Any, spec: TensorSpec, batch_size: int) -> np.ndarray:
 
 
 def flatten_observation(obs: Any) -> np.ndarray:
-    """An observation as one flat float64-or-native array (dicts: sorted-key concatenation)."""
+    """An observation as one flat array in C order (dicts: values concatenated in sorted key order)."""
+    if type(obs) is np.ndarray:
+        return obs.ravel()
     if isinstance(obs, Mapping):
         parts = [np.ravel(np.asarray(obs[k])) for k in sorted(obs)]
         return np.concatenate(parts) if parts else np.zeros(0)
@@ -67,12 +69,16 @@ class ObservationEncoder:
 
     def __init__(self, obs_input: str | dict[str, str], specs: Mapping[str, TensorSpec], batch_size: int) -> None:
         self.batch_size = batch_size
+        self._fast: tuple[str, np.dtype, int, tuple[int, ...]] | None = None
         if isinstance(obs_input, dict):
             self._keyed = [(key, name, self._shaper(specs[name])) for key, name in obs_input.items()]
             self._single = None
         else:
             self._keyed = []
             self._single = (obs_input, self._shaper(specs[obs_input]))
+            rest = row_shape(specs[obs_input])
+            if batch_size == 1 and rest is not None:
+                self._fast = (obs_input, np.empty(0, specs[obs_input].dtype).dtype, math.prod(rest), (1, *rest))
 
     def _shaper(self, spec: TensorSpec) -> Callable[[np.ndarray], np.ndarray]:
         rest = row_shape(spec)
@@ -103,6 +109,9 @@ class ObservationEncoder:
 
     def encode(self, obs: Any) -> dict[str, np.ndarray]:
         """Feeds for ``obs``; ``ValueError`` describes a size or key mismatch."""
+        fast = self._fast
+        if fast is not None and type(obs) is np.ndarray and obs.dtype is fast[1] and obs.size == fast[2]:
+            return {fast[0]: obs.reshape(fast[3])}  # the common case: a right-sized array of the input's dtype
         if self._single is not None:
             name, shape = self._single
             return {name: shape(flatten_observation(obs))}

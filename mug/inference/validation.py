@@ -44,21 +44,37 @@ def _fail(field: str, message: str) -> None:
     raise ConfigError(f"{field}: {message}", field=field)
 
 
-def _check_input(sig: ModelSignature, field: str, name: str) -> TensorSpec:
+def _names_in(config: ModelConfig) -> set[str]:
+    obs = set(config.obs_input.values()) if isinstance(config.obs_input, dict) else {config.obs_input}
+    return obs | {config.logit_output} | set(config.state_inputs) | set(config.state_outputs) | set(config.fixed_inputs)
+
+
+def _suggest(name: str, candidates: list[str], config: ModelConfig) -> str:
+    """Did-you-mean among the names the config does not already use elsewhere."""
+    free = [c for c in candidates if c not in _names_in(config)]
+    return did_you_mean(name, free or candidates)
+
+
+def _check_input(sig: ModelSignature, field: str, name: str, config: ModelConfig) -> TensorSpec:
     if name in sig.input_names:
         return sig.input(name)
     if name in sig.output_names:
         _fail(field, f"{name!r} is an output of the model, not an input. Model inputs: {_listing(sig.inputs)}")
-    _fail(field, f"the model has no input {name!r}.{did_you_mean(name, sig.input_names)} Model inputs: {_listing(sig.inputs)}")
+    _fail(
+        field, f"the model has no input {name!r}.{_suggest(name, sig.input_names, config)} Model inputs: {_listing(sig.inputs)}"
+    )
     raise AssertionError  # unreachable
 
 
-def _check_output(sig: ModelSignature, field: str, name: str) -> TensorSpec:
+def _check_output(sig: ModelSignature, field: str, name: str, config: ModelConfig) -> TensorSpec:
     if name in sig.output_names:
         return sig.output(name)
     if name in sig.input_names:
         _fail(field, f"{name!r} is an input of the model, not an output. Model outputs: {_listing(sig.outputs)}")
-    _fail(field, f"the model has no output {name!r}.{did_you_mean(name, sig.output_names)} Model outputs: {_listing(sig.outputs)}")
+    _fail(
+        field,
+        f"the model has no output {name!r}.{_suggest(name, sig.output_names, config)} Model outputs: {_listing(sig.outputs)}",
+    )
     raise AssertionError  # unreachable
 
 
@@ -78,8 +94,8 @@ def _check_states(config: ModelConfig, sig: ModelSignature) -> None:
             f"state_inputs has {len(ins)} names {ins} but state_outputs has {len(outs)} {outs}; "
             "they are paired by position (output i feeds input i next step)",
         )
-    in_specs = [_check_input(sig, f"state_inputs[{i}]", n) for i, n in enumerate(ins)]
-    out_specs = [_check_output(sig, f"state_outputs[{i}]", n) for i, n in enumerate(outs)]
+    in_specs = [_check_input(sig, f"state_inputs[{i}]", n, config) for i, n in enumerate(ins)]
+    out_specs = [_check_output(sig, f"state_outputs[{i}]", n, config) for i, n in enumerate(outs)]
     for i, (inp, out) in enumerate(zip(in_specs, out_specs)):
         for expected in state_output_names_for(inp.name):
             if expected in outs and outs.index(expected) != i:
@@ -120,18 +136,23 @@ def _check_states(config: ModelConfig, sig: ModelSignature) -> None:
 
 def _check_fixed(config: ModelConfig, sig: ModelSignature, taken: set[str]) -> None:
     for name, value in config.fixed_inputs.items():
-        spec = _check_input(sig, f"fixed_inputs[{name!r}]", name)
+        spec = _check_input(sig, f"fixed_inputs[{name!r}]", name, config)
         if name in taken:
             _fail(f"fixed_inputs[{name!r}]", f"{name!r} is already fed as the observation or a state input")
         array = np.asarray(value)
         dtype = np.dtype(spec.dtype)
         if dtype.kind in "iub":
             if not np.all(np.isfinite(array.astype(np.float64))) or not np.all(np.mod(array, 1) == 0):
-                _fail(f"fixed_inputs[{name!r}]", f"{value!r} is not a whole number, but the model's {spec.describe()} takes {dtype}")
+                _fail(
+                    f"fixed_inputs[{name!r}]", f"{value!r} is not a whole number, but the model's {spec.describe()} takes {dtype}"
+                )
             if dtype.kind in "iu":
                 info = np.iinfo(dtype)
                 if array.size and (array.min() < info.min or array.max() > info.max):
-                    _fail(f"fixed_inputs[{name!r}]", f"{value!r} does not fit the model's {spec.describe()} ({dtype} holds {info.min}..{info.max})")
+                    _fail(
+                        f"fixed_inputs[{name!r}]",
+                        f"{value!r} does not fit the model's {spec.describe()} ({dtype} holds {info.min}..{info.max})",
+                    )
         elif dtype.kind != "f":
             _fail(f"fixed_inputs[{name!r}]", f"the model's {spec.describe()} has dtype {dtype}, which fixed_inputs cannot feed")
         if isinstance(value, list):
@@ -171,10 +192,10 @@ def _check_logits(config: ModelConfig, spec: TensorSpec) -> None:
 def validate_config(config: ModelConfig, sig: ModelSignature) -> None:
     """Raise :class:`ConfigError` for the first way ``config`` does not fit ``sig``."""
     if isinstance(config.obs_input, dict):
-        obs_specs = [_check_input(sig, f"obs_input[{k!r}]", n) for k, n in config.obs_input.items()]
+        obs_specs = [_check_input(sig, f"obs_input[{k!r}]", n, config) for k, n in config.obs_input.items()]
     else:
-        obs_specs = [_check_input(sig, "obs_input", config.obs_input)]
-    logit_spec = _check_output(sig, "logit_output", config.logit_output)
+        obs_specs = [_check_input(sig, "obs_input", config.obs_input, config)]
+    logit_spec = _check_output(sig, "logit_output", config.logit_output, config)
     _check_states(config, sig)
 
     obs_names = [s.name for s in obs_specs]

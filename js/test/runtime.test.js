@@ -1,0 +1,139 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { PolicyError, PolicyRuntime, ort } from "../src/runtime/index.js";
+import { LSTM_CONFIG, model, observation } from "./helpers.js";
+
+const lstm = model("overcooked_lstm_rllib.onnx");
+const create = (config = {}, seed = 0, name) => PolicyRuntime.create({ model: lstm, config: { ...LSTM_CONFIG, ...config }, seed, name });
+
+async function bareRun(session, obs, h, c) {
+  return session.run({
+    obs: new ort.Tensor("float32", obs, [1, 116]),
+    state_in_0: h,
+    state_in_1: c,
+    seq_lens: new ort.Tensor("float32", Float32Array.of(1), [1]),
+  });
+}
+
+const close = (a, b, tol = 1e-6) => {
+  assert.equal(a.length, b.length);
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= tol, `index ${i}: ${a[i]} vs ${b[i]}`);
+};
+
+test("first step uses zero state; later steps carry it", async () => {
+  const runtime = await create();
+  const session = await ort.InferenceSession.create(lstm);
+  let h = new ort.Tensor("float32", new Float32Array(128), [1, 128]);
+  let c = new ort.Tensor("float32", new Float32Array(128), [1, 128]);
+  for (let k = 0; k < 4; k++) {
+    const bare = await bareRun(session, observation(116, k), h, c);
+    const out = await runtime.step(observation(116, k));
+    close(out.logits, bare.output.data);
+    close(out.states.state_out_0.data, bare.state_out_0.data);
+    ({ state_out_0: h, state_out_1: c } = bare);
+  }
+  assert.ok(Math.max(...h.data.map(Math.abs)) > 0.01);
+});
+
+test("reset returns to zero state; results do not alias later steps", async () => {
+  const runtime = await create();
+  const first = await runtime.step(observation(116, 0));
+  const kept = Float32Array.from(first.logits);
+  await runtime.step(observation(116, 1));
+  assert.deepEqual(Array.from(first.logits), Array.from(kept));
+  runtime.reset();
+  const again = await runtime.step(observation(116, 0));
+  assert.deepEqual(Array.from(again.logits), Array.from(kept));
+});
+
+test("agents do not share state", async () => {
+  const shared = await create({}, 3);
+  const alone = await create({}, 3);
+  for (let k = 0; k < 6; k++) {
+    await shared.step(observation(116, 100 + k), "b");
+    const a = await shared.step(observation(116, k), "a");
+    const b = await alone.step(observation(116, k), "a");
+    assert.deepEqual(Array.from(a.logits), Array.from(b.logits));
+    assert.equal(a.action, b.action);
+  }
+});
+
+test("snapshot/restore reproduces the continuation exactly", async () => {
+  const runtime = await create({}, 11);
+  for (let k = 0; k < 5; k++) await runtime.step(observation(116, k));
+  const snap = runtime.snapshot();
+  const original = [];
+  for (let k = 5; k < 12; k++) original.push(await runtime.step(observation(116, k)));
+  runtime.restore(snap);
+  for (let k = 5; k < 12; k++) {
+    const replay = await runtime.step(observation(116, k));
+    assert.equal(replay.action, original[k - 5].action);
+    assert.deepEqual(Array.from(replay.states.state_out_1.data), Array.from(original[k - 5].states.state_out_1.data));
+  }
+});
+
+test("boundaries follow reset_state", async () => {
+  for (const [mode, episode, scene] of [
+    ["episode", true, true],
+    ["scene", false, true],
+    ["never", false, false],
+  ]) {
+    const runtime = await create({ reset_state: mode });
+    assert.equal(runtime.boundary("episode"), episode, mode);
+    assert.equal(runtime.boundary("scene"), scene, mode);
+  }
+});
+
+test("the batch-4 export runs declaratively with batch_size 4", async () => {
+  const runtime = await PolicyRuntime.create({
+    model: model("cogrid_lstm_batch4.onnx"),
+    config: {
+      ...LSTM_CONFIG,
+      state_inputs: ["state_ins", "seq_lens"],
+      state_outputs: ["state_outs", "170"],
+      state_shapes: [
+        [4, 128],
+        [4, 128],
+      ],
+      fixed_inputs: {},
+      batch_size: 4,
+    },
+  });
+  const out = await runtime.step(observation(116, 0));
+  assert.equal(out.logits.length, 7);
+  assert.deepEqual(out.states.state_outs.dims, [4, 128]);
+});
+
+test("an ORT failure names the feeds sent and the graph's expectation", async () => {
+  const runtime = await PolicyRuntime.create({
+    model: model("cogrid_lstm_batch4.onnx"),
+    config: { ...LSTM_CONFIG, state_inputs: ["state_ins", "seq_lens"], state_outputs: ["state_outs", "170"], state_shapes: null, fixed_inputs: {} },
+    name: "cogrid",
+  });
+  await assert.rejects(runtime.step(observation(116, 0)), (error) => {
+    assert.ok(error instanceof PolicyError);
+    assert.equal(error.policy, "cogrid");
+    assert.match(error.message, /^policy 'cogrid', agent 'agent_0', step 0: onnxruntime-web failed: /);
+    assert.match(error.message, /feeds sent \(batch_size=1\):\n {4}obs {8}float32 {2}\[1, 116\]/);
+    assert.match(error.message, /the model expects:\n {4}obs {8}float32 {2}\[batch_size, 116\]/);
+    assert.match(error.message, /set batch_size/);
+    return true;
+  });
+});
+
+test("config names that are not in the model are reported", async () => {
+  await assert.rejects(create({ state_inputs: ["state_in_O", "state_in_1"] }, 0, "p"), /policy 'p': state_inputs\[0\]: the model has no input 'state_in_O'/);
+  await assert.rejects(create({ fixed_inputs: {} }, 0, "p"), /the model's input seq_lens float32 \[batch_size\] is not fed/);
+});
+
+test("a wrong observation size is named", async () => {
+  const runtime = await create();
+  await assert.rejects(runtime.step(new Float32Array(115)), /step 0: the observation has 115 values but input 'obs' takes 116 per row/);
+});
+
+test("a model that is not ONNX is reported", async () => {
+  await assert.rejects(
+    PolicyRuntime.create({ model: new Uint8Array([0, 1, 2, 3]), config: LSTM_CONFIG, name: "junk" }),
+    /policy 'junk': onnxruntime-web cannot load the model/,
+  );
+});

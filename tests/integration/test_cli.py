@@ -1,0 +1,64 @@
+"""``mug check-policy`` as a researcher runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import mug
+from tests.conftest import COGRID, LSTM, SLIME, requires_node
+
+
+def mug_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mug", *args], capture_output=True, text=True, timeout=600)
+
+
+@requires_node
+def test_check_policy_reports_signature_config_and_parity():
+    proc = mug_cli("check-policy", str(LSTM), "--steps", "30", "--reset-every", "10")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "state_in_0     float32  [batch_size, 128]" in out
+    assert '"state_outputs": [' in out
+    assert "== validation: ok" in out
+    assert "== python runtime: ok, 30 steps" in out
+    assert "== javascript runtime: ok, 30 steps" in out
+    assert "differing actions: 0" in out
+    assert "max |Δ| state_out_1:" in out
+    assert out.rstrip().endswith("RESULT: ok")
+
+
+@requires_node
+def test_check_policy_json():
+    proc = mug_cli("check-policy", str(SLIME), "--steps", "5", "--json")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0
+    assert report["ok"] is True
+    assert report["config"]["fixed_inputs"] == {"state_ins": 1}
+    assert report["parity"]["differing_actions"] == 0
+
+
+def test_check_policy_with_a_wrong_config_prints_the_validation_error(tmp_path):
+    bad = {**mug.ModelConfig.from_onnx(LSTM).to_dict(), "state_outputs": ["state_out_1", "state_out_0"]}
+    cfg = tmp_path / "policy.json"
+    cfg.write_text(json.dumps(bad))
+    proc = mug_cli("check-policy", str(LSTM), "--config", str(cfg))
+    assert proc.returncode == 1
+    assert (
+        "== validation: state_outputs: state_inputs[0]='state_in_0' is paired with state_outputs[0]='state_out_1'" in proc.stdout
+    )
+    assert "RESULT: FAILED" in proc.stdout
+
+
+def test_check_policy_on_the_batch4_export_explains_the_failure():
+    proc = mug_cli("check-policy", str(COGRID), "--steps", "3")
+    assert proc.returncode == 1
+    assert "== python runtime: failed: policy 'cogrid_lstm_batch4', agent 'agent_0', step 0: onnxruntime failed" in proc.stdout
+    assert "hint: an export whose graph hard-codes a batch size" in proc.stdout
+
+
+def test_check_policy_on_a_missing_file():
+    proc = mug_cli("check-policy", "no/such/model.onnx")
+    assert proc.returncode == 1
+    assert "== validation: onnx_path: no file at 'no/such/model.onnx'" in proc.stdout

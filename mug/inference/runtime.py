@@ -16,7 +16,7 @@ import numpy as np
 from mug.errors import ConfigError, PolicyError
 from mug.inference.backends import BACKENDS, open_backend
 from mug.inference.config import ModelConfig
-from mug.inference.sampling import Mulberry32, agent_seed, argmax_action, draw, probabilities, weights
+from mug.inference.sampling import Mulberry32, agent_seed, argmax_action, draw_action, softmax
 from mug.inference.signature import ModelSignature
 from mug.inference.tensors import ObservationEncoder, fixed_tensor, resolve_shape
 from mug.inference.validation import validate_config
@@ -37,30 +37,26 @@ class PolicyStep:
 
     ``states`` maps each state output name to the hidden state this step
     produced (the value fed back next step); its arrays are read-only.
-    ``probs`` (float64) is computed on first access.
+    ``probs`` (float64, softmax of ``logits / temperature``) is computed on
+    first access, off the stepping hot path.
     """
 
-    __slots__ = ("_probs", "_weights", "action", "logits", "states")
+    __slots__ = ("_probs", "_temperature", "action", "logits", "states")
 
     def __init__(
-        self,
-        action: int,
-        logits: np.ndarray,
-        probs: np.ndarray | None,
-        states: dict[str, np.ndarray],
-        weights: tuple[list[float], float] | None = None,
+        self, action: int, logits: np.ndarray, probs: np.ndarray | None, states: dict[str, np.ndarray], temperature: float = 1.0
     ) -> None:
         self.action = action
         self.logits = logits
         self.states = states
         self._probs = probs
-        self._weights = weights
+        self._temperature = temperature
 
     @property
     def probs(self) -> np.ndarray:
-        """Action probabilities: softmax of ``logits / temperature``."""
+        """Action probabilities."""
         if self._probs is None:
-            self._probs = probabilities(*self._weights)  # type: ignore[misc]
+            self._probs = softmax(self.logits, self._temperature)
         return self._probs
 
     def __repr__(self) -> str:
@@ -208,9 +204,8 @@ class PolicyRuntime:
                 action, probs = argmax_action(logits, self._temperature)
                 result = PolicyStep(action, logits, probs, dict(zip(self._state_outputs, states)))
             else:
-                e, total = weights(logits, self._temperature)
-                action = draw(e, total, agent.rng)
-                result = PolicyStep(action, logits, None, dict(zip(self._state_outputs, states)), (e, total))
+                action = draw_action(logits, self._temperature, agent.rng)
+                result = PolicyStep(action, logits, None, dict(zip(self._state_outputs, states)), self._temperature)
         except ValueError as exc:
             raise PolicyError(f"policy {self.name!r}, agent {agent_id!r}, step {agent.steps}: {exc}", policy=self.name) from exc
         agent.states = states

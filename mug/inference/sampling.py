@@ -36,7 +36,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["Mulberry32", "fnv1a32", "agent_seed", "softmax", "sample_action", "argmax_action", "weights", "draw"]
+__all__ = ["Mulberry32", "agent_seed", "argmax_action", "draw_action", "fnv1a32", "sample_action", "softmax"]
 
 _MASK = 0xFFFFFFFF
 _INCREMENT = 0x6D2B79F5
@@ -95,51 +95,49 @@ def agent_seed(seed: int, agent_id: object) -> int:
     return (seed ^ fnv1a32(str(agent_id))) & _MASK
 
 
-def weights(logits: Sequence[float] | np.ndarray, temperature: float = 1.0) -> tuple[list[float], float]:
-    """The unnormalised softmax weights ``e_i`` and their in-order sum ``S``.
-
-    ``S`` is summed in a plain loop: ``sum()`` compensates rounding on Python >= 3.12, JS does not.
-    """
-    values = logits.tolist() if type(logits) is np.ndarray else list(logits)
-    if temperature != 1.0:
-        values = [x / temperature for x in values]
-    m = max(values)
-    e = []
-    total = 0.0
-    for x in values:
-        v = _exp(x - m)
-        e.append(v)
-        total += v
-    if not math.isfinite(total):
-        raise ValueError(f"the logits are not all finite numbers: {[float(x) * temperature for x in values]}")
-    return e, total
+def _scaled(logits: Sequence[float] | np.ndarray, temperature: float) -> list[float]:
+    values = logits.tolist() if type(logits) is np.ndarray else [float(x) for x in logits]
+    return values if temperature == 1.0 else [x / temperature for x in values]
 
 
-def draw(e: list[float], total: float, rng: Mulberry32) -> int:
-    """The sampled index for weights ``e`` (one draw from ``rng``)."""
-    target = rng.random() * total
-    acc = 0.0
-    for i, v in enumerate(e):
-        acc += v
-        if target < acc:
-            return i
-    return len(e) - 1
-
-
-def probabilities(e: list[float], total: float) -> np.ndarray:
-    """``e_i / S`` as a float64 array."""
-    return np.array([v / total for v in e])
+def _not_finite(values: list[float], temperature: float) -> ValueError:
+    return ValueError(f"the logits are not all finite numbers: {[x * temperature for x in values]}")
 
 
 def softmax(logits: Sequence[float] | np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """Action probabilities (float64) from logits, as the module docstring defines."""
-    return probabilities(*weights(logits, temperature))
+    values = _scaled(logits, temperature)
+    m = max(values)
+    e = [_exp(x - m) for x in values]
+    total = 0.0
+    for v in e:
+        total += v
+    if not math.isfinite(total):
+        raise _not_finite(values, temperature)
+    return np.array([v / total for v in e])
+
+
+def draw_action(logits: Sequence[float] | np.ndarray, temperature: float, rng: Mulberry32) -> int:
+    """Sample an action index with one draw from ``rng`` (the hot path: no probabilities built)."""
+    values = _scaled(logits, temperature)
+    m = max(values)
+    running = []  # e_0, e_0 + e_1, ... summed in index order
+    total = 0.0
+    for x in values:
+        total += _exp(x - m)
+        running.append(total)
+    if not math.isfinite(total):
+        raise _not_finite(values, temperature)
+    target = rng.random() * total
+    for i, partial in enumerate(running):
+        if target < partial:
+            return i
+    return len(running) - 1
 
 
 def sample_action(logits: Sequence[float] | np.ndarray, temperature: float, rng: Mulberry32) -> tuple[int, np.ndarray]:
     """Draw an action; returns ``(action, probabilities)`` and advances ``rng`` once."""
-    e, total = weights(logits, temperature)
-    return draw(e, total, rng), probabilities(e, total)
+    return draw_action(logits, temperature, rng), softmax(logits, temperature)
 
 
 def argmax_action(logits: Sequence[float] | np.ndarray, temperature: float = 1.0) -> tuple[int, np.ndarray]:

@@ -41,16 +41,31 @@ class PolicyStep:
     first access, off the stepping hot path.
     """
 
-    __slots__ = ("_probs", "_temperature", "action", "logits", "states")
+    __slots__ = ("_names", "_probs", "_states", "_temperature", "_values", "action", "logits")
 
     def __init__(
-        self, action: int, logits: np.ndarray, probs: np.ndarray | None, states: dict[str, np.ndarray], temperature: float = 1.0
+        self,
+        action: int,
+        logits: np.ndarray,
+        probs: np.ndarray | None,
+        state_names: list[str],
+        state_values: list[np.ndarray],
+        temperature: float = 1.0,
     ) -> None:
         self.action = action
         self.logits = logits
-        self.states = states
         self._probs = probs
+        self._names = state_names
+        self._values = state_values
+        self._states: dict[str, np.ndarray] | None = None
         self._temperature = temperature
+
+    @property
+    def states(self) -> dict[str, np.ndarray]:
+        """Hidden state this step produced, by state output name (read-only arrays)."""
+        if self._states is None:
+            self._states = dict(zip(self._names, self._values))
+        return self._states
 
     @property
     def probs(self) -> np.ndarray:
@@ -202,10 +217,10 @@ class PolicyRuntime:
         try:
             if self._argmax:
                 action, probs = argmax_action(logits, self._temperature)
-                result = PolicyStep(action, logits, probs, dict(zip(self._state_outputs, states)))
+                result = PolicyStep(action, logits, probs, self._state_outputs, states)
             else:
                 action = draw_action(logits, self._temperature, agent.rng)
-                result = PolicyStep(action, logits, None, dict(zip(self._state_outputs, states)), self._temperature)
+                result = PolicyStep(action, logits, None, self._state_outputs, states, self._temperature)
         except ValueError as exc:
             raise PolicyError(f"policy {self.name!r}, agent {agent_id!r}, step {agent.steps}: {exc}", policy=self.name) from exc
         agent.states = states

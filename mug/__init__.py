@@ -4,13 +4,53 @@ Public API::
 
     mug.ModelConfig     declarative ONNX policy config (from_onnx, validate, signature)
     mug.PolicyRuntime   runs a ModelConfig in Python (ONNX Runtime or onnx.reference)
+    mug.GymScene        an environment scene, built with chained methods
+    mug.Human, mug.Random                       policy values for GymScene.policies
+    mug.StartScene, mug.TextScene, mug.EndScene, mug.SurveyScene (FreeText, Likert, MultipleChoice)
+    mug.Stager, mug.RandomizeOrder, mug.RepeatScene   the study sequence
     mug.ConfigError     a configuration value is wrong (names the field)
     mug.PolicyError     running a policy failed
 """
 
 from mug.errors import ConfigError, MugError, PolicyError
 from mug.inference import ModelConfig, PolicyRuntime, PolicyStep
+from mug.scenes import (
+    EndScene,
+    FreeText,
+    GymScene,
+    Human,
+    Likert,
+    MultipleChoice,
+    Random,
+    RandomizeOrder,
+    RepeatScene,
+    Stager,
+    StartScene,
+    SurveyScene,
+    TextScene,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["ConfigError", "MugError", "PolicyError", "ModelConfig", "PolicyRuntime", "PolicyStep", "__version__"]
+__all__ = [
+    "ConfigError",
+    "EndScene",
+    "FreeText",
+    "GymScene",
+    "Human",
+    "Likert",
+    "ModelConfig",
+    "MugError",
+    "MultipleChoice",
+    "PolicyError",
+    "PolicyRuntime",
+    "PolicyStep",
+    "Random",
+    "RandomizeOrder",
+    "RepeatScene",
+    "Stager",
+    "StartScene",
+    "SurveyScene",
+    "TextScene",
+    "__version__",
+]

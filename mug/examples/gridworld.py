@@ -1,0 +1,127 @@
+"""``CoinGrid``: a small cooperative two-agent gridworld with the PettingZoo Parallel API (no PettingZoo needed).
+
+Two agents move on a ``size`` x ``size`` grid and share the reward for every
+coin either of them picks up. The episode ends when all coins are gone
+(terminated) or after ``max_steps`` (truncated).
+
+Observation of each agent (float32, ``4 + size*size`` values): its own
+(row, col) and the partner's, scaled to [0, 1], then the coin map.
+Actions: 0 stay, 1 up, 2 down, 3 left, 4 right.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+
+__all__ = ["CoinGrid"]
+
+MOVES = {0: (0, 0), 1: (-1, 0), 2: (1, 0), 3: (0, -1), 4: (0, 1)}
+COLORS = {"agent_0": "#1f77b4", "agent_1": "#d62728"}
+
+
+class CoinGrid:
+    """The environment (see module docstring). ``render_mode`` may be ``"rgb_array"``."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "name": "coin_grid_v0"}
+
+    def __init__(
+        self, size: int = 5, coins: int = 4, max_steps: int = 100, render_mode: str | None = None, cell: int = 32
+    ) -> None:
+        if size < 2 or not 1 <= coins <= size * size - 2:
+            raise ValueError(f"CoinGrid: need size >= 2 and 1 <= coins <= size*size - 2, got size={size}, coins={coins}")
+        self.size, self.n_coins, self.max_steps, self.render_mode, self.cell = size, coins, max_steps, render_mode, cell
+        self.possible_agents = ["agent_0", "agent_1"]
+        self.agents: list[str] = []
+        n = 4 + size * size
+        self.observation_spaces = {a: spaces.Box(0.0, 1.0, (n,), np.float32) for a in self.possible_agents}
+        self.action_spaces = {a: spaces.Discrete(5) for a in self.possible_agents}
+        self.positions: dict[str, tuple[int, int]] = {}
+        self.coins = np.zeros((size, size), dtype=bool)
+        self.steps = 0
+        self._rng = np.random.default_rng()
+
+    def observation_space(self, agent: str) -> spaces.Box:
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Discrete:
+        return self.action_spaces[agent]
+
+    def _observe(self, agent: str) -> np.ndarray:
+        other = "agent_1" if agent == "agent_0" else "agent_0"
+        scale = self.size - 1
+        head = [*self.positions[agent], *self.positions[other]]
+        return np.concatenate([np.asarray(head, np.float32) / scale, self.coins.ravel().astype(np.float32)])
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+        self._rng = np.random.default_rng(seed)
+        self.agents = list(self.possible_agents)
+        self.steps = 0
+        cells = self._rng.permutation(self.size * self.size)[: 2 + self.n_coins]
+        to_rc = lambda i: (int(i) // self.size, int(i) % self.size)  # noqa: E731
+        self.positions = {"agent_0": to_rc(cells[0]), "agent_1": to_rc(cells[1])}
+        self.coins[:] = False
+        for i in cells[2:]:
+            self.coins[to_rc(i)] = True
+        return {a: self._observe(a) for a in self.agents}, {a: {} for a in self.agents}
+
+    def step(self, actions: dict[str, int]) -> tuple[dict, dict, dict, dict, dict]:
+        reward = 0.0
+        for agent in self.agents:
+            dr, dc = MOVES[int(actions[agent])]
+            r, c = self.positions[agent]
+            r, c = min(max(r + dr, 0), self.size - 1), min(max(c + dc, 0), self.size - 1)
+            self.positions[agent] = (r, c)
+            if self.coins[r, c]:
+                self.coins[r, c] = False
+                reward += 1.0
+        self.steps += 1
+        done = not self.coins.any()
+        cut = self.steps >= self.max_steps
+        agents = list(self.agents)
+        obs = {a: self._observe(a) for a in agents}
+        result = (
+            obs,
+            dict.fromkeys(agents, reward),
+            dict.fromkeys(agents, done),
+            dict.fromkeys(agents, cut and not done),
+            {a: {"coins_left": int(self.coins.sum())} for a in agents},
+        )
+        if done or cut:
+            self.agents = []
+        return result
+
+    def render(self) -> np.ndarray | None:
+        """An RGB image of the grid (white cells, gold coins, coloured agents)."""
+        if self.render_mode != "rgb_array":
+            return None
+        c = self.cell
+        image = np.full((self.size * c, self.size * c, 3), 255, dtype=np.uint8)
+        image[::c, :, :] = 200
+        image[:, ::c, :] = 200
+        for r, col in zip(*np.nonzero(self.coins)):
+            image[r * c + c // 3 : r * c + 2 * c // 3, col * c + c // 3 : col * c + 2 * c // 3] = (230, 180, 0)
+        for agent, (r, col) in self.positions.items():
+            rgb = tuple(int(COLORS[agent][i : i + 2], 16) for i in (1, 3, 5))
+            image[r * c + 4 : (r + 1) * c - 4, col * c + 4 : (col + 1) * c - 4] = rgb
+        return image
+
+    def draw(self, surface: Any) -> None:
+        """Draw with MUG's Surface: static grid lines persist, agents move, coins vanish."""
+        c = self.cell
+        for i in range(self.size + 1):
+            surface.line([(0, i * c), (self.size * c, i * c)], color="#c8c8c8", id=f"h{i}")
+            surface.line([(i * c, 0), (i * c, self.size * c)], color="#c8c8c8", id=f"v{i}")
+        for r in range(self.size):
+            for col in range(self.size):
+                if self.coins[r, col]:
+                    surface.circle(col * c + c / 2, r * c + c / 2, c / 6, color="#e6b400", id=f"coin{r}_{col}")
+                else:
+                    surface.remove(f"coin{r}_{col}")
+        for agent, (r, col) in self.positions.items():
+            surface.rect(col * c + 4, r * c + 4, c - 8, c - 8, color=COLORS[agent], id=agent, depth=1)
+
+    def close(self) -> None:
+        pass

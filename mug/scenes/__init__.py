@@ -1,0 +1,26 @@
+"""Scenes and the study sequence."""
+
+from mug.scenes.base import Scene
+from mug.scenes.gym_scene import GymScene
+from mug.scenes.policies import Human, Random
+from mug.scenes.stager import RandomizeOrder, RepeatScene, Stager, StagerRun
+from mug.scenes.static import EndScene, StartScene, TextScene
+from mug.scenes.survey import FreeText, Likert, MultipleChoice, SurveyScene
+
+__all__ = [
+    "EndScene",
+    "FreeText",
+    "GymScene",
+    "Human",
+    "Likert",
+    "MultipleChoice",
+    "Random",
+    "RandomizeOrder",
+    "RepeatScene",
+    "Scene",
+    "Stager",
+    "StagerRun",
+    "StartScene",
+    "SurveyScene",
+    "TextScene",
+]

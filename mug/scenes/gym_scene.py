@@ -1,0 +1,466 @@
+"""``GymScene``: an environment scene, configured by chained builder methods.
+
+Every builder method checks its arguments when it is called and raises
+:class:`~mug.ConfigError` naming the field, so a mistake shows up in the
+notebook cell that made it, not in a participant's browser.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from mug.errors import ConfigError, did_you_mean
+from mug.scenes.base import Scene
+from mug.scenes.policies import PolicySpec, policy_spec
+from mug.session.envs import EnvAdapter
+from mug.session.inputs import keys_of
+
+__all__ = ["GymScene"]
+
+_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+RENDER_MODES = ("rgb_array", "surface")
+ENCODINGS = ("png", "zlib", "raw")
+INPUT_MODES = ("pressed_keys", "single_keystroke")
+STEP_MODES = ("realtime", "lockstep")
+
+
+def _int(value: Any, field: str, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in {low}..{high}"
+        raise ConfigError(f"{field}: expected an integer {bound}, got {value!r}", field=field)
+    return int(value)
+
+
+def _choice(value: Any, field: str, options: tuple[str, ...]) -> str:
+    if value not in options:
+        raise ConfigError(
+            f"{field}: expected one of {list(options)}, got {value!r}.{did_you_mean(str(value), options)}", field=field
+        )
+    return value
+
+
+def _discrete_n(space: Any) -> int | None:
+    n = getattr(space, "n", None)
+    return int(n) if isinstance(n, numbers.Integral) and not hasattr(space, "nvec") else None
+
+
+def _obs_size(space: Any) -> int | None:
+    try:
+        from gymnasium.spaces import flatdim
+
+        return int(flatdim(space))
+    except Exception:  # not a gymnasium space, or one without a flat size
+        return None
+
+
+class GymScene(Scene):
+    """An environment scene: who plays which agent, how inputs map to actions, how it is drawn.
+
+    Example::
+
+        scene = (
+            mug.GymScene("cartpole")
+            .environment("CartPole-v1", seed=7)
+            .policies({"agent_0": mug.Human})
+            .gameplay(action_mapping={"ArrowLeft": 0, "ArrowRight": 1}, num_episodes=3, max_steps=500)
+            .rendering(fps=30)
+        )
+    """
+
+    kind = "gym"
+
+    def __init__(self, scene_id: str) -> None:
+        super().__init__(scene_id)
+        self.env_creator: Callable[..., Any] | str | None = None
+        self.env_config: dict[str, Any] = {}
+        self.seed = 0
+        self.agents: list[str] = []
+        self._action_spaces: dict[str, Any] = {}
+        self._obs_spaces: dict[str, Any] = {}
+        self.policy_specs: dict[str, PolicySpec] = {}
+        self.action_mapping: dict[str, int] = {}
+        self.num_episodes = 1
+        self.max_steps: int | None = None
+        self.default_action: Any = 0
+        self.input_mode = "pressed_keys"
+        self.step_mode = "realtime"
+        self.frame_skip = 1
+        self.hud: Callable[..., str] | None = None
+        self.fps = 30
+        self.width, self.height = 600, 400
+        self.background = "#ffffff"
+        self.render_mode = "rgb_array"
+        self.encoding = "png"
+        self.draw: Callable[..., Any] | None = None
+        self.asset_dir: Path | None = None
+        self.images: dict[str, str] = {}
+        self.header, self.body, self.controls = "", "", ""
+        self.policy_seed = 0
+        self.act_timeout_s: float | None = None
+        self.waitroom_timeout_s = 120.0
+        self.waitroom_message = "Waiting for other participants..."
+        self.group_size: int | None = None
+        self.record_observations = False
+        self.record_infos = True
+        self.record_policy_outputs = True
+
+    # -- environment --------------------------------------------------------------------
+
+    def environment(
+        self, env_creator: Callable[..., Any] | str, env_config: Mapping[str, Any] | None = None, seed: int = 0
+    ) -> GymScene:
+        """The environment: a Gymnasium id (``"CartPole-v1"``) or a callable ``env_creator(**env_config)``.
+
+        ``seed`` is the scene seed; episode *k* is reset with a seed derived
+        from it and *k*. One env is created here to read its agents and spaces.
+        """
+        if not (isinstance(env_creator, str) or callable(env_creator)):
+            raise ConfigError(
+                f"env_creator: expected a Gymnasium id or a callable returning an env, got {env_creator!r}", field="env_creator"
+            )
+        if env_config is not None and not isinstance(env_config, Mapping):
+            raise ConfigError(f"env_config: expected a dict of keyword arguments, got {env_config!r}", field="env_config")
+        self.seed = _int(seed, "seed", 0, 2**31 - 1)
+        self.env_creator, self.env_config = env_creator, dict(env_config or {})
+        try:
+            adapter = self.make_env(render=False)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(
+                f"env_creator: creating the environment failed: {type(exc).__name__}: {exc}", field="env_creator"
+            ) from exc
+        try:
+            for method in ("reset", "step"):
+                if not callable(getattr(adapter.env, method, None)):
+                    raise ConfigError(f"env_creator: the environment has no {method}() method", field="env_creator")
+            self.agents = list(adapter.agents)
+            self._action_spaces = {a: adapter.action_space(a) for a in self.agents}
+            self._obs_spaces = {a: adapter.observation_space(a) for a in self.agents}
+        finally:
+            adapter.close()
+        self.policy_specs = {}
+        return self
+
+    def make_env(self, *, render: bool = True) -> EnvAdapter:
+        """A new environment for one session (``render=True`` asks Gymnasium ids for ``rgb_array`` frames)."""
+        if self.env_creator is None:
+            raise ConfigError(f"scene {self.scene_id!r}: call .environment(...) first", field="environment")
+        if isinstance(self.env_creator, str):
+            import gymnasium
+
+            kwargs = dict(self.env_config)
+            if render and self.render_mode == "rgb_array":
+                kwargs.setdefault("render_mode", "rgb_array")
+            try:
+                return EnvAdapter(gymnasium.make(self.env_creator, **kwargs))
+            except gymnasium.error.Error as exc:
+                ids = list(gymnasium.registry)
+                raise ConfigError(
+                    f"env_creator: Gymnasium cannot make {self.env_creator!r}: {exc}.{did_you_mean(self.env_creator, ids)}",
+                    field="env_creator",
+                ) from exc
+        return EnvAdapter(self.env_creator(**self.env_config))
+
+    def _need_env(self, method: str) -> None:
+        if not self.agents:
+            raise ConfigError(
+                f"{method}: call .environment(...) before .{method}(...) so agents and spaces are known", field=method
+            )
+
+    def action_space(self, agent: str) -> Any:
+        """The action space of ``agent``."""
+        return self._action_spaces[agent]
+
+    # -- who plays ----------------------------------------------------------------------
+
+    def policies(self, policy_mapping: Mapping[str, Any], inference: str | Mapping[str, str] = "client") -> GymScene:
+        """Who acts for each agent: ``mug.Human``, ``mug.Random``, a ``ModelConfig`` or a callable.
+
+        ``inference`` says where ``ModelConfig`` policies run: ``"client"`` (the
+        participant's browser, default) or ``"server"``; a dict sets it per agent.
+        Callables ``fn(observation, agent_id) -> action`` always run on the server.
+        """
+        self._need_env("policies")
+        if not isinstance(policy_mapping, Mapping) or not policy_mapping:
+            raise ConfigError(
+                f"policy_mapping: expected a dict of agent id -> policy, got {policy_mapping!r}", field="policy_mapping"
+            )
+        for agent in policy_mapping:
+            if agent not in self.agents:
+                raise ConfigError(
+                    f"policy_mapping: the environment has no agent {agent!r}.{did_you_mean(str(agent), self.agents)} "
+                    f"Agents: {self.agents}",
+                    field="policy_mapping",
+                )
+        missing = [a for a in self.agents if a not in policy_mapping]
+        if missing:
+            raise ConfigError(f"policy_mapping: no policy for agent(s) {missing}; every agent needs one", field="policy_mapping")
+        specs = {}
+        for agent, value in policy_mapping.items():
+            where = inference.get(agent, "client") if isinstance(inference, Mapping) else inference
+            _choice(where, f"inference[{agent!r}]" if isinstance(inference, Mapping) else "inference", ("client", "server"))
+            spec = policy_spec(agent, value, where)
+            if spec.kind == "model":
+                self._check_model_fits(agent, spec)
+            specs[agent] = spec
+        self.policy_specs = specs
+        self._check_humans()
+        return self
+
+    def _check_model_fits(self, agent: str, spec: PolicySpec) -> None:
+        config = spec.config
+        assert config is not None
+        n = _discrete_n(self._action_spaces[agent])
+        if n is not None and config.num_actions is not None and config.num_actions != n:
+            raise ConfigError(
+                f"policies[{agent!r}]: the model has {config.num_actions} actions but the agent's action space has {n}",
+                field="policies",
+            )
+        expected = _obs_size(self._obs_spaces[agent])
+        if expected is not None and isinstance(config.obs_input, str):
+            shape = config.signature().input(config.obs_input).shape or ()
+            per_row = math.prod(d for d in shape[1:] if isinstance(d, int)) if len(shape) > 1 else None
+            if per_row is not None and all(isinstance(d, int) for d in shape[1:]) and per_row != expected:
+                raise ConfigError(
+                    f"policies[{agent!r}]: the model's input {config.obs_input!r} takes {per_row} values per step but the "
+                    f"agent's observation space flattens to {expected}",
+                    field="policies",
+                )
+
+    @property
+    def humans(self) -> list[str]:
+        """Agents played by participants."""
+        return [a for a, s in self.policy_specs.items() if s.kind == "human"]
+
+    def _check_humans(self) -> None:
+        humans = self.humans
+        if self.group_size is None and len(humans) > 1:
+            raise ConfigError(
+                f"policies: {len(humans)} agents are mug.Human ({humans}); several participants in one session need "
+                ".multiplayer(group_size=...)",
+                field="policies",
+            )
+        if self.group_size is not None and self.policy_specs and len(humans) != self.group_size:
+            raise ConfigError(
+                f"multiplayer: group_size={self.group_size} but {len(humans)} agents are mug.Human ({humans}); "
+                "each participant plays one Human agent",
+                field="group_size",
+            )
+
+    # -- play ---------------------------------------------------------------------------
+
+    def gameplay(
+        self,
+        action_mapping: Mapping[str, int] | None = None,
+        num_episodes: int = 1,
+        max_steps: int | None = None,
+        default_action: Any = 0,
+        input_mode: str = "pressed_keys",
+        mode: str = "realtime",
+        frame_skip: int = 1,
+        hud: Callable[..., str] | None = None,
+    ) -> GymScene:
+        """How the scene plays.
+
+        Args:
+            action_mapping: keyboard key (``KeyboardEvent.key``) -> action for
+                Human agents; ``"ArrowUp+ArrowLeft"`` maps a key combination.
+            num_episodes: episodes in the scene.
+            max_steps: steps after which an episode is cut (truncated).
+            default_action: action when a human presses nothing (and for
+                missing actions in realtime mode at the first step).
+            input_mode: ``"pressed_keys"`` (keys held now) or
+                ``"single_keystroke"`` (one key press, one action).
+            mode: ``"realtime"`` (the env steps on every frame tick; a missing
+                action is the agent's previous one) or ``"lockstep"`` (waits
+                for every action).
+            frame_skip: env steps per decision (the action repeats).
+            hud: ``hud(env, info) -> str`` text shown above the scene; ``info``
+                has ``episode``, ``step`` and ``rewards`` (episode totals per agent).
+        """
+        self._need_env("gameplay")
+        mapping = dict(action_mapping or {})
+        humans = self.humans or [a for a in self.agents]
+        combos: dict[frozenset[str], str] = {}
+        for combo, action in mapping.items():
+            if not isinstance(combo, str) or not combo or (combo != "+" and "" in combo.split("+")):
+                raise ConfigError(
+                    f"action_mapping: {combo!r} is not a key name or a 'Key+Key' combination", field="action_mapping"
+                )
+            keys = keys_of(combo)
+            if keys in combos:
+                raise ConfigError(
+                    f"action_mapping: {combo!r} and {combos[keys]!r} are the same key combination", field="action_mapping"
+                )
+            combos[keys] = combo
+            for agent in humans:
+                self._check_action(agent, action, f"action_mapping[{combo!r}]")
+        for agent in self.agents:
+            self._check_action(agent, default_action, "default_action")
+        if self.humans and not mapping:
+            raise ConfigError("action_mapping: Human agents need an action_mapping of keys to actions", field="action_mapping")
+        self.action_mapping = mapping
+        self.num_episodes = _int(num_episodes, "num_episodes", 1, 100_000)
+        self.max_steps = None if max_steps is None else _int(max_steps, "max_steps", 1)
+        self.default_action = default_action
+        self.input_mode = _choice(input_mode, "input_mode", INPUT_MODES)
+        self.step_mode = _choice(mode, "mode", STEP_MODES)
+        self.frame_skip = _int(frame_skip, "frame_skip", 1, 100)
+        if hud is not None and not callable(hud):
+            raise ConfigError(f"hud: expected a callable hud(env, info) -> str, got {hud!r}", field="hud")
+        self.hud = hud
+        return self
+
+    def _check_action(self, agent: str, action: Any, field: str) -> None:
+        space = self._action_spaces[agent]
+        n = _discrete_n(space)
+        if n is not None:
+            if isinstance(action, bool) or not isinstance(action, numbers.Integral) or not 0 <= action < n:
+                raise ConfigError(
+                    f"{field}: {action!r} is not an action of agent {agent!r} (Discrete({n}): 0..{n - 1})", field=field
+                )
+        elif hasattr(space, "contains"):
+            try:
+                ok = space.contains(action)
+            except Exception:
+                ok = False
+            if not ok:
+                raise ConfigError(f"{field}: {action!r} is not in agent {agent!r}'s action space {space}", field=field)
+
+    # -- looks --------------------------------------------------------------------------
+
+    def rendering(
+        self,
+        fps: int = 30,
+        width: int = 600,
+        height: int = 400,
+        background: str = "#ffffff",
+        mode: str = "rgb_array",
+        draw: Callable[..., Any] | None = None,
+        encoding: str = "png",
+    ) -> GymScene:
+        """How frames are drawn and how often.
+
+        ``mode="rgb_array"`` sends ``env.render()`` images (no drawing code);
+        ``mode="surface"`` calls ``draw(env, surface)`` each frame with a
+        :class:`~mug.rendering.Surface`. ``encoding`` is how rgb frames travel:
+        ``"png"`` (default), ``"zlib"`` or ``"raw"`` (see benchmarks/engine.py).
+        """
+        self.fps = _int(fps, "fps", 1, 120)
+        self.width = _int(width, "width", 16, 4096)
+        self.height = _int(height, "height", 16, 4096)
+        if not isinstance(background, str) or not _COLOR.match(background):
+            raise ConfigError(f"background: expected a color like '#ffffff' or '#fff', got {background!r}", field="background")
+        self.background = background
+        self.render_mode = _choice(mode, "mode", RENDER_MODES)
+        if draw is not None and not callable(draw):
+            raise ConfigError(f"draw: expected a callable draw(env, surface), got {draw!r}", field="draw")
+        if self.render_mode == "surface" and draw is None:
+            raise ConfigError("draw: mode='surface' needs draw=callable(env, surface) that draws each frame", field="draw")
+        self.draw = draw
+        self.encoding = _choice(encoding, "encoding", ENCODINGS)
+        return self
+
+    def assets(self, directory: str | Path | None = None, images: Mapping[str, str] | None = None) -> GymScene:
+        """Image files for ``surface.image(...)``: ``images`` maps a name to a path inside ``directory``."""
+        images = dict(images or {})
+        if images and directory is None:
+            raise ConfigError("assets: images need the directory they are in", field="directory")
+        root = None
+        if directory is not None:
+            root = Path(directory).resolve()
+            if not root.is_dir():
+                raise ConfigError(f"directory: {str(directory)!r} is not a directory", field="directory")
+        for name, rel in images.items():
+            if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9_.-]{1,64}$", name):
+                raise ConfigError(f"images: {name!r} is not a valid image name (letters, digits, '_', '.', '-')", field="images")
+            path = (root / rel).resolve()  # type: ignore[operator]
+            if root not in path.parents or not path.is_file():
+                raise ConfigError(f"images[{name!r}]: {rel!r} is not a file inside {str(root)!r}", field="images")
+        self.asset_dir, self.images = root, images
+        return self
+
+    def content(self, header: str = "", body: str = "", controls: str = "") -> GymScene:
+        """Text around the game: a header, a body (HTML) and a line about the controls."""
+        for field, value in (("header", header), ("body", body), ("controls", controls)):
+            if not isinstance(value, str):
+                raise ConfigError(f"{field}: expected a string, got {value!r}", field=field)
+        self.header, self.body, self.controls = header, body, controls
+        return self
+
+    # -- machinery ----------------------------------------------------------------------
+
+    def runtime(self, policy_seed: int = 0, act_timeout_s: float | None = None) -> GymScene:
+        """Policy seeding and waiting: ``policy_seed`` seeds every policy's sampling;
+        ``act_timeout_s`` (lockstep) is how long to wait for a client before its agents take their default action."""
+        self.policy_seed = _int(policy_seed, "policy_seed", 0, 2**32 - 1)
+        if act_timeout_s is not None and (
+            isinstance(act_timeout_s, bool) or not isinstance(act_timeout_s, (int, float)) or act_timeout_s <= 0
+        ):
+            raise ConfigError(
+                f"act_timeout_s: expected a number of seconds > 0 or None, got {act_timeout_s!r}", field="act_timeout_s"
+            )
+        self.act_timeout_s = act_timeout_s
+        return self
+
+    def waitroom(self, timeout_s: float = 120.0, message: str = "Waiting for other participants...") -> GymScene:
+        """How long participants wait for their group, and what they see meanwhile."""
+        if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not 1 <= timeout_s <= 3600:
+            raise ConfigError(f"timeout_s: expected seconds in 1..3600, got {timeout_s!r}", field="timeout_s")
+        if not isinstance(message, str):
+            raise ConfigError(f"message: expected a string, got {message!r}", field="message")
+        self.waitroom_timeout_s, self.waitroom_message = float(timeout_s), message
+        return self
+
+    def multiplayer(self, group_size: int) -> GymScene:
+        """Several participants in one session: ``group_size`` humans, one Human agent each."""
+        self.group_size = _int(group_size, "group_size", 2, 16)
+        self._check_humans()
+        return self
+
+    def data(self, record_observations: bool = False, record_infos: bool = True, record_policy_outputs: bool = True) -> GymScene:
+        """What each recorded step keeps besides actions and rewards."""
+        for field, value in (
+            ("record_observations", record_observations),
+            ("record_infos", record_infos),
+            ("record_policy_outputs", record_policy_outputs),
+        ):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{field}: expected True or False, got {value!r}", field=field)
+        self.record_observations, self.record_infos, self.record_policy_outputs = (
+            record_observations,
+            record_infos,
+            record_policy_outputs,
+        )
+        return self
+
+    def check_ready(self) -> None:
+        """Raise ``ConfigError`` if the scene cannot run yet (no environment or no policies)."""
+        self._need_env("policies")
+        if not self.policy_specs:
+            raise ConfigError(f"scene {self.scene_id!r}: call .policies(...) to say who plays each agent", field="policies")
+
+    def client_metadata(self) -> dict[str, Any]:
+        return {
+            **super().client_metadata(),
+            "header": self.header,
+            "body": self.body,
+            "controls": self.controls,
+            "agents": self.agents,
+            "policies": {a: s.client_metadata() for a, s in self.policy_specs.items()},
+            "input_mode": self.input_mode,
+            "keys": sorted({k for combo in self.action_mapping for k in keys_of(combo)}),
+            "mode": self.step_mode,
+            "fps": self.fps,
+            "width": self.width,
+            "height": self.height,
+            "background": self.background,
+            "render_mode": self.render_mode,
+            "images": sorted(self.images),
+        }

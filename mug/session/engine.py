@@ -1,0 +1,412 @@
+"""``GameSession``: the one episode loop, shared by the notebook preview and the participant server.
+
+The engine steps the environment, gathers each agent's action (a human's keys,
+a browser-side policy's ``act``, a server-side policy, or a random draw),
+renders, and records. It talks to its clients only through a
+:class:`~mug.session.transport.Transport` and :mod:`~mug.session.messages`,
+so it does not know whether a client is a widget or a web page.
+
+The host drives time: ``receive()`` for every inbound message and ``tick()``
+once per frame (``1 / fps`` seconds). In ``lockstep`` mode the env steps as
+soon as every client has acted for the current step; ``tick()`` only applies
+``act_timeout_s``. In ``realtime`` mode every ``tick()`` steps the env with
+what has arrived: a human's held keys, else each agent's previous action,
+else the default action.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mug.errors import MugError, PolicyError
+from mug.inference.runtime import PolicyRuntime
+from mug.inference.sampling import fnv1a32
+from mug.rendering.frames import encode_rgb
+from mug.rendering.surface import Surface
+from mug.session.inputs import KeyMap
+from mug.session.messages import MAX_MESSAGE_BYTES, MessageError, decode_inbound, jsonable, tensor_ref
+from mug.session.recording import Recorder
+from mug.session.transport import Transport
+
+if TYPE_CHECKING:
+    from mug.scenes.gym_scene import GymScene
+
+__all__ = ["GameSession", "episode_seed"]
+
+log = logging.getLogger("mug.session")
+
+
+def episode_seed(scene_seed: int, episode: int) -> int:
+    """The env seed of episode ``episode``: ``SeedSequence([scene_seed, episode])``'s first 32-bit word."""
+    return int(np.random.SeedSequence([scene_seed, episode]).generate_state(1)[0])
+
+
+def _observation_ref(obs: Any, buffers: list[bytes]) -> dict[str, Any]:
+    if isinstance(obs, dict):
+        return {"dict": {str(k): tensor_ref(np.asarray(v), buffers) for k, v in obs.items()}}
+    return tensor_ref(np.asarray(obs), buffers)
+
+
+class GameSession:
+    """Runs one :class:`~mug.GymScene` for one group of clients.
+
+    Args:
+        scene: a ready scene (environment and policies set).
+        clients: client ids; client *i* plays the scene's *i*-th Human agent.
+            The first client also runs every browser-side (``client``) policy.
+        transport: sends messages to clients.
+        recorder: receives every event (optional).
+        clock: seconds since the epoch (inject a fake one for reproducible records).
+        session_id: recorded with every event.
+    """
+
+    def __init__(
+        self,
+        scene: GymScene,
+        clients: Sequence[str],
+        transport: Transport,
+        recorder: Recorder | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        session_id: str = "session",
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+    ) -> None:
+        scene.check_ready()
+        humans = scene.humans
+        if len(clients) != max(1, len(humans)) or len(set(clients)) != len(clients):
+            raise MugError(
+                f"scene {scene.scene_id!r} has {len(humans)} Human agent(s) {humans}; it needs {max(1, len(humans))} distinct client(s), got {list(clients)}"
+            )
+        self.scene, self.transport, self.recorder, self.clock = scene, transport, recorder, clock
+        self.session_id, self.max_message_bytes = session_id, max_message_bytes
+        self.clients = list(clients)
+        self.human_of = {c: [h] for c, h in zip(self.clients, humans)}
+        self.client_models = [a for a, s in scene.policy_specs.items() if s.kind == "model" and s.where == "client"]
+        self.runs_models = {c: (self.client_models if i == 0 else []) for i, c in enumerate(self.clients)}
+        self.env = scene.make_env()
+        self.keymap = KeyMap(scene.action_mapping, scene.default_action)
+        self.surface = Surface(scene.width, scene.height, scene.images) if scene.render_mode == "surface" else None
+        self._runtimes: dict[str, PolicyRuntime] = {}
+        shared: dict[int, PolicyRuntime] = {}
+        for agent, spec in scene.policy_specs.items():
+            if spec.kind == "model" and spec.where == "server":
+                key = id(spec.config)
+                if key not in shared:
+                    shared[key] = PolicyRuntime(spec.config, seed=scene.policy_seed, name=agent)  # type: ignore[arg-type]
+                self._runtimes[agent] = shared[key]
+            elif spec.kind == "random":
+                scene.action_space(agent).seed(
+                    int(np.random.SeedSequence([scene.policy_seed, fnv1a32(agent)]).generate_state(1)[0])
+                )
+        self.episode = -1
+        self.step_index = 0
+        self.decision = 0
+        self.done = False
+        self.failure: str | None = None
+        self._obs: dict[str, Any] = {}
+        self._pending: dict[str, tuple[Any, dict[str, Any]]] = {}
+        self._acted: set[str] = set()
+        self._held: dict[str, list[str]] = {c: [] for c in self.clients}
+        self._presses: dict[str, list[str]] = {c: [] for c in self.clients}
+        self._previous: dict[str, Any] = {}
+        self._totals: dict[str, float] = {}
+        self._step_started = clock()
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Send the scene to every client and begin the first episode."""
+        self._record("scene_start", {"agents": self.scene.agents, "clients": self.clients, "seed": self.scene.seed})
+        for runtime in set(self._runtimes.values()):
+            runtime.boundary("scene")
+        for client in self.clients:
+            self._send_scene(client)
+        self._begin_episode()
+
+    def _send_scene(self, client: str) -> None:
+        meta = self.scene.client_metadata()
+        meta["you"] = {"client_id": client, "humans": self.human_of.get(client, []), "runs_policies": self.runs_models[client]}
+        self.transport.send(client, {"type": "scene", "scene": meta, "session_id": self.session_id}, [])
+
+    def _begin_episode(self) -> None:
+        self.episode += 1
+        seed = episode_seed(self.scene.seed, self.episode)
+        try:
+            self._obs, _ = self.env.reset(seed)
+        except Exception as exc:
+            self._fail("env_error", f"env.reset(seed={seed}) failed: {type(exc).__name__}: {exc}")
+            return
+        self.step_index = self.decision = 0
+        self._totals = dict.fromkeys(self.scene.agents, 0.0)
+        self._previous = {}
+        for agent, runtime in self._runtimes.items():
+            runtime.boundary("episode", agent)
+        self._record("episode_start", {"episode": self.episode, "seed": seed})
+        self._send_frame()
+
+    def _end_episode(self, reason: str) -> None:
+        data = {"episode": self.episode, "steps": self.step_index, "rewards": dict(self._totals), "reason": reason}
+        self._record("episode_end", data)
+        self._broadcast({"type": "episode_end", "scene_id": self.scene.scene_id, **jsonable(data)})
+        if self.episode + 1 < self.scene.num_episodes:
+            self._begin_episode()
+            return
+        self.done = True
+        self._record("scene_end", {"episodes": self.episode + 1})
+        self._broadcast({"type": "scene_end", "scene_id": self.scene.scene_id})
+        self.env.close()
+
+    def _fail(self, code: str, message: str) -> None:
+        """A fault of the scene itself (env, server policy, HUD): reported and the scene stops."""
+        log.error("session %s, scene %s: %s", self.session_id, self.scene.scene_id, message)
+        self.failure = message
+        self.done = True
+        self._record("error", {"code": code, "message": message, "fatal": True})
+        self._broadcast({"type": "error", "code": code, "message": message, "fatal": True})
+
+    # -- output -------------------------------------------------------------------------
+
+    def _broadcast(self, message: dict[str, Any], buffers: list[bytes] | None = None) -> None:
+        for client in self.clients:
+            self.transport.send(client, message, list(buffers or []))
+
+    def _render(self, buffers: list[bytes]) -> dict[str, Any]:
+        if self.surface is not None:
+            self.scene.draw(self.env.env, self.surface)  # type: ignore[misc]
+            return {"kind": "surface", **self.surface.commit()}
+        meta, data = encode_rgb(self.env.render(), self.scene.encoding)
+        return {**meta, "buffer": tensor_buffer(data, buffers)}
+
+    def _send_frame(self) -> None:
+        shared: list[bytes] = []
+        try:
+            render = self._render(shared)
+            hud = None
+            if self.scene.hud is not None:
+                hud = str(
+                    self.scene.hud(
+                        self.env.env, {"episode": self.episode, "step": self.step_index, "rewards": dict(self._totals)}
+                    )
+                )
+        except Exception as exc:
+            self._fail("render_error", f"drawing the frame failed: {type(exc).__name__}: {exc}")
+            return
+        base = {
+            "type": "frame",
+            "scene_id": self.scene.scene_id,
+            "episode": self.episode,
+            "step": self.decision,
+            "render": render,
+            "hud": hud,
+        }
+        for client in self.clients:
+            buffers = list(shared)
+            observations = {a: _observation_ref(self._obs[a], buffers) for a in self.runs_models[client] if a in self._obs}
+            self.transport.send(client, {**base, "observations": observations}, buffers)
+        self._step_started = self.clock()
+
+    def _reject(self, client: str, code: str, message: str) -> None:
+        log.warning("session %s: rejected a message from client %s: %s (%s)", self.session_id, client, message, code)
+        self.transport.send(client, {"type": "error", "code": code, "message": message, "fatal": False}, [])
+
+    def _record(self, kind: str, data: dict[str, Any]) -> None:
+        if self.recorder is not None:
+            self.recorder.record(
+                kind, {"session_id": self.session_id, "scene_id": self.scene.scene_id, "time": self.clock(), **data}
+            )
+
+    # -- input --------------------------------------------------------------------------
+
+    def receive(self, client: str, raw: Any, buffers: list[bytes] | None = None) -> None:
+        """Handle one inbound message from ``client``. Never raises for a bad message: it gets an ``error`` reply."""
+        if client not in self.human_of and client not in self.runs_models:
+            log.warning("session %s: message from unknown client %r ignored", self.session_id, client)
+            return
+        try:
+            message = decode_inbound(raw, buffers, max_bytes=self.max_message_bytes)
+            if message["type"] == "ready":
+                self._on_ready(client)
+            elif message["type"] == "act":
+                self._on_act(client, message)
+            else:
+                raise MessageError("wrong_scene", f"{message['type']!r} is not part of environment scene {self.scene.scene_id!r}")
+        except MessageError as exc:
+            self._reject(client, exc.code, str(exc))
+
+    def _on_ready(self, client: str) -> None:
+        """A (re)connected client: send it the scene and the current frame."""
+        self._send_scene(client)
+        if not self.done:
+            if self.surface is not None:
+                self.surface.resend()
+            self._send_frame()
+
+    def _on_act(self, client: str, message: dict[str, Any]) -> None:
+        if self.done:
+            raise MessageError("scene_over", f"scene {self.scene.scene_id!r} is over; no more actions are taken")
+        step = message["step"]
+        if step < self.decision:
+            raise MessageError("stale_step", f"act for step {step} arrived after the scene moved on to step {self.decision}")
+        if step > self.decision:
+            raise MessageError("future_step", f"act for step {step}, but the scene is at step {self.decision}")
+        allowed = self.runs_models[client]
+        for agent, result in message["policies"].items():
+            if agent not in allowed:
+                raise MessageError(
+                    "unknown_agent", f"client {client!r} does not run a policy for agent {agent!r}; it runs {allowed}"
+                )
+            space = self.scene.action_space(agent)
+            action = result["action"]
+            if not _contains(space, action):
+                raise MessageError("bad_action", f"action {action!r} for agent {agent!r} is not in its action space {space}")
+        if self.scene.input_mode == "single_keystroke":
+            self._presses[client].extend(message["keys"])
+        self._held[client] = message["keys"]
+        for agent, result in message["policies"].items():
+            self._pending[agent] = (result["action"], result)
+        self._acted.add(client)
+        if self.scene.step_mode == "lockstep" and self._everyone_acted():
+            self._advance()
+
+    def _everyone_acted(self) -> bool:
+        return all(c in self._acted for c in self.clients if self.human_of.get(c) or self.runs_models[c])
+
+    def tick(self) -> bool:
+        """One frame tick; returns whether the env stepped."""
+        if self.done:
+            return False
+        if self.scene.step_mode == "realtime":
+            self._advance()
+            return True
+        timeout = self.scene.act_timeout_s
+        if timeout is not None and self.clock() - self._step_started >= timeout:
+            self._advance()
+            return True
+        return False
+
+    # -- stepping -----------------------------------------------------------------------
+
+    def _choose(self) -> tuple[dict[str, Any], dict[str, str], dict[str, dict[str, Any]]]:
+        actions, sources, outputs = {}, {}, {}
+        live = set(self.env.live_agents())
+        humans = {h: c for c, hs in self.human_of.items() for h in hs}
+        for agent, spec in self.scene.policy_specs.items():
+            if agent not in live:
+                continue
+            if spec.kind == "human":
+                client = humans[agent]
+                if self.scene.input_mode == "single_keystroke":
+                    presses = self._presses[client]
+                    action, matched = self.keymap.action([presses.pop(0)] if presses else [])
+                else:
+                    action, matched = self.keymap.action(self._held[client])
+                actions[agent], sources[agent] = action, "human" if matched else "default"
+            elif spec.kind == "model" and spec.where == "client":
+                if agent in self._pending:
+                    action, result = self._pending[agent]
+                    actions[agent], sources[agent] = action, "policy"
+                    outputs[agent] = {"logits": result["logits"], "states": result["states"]}
+                elif agent in self._previous:
+                    actions[agent], sources[agent] = self._previous[agent], "previous"
+                else:
+                    actions[agent], sources[agent] = self.scene.default_action, "default"
+            elif spec.kind == "model":
+                out = self._runtimes[agent].step(self._obs[agent], agent)
+                actions[agent], sources[agent] = out.action, "server_policy"
+                outputs[agent] = {"logits": out.logits, "states": out.states}
+            elif spec.kind == "callable":
+                action = spec.fn(self._obs[agent], agent)  # type: ignore[misc]
+                if not _contains(self.scene.action_space(agent), action):
+                    raise PolicyError(
+                        f"policy of agent {agent!r} returned {action!r}, not an action of {self.scene.action_space(agent)}",
+                        policy=agent,
+                    )
+                actions[agent], sources[agent] = action, "server_policy"
+            else:
+                actions[agent], sources[agent] = self.scene.action_space(agent).sample(), "random"
+        return actions, sources, outputs
+
+    def _advance(self) -> None:
+        try:
+            actions, sources, outputs = self._choose()
+        except Exception as exc:
+            self._fail("policy_error", f"choosing actions at step {self.decision} failed: {type(exc).__name__}: {exc}")
+            return
+        self._pending.clear()
+        self._acted.clear()
+        self._previous.update(actions)
+        scene, ended = self.scene, None
+        for repeat in range(scene.frame_skip):
+            observed = self._obs
+            try:
+                result = self.env.step(
+                    {a: v for a, v in actions.items() if a in set(self.env.live_agents())} if repeat else actions
+                )
+            except Exception as exc:
+                self._fail("env_error", f"env.step failed at step {self.step_index}: {type(exc).__name__}: {exc}")
+                return
+            self.step_index += 1
+            truncated = dict(result.truncated)
+            if scene.max_steps is not None and self.step_index >= scene.max_steps:
+                truncated = dict.fromkeys(truncated or scene.agents, True)
+            for agent, reward in result.rewards.items():
+                self._totals[agent] = self._totals.get(agent, 0.0) + reward
+            self._record_step(observed, actions, sources, outputs if repeat == 0 else {}, result, truncated)
+            self._obs = result.observations
+            terminated = result.terminated
+            if self.env.parallel:
+                finished = not self.env.live_agents() or all(terminated.get(a) or truncated.get(a) for a in terminated)
+            else:
+                finished = any(terminated.values()) or any(truncated.values())
+            if finished:
+                ended = "terminated" if any(terminated.values()) else "truncated"
+                break
+        self.decision += 1
+        if ended is not None:
+            self._end_episode(ended)
+        else:
+            self._send_frame()
+
+    def _record_step(self, observed, actions, sources, outputs, result, truncated) -> None:
+        data: dict[str, Any] = {
+            "episode": self.episode,
+            "step": self.step_index - 1,
+            "decision": self.decision,
+            "actions": jsonable(actions),
+            "sources": sources,
+            "rewards": result.rewards,
+            "terminated": result.terminated,
+            "truncated": truncated,
+        }
+        if self.scene.record_infos:
+            data["infos"] = jsonable(result.infos)
+        if self.scene.record_observations:
+            data["observations"] = jsonable(observed)
+        if self.scene.record_policy_outputs and outputs:
+            data["policy_outputs"] = jsonable(outputs)
+        self._record("step", data)
+
+
+def tensor_buffer(data: bytes, buffers: list[bytes]) -> int:
+    """Append ``data`` to ``buffers`` and return its index."""
+    buffers.append(data)
+    return len(buffers) - 1
+
+
+def _contains(space: Any, action: Any) -> bool:
+    n = getattr(space, "n", None)
+    if n is not None and not hasattr(space, "nvec"):
+        return (
+            isinstance(action, (int, np.integer))
+            and not isinstance(action, bool)
+            and 0 <= int(action) - int(getattr(space, "start", 0)) < int(n)
+        )
+    try:
+        return bool(space.contains(np.asarray(action, dtype=getattr(space, "dtype", None))))
+    except Exception:
+        return False

@@ -1,0 +1,221 @@
+"""The message vocabulary between the session engine and a client (notebook widget or participant page).
+
+Messages are JSON objects with a ``type``. Binary data (frames, tensors)
+travels beside them as a list of buffers: anywidget sends them natively; over
+a WebSocket both go in one binary frame, the *envelope*::
+
+    b"MUG1" | uint32 little-endian header length | header JSON (UTF-8) | buffer 0 | buffer 1 | ...
+
+where the header is ``{"message": {...}, "buffers": [length0, length1, ...]}``.
+A tensor inside a message is a reference ``{"buffer": i, "dtype": "float32",
+"shape": [116]}``. The JavaScript twin is ``js/src/client/messages.js``.
+
+Inbound (client -> engine): ``ready``, ``act``, ``advance``, ``response``.
+Outbound (engine -> client): ``scene``, ``frame``, ``episode_end``,
+``scene_end``, ``ack``, ``error``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import struct
+from typing import Any
+
+import numpy as np
+
+from mug.errors import MugError
+
+__all__ = [
+    "MessageError",
+    "decode_inbound",
+    "encode_envelope",
+    "decode_envelope",
+    "tensor_ref",
+    "tensor_from_ref",
+    "jsonable",
+    "MAX_MESSAGE_BYTES",
+    "INBOUND_TYPES",
+]
+
+MAGIC = b"MUG1"
+MAX_MESSAGE_BYTES = 1 << 20
+INBOUND_TYPES = ("ready", "act", "advance", "response")
+TENSOR_DTYPES = ("float32", "float64", "int32", "int64", "uint8", "int8", "bool")
+_KEY_MAX = 40
+_KEYS_MAX = 16
+
+
+class MessageError(MugError):
+    """An inbound message is malformed; ``code`` is a stable short name for the problem."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def encode_envelope(message: dict[str, Any], buffers: list[bytes] | tuple[bytes, ...] = ()) -> bytes:
+    """One binary frame holding ``message`` and its ``buffers``."""
+    header = json.dumps({"message": message, "buffers": [len(b) for b in buffers]}, separators=(",", ":")).encode()
+    return b"".join([MAGIC, struct.pack("<I", len(header)), header, *buffers])
+
+
+def decode_envelope(data: bytes) -> tuple[Any, list[bytes]]:
+    """Split an envelope into its message and buffers; ``MessageError`` if it is not one."""
+    if len(data) < 8 or data[:4] != MAGIC:
+        raise MessageError("bad_envelope", "binary message does not start with the MUG1 envelope header")
+    (length,) = struct.unpack("<I", data[4:8])
+    if 8 + length > len(data):
+        raise MessageError("bad_envelope", f"envelope header says {length} bytes but only {len(data) - 8} follow")
+    try:
+        header = json.loads(data[8 : 8 + length])
+        sizes = [int(n) for n in header["buffers"]]
+        message = header["message"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MessageError("bad_envelope", f"envelope header is not valid: {exc}") from exc
+    buffers, offset = [], 8 + length
+    for size in sizes:
+        if size < 0 or offset + size > len(data):
+            raise MessageError("bad_envelope", "envelope buffers are shorter than their declared lengths")
+        buffers.append(data[offset : offset + size])
+        offset += size
+    if offset != len(data):
+        raise MessageError("bad_envelope", f"{len(data) - offset} stray bytes after the envelope's buffers")
+    return message, buffers
+
+
+def tensor_ref(array: np.ndarray, buffers: list[bytes]) -> dict[str, Any]:
+    """Append ``array``'s bytes to ``buffers``; return the reference to put in the message."""
+    array = np.ascontiguousarray(array)
+    buffers.append(array.tobytes())
+    return {"buffer": len(buffers) - 1, "dtype": str(array.dtype), "shape": list(array.shape)}
+
+
+def tensor_from_ref(ref: Any, buffers: list[bytes], where: str) -> np.ndarray:
+    """The array a reference points at; ``MessageError`` names ``where`` when it does not fit."""
+    if not isinstance(ref, dict) or set(ref) != {"buffer", "dtype", "shape"}:
+        raise MessageError("bad_tensor", f"{where}: expected {{buffer, dtype, shape}}, got {_short(ref)}")
+    index, dtype, shape = ref["buffer"], ref["dtype"], ref["shape"]
+    if not _is_int(index) or not 0 <= index < len(buffers):
+        raise MessageError("bad_tensor", f"{where}: buffer {_short(index)} does not exist ({len(buffers)} buffers sent)")
+    if dtype not in TENSOR_DTYPES:
+        raise MessageError("bad_tensor", f"{where}: dtype {_short(dtype)} is not one of {list(TENSOR_DTYPES)}")
+    if not isinstance(shape, list) or len(shape) > 8 or not all(_is_int(d) and 0 <= d <= 1 << 24 for d in shape):
+        raise MessageError("bad_tensor", f"{where}: shape {_short(shape)} is not a list of sizes")
+    item = np.dtype(dtype).itemsize
+    if math.prod(shape) * item != len(buffers[index]):
+        raise MessageError(
+            "bad_tensor",
+            f"{where}: shape {shape} of {dtype} needs {math.prod(shape) * item} bytes, buffer has {len(buffers[index])}",
+        )
+    return np.frombuffer(buffers[index], dtype=dtype).reshape(shape)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_act(msg: dict[str, Any], buffers: list[bytes]) -> dict[str, Any]:
+    step = msg.get("step")
+    if not _is_int(step) or step < 0:
+        raise MessageError("bad_field", f"act.step: expected a step index (integer >= 0), got {_short(step)}")
+    keys = msg.get("keys", [])
+    if (
+        not isinstance(keys, list)
+        or len(keys) > _KEYS_MAX
+        or not all(isinstance(k, str) and 0 < len(k) <= _KEY_MAX for k in keys)
+    ):
+        raise MessageError("bad_field", f"act.keys: expected a list of at most {_KEYS_MAX} key names, got {_short(keys)}")
+    policies = msg.get("policies", {})
+    if not isinstance(policies, dict):
+        raise MessageError("bad_field", f"act.policies: expected an object of agent -> result, got {_short(policies)}")
+    results = {}
+    for agent, result in policies.items():
+        if not isinstance(result, dict) or "action" not in result:
+            raise MessageError(
+                "bad_field", f"act.policies[{agent!r}]: expected {{action, logits?, states?}}, got {_short(result)}"
+            )
+        action = result["action"]
+        if not (_is_int(action) or (isinstance(action, list) and all(isinstance(a, numbers.Real) for a in action))):
+            raise MessageError("bad_field", f"act.policies[{agent!r}].action: expected an integer action, got {_short(action)}")
+        logits = result.get("logits")
+        states = result.get("states", {})
+        if not isinstance(states, dict):
+            raise MessageError("bad_field", f"act.policies[{agent!r}].states: expected an object of name -> tensor")
+        results[agent] = {
+            "action": action,
+            "logits": None if logits is None else tensor_from_ref(logits, buffers, f"act.policies[{agent!r}].logits"),
+            "states": {n: tensor_from_ref(r, buffers, f"act.policies[{agent!r}].states[{n!r}]") for n, r in states.items()},
+        }
+    return {"type": "act", "step": step, "keys": keys, "policies": results}
+
+
+def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
+    """Parse and check one inbound message.
+
+    ``raw`` is a JSON string, an envelope (bytes), or an already-parsed dict
+    (anywidget) with its ``buffers``. Returns a normalised dict (tensors as
+    NumPy arrays); raises :class:`MessageError` for anything malformed.
+    """
+    buffers = list(buffers or [])
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        raw = bytes(raw)
+        if len(raw) + sum(len(b) for b in buffers) > max_bytes:
+            raise MessageError("too_large", f"message of {len(raw)} bytes exceeds the limit of {max_bytes}")
+        if raw[:4] == MAGIC:
+            raw, buffers = decode_envelope(raw)
+        else:
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise MessageError("bad_json", "binary message is neither an envelope nor UTF-8 JSON") from exc
+    if isinstance(raw, str):
+        if len(raw) > max_bytes:
+            raise MessageError("too_large", f"message of {len(raw)} characters exceeds the limit of {max_bytes}")
+        try:
+            raw = json.loads(raw)
+        except ValueError as exc:
+            raise MessageError("bad_json", f"message is not valid JSON: {exc}") from exc
+    elif sum(len(b) for b in buffers) > max_bytes:
+        raise MessageError("too_large", f"message buffers exceed the limit of {max_bytes} bytes")
+    if not isinstance(raw, dict):
+        raise MessageError("bad_message", f"expected a JSON object with a 'type', got {_short(raw)}")
+    kind = raw.get("type")
+    if kind not in INBOUND_TYPES:
+        raise MessageError("unknown_type", f"unknown message type {_short(kind)}; expected one of {list(INBOUND_TYPES)}")
+    if kind == "act":
+        return _check_act(raw, buffers)
+    if kind == "response":
+        answers = raw.get("answers")
+        if not isinstance(answers, dict):
+            raise MessageError(
+                "bad_field", f"response.answers: expected an object of question id -> answer, got {_short(answers)}"
+            )
+        return {"type": "response", "scene_id": raw.get("scene_id"), "answers": answers}
+    if kind == "advance":
+        return {"type": "advance", "scene_id": raw.get("scene_id")}
+    return {"type": "ready"}
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with NumPy scalars/arrays as plain numbers/lists; other unknown objects as their ``repr``."""
+    if isinstance(value, (str, bool, type(None))):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        f = float(value)
+        return f if math.isfinite(f) else str(f)
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return repr(value)

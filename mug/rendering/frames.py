@@ -41,6 +41,11 @@ def png_bytes(frame: np.ndarray, level: int = 6) -> bytes:
 
 def encode_rgb(frame: Any, encoding: str = "png") -> tuple[dict[str, Any], bytes]:
     """``(metadata, bytes)`` for an ``env.render()`` image; ``ValueError`` if it is not an RGB(A) uint8 image."""
+    if frame is None:
+        raise ValueError(
+            "env.render() returned None; for rgb_array rendering the env must be created with render_mode='rgb_array' "
+            "(add it to env_config, or accept a render_mode argument in env_creator)"
+        )
     array = np.asarray(frame)
     if array.ndim != 3 or array.shape[2] not in (3, 4) or array.dtype != np.uint8:
         raise ValueError(

@@ -7,6 +7,7 @@ notebook cell that made it, not in a participant's browser.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import re
@@ -42,6 +43,14 @@ def _choice(value: Any, field: str, options: tuple[str, ...]) -> str:
             f"{field}: expected one of {list(options)}, got {value!r}.{did_you_mean(str(value), options)}", field=field
         )
     return value
+
+
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def _discrete_n(space: Any) -> int | None:
@@ -165,7 +174,15 @@ class GymScene(Scene):
                     f"env_creator: Gymnasium cannot make {self.env_creator!r}: {exc}.{did_you_mean(self.env_creator, ids)}",
                     field="env_creator",
                 ) from exc
-        return EnvAdapter(self.env_creator(**self.env_config))
+        kwargs = dict(self.env_config)
+        if (
+            render
+            and self.render_mode == "rgb_array"
+            and "render_mode" not in kwargs
+            and _accepts(self.env_creator, "render_mode")
+        ):
+            kwargs["render_mode"] = "rgb_array"
+        return EnvAdapter(self.env_creator(**kwargs))
 
     def _need_env(self, method: str) -> None:
         if not self.agents:

@@ -295,12 +295,15 @@ class GameSession:
         actions, sources, outputs = {}, {}, {}
         live = set(self.env.live_agents())
         humans = {h: c for c, hs in self.human_of.items() for h in hs}
+        lockstep = self.scene.step_mode == "lockstep"
         for agent, spec in self.scene.policy_specs.items():
             if agent not in live:
                 continue
             if spec.kind == "human":
                 client = humans[agent]
-                if self.scene.input_mode == "single_keystroke":
+                if lockstep and client not in self._acted:
+                    action, matched = self.scene.default_action, False
+                elif self.scene.input_mode == "single_keystroke":
                     presses = self._presses[client]
                     action, matched = self.keymap.action([presses.pop(0)] if presses else [])
                 else:
@@ -311,7 +314,7 @@ class GameSession:
                     action, result = self._pending[agent]
                     actions[agent], sources[agent] = action, "policy"
                     outputs[agent] = {"logits": result["logits"], "states": result["states"]}
-                elif agent in self._previous:
+                elif agent in self._previous and not lockstep:
                     actions[agent], sources[agent] = self._previous[agent], "previous"
                 else:
                     actions[agent], sources[agent] = self.scene.default_action, "default"

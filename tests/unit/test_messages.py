@@ -1,0 +1,59 @@
+"""Envelopes and tensor references round-trip; the vocabulary rejects what it does not know."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mug.session.messages import (
+    MessageError,
+    decode_envelope,
+    decode_inbound,
+    encode_envelope,
+    jsonable,
+    tensor_from_ref,
+    tensor_ref,
+)
+
+
+def test_envelope_round_trip_with_tensors():
+    buffers: list[bytes] = []
+    logits = np.arange(5, dtype=np.float32)
+    state = np.ones((1, 3), dtype=np.float64)
+    msg = {
+        "type": "act",
+        "step": 4,
+        "keys": ["a"],
+        "policies": {"x": {"action": 1, "logits": tensor_ref(logits, buffers), "states": {"h": tensor_ref(state, buffers)}}},
+    }
+    message, parts = decode_envelope(encode_envelope(msg, buffers))
+    assert message == msg and parts == buffers
+    decoded = decode_inbound(encode_envelope(msg, buffers))
+    np.testing.assert_array_equal(decoded["policies"]["x"]["logits"], logits)
+    assert decoded["policies"]["x"]["states"]["h"].shape == (1, 3)
+
+
+def test_anywidget_style_dict_with_buffers():
+    buffers: list[bytes] = []
+    ref = tensor_ref(np.zeros(2, np.int64), buffers)
+    decoded = decode_inbound({"type": "act", "step": 0, "policies": {"x": {"action": 0, "logits": ref}}}, buffers)
+    assert decoded["policies"]["x"]["logits"].dtype == np.int64
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [{"buffer": 0, "dtype": "complex64", "shape": [1]}, {"buffer": 0, "dtype": "float32", "shape": "x"}, {"buffer": 0}, [0]],
+)
+def test_bad_tensor_refs(ref):
+    with pytest.raises(MessageError) as info:
+        tensor_from_ref(ref, [b"\x00" * 4], "here")
+    assert info.value.code == "bad_tensor" and str(info.value).startswith("here:")
+
+
+def test_jsonable_handles_numpy_and_odd_values():
+    assert jsonable({"a": np.float32(1.5), "b": np.arange(2), 3: float("nan"), "o": object}) == {
+        "a": 1.5,
+        "b": [0, 1],
+        "3": "nan",
+        "o": "<class 'object'>",
+    }

@@ -1,0 +1,199 @@
+"""A catalogue of wrong scene configs: each builder call fails at once with a specific message."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import mug
+from mug.examples import CoinGrid
+from tests.conftest import LSTM
+from tests.synthetic import recurrent_model
+
+KEYS = {"ArrowUp": 1, "ArrowDown": 2}
+
+
+def grid():
+    return mug.GymScene("grid").environment(CoinGrid, seed=1)
+
+
+def ready_grid():
+    return grid().policies({"agent_0": mug.Human, "agent_1": mug.Random})
+
+
+CASES = [
+    ("bad scene id", lambda: mug.GymScene("../etc"), "scene_id", "is not a valid scene id"),
+    (
+        "env creator not callable",
+        lambda: mug.GymScene("g").environment(42),
+        "env_creator",
+        "expected a Gymnasium id or a callable",
+    ),
+    ("unknown Gymnasium id", lambda: mug.GymScene("g").environment("CartPoel-v1"), "env_creator", "Did you mean 'CartPole-v1'?"),
+    (
+        "env creator that raises",
+        lambda: mug.GymScene("g").environment(CoinGrid, {"size": 1}),
+        "env_creator",
+        "creating the environment failed: ValueError",
+    ),
+    ("env config not a dict", lambda: mug.GymScene("g").environment(CoinGrid, ["size"]), "env_config", "expected a dict"),
+    ("negative seed", lambda: mug.GymScene("g").environment(CoinGrid, seed=-3), "seed", "expected an integer in 0..2147483647"),
+    (
+        "policies before environment",
+        lambda: mug.GymScene("g").policies({"a": mug.Human}),
+        "policies",
+        "call .environment(...) before .policies(...)",
+    ),
+    (
+        "unknown agent",
+        lambda: grid().policies({"agent_0": mug.Human, "agent_2": mug.Random}),
+        "policy_mapping",
+        "no agent 'agent_2'. Did you mean",
+    ),
+    (
+        "agent without policy",
+        lambda: grid().policies({"agent_0": mug.Human}),
+        "policy_mapping",
+        "no policy for agent(s) ['agent_1']",
+    ),
+    (
+        "policy of the wrong kind",
+        lambda: grid().policies({"agent_0": mug.Human, "agent_1": "smart"}),
+        "policies",
+        "expected mug.Human, mug.Random, a ModelConfig",
+    ),
+    (
+        "two humans without multiplayer",
+        lambda: grid().policies({"agent_0": mug.Human, "agent_1": mug.Human}),
+        "policies",
+        "need .multiplayer(group_size=...)",
+    ),
+    (
+        "bad inference place",
+        lambda: grid().policies({"agent_0": mug.Human, "agent_1": mug.Random}, inference="cloud"),
+        "inference",
+        "expected one of ['client', 'server']",
+    ),
+    (
+        "action mapped out of range",
+        lambda: ready_grid().gameplay(action_mapping={"ArrowUp": 7}),
+        "action_mapping['ArrowUp']",
+        "7 is not an action of agent 'agent_0' (Discrete(5): 0..4)",
+    ),
+    (
+        "empty key combination part",
+        lambda: ready_grid().gameplay(action_mapping={"ArrowUp+": 1}),
+        "action_mapping",
+        "is not a key name",
+    ),
+    (
+        "same combination twice",
+        lambda: ready_grid().gameplay(action_mapping={"a+b": 1, "b+a": 2}),
+        "action_mapping",
+        "are the same key combination",
+    ),
+    ("humans without a mapping", lambda: ready_grid().gameplay(), "action_mapping", "Human agents need an action_mapping"),
+    (
+        "bad default action",
+        lambda: ready_grid().gameplay(action_mapping=KEYS, default_action=-1),
+        "default_action",
+        "-1 is not an action",
+    ),
+    (
+        "zero episodes",
+        lambda: ready_grid().gameplay(action_mapping=KEYS, num_episodes=0),
+        "num_episodes",
+        "expected an integer in 1..100000",
+    ),
+    (
+        "unknown input mode",
+        lambda: ready_grid().gameplay(action_mapping=KEYS, input_mode="pressed_key"),
+        "input_mode",
+        "Did you mean 'pressed_keys'?",
+    ),
+    (
+        "unknown step mode",
+        lambda: ready_grid().gameplay(action_mapping=KEYS, mode="turns"),
+        "mode",
+        "expected one of ['realtime', 'lockstep']",
+    ),
+    ("hud not callable", lambda: ready_grid().gameplay(action_mapping=KEYS, hud="score"), "hud", "expected a callable"),
+    ("fps too high", lambda: ready_grid().rendering(fps=500), "fps", "expected an integer in 1..120"),
+    ("bad background", lambda: ready_grid().rendering(background="white"), "background", "expected a color like '#ffffff'"),
+    ("surface without draw", lambda: ready_grid().rendering(mode="surface"), "draw", "mode='surface' needs draw="),
+    ("unknown encoding", lambda: ready_grid().rendering(encoding="jpeg"), "encoding", "expected one of ['png', 'zlib', 'raw']"),
+    ("missing asset directory", lambda: ready_grid().assets(directory="/no/such/dir"), "directory", "is not a directory"),
+    ("group size of one", lambda: ready_grid().multiplayer(group_size=1), "group_size", "expected an integer in 2..16"),
+    (
+        "group size against humans",
+        lambda: ready_grid().multiplayer(group_size=2),
+        "group_size",
+        "group_size=2 but 1 agents are mug.Human",
+    ),
+    ("data flag not bool", lambda: ready_grid().data(record_observations="yes"), "record_observations", "expected True or False"),
+    ("negative act timeout", lambda: ready_grid().runtime(act_timeout_s=0), "act_timeout_s", "expected a number of seconds > 0"),
+    ("waitroom too long", lambda: ready_grid().waitroom(timeout_s=10_000), "timeout_s", "expected seconds in 1..3600"),
+]
+
+
+@pytest.mark.parametrize(("build", "field", "text"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_wrong_scene_config_fails_when_the_method_is_called(build, field, text):
+    with pytest.raises(mug.ConfigError) as info:
+        build()
+    assert info.value.field == field
+    assert text in str(info.value)
+
+
+def test_model_with_the_wrong_action_count(tmp_path):
+    policy = mug.ModelConfig.from_onnx(recurrent_model(tmp_path / "p.onnx", obs=29, actions=3))
+    with pytest.raises(mug.ConfigError, match=re.escape("the model has 3 actions but the agent's action space has 5")):
+        grid().policies({"agent_0": mug.Human, "agent_1": policy})
+
+
+def test_model_with_the_wrong_observation_size(tmp_path):
+    policy = mug.ModelConfig.from_onnx(recurrent_model(tmp_path / "p.onnx", obs=116, actions=5))
+    with pytest.raises(
+        mug.ConfigError, match=re.escape("takes 116 values per step but the agent's observation space flattens to 29")
+    ):
+        grid().policies({"agent_0": mug.Human, "agent_1": policy})
+
+
+def test_real_export_with_another_action_count():
+    with pytest.raises(mug.ConfigError, match=re.escape("the model has 7 actions but the agent's action space has 5")):
+        grid().policies({"agent_0": mug.Human, "agent_1": mug.ModelConfig.from_onnx(LSTM)})
+
+
+def test_invalid_model_config_is_reported_with_the_agent(tmp_path):
+    policy = mug.ModelConfig.from_onnx(recurrent_model(tmp_path / "p.onnx", obs=29, actions=5))
+    policy.state_outputs = ["h_in"]
+    with pytest.raises(
+        mug.ConfigError, match=re.escape("policies['agent_1']: state_outputs[0]: 'h_in' is an input of the model")
+    ):
+        grid().policies({"agent_0": mug.Human, "agent_1": policy})
+
+
+def test_custom_function_cannot_run_on_the_server(tmp_path):
+    policy = mug.ModelConfig.from_onnx(recurrent_model(tmp_path / "p.onnx", obs=29, actions=5), custom_inference_fn="return 0;")
+    with pytest.raises(mug.ConfigError, match="runs only in the browser; use inference='client'"):
+        grid().policies({"agent_0": mug.Human, "agent_1": policy}, inference="server")
+
+
+def test_asset_paths_cannot_leave_the_directory(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"png")
+    assert ready_grid().assets(directory=tmp_path, images={"a": "a.png"}).images == {"a": "a.png"}
+    with pytest.raises(mug.ConfigError, match="is not a file inside"):
+        ready_grid().assets(directory=tmp_path, images={"p": "../passwd"})
+
+
+def test_a_good_scene_builds_and_describes_itself_to_clients():
+    scene = (
+        ready_grid()
+        .gameplay(action_mapping={"ArrowUp+ArrowLeft": 1, "ArrowDown": 2})
+        .rendering(fps=20)
+        .content(header="Collect coins")
+    )
+    meta = scene.client_metadata()
+    assert meta["keys"] == ["ArrowDown", "ArrowLeft", "ArrowUp"]
+    assert meta["policies"]["agent_1"] == {"kind": "random", "where": "server"}
+    assert (meta["fps"], meta["header"], meta["agents"]) == (20, "Collect coins", ["agent_0", "agent_1"])

@@ -6,15 +6,19 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test lint test-js test-py demo bench clean
+.PHONY: setup chromium test lint test-js test-py demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-setup: $(BIN)/python
+setup: $(BIN)/python chromium
 	cd js && npm ci --no-audit --no-fund --loglevel=error
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+
+# Browser tests use Debian's Chromium (Playwright cannot download browsers here).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 lint: setup
 	$(BIN)/ruff check mug tests benchmarks
@@ -32,6 +36,7 @@ demo: setup
 
 bench: setup
 	$(BIN)/python benchmarks/inference.py
+	$(BIN)/python benchmarks/engine.py
 
 clean:
 	rm -rf $(VENV) js/node_modules mug/static

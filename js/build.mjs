@@ -1,7 +1,7 @@
 /**
  * Build the JS bundles into ../mug/static/ (run by `npm run build`, which
  * hatch-jupyter-builder calls on `pip install`):
- *   runtime.js         browser ES module: the policy runtime with onnxruntime-web
+ *   client.js          browser ES module: messages, canvas renderer and the policy runtime (onnxruntime-web)
  *   policy-trace.mjs   Node command used by `mug check-policy` and parity tests
  *   ort-wasm-simd-threaded.wasm  ORT's wasm, loaded by both
  */
@@ -16,7 +16,7 @@ mkdirSync(outdir, { recursive: true });
 
 const common = { bundle: true, format: "esm", target: "es2022", logLevel: "warning", legalComments: "none" };
 
-await build({ ...common, entryPoints: [join(here, "src/runtime/index.js")], outfile: join(outdir, "runtime.js"), platform: "browser", minify: true });
+await build({ ...common, entryPoints: [join(here, "src/client/index.js")], outfile: join(outdir, "client.js"), platform: "browser", minify: true });
 await build({
   ...common,
   entryPoints: [join(here, "bin/policy-trace.mjs")],

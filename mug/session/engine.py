@@ -380,18 +380,18 @@ class GameSession:
             "episode": self.episode,
             "step": self.step_index - 1,
             "decision": self.decision,
-            "actions": jsonable(actions),
+            "actions": actions,
             "sources": sources,
             "rewards": result.rewards,
             "terminated": result.terminated,
             "truncated": truncated,
         }
         if self.scene.record_infos:
-            data["infos"] = jsonable(result.infos)
+            data["infos"] = jsonable(result.infos)  # converted now: an env may change its info dicts later
         if self.scene.record_observations:
             data["observations"] = jsonable(observed)
         if self.scene.record_policy_outputs and outputs:
-            data["policy_outputs"] = jsonable(outputs)
+            data["policy_outputs"] = outputs  # read-only arrays (runtime outputs, message buffers): safe to keep
         self._record("step", data)
 
 

@@ -204,16 +204,27 @@ def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: i
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` with NumPy scalars/arrays as plain numbers/lists; other unknown objects as their ``repr``."""
-    if isinstance(value, (str, bool, type(None))):
+    """``value`` with NumPy scalars/arrays as plain numbers/lists, non-finite floats as strings
+    (``"nan"``, ``"inf"``), and other unknown objects as their ``repr``."""
+    kind = type(value)
+    if kind is str or kind is bool or kind is int or value is None:
         return value
+    if kind is float:
+        return value if math.isfinite(value) else str(value)
+    if kind is dict:
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if kind is np.ndarray:
+        if value.dtype.kind in "biu" or (value.dtype.kind == "f" and np.isfinite(value).all()):
+            return value.tolist()
+        return jsonable(value.tolist())
+    if kind is list or kind is tuple:
+        return [jsonable(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):
-        f = float(value)
-        return f if math.isfinite(f) else str(f)
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
+        return jsonable(float(value))
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

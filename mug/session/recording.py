@@ -12,7 +12,11 @@ __all__ = ["Recorder", "MemoryRecorder"]
 
 class Recorder(Protocol):
     """Receives one event at a time; ``kind`` is ``scene_start``, ``episode_start``, ``step``,
-    ``episode_end``, ``scene_end`` or ``error``; ``data`` is JSON-ready."""
+    ``episode_end``, ``scene_end`` or ``error``.
+
+    ``data`` holds plain values and read-only NumPy arrays/scalars (policy
+    outputs, actions); :func:`mug.session.messages.jsonable` turns it into JSON.
+    """
 
     def record(self, kind: str, data: dict[str, Any]) -> None: ...
 

@@ -1,0 +1,145 @@
+/**
+ * The message vocabulary, JS side (twin of `mug/session/messages.py`): the
+ * binary envelope, tensor references, checks on what the engine sends, and
+ * the messages a client sends.
+ * @module client/messages
+ */
+
+const MAGIC = [0x4d, 0x55, 0x47, 0x31]; // "MUG1"
+const DTYPES = {
+  float32: Float32Array,
+  float64: Float64Array,
+  int32: Int32Array,
+  int64: BigInt64Array,
+  uint8: Uint8Array,
+  int8: Int8Array,
+  bool: Uint8Array,
+};
+const SERVER_TYPES = ["scene", "frame", "episode_end", "scene_end", "ack", "error"];
+
+/** A message from the engine that does not fit the vocabulary. */
+export class ProtocolError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "ProtocolError";
+  }
+}
+
+/**
+ * One binary frame holding `message` and its buffers.
+ * @param {Object} message
+ * @param {ArrayBufferView[]} [buffers]
+ * @returns {Uint8Array}
+ */
+export function encodeEnvelope(message, buffers = []) {
+  const views = buffers.map((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
+  const header = new TextEncoder().encode(JSON.stringify({ message, buffers: views.map((v) => v.byteLength) }));
+  const total = 8 + header.length + views.reduce((n, v) => n + v.byteLength, 0);
+  const out = new Uint8Array(total);
+  out.set(MAGIC, 0);
+  new DataView(out.buffer).setUint32(4, header.length, true);
+  out.set(header, 8);
+  let offset = 8 + header.length;
+  for (const v of views) {
+    out.set(v, offset);
+    offset += v.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Split an envelope into its message and buffers (views into `data`).
+ * @param {ArrayBuffer|Uint8Array} data
+ * @returns {{message: Object, buffers: Uint8Array[]}}
+ */
+export function decodeEnvelope(data) {
+  const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
+  if (bytes.length < 8 || MAGIC.some((b, i) => bytes[i] !== b)) throw new ProtocolError("binary message without the MUG1 envelope header");
+  const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
+  if (8 + length > bytes.length) throw new ProtocolError("envelope header is longer than the message");
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length)));
+  const buffers = [];
+  let offset = 8 + length;
+  for (const size of header.buffers) {
+    if (offset + size > bytes.length) throw new ProtocolError("envelope buffers are shorter than declared");
+    buffers.push(bytes.subarray(offset, offset + size));
+    offset += size;
+  }
+  return { message: header.message, buffers };
+}
+
+/**
+ * Append a typed array to `buffers` and return its reference.
+ * @param {ArrayBufferView} data
+ * @param {string} dtype e.g. "float32"
+ * @param {number[]} shape
+ * @param {ArrayBufferView[]} buffers
+ */
+export function tensorRef(data, dtype, shape, buffers) {
+  buffers.push(data);
+  return { buffer: buffers.length - 1, dtype, shape };
+}
+
+/**
+ * The typed array a reference points at (copied, so it is aligned).
+ * @param {{buffer: number, dtype: string, shape: number[]}} ref
+ * @param {Array<ArrayBufferView|DataView>} buffers
+ * @returns {{data: ArrayBufferView, dtype: string, shape: number[]}}
+ */
+export function tensorFromRef(ref, buffers) {
+  const Kind = DTYPES[ref?.dtype];
+  const raw = buffers[ref?.buffer];
+  if (!Kind || !raw) throw new ProtocolError(`bad tensor reference ${JSON.stringify(ref)}`);
+  const bytes = new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength).slice();
+  return { data: new Kind(bytes.buffer), dtype: ref.dtype, shape: ref.shape };
+}
+
+/**
+ * An observation as the engine sent it: a tensor, or `{dict: {key: tensor}}`.
+ * @returns {ArrayBufferView|Object<string, ArrayBufferView>}
+ */
+export function observationFromRef(ref, buffers) {
+  if (ref && ref.dict) return Object.fromEntries(Object.entries(ref.dict).map(([k, r]) => [k, tensorFromRef(r, buffers).data]));
+  return tensorFromRef(ref, buffers).data;
+}
+
+/**
+ * Check a message from the engine; throws `ProtocolError` when it does not fit.
+ * @param {unknown} message
+ * @returns {Object} the message
+ */
+export function checkServerMessage(message) {
+  if (!message || typeof message !== "object" || !SERVER_TYPES.includes(message.type)) {
+    throw new ProtocolError(`unknown message from the engine: ${JSON.stringify(message)?.slice(0, 80)}`);
+  }
+  if (message.type === "frame" && (!Number.isInteger(message.step) || !message.render || typeof message.render.kind !== "string")) {
+    throw new ProtocolError("frame message without step or render");
+  }
+  if (message.type === "scene" && (!message.scene || typeof message.scene.scene_id !== "string")) {
+    throw new ProtocolError("scene message without a scene");
+  }
+  return message;
+}
+
+/**
+ * The `act` message for one step: held keys and browser-side policy results.
+ * @param {number} step
+ * @param {string[]} keys
+ * @param {Object<string, {action: number, logits?: Float32Array|null, states?: Object}>} [results]
+ * @returns {{message: Object, buffers: ArrayBufferView[]}}
+ */
+export function actMessage(step, keys, results = {}) {
+  const buffers = [];
+  const policies = {};
+  for (const [agent, r] of Object.entries(results)) {
+    const entry = { action: r.action };
+    if (r.logits) entry.logits = tensorRef(Float32Array.from(r.logits), "float32", [r.logits.length], buffers);
+    const states = {};
+    for (const [name, t] of Object.entries(r.states ?? {})) {
+      states[name] = tensorRef(Float32Array.from(t.data), "float32", Array.from(t.dims ?? [t.data.length]), buffers);
+    }
+    entry.states = states;
+    policies[agent] = entry;
+  }
+  return { message: { type: "act", step, keys, policies }, buffers };
+}

@@ -55,27 +55,25 @@ def _suggest(name: str, candidates: list[str], config: ModelConfig) -> str:
     return did_you_mean(name, free or candidates)
 
 
-def _check_input(sig: ModelSignature, field: str, name: str, config: ModelConfig) -> TensorSpec:
-    if name in sig.input_names:
-        return sig.input(name)
-    if name in sig.output_names:
-        _fail(field, f"{name!r} is an output of the model, not an input. Model inputs: {_listing(sig.inputs)}")
-    _fail(
-        field, f"the model has no input {name!r}.{_suggest(name, sig.input_names, config)} Model inputs: {_listing(sig.inputs)}"
-    )
+def _check_name(sig: ModelSignature, field: str, name: str, config: ModelConfig, side: str) -> TensorSpec:
+    """The spec of input (``side="input"``) or output ``name``; ``ConfigError`` with the model's names otherwise."""
+    names, other = (sig.input_names, sig.output_names) if side == "input" else (sig.output_names, sig.input_names)
+    specs = sig.inputs if side == "input" else sig.outputs
+    if name in names:
+        return sig.input(name) if side == "input" else sig.output(name)
+    opposite = "output" if side == "input" else "input"
+    if name in other:
+        _fail(field, f"{name!r} is an {opposite} of the model, not an {side}. Model {side}s: {_listing(specs)}")
+    _fail(field, f"the model has no {side} {name!r}.{_suggest(name, names, config)} Model {side}s: {_listing(specs)}")
     raise AssertionError  # unreachable
+
+
+def _check_input(sig: ModelSignature, field: str, name: str, config: ModelConfig) -> TensorSpec:
+    return _check_name(sig, field, name, config, "input")
 
 
 def _check_output(sig: ModelSignature, field: str, name: str, config: ModelConfig) -> TensorSpec:
-    if name in sig.output_names:
-        return sig.output(name)
-    if name in sig.input_names:
-        _fail(field, f"{name!r} is an input of the model, not an output. Model outputs: {_listing(sig.outputs)}")
-    _fail(
-        field,
-        f"the model has no output {name!r}.{_suggest(name, sig.output_names, config)} Model outputs: {_listing(sig.outputs)}",
-    )
-    raise AssertionError  # unreachable
+    return _check_name(sig, field, name, config, "output")
 
 
 def _shapes_agree(a: TensorSpec, b: TensorSpec) -> bool:

@@ -8,6 +8,7 @@ Public API::
     mug.Human, mug.Random                       policy values for GymScene.policies
     mug.StartScene, mug.TextScene, mug.EndScene, mug.SurveyScene (FreeText, Likert, MultipleChoice)
     mug.Stager, mug.RandomizeOrder, mug.RepeatScene   the study sequence
+    mug.deploy          serve a study to participants (Tornado + SQLite), returns a Deployment
     mug.ConfigError     a configuration value is wrong (names the field)
     mug.PolicyError     running a policy failed
 """
@@ -29,11 +30,13 @@ from mug.scenes import (
     SurveyScene,
     TextScene,
 )
+from mug.server import Deployment, deploy
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "Deployment",
     "EndScene",
     "FreeText",
     "GymScene",
@@ -53,4 +56,5 @@ __all__ = [
     "SurveyScene",
     "TextScene",
     "__version__",
+    "deploy",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mug.cli import check_policy
+from mug.cli import check_policy, export, serve
 
 __all__ = ["main"]
 
@@ -15,6 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mug", description="Multi-User Gymnasium: browser experiments with AI agents.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     check_policy.add_parser(sub)
+    serve.add_parsers(sub)
+    export.add_parser(sub)
     return parser
 
 

@@ -457,6 +457,10 @@ class GymScene(Scene):
         )
         return self
 
+    def model_path(self, agent: str) -> str:
+        """Relative URL under which hosts serve ``agent``'s browser-side ONNX model."""
+        return f"models/{self.scene_id}/{agent}.onnx"
+
     def check_ready(self) -> None:
         """Raise ``ConfigError`` if the scene cannot run yet (no environment or no policies)."""
         self._need_env("policies")
@@ -470,7 +474,8 @@ class GymScene(Scene):
             "body": self.body,
             "controls": self.controls,
             "agents": self.agents,
-            "policies": {a: s.client_metadata() for a, s in self.policy_specs.items()},
+            "policies": {a: s.client_metadata(self.model_path(a)) for a, s in self.policy_specs.items()},
+            "policy_seed": self.policy_seed,
             "input_mode": self.input_mode,
             "keys": sorted({k for combo in self.action_mapping for k in keys_of(combo)}),
             "mode": self.step_mode,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mug.errors import ConfigError
@@ -34,11 +35,14 @@ class PolicySpec:
     config: ModelConfig | None = None
     fn: Callable[..., Any] | None = None
 
-    def client_metadata(self) -> dict[str, Any]:
-        """What a client needs to know about this policy."""
+    def client_metadata(self, model_url: str) -> dict[str, Any]:
+        """What a client needs to know about this policy; ``model_url`` is where a browser-side model is served."""
         out: dict[str, Any] = {"kind": self.kind, "where": self.where}
         if self.kind == "model" and self.where == "client" and self.config is not None:
-            out["config"] = self.config.to_dict()
+            config = self.config.to_dict()
+            config["onnx_path"] = Path(config["onnx_path"]).name  # the server's file system stays private
+            out["config"] = config
+            out["model_url"] = model_url
         return out
 
 

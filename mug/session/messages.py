@@ -10,7 +10,8 @@ where the header is ``{"message": {...}, "buffers": [length0, length1, ...]}``.
 A tensor inside a message is a reference ``{"buffer": i, "dtype": "float32",
 "shape": [116]}``. The JavaScript twin is ``js/src/client/messages.js``.
 
-Inbound (client -> engine): ``ready``, ``act``, ``advance``, ``response``.
+Inbound (client -> engine): ``ready``, ``act``, ``advance``, ``response``,
+``client_error`` (a browser-side failure, e.g. a custom inference function that threw).
 Outbound (engine -> client): ``scene``, ``frame``, ``episode_end``,
 ``scene_end``, ``ack``, ``error``.
 """
@@ -41,7 +42,7 @@ __all__ = [
 
 MAGIC = b"MUG1"
 MAX_MESSAGE_BYTES = 1 << 20
-INBOUND_TYPES = ("ready", "act", "advance", "response")
+INBOUND_TYPES = ("ready", "act", "advance", "response", "client_error")
 TENSOR_DTYPES = ("float32", "float64", "int32", "int64", "uint8", "int8", "bool")
 _KEY_MAX = 40
 _KEYS_MAX = 16
@@ -200,6 +201,11 @@ def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: i
         return {"type": "response", "scene_id": raw.get("scene_id"), "answers": answers}
     if kind == "advance":
         return {"type": "advance", "scene_id": raw.get("scene_id")}
+    if kind == "client_error":
+        text = raw.get("message")
+        if not isinstance(text, str):
+            raise MessageError("bad_field", f"client_error.message: expected text, got {_short(text)}")
+        return {"type": "client_error", "message": text[:2000]}
     return {"type": "ready"}
 
 

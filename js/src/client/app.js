@@ -1,0 +1,65 @@
+/**
+ * The participant page: connects to the server and shows each scene it sends.
+ * @module client/app
+ */
+import { configureOrt } from "../runtime/ort.js";
+import { Connection } from "./connection.js";
+import { GameView } from "./game.js";
+import { showEnd, showError, showSurvey, showText } from "./pages.js";
+
+/**
+ * Run the participant page inside `root`.
+ * @param {HTMLElement} root
+ * @param {{participantId: string, socketPath: string, staticPath: string}} options
+ * @returns {Connection}
+ */
+export function startParticipant(root, { participantId, socketPath, staticPath }) {
+  configureOrt({ wasmUrl: new URL(`${staticPath}ort-wasm-simd-threaded.wasm`, window.location.href).href });
+  const scheme = window.location.protocol === "https:" ? "wss" : "ws";
+  const base = new URL(".", window.location.href);
+  const url = `${scheme}://${base.host}${base.pathname}${socketPath}?participant=${encodeURIComponent(participantId)}`;
+  let game = null;
+  let survey = null;
+  let sceneId = null;
+  const connection = new Connection(url, {
+    onStatus: (status) => status === "reconnecting" && showError(root, "Connection lost; reconnecting…"),
+    onMessage: (message, buffers) => {
+      switch (message.type) {
+        case "scene": {
+          game?.close();
+          game = survey = null;
+          const meta = message.scene;
+          sceneId = meta.scene_id;
+          if (meta.kind === "gym") {
+            game = new GameView(root, meta, {
+              send: (m, b) => connection.send(m, b),
+              fetchModel: async (path) => new Uint8Array(await (await fetch(new URL(path, base))).arrayBuffer()),
+              onError: (text) => showError(root, text),
+            });
+          } else if (meta.kind === "survey") {
+            survey = showSurvey(root, meta, (answers) => connection.send({ type: "response", scene_id: sceneId, answers }));
+          } else if (meta.kind === "end") {
+            showEnd(root, meta);
+          } else {
+            showText(root, meta, () => connection.send({ type: "advance", scene_id: sceneId }));
+          }
+          break;
+        }
+        case "frame":
+          game?.frame(message, buffers);
+          break;
+        case "error":
+          if (message.code === "bad_response" && survey) survey.showProblem(message.message);
+          else if (message.fatal) {
+            showError(root, message.message);
+            if (["replaced", "forbidden", "unknown_participant"].includes(message.code)) connection.stop();
+          } else console.warn("MUG:", message.code, message.message);
+          break;
+        default:
+          break;
+      }
+    },
+  });
+  connection.open();
+  return connection;
+}

@@ -1,0 +1,134 @@
+/**
+ * An environment scene in the browser: the canvas, the HUD, the keyboard, and
+ * the AI agents this client runs (the same PolicyRuntime as everywhere).
+ * Host-agnostic: it talks through `send(message, buffers)`, so the participant
+ * page and the notebook preview both use it.
+ * @module client/game
+ */
+import { CanvasRenderer } from "../render/canvas.js";
+import { PolicyRuntime } from "../runtime/index.js";
+import { actMessage, observationFromRef } from "./messages.js";
+import { card } from "./pages.js";
+
+/** One running environment scene. */
+export class GameView {
+  /**
+   * @param {HTMLElement} root
+   * @param {Object} meta the scene message's `scene`
+   * @param {{send: Function, fetchModel: (url: string) => Promise<Uint8Array>, onError: (text: string) => void}} host
+   */
+  constructor(root, meta, { send, fetchModel, onError }) {
+    this.meta = meta;
+    this.send = send;
+    this.onError = onError;
+    const box = card(root, meta);
+    this.hud = Object.assign(document.createElement("div"), { className: "mug-hud" });
+    this.canvas = Object.assign(document.createElement("canvas"), { id: "mug-canvas", tabIndex: 0 });
+    this.status = Object.assign(document.createElement("p"), { className: "mug-loading" });
+    box.append(this.hud, this.canvas, this.status);
+    if (meta.controls) box.append(Object.assign(document.createElement("p"), { textContent: meta.controls }));
+    this.renderer = new CanvasRenderer(this.canvas, { width: meta.width, height: meta.height, background: meta.background });
+    this.keys = new Set(meta.keys);
+    this.held = new Set();
+    this.presses = [];
+    this.humans = meta.you.humans.length > 0;
+    this.pending = null;
+    this.episode = -1;
+    this.runtimes = new Map();
+    this.busy = Promise.resolve();
+    this.ready = this.loadPolicies(fetchModel);
+    this.listen();
+    this.canvas.focus();
+  }
+
+  async loadPolicies(fetchModel) {
+    const agents = this.meta.you.runs_policies;
+    if (!agents.length) return;
+    this.status.textContent = "Loading the AI partner…";
+    for (const agent of agents) {
+      const policy = this.meta.policies[agent];
+      try {
+        const model = await fetchModel(policy.model_url);
+        this.runtimes.set(agent, await PolicyRuntime.create({ model, config: policy.config, seed: this.meta.policy_seed, name: agent }));
+      } catch (error) {
+        this.reportError(error);
+      }
+    }
+    this.status.textContent = "";
+  }
+
+  listen() {
+    this.onKeyDown = (event) => {
+      if (!this.keys.has(event.key) || !this.canvas.isConnected) return;
+      event.preventDefault();
+      if (!event.repeat) this.presses.push(event.key);
+      this.held.add(event.key);
+      if (this.pending && this.humans) this.flushLockstep();
+    };
+    this.onKeyUp = (event) => this.held.delete(event.key);
+    this.onBlur = () => this.held.clear();
+    window.addEventListener("keydown", this.onKeyDown);
+    window.addEventListener("keyup", this.onKeyUp);
+    window.addEventListener("blur", this.onBlur);
+  }
+
+  /** Stop listening to the keyboard. */
+  close() {
+    window.removeEventListener("keydown", this.onKeyDown);
+    window.removeEventListener("keyup", this.onKeyUp);
+    window.removeEventListener("blur", this.onBlur);
+  }
+
+  reportError(error) {
+    const text = error?.message ?? String(error);
+    this.onError(text);
+    this.send({ type: "client_error", message: text.slice(0, 2000) });
+  }
+
+  keysForAct() {
+    if (this.meta.input_mode === "single_keystroke") return this.presses.splice(0, this.presses.length);
+    return [...this.held];
+  }
+
+  /**
+   * Handle one frame: draw it, run this client's policies on their observations, act.
+   * Frames are handled one after another, in order.
+   */
+  frame(message, buffers) {
+    this.busy = this.busy.then(() => this.handleFrame(message, buffers)).catch((error) => this.reportError(error));
+    return this.busy;
+  }
+
+  async handleFrame(message, buffers) {
+    await this.ready;
+    await this.renderer.draw(message.render, buffers);
+    this.hud.textContent = message.hud ?? "";
+    if (message.episode !== this.episode) {
+      this.episode = message.episode;
+      for (const runtime of this.runtimes.values()) runtime.boundary("episode");
+    }
+    const results = {};
+    for (const [agent, ref] of Object.entries(message.observations ?? {})) {
+      const runtime = this.runtimes.get(agent);
+      if (runtime) results[agent] = await runtime.step(observationFromRef(ref, buffers), agent);
+    }
+    if (this.meta.mode === "lockstep" && this.humans) {
+      this.pending = { step: message.step, results };
+      if (this.meta.input_mode === "single_keystroke" ? this.presses.length : this.held.size) this.flushLockstep();
+      return;
+    }
+    this.act(message.step, this.keysForAct(), results);
+  }
+
+  flushLockstep() {
+    const { step, results } = this.pending;
+    const keys = this.meta.input_mode === "single_keystroke" ? this.presses.splice(0, 1) : [...this.held];
+    this.pending = null;
+    this.act(step, keys, results);
+  }
+
+  act(step, keys, results) {
+    const { message, buffers } = actMessage(step, keys, results);
+    this.send(message, buffers);
+  }
+}

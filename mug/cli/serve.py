@@ -1,0 +1,94 @@
+"""``mug deploy FILE.py[:NAME]`` and ``mug demo``: serve a study from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+from mug.errors import MugError
+from mug.scenes.base import Scene
+from mug.scenes.stager import Stager
+
+__all__ = ["add_parsers", "load_study"]
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    p.add_argument("--data-dir", default="mug-data", help="where the data file goes (default: ./mug-data)")
+    p.add_argument("--admin-token", default=None, help="admin token (default: random, printed at start)")
+
+
+def add_parsers(sub: Any) -> None:
+    """Register ``deploy`` and ``demo``."""
+    p = sub.add_parser(
+        "deploy",
+        help="serve a study defined in a Python file",
+        description="Serve the Stager (or scene) NAME defined in FILE.py.",
+    )
+    p.add_argument(
+        "target", metavar="FILE.py[:NAME]", help="the file, and the variable holding the study (default: the only Stager in it)"
+    )
+    _common(p)
+    p.set_defaults(run=run_deploy)
+    d = sub.add_parser(
+        "demo",
+        help="serve the built-in demo study",
+        description="Start page, a gridworld with a trained AI partner, a survey, an end page.",
+    )
+    _common(d)
+    d.set_defaults(run=run_demo)
+
+
+def load_study(target: str) -> Stager | Scene:
+    """The study named by ``FILE.py[:NAME]``; ``MugError`` says what is missing."""
+    file, _, name = target.partition(":")
+    path = Path(file)
+    if not path.is_file():
+        raise MugError(f"deploy: no file {file!r}")
+    spec = importlib.util.spec_from_file_location(f"mug_study_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.path.insert(0, str(path.resolve().parent))
+    try:
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    finally:
+        sys.path.pop(0)
+    if name:
+        if not hasattr(module, name):
+            raise MugError(f"deploy: {file} defines no {name!r}")
+        study = getattr(module, name)
+    else:
+        found = [v for v in vars(module).values() if isinstance(v, Stager)]
+        if len(found) != 1:
+            raise MugError(f"deploy: {file} defines {len(found)} Stager objects; name one as {file}:NAME")
+        study = found[0]
+    if not isinstance(study, (Stager, Scene)):
+        raise MugError(f"deploy: {target} is a {type(study).__name__}, not a mug.Stager or scene")
+    return study
+
+
+def _serve(study: Stager | Scene, args: argparse.Namespace) -> int:
+    from mug.server.deploy import deploy
+
+    deploy(study, host=args.host, port=args.port, data_dir=args.data_dir, admin_token=args.admin_token)
+    return 0
+
+
+def run_deploy(args: argparse.Namespace) -> int:
+    """Entry point of ``mug deploy``."""
+    try:
+        study = load_study(args.target)
+    except MugError as exc:
+        print(f"mug deploy: {exc}", file=sys.stderr)
+        return 2
+    return _serve(study, args)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Entry point of ``mug demo``."""
+    from mug.examples.demo import demo_study
+
+    return _serve(demo_study(), args)

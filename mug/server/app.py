@@ -1,0 +1,308 @@
+"""The participant server: Tornado handlers, the frame ticker, and the admin view."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import mimetypes
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import tornado.web
+import tornado.websocket
+from tornado.ioloop import PeriodicCallback
+
+from mug.scenes.gym_scene import GymScene
+from mug.scenes.stager import Stager
+from mug.server.export import TABLES, tables, to_csv
+from mug.server.page import admin_page, participant_page
+from mug.server.participants import Participant, ParticipantRegistry
+from mug.server.store import Store
+from mug.session.messages import encode_envelope
+
+__all__ = ["MugServer", "PARTICIPANT_ID", "ID_QUERY_KEYS"]
+
+log = logging.getLogger("mug.server")
+access_log = logging.getLogger("mug.access")
+STATIC = Path(__file__).resolve().parent.parent / "static"
+PARTICIPANT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: Query parameters that carry a participant id, in order of preference (Prolific, MTurk, generic).
+ID_QUERY_KEYS = ("PROLIFIC_PID", "workerId", "participant_id", "participant")
+mimetypes.add_type("application/wasm", ".wasm")
+mimetypes.add_type("text/javascript", ".js")
+mimetypes.add_type("text/javascript", ".mjs")
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    """Access log without query strings: they may hold tokens."""
+    request = handler.request
+    access_log.info("%d %s %s %.1fms", handler.get_status(), request.method, request.path, 1000 * request.request_time())
+
+
+class RateLimit:
+    """Token bucket: ``rate`` messages a second, bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst, self.tokens, self.last = rate, burst, burst, time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class MugServer:
+    """Everything one deployment serves: participants, store, tickers, handlers."""
+
+    def __init__(
+        self,
+        stager: Stager,
+        data_dir: str | Path,
+        admin_token: str,
+        *,
+        max_message_bytes: int = 256 * 1024,
+        messages_per_second: float = 120.0,
+    ) -> None:
+        self.stager, self.admin_token = stager, admin_token
+        self.messages_per_second = messages_per_second
+        self.store = Store(data_dir)
+        self.registry = ParticipantRegistry(stager, self.store, self._scene_metadata, max_message_bytes)
+        self.games = [s for s in stager.scenes.values() if isinstance(s, GymScene)]
+        for game in self.games:
+            game.check_ready()
+        self.models = {
+            (g.scene_id, agent): Path(spec.config.onnx_path)
+            for g in self.games
+            for agent, spec in g.policy_specs.items()
+            if spec.kind == "model" and spec.where == "client" and spec.config is not None
+        }
+        self._tickers: list[PeriodicCallback] = []
+
+    @staticmethod
+    def _scene_metadata(scene: Any) -> dict[str, Any]:
+        return scene.client_metadata()
+
+    # -- ticking ------------------------------------------------------------------------
+
+    def start_tickers(self) -> None:
+        """One periodic callback per frame rate used in the study."""
+        for fps in sorted({g.fps for g in self.games}):
+            ticker = PeriodicCallback(lambda fps=fps: self.tick(fps), 1000.0 / fps)
+            ticker.start()
+            self._tickers.append(ticker)
+
+    def stop_tickers(self) -> None:
+        for ticker in self._tickers:
+            ticker.stop()
+        self._tickers.clear()
+
+    def tick(self, fps: int) -> None:
+        """Step every connected game running at ``fps``, commit, then send the frames."""
+        for participant in self.registry.games():
+            if participant.game.scene.fps == fps:  # type: ignore[union-attr]
+                participant.game.tick()  # type: ignore[union-attr]
+        self.registry.flush()
+
+    # -- application --------------------------------------------------------------------
+
+    def application(self) -> tornado.web.Application:
+        """The Tornado application."""
+        routes: list[Any] = [
+            (r"/", ParticipantPageHandler, {"server": self}),
+            (r"/ws", ParticipantSocket, {"server": self}),
+            (r"/static/(.*)", tornado.web.StaticFileHandler, {"path": str(STATIC)}),
+            (r"/models/([A-Za-z0-9_-]+)/([A-Za-z0-9_.-]+)\.onnx", ModelHandler, {"server": self}),
+            (r"/admin", AdminHandler, {"server": self}),
+            (r"/admin/(steps|responses|participants)\.csv", AdminExportHandler, {"server": self}),
+            (r"/healthz", HealthHandler),
+        ]
+        for game in self.games:
+            if game.asset_dir is not None:
+                routes.append((rf"/assets/{game.scene_id}/(.*)", tornado.web.StaticFileHandler, {"path": str(game.asset_dir)}))
+        return tornado.web.Application(
+            routes,
+            log_function=_log_request,
+            websocket_max_message_size=1 << 20,
+            static_hash_cache=True,
+            compress_response=True,
+        )
+
+
+class _Handler(tornado.web.RequestHandler):
+    def initialize(self, server: MugServer) -> None:
+        self.server = server
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(f"{status_code} {self._reason}\n")
+
+
+def participant_id_from(handler: tornado.web.RequestHandler) -> str | None:
+    """The participant id in the query string (first of ``ID_QUERY_KEYS``), or ``None``."""
+    for key in ID_QUERY_KEYS:
+        value = handler.get_query_argument(key, None)
+        if value is not None:
+            return value
+    return None
+
+
+def _cookie_name(participant_id: str) -> str:
+    return f"mug_{participant_id}"
+
+
+class ParticipantPageHandler(_Handler):
+    """``/``: the participant page. No id in the URL: a new one, by redirect (so a reload keeps it)."""
+
+    def get(self) -> None:
+        participant_id = participant_id_from(self)
+        if participant_id is None:
+            self.redirect(f"/?participant={uuid.uuid4().hex}")
+            return
+        if not PARTICIPANT_ID.match(participant_id):
+            raise tornado.web.HTTPError(400, reason="participant id must be 1-64 letters, digits, '_' or '-'")
+        registry = self.server.registry
+        known = participant_id in registry.participants or self.server.store.participant(participant_id) is not None
+        participant = registry.get_or_create(participant_id)
+        cookie = self.get_cookie(_cookie_name(participant_id))
+        if not known:
+            self.set_cookie(_cookie_name(participant_id), participant.token, httponly=True, samesite="Strict", expires_days=30)
+        elif cookie is None or not hmac.compare_digest(cookie, participant.token):
+            raise tornado.web.HTTPError(403, reason="this participant id is already in use in another browser")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(participant_page(participant_id))
+
+
+class ParticipantSocket(tornado.websocket.WebSocketHandler):
+    """``/ws?participant=ID``: one participant tab. Binary envelopes both ways."""
+
+    def initialize(self, server: MugServer) -> None:
+        self.server = server
+        self.participant: Participant | None = None
+        self.limit = RateLimit(server.messages_per_second, 2 * server.messages_per_second)
+
+    def open(self) -> None:
+        self.set_nodelay(True)
+        participant_id = self.get_query_argument("participant", "")
+        registry = self.server.registry
+        if not PARTICIPANT_ID.match(participant_id) or (
+            participant_id not in registry.participants and self.server.store.participant(participant_id) is None
+        ):
+            self.close_with(
+                {
+                    "type": "error",
+                    "code": "unknown_participant",
+                    "message": "unknown participant id; open the study link again",
+                    "fatal": True,
+                }
+            )
+            return
+        participant = registry.get_or_create(participant_id)
+        cookie = self.get_cookie(_cookie_name(participant_id))
+        if cookie is None or not hmac.compare_digest(cookie, participant.token):
+            log.warning("websocket for participant %s without its browser token refused", participant_id)
+            self.close_with(
+                {"type": "error", "code": "forbidden", "message": "this participant id belongs to another browser", "fatal": True}
+            )
+            return
+        self.participant = participant
+        participant.attach(self)
+        registry.flush()
+
+    def on_message(self, message: str | bytes) -> None:
+        if self.participant is None or self.participant.connection is not self:
+            return
+        if not self.limit.allow():
+            self.deliver(
+                [
+                    encode_envelope(
+                        {"type": "error", "code": "rate_limited", "message": "too many messages; slow down", "fatal": False}
+                    )
+                ]
+            )
+            return
+        try:
+            self.participant.receive(message)
+        except Exception:  # a bug of ours must not take the server down; the participant is told
+            log.exception("participant %s: error handling a message", self.participant.participant_id)
+            self.participant.send(
+                {"type": "error", "code": "server_error", "message": "the server failed to handle that message", "fatal": False}
+            )
+        self.server.registry.flush()
+
+    def on_close(self) -> None:
+        if self.participant is not None:
+            self.participant.detach(self)
+
+    def deliver(self, frames: list[bytes]) -> None:
+        """Send queued envelopes (dropped if the socket has closed)."""
+        for frame in frames:
+            try:
+                self.write_message(frame, binary=True)
+            except tornado.websocket.WebSocketClosedError:
+                return
+
+    def close_with(self, message: dict[str, Any]) -> None:
+        """Send one last message, then close."""
+        self.deliver([encode_envelope(message)])
+        self.close(code=4000 + (403 if message.get("code") == "forbidden" else 409), reason=message.get("code", ""))
+
+
+class ModelHandler(_Handler):
+    """``/models/<scene>/<agent>.onnx``: browser-side policies' model files."""
+
+    def get(self, scene_id: str, agent: str) -> None:
+        path = self.server.models.get((scene_id, agent))
+        if path is None:
+            raise tornado.web.HTTPError(404, reason=f"no browser-side model for scene {scene_id!r}, agent {agent!r}")
+        self.set_header("Content-Type", "application/octet-stream")
+        self.set_header("Cache-Control", "public, max-age=3600")
+        self.finish(path.read_bytes())
+
+
+class _AdminBase(_Handler):
+    def authorized(self) -> bool:
+        token = self.get_query_argument("token", None)
+        if token is not None and hmac.compare_digest(token, self.server.admin_token):
+            self.set_cookie("mug_admin", token, httponly=True, samesite="Strict")
+            self.redirect(self.request.path)
+            return False
+        cookie = self.get_cookie("mug_admin") or self.request.headers.get("X-MUG-Admin-Token")
+        if cookie is None or not hmac.compare_digest(cookie, self.server.admin_token):
+            raise tornado.web.HTTPError(403, reason="admin token required: open the admin URL printed at start")
+        return True
+
+
+class AdminHandler(_AdminBase):
+    """``/admin``: participants, their scene, progress and step counts."""
+
+    def get(self) -> None:
+        if self.authorized():
+            self.set_header("Cache-Control", "no-store")
+            self.finish(admin_page(self.server.store.participants()))
+
+
+class AdminExportHandler(_AdminBase):
+    """``/admin/<table>.csv``: download steps, responses or participants."""
+
+    def get(self, table: str) -> None:
+        if not self.authorized():
+            return
+        self.server.store.commit()
+        rows = tables(self.server.store)[table]
+        self.set_header("Content-Type", "text/csv; charset=utf-8")
+        self.set_header("Content-Disposition", f'attachment; filename="{table}.csv"')
+        self.finish(to_csv(rows, TABLES[table]))
+
+
+class HealthHandler(tornado.web.RequestHandler):
+    """``/healthz``: the server is up."""
+
+    def get(self) -> None:
+        self.finish("ok")

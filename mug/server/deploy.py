@@ -1,0 +1,144 @@
+"""``mug.deploy``: serve a study to participants; the ``Deployment`` handle."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import secrets
+import signal
+from pathlib import Path
+from typing import Any
+
+import tornado.httpserver
+import tornado.netutil
+
+from mug.errors import ConfigError
+from mug.scenes.base import Scene
+from mug.scenes.stager import Stager
+from mug.scenes.survey import SurveyScene
+from mug.server.app import MugServer
+
+__all__ = ["Deployment", "deploy"]
+
+log = logging.getLogger("mug.server")
+
+
+class Deployment:
+    """A running study server.
+
+    Attributes:
+        url: the participant link (add ``?PROLIFIC_PID=...`` or ``?participant=...``).
+        admin_url: the admin view (needs the admin token: ``admin_url + "?token=" + admin_token``).
+        data_dir: where ``mug.sqlite`` lives.
+    """
+
+    def __init__(
+        self, server: MugServer, http: tornado.httpserver.HTTPServer, url: str, admin_token: str, data_dir: Path
+    ) -> None:
+        self._server, self._http = server, http
+        self.url, self.admin_url, self.admin_token, self.data_dir = url, url + "admin", admin_token, data_dir
+        self.stopped = False
+
+    @property
+    def participants(self) -> list[dict[str, Any]]:
+        """Every participant: id, current scene, progress, step count, completed."""
+        self._server.store.commit()
+        return self._server.store.participants()
+
+    def data(self, scene_id: str) -> list[dict[str, Any]]:
+        """Recorded data of one scene: survey responses for a survey scene, else every step."""
+        scene = self._server.stager.scenes.get(scene_id)
+        if scene is None:
+            raise ConfigError(
+                f"data: the study has no scene {scene_id!r}; scenes: {sorted(self._server.stager.scenes)}", field="scene_id"
+            )
+        self._server.store.commit()
+        if isinstance(scene, SurveyScene):
+            return self._server.store.responses(scene_id)
+        return self._server.store.steps(scene_id)
+
+    def stop(self) -> None:
+        """Stop serving (on the loop that runs the server) and close the data file."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self._server.stop_tickers()
+        self._http.stop()
+        for participant in self._server.registry.participants.values():
+            if participant.connection is not None:
+                participant.connection.close()
+        self._server.store.close()
+
+    def __repr__(self) -> str:
+        return f"Deployment(url={self.url!r}, data_dir={str(self.data_dir)!r}, stopped={self.stopped})"
+
+
+def _as_stager(study_or_scene: Any) -> Stager:
+    if isinstance(study_or_scene, Stager):
+        return study_or_scene
+    if isinstance(study_or_scene, Scene):
+        return Stager([study_or_scene])
+    raise ConfigError(f"deploy: expected a mug.Stager or a scene, got {type(study_or_scene).__name__}", field="study")
+
+
+def _in_running_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _start(stager: Stager, host: str, port: int, data_path: Path, token: str) -> Deployment:
+    """Start serving on the running event loop."""
+    server = MugServer(stager, data_path, token)
+    sockets = tornado.netutil.bind_sockets(port, address=host)
+    http = tornado.httpserver.HTTPServer(server.application())
+    http.add_sockets(sockets)
+    bound = sockets[0].getsockname()[1]
+    shown_host = f"[{host}]" if ":" in host else host
+    handle = Deployment(server, http, f"http://{shown_host}:{bound}/", token, data_path)
+    server.start_tickers()
+    gc.freeze()  # what start-up made is long-lived: keep full collections short while serving
+    print(f"MUG study: {handle.url}\nadmin: {handle.admin_url}?token={token}\ndata: {data_path}", flush=True)
+    return handle
+
+
+def deploy(
+    study_or_scene: Any,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    data_dir: str | Path = "mug-data",
+    admin_token: str | None = None,
+) -> Deployment:
+    """Serve a study (a ``Stager``, or one scene) to participants.
+
+    Inside a running event loop (a Jupyter kernel) the server runs on that
+    loop and this returns the :class:`Deployment` at once. From a script it
+    serves until interrupted (Ctrl-C or SIGTERM), then returns the stopped
+    handle. ``port=0`` picks a free port. The admin token is random unless
+    given; the admin link is printed, never logged.
+    """
+    stager = _as_stager(study_or_scene)
+    token = admin_token or secrets.token_urlsafe(16)
+    data_path = Path(data_dir).resolve()
+    if _in_running_loop():
+        return _start(stager, host, port, data_path, token)
+    handles: list[Deployment] = []
+
+    async def serve() -> None:
+        handles.append(_start(stager, host, port, data_path, token))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+
+    try:
+        asyncio.run(serve())
+    finally:
+        if handles:
+            handles[0].stop()
+            print("stopped", flush=True)
+    return handles[0]

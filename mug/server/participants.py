@@ -1,0 +1,214 @@
+"""Participants of a deployment: each one's place in the study, connection and running game.
+
+Reload and reconnect: a participant's progress (the Stager run) is stored on
+every scene change. A new connection resumes at the current scene:
+
+* static and survey scenes are shown again (answers already submitted stay
+  submitted; an unsubmitted form starts empty);
+* an environment scene *continues*: the game pauses while its participant is
+  disconnected and resumes with the current frame. After a server restart the
+  game is gone from memory: the scene starts again from its first episode (a
+  new ``session_id``), and the steps recorded before the restart stay in the data.
+
+A second tab for the same participant takes over: the first tab is told
+(``error`` code ``replaced``) and closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from mug.scenes.gym_scene import GymScene
+from mug.scenes.stager import Stager, StagerRun
+from mug.scenes.static import EndScene
+from mug.scenes.survey import SurveyScene
+from mug.server.store import SessionRecorder, Store
+from mug.session.engine import GameSession
+from mug.session.messages import MessageError, decode_inbound, encode_envelope
+
+if TYPE_CHECKING:
+    from mug.server.app import Connection
+
+__all__ = ["Participant", "ParticipantRegistry"]
+
+log = logging.getLogger("mug.server")
+
+
+class Participant:
+    """One participant (see module docstring)."""
+
+    def __init__(self, registry: ParticipantRegistry, participant_id: str, run: StagerRun, token: str) -> None:
+        self.registry, self.participant_id, self.run, self.token = registry, participant_id, run, token
+        self.connection: Connection | None = None
+        self.game: GameSession | None = None
+        self.outbox: list[bytes] = []
+        self.sessions = 0
+
+    # -- connection ---------------------------------------------------------------------
+
+    def attach(self, connection: Connection) -> None:
+        """Make ``connection`` this participant's tab; an older tab is told and closed."""
+        old, self.connection = self.connection, connection
+        if old is not None:
+            old.close_with(
+                {
+                    "type": "error",
+                    "code": "replaced",
+                    "message": "This study was opened in another tab or window; continue there.",
+                    "fatal": True,
+                }
+            )
+        self.outbox.clear()
+        if self.game is not None and not self.game.done:
+            self.game.receive(self.participant_id, {"type": "ready"})
+        elif self.game is not None and not self.game.failure:
+            self.game = None
+            self.advance()
+        else:
+            self.enter_scene()
+
+    def detach(self, connection: Connection) -> None:
+        """The tab closed; a running game pauses."""
+        if self.connection is connection:
+            self.connection = None
+
+    def send(self, message: dict[str, Any], buffers: list[bytes] | None = None) -> None:
+        """Queue a message; it leaves after the next store commit (see ``ParticipantRegistry.flush``)."""
+        self.outbox.append(encode_envelope(message, buffers or []))
+
+    # -- scenes -------------------------------------------------------------------------
+
+    def enter_scene(self) -> None:
+        """Show the current scene (start its game for an environment scene)."""
+        scene = self.run.current
+        store = self.registry.store
+        store.save_participant(self.participant_id, self.run.progress(), None if scene is None else scene.scene_id, self.run.done)
+        if scene is None:
+            self.send({"type": "scene_end", "scene_id": None})
+            return
+        if isinstance(scene, GymScene):
+            self.sessions += 1
+            session_id = f"{self.participant_id}-{scene.scene_id}-{self.run.repeat}-{secrets.token_hex(3)}"
+            self.game = GameSession(
+                scene,
+                [self.participant_id],
+                self.registry,
+                SessionRecorder(store, self.participant_id),
+                session_id=session_id,
+                max_message_bytes=self.registry.max_message_bytes,
+            )
+            self.game.start()
+            return
+        self.game = None
+        meta = self.registry.scene_metadata(scene)
+        if isinstance(scene, EndScene):
+            meta["redirect_url"] = scene.redirect_for(self.participant_id)
+            store.save_participant(self.participant_id, self.run.progress(), scene.scene_id, True)
+            store.add_event(
+                self.participant_id, "completed", {"scene_id": scene.scene_id, "completion_code": scene.completion_code}
+            )
+        self.send({"type": "scene", "scene": meta, "participant_id": self.participant_id})
+
+    def advance(self) -> None:
+        """Leave the current scene for the next one."""
+        left = self.run.current
+        self.registry.store.add_event(self.participant_id, "advance", {"scene_id": None if left is None else left.scene_id})
+        self.run.advance()
+        self.enter_scene()
+
+    def receive(self, raw: Any) -> None:
+        """One inbound message from this participant's tab; a bad one gets an ``error`` reply."""
+        if self.game is not None and not self.game.done:
+            self.game.receive(self.participant_id, raw)
+            return
+        try:
+            message = decode_inbound(raw, max_bytes=self.registry.max_message_bytes)
+            self._static_message(message)
+        except MessageError as exc:
+            log.warning("participant %s: rejected a message: %s (%s)", self.participant_id, exc, exc.code)
+            self.send({"type": "error", "code": exc.code, "message": str(exc), "fatal": False})
+
+    def _static_message(self, message: dict[str, Any]) -> None:
+        scene = self.run.current
+        if message["type"] == "ready":
+            self.enter_scene()
+            return
+        if message["type"] == "client_error":
+            log.warning("participant %s reports: %s", self.participant_id, message["message"])
+            self.registry.store.add_event(self.participant_id, "client_error", {"message": message["message"]})
+            return
+        if message["type"] == "act":
+            raise MessageError("wrong_scene", "no environment scene is running")
+        if scene is None or message.get("scene_id") != scene.scene_id:
+            current = None if scene is None else scene.scene_id
+            raise MessageError(
+                "unknown_scene",
+                f"{message['type']} for scene {message.get('scene_id')!r}, but the participant is in scene {current!r}",
+            )
+        if message["type"] == "response":
+            if not isinstance(scene, SurveyScene):
+                raise MessageError("wrong_scene", f"scene {scene.scene_id!r} is not a survey")
+            try:
+                answers = scene.clean_response(message["answers"])
+            except ValueError as exc:
+                raise MessageError("bad_response", str(exc)) from exc
+            self.registry.store.add_response(self.participant_id, scene.scene_id, answers)
+            self.send({"type": "ack", "scene_id": scene.scene_id})
+            self.advance()
+            return
+        if isinstance(scene, (SurveyScene, EndScene)):
+            raise MessageError("wrong_scene", f"scene {scene.scene_id!r} cannot be skipped with advance")
+        self.advance()
+
+
+class ParticipantRegistry:
+    """All participants of one deployment; also the engine's transport (messages queue per participant)."""
+
+    def __init__(
+        self, stager: Stager, store: Store, scene_metadata: Callable[[Any], dict[str, Any]], max_message_bytes: int
+    ) -> None:
+        self.stager, self.store, self.scene_metadata, self.max_message_bytes = stager, store, scene_metadata, max_message_bytes
+        self.participants: dict[str, Participant] = {}
+
+    def get_or_create(self, participant_id: str) -> Participant:
+        """The participant, loaded from the store or newly started (with a fresh browser token)."""
+        known = self.participants.get(participant_id)
+        if known is not None:
+            return known
+        row = self.store.participant(participant_id)
+        if row is not None:
+            run = self.stager.resume(row["progress"])
+            token = row["metadata"].get("token", "")
+        else:
+            run = self.stager.start(participant_id)
+            token = secrets.token_urlsafe(18)
+            self.store.save_participant(participant_id, run.progress(), None, False, {"token": token})
+            self.store.commit()
+        participant = self.participants[participant_id] = Participant(self, participant_id, run, token)
+        return participant
+
+    def send(self, client_id: str, message: dict[str, Any], buffers: list[bytes]) -> None:
+        """Transport for ``GameSession``: client ids are participant ids."""
+        participant = self.participants.get(client_id)
+        if participant is not None:
+            participant.send(message, buffers)
+
+    def games(self) -> list[Participant]:
+        """Participants whose game is running and connected (ticking)."""
+        return [p for p in self.participants.values() if p.game is not None and not p.game.done and p.connection is not None]
+
+    def flush(self) -> None:
+        """Commit the store, then deliver every queued message; finished games move on to the next scene."""
+        for participant in list(self.participants.values()):
+            if participant.game is not None and participant.game.done and not participant.game.failure:
+                participant.game = None
+                participant.advance()
+        self.store.commit()
+        for participant in self.participants.values():
+            if participant.outbox:
+                out, participant.outbox = participant.outbox, []
+                if participant.connection is not None:
+                    participant.connection.deliver(out)

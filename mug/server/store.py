@@ -1,0 +1,255 @@
+"""The deployment's data: SQLite in WAL mode, one file per data directory.
+
+A step or survey response is acknowledged to its participant only after the
+transaction holding it has committed (WAL with ``synchronous=NORMAL`` keeps
+every committed transaction across a killed server process). The server
+commits once per frame tick for all sessions, so the cost of a commit is
+shared by everyone stepping in that tick.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from mug.session.messages import jsonable
+
+__all__ = ["Store", "SessionRecorder", "STEP_COLUMNS"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS participants (
+    participant_id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    progress TEXT NOT NULL,
+    scene_id TEXT,
+    completed INTEGER NOT NULL DEFAULT 0,
+    metadata TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    participant_id TEXT NOT NULL,
+    session_id TEXT,
+    scene_id TEXT,
+    kind TEXT NOT NULL,
+    time REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS steps (
+    id INTEGER PRIMARY KEY,
+    participant_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    scene_id TEXT NOT NULL,
+    episode INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    decision INTEGER NOT NULL,
+    time REAL NOT NULL,
+    actions TEXT NOT NULL,
+    sources TEXT NOT NULL,
+    rewards TEXT NOT NULL,
+    terminated TEXT NOT NULL,
+    truncated TEXT NOT NULL,
+    infos TEXT,
+    observations TEXT,
+    policy_outputs TEXT
+);
+CREATE INDEX IF NOT EXISTS steps_by_scene ON steps (scene_id, participant_id, episode, step);
+CREATE TABLE IF NOT EXISTS responses (
+    id INTEGER PRIMARY KEY,
+    participant_id TEXT NOT NULL,
+    scene_id TEXT NOT NULL,
+    time REAL NOT NULL,
+    answers TEXT NOT NULL
+);
+"""
+
+STEP_COLUMNS = (
+    "participant_id", "session_id", "scene_id", "episode", "step", "decision", "time",
+    "actions", "sources", "rewards", "terminated", "truncated", "infos", "observations", "policy_outputs",
+)  # fmt: skip
+_JSON_STEP_FIELDS = ("actions", "sources", "rewards", "terminated", "truncated", "infos", "observations", "policy_outputs")
+
+
+def _dump(value: Any) -> str | None:
+    return None if value is None else json.dumps(jsonable(value), separators=(",", ":"), sort_keys=True)
+
+
+class Store:
+    """The SQLite file ``data_dir/mug.sqlite``."""
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.data_dir / "mug.sqlite"
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+        self._pending_steps: list[tuple] = []
+        self._pending_other: list[tuple[str, tuple]] = []
+
+    # -- writing (buffered until commit) -------------------------------------------------
+
+    def add_step(self, participant_id: str, data: dict[str, Any]) -> None:
+        """Queue one step event (``GameSession``'s ``step`` data) for the next :meth:`commit`."""
+        self._pending_steps.append(
+            (
+                participant_id,
+                data["session_id"],
+                data["scene_id"],
+                data["episode"],
+                data["step"],
+                data["decision"],
+                data["time"],
+                *(_dump(data.get(f)) for f in _JSON_STEP_FIELDS),
+            )
+        )
+
+    def add_event(self, participant_id: str, kind: str, data: dict[str, Any]) -> None:
+        """Queue a non-step event (scene or episode boundaries, errors, advances)."""
+        self._pending_other.append(
+            (
+                "INSERT INTO events (participant_id, session_id, scene_id, kind, time, data) VALUES (?, ?, ?, ?, ?, ?)",
+                (participant_id, data.get("session_id"), data.get("scene_id"), kind, data.get("time", time.time()), _dump(data)),
+            )
+        )
+
+    def add_response(self, participant_id: str, scene_id: str, answers: dict[str, Any]) -> None:
+        """Queue a survey response."""
+        self._pending_other.append(
+            (
+                "INSERT INTO responses (participant_id, scene_id, time, answers) VALUES (?, ?, ?, ?)",
+                (participant_id, scene_id, time.time(), _dump(answers)),
+            )
+        )
+
+    def save_participant(
+        self, participant_id: str, progress: dict[str, Any], scene_id: str | None, completed: bool, metadata: dict | None = None
+    ) -> None:
+        """Queue the participant's progress (inserted on first save)."""
+        now = time.time()
+        self._pending_other.append(
+            (
+                "INSERT INTO participants (participant_id, created, updated, progress, scene_id, completed, metadata) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(participant_id) DO UPDATE SET "
+                "updated=excluded.updated, progress=excluded.progress, scene_id=excluded.scene_id, completed=excluded.completed",
+                (participant_id, now, now, json.dumps(progress), scene_id, int(completed), json.dumps(metadata or {})),
+            )
+        )
+
+    @property
+    def dirty(self) -> bool:
+        """Whether anything waits for :meth:`commit`."""
+        return bool(self._pending_steps or self._pending_other)
+
+    def commit(self) -> None:
+        """Write everything queued in one transaction."""
+        if not self.dirty:
+            return
+        steps, other = self._pending_steps, self._pending_other
+        self._pending_steps, self._pending_other = [], []
+        with self.db:
+            self.db.execute("BEGIN")
+            if steps:
+                self.db.executemany(
+                    f"INSERT INTO steps ({', '.join(STEP_COLUMNS)}) VALUES ({', '.join('?' * len(STEP_COLUMNS))})", steps
+                )
+            for sql, params in other:
+                self.db.execute(sql, params)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def participant(self, participant_id: str) -> dict[str, Any] | None:
+        """The stored participant row (progress decoded), or ``None``."""
+        row = self.db.execute(
+            "SELECT participant_id, created, updated, progress, scene_id, completed, metadata FROM participants WHERE participant_id = ?",
+            (participant_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return {
+            "participant_id": row[0],
+            "created": row[1],
+            "updated": row[2],
+            "progress": json.loads(row[3]),
+            "scene_id": row[4],
+            "completed": bool(row[5]),
+            "metadata": json.loads(row[6]),
+        }
+
+    def participants(self) -> list[dict[str, Any]]:
+        """Every participant with progress and step count."""
+        rows = self.db.execute(
+            "SELECT p.participant_id, p.created, p.updated, p.scene_id, p.completed, p.progress, "
+            "(SELECT COUNT(*) FROM steps s WHERE s.participant_id = p.participant_id) FROM participants p ORDER BY p.created"
+        ).fetchall()
+        out = []
+        for pid, created, updated, scene, completed, progress, steps in rows:
+            prog = json.loads(progress)
+            out.append(
+                {
+                    "participant_id": pid,
+                    "created": created,
+                    "updated": updated,
+                    "scene_id": scene,
+                    "completed": bool(completed),
+                    "scene_index": prog.get("index", 0),
+                    "scenes": len(prog.get("order", [])),
+                    "steps": steps,
+                }
+            )
+        return out
+
+    def steps(self, scene_id: str | None = None) -> list[dict[str, Any]]:
+        """Recorded steps (JSON columns decoded), optionally of one scene, in recording order."""
+        sql = f"SELECT {', '.join(STEP_COLUMNS)} FROM steps"
+        rows = self.db.execute(
+            sql + (" WHERE scene_id = ? ORDER BY id" if scene_id else " ORDER BY id"), (scene_id,) if scene_id else ()
+        ).fetchall()
+        out = []
+        for row in rows:
+            record = dict(zip(STEP_COLUMNS, row))
+            for f in _JSON_STEP_FIELDS:
+                record[f] = None if record[f] is None else json.loads(record[f])
+            out.append(record)
+        return out
+
+    def responses(self, scene_id: str | None = None) -> list[dict[str, Any]]:
+        """Survey responses, optionally of one scene."""
+        sql = "SELECT participant_id, scene_id, time, answers FROM responses"
+        rows = self.db.execute(
+            sql + (" WHERE scene_id = ? ORDER BY id" if scene_id else " ORDER BY id"), (scene_id,) if scene_id else ()
+        ).fetchall()
+        return [{"participant_id": p, "scene_id": s, "time": t, "answers": json.loads(a)} for p, s, t, a in rows]
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Non-step events, optionally of one kind."""
+        sql = "SELECT participant_id, session_id, scene_id, kind, time, data FROM events"
+        rows = self.db.execute(
+            sql + (" WHERE kind = ? ORDER BY id" if kind else " ORDER BY id"), (kind,) if kind else ()
+        ).fetchall()
+        return [
+            {"participant_id": p, "session_id": se, "scene_id": sc, "kind": k, "time": t, "data": json.loads(d)}
+            for p, se, sc, k, t, d in rows
+        ]
+
+    def close(self) -> None:
+        """Commit what is queued and close the file."""
+        self.commit()
+        self.db.close()
+
+
+class SessionRecorder:
+    """A :class:`~mug.session.recording.Recorder` writing one participant's session to the store."""
+
+    def __init__(self, store: Store, participant_id: str) -> None:
+        self.store, self.participant_id = store, participant_id
+
+    def record(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "step":
+            self.store.add_step(self.participant_id, data)
+        else:
+            self.store.add_event(self.participant_id, kind, data)

@@ -45,7 +45,7 @@ class Participant:
         self.connection: Connection | None = None
         self.game: GameSession | None = None
         self.outbox: list[bytes] = []
-        self.sessions = 0
+        self.entered = False
 
     # -- connection ---------------------------------------------------------------------
 
@@ -62,13 +62,18 @@ class Participant:
                 }
             )
         self.outbox.clear()
+
+    def resume(self) -> None:
+        """The tab said ``ready`` (opened or reconnected): show where the participant is."""
         if self.game is not None and not self.game.done:
             self.game.receive(self.participant_id, {"type": "ready"})
         elif self.game is not None and not self.game.failure:
             self.game = None
             self.advance()
+        elif not self.entered or self.game is not None:
+            self.enter_scene()  # first time in this process (or a failed game): start the scene
         else:
-            self.enter_scene()
+            self._show(self.run.current)
 
     def detach(self, connection: Connection) -> None:
         """The tab closed; a running game pauses."""
@@ -85,12 +90,12 @@ class Participant:
         """Show the current scene (start its game for an environment scene)."""
         scene = self.run.current
         store = self.registry.store
+        self.entered = True
         store.save_participant(self.participant_id, self.run.progress(), None if scene is None else scene.scene_id, self.run.done)
         if scene is None:
             self.send({"type": "scene_end", "scene_id": None})
             return
         if isinstance(scene, GymScene):
-            self.sessions += 1
             session_id = f"{self.participant_id}-{scene.scene_id}-{self.run.repeat}-{secrets.token_hex(3)}"
             self.game = GameSession(
                 scene,
@@ -103,13 +108,21 @@ class Participant:
             self.game.start()
             return
         self.game = None
-        meta = self.registry.scene_metadata(scene)
         if isinstance(scene, EndScene):
-            meta["redirect_url"] = scene.redirect_for(self.participant_id)
             store.save_participant(self.participant_id, self.run.progress(), scene.scene_id, True)
             store.add_event(
                 self.participant_id, "completed", {"scene_id": scene.scene_id, "completion_code": scene.completion_code}
             )
+        self._show(scene)
+
+    def _show(self, scene: Any) -> None:
+        """Send a static or survey scene to the tab."""
+        if scene is None:
+            self.send({"type": "scene_end", "scene_id": None})
+            return
+        meta = self.registry.scene_metadata(scene)
+        if isinstance(scene, EndScene):
+            meta["redirect_url"] = scene.redirect_for(self.participant_id)
         self.send({"type": "scene", "scene": meta, "participant_id": self.participant_id})
 
     def advance(self) -> None:
@@ -121,21 +134,20 @@ class Participant:
 
     def receive(self, raw: Any) -> None:
         """One inbound message from this participant's tab; a bad one gets an ``error`` reply."""
-        if self.game is not None and not self.game.done:
-            self.game.receive(self.participant_id, raw)
-            return
         try:
             message = decode_inbound(raw, max_bytes=self.registry.max_message_bytes)
-            self._static_message(message)
+            if message["type"] == "ready":
+                self.resume()
+            elif self.game is not None and not self.game.done:
+                self.game.receive(self.participant_id, raw)
+            else:
+                self._static_message(message)
         except MessageError as exc:
             log.warning("participant %s: rejected a message: %s (%s)", self.participant_id, exc, exc.code)
             self.send({"type": "error", "code": exc.code, "message": str(exc), "fatal": False})
 
     def _static_message(self, message: dict[str, Any]) -> None:
         scene = self.run.current
-        if message["type"] == "ready":
-            self.enter_scene()
-            return
         if message["type"] == "client_error":
             log.warning("participant %s reports: %s", self.participant_id, message["message"])
             self.registry.store.add_event(self.participant_id, "client_error", {"message": message["message"]})

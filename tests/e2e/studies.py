@@ -1,0 +1,25 @@
+"""Small studies the server tests deploy with ``mug deploy tests/e2e/studies.py:NAME``."""
+
+from __future__ import annotations
+
+import mug
+from mug.examples.cartpole import draw_cartpole
+
+survey_only = mug.Stager(
+    [
+        mug.SurveyScene("survey", [mug.Likert("helpful", "How helpful?", points=5)]),
+        mug.EndScene(completion_code="DONE"),
+    ]
+)
+
+#: CartPole drawn as a two-object Surface, played in real time at 30 fps (the load benchmark's study).
+cartpole_realtime = mug.Stager(
+    [
+        mug.GymScene("cartpole")
+        .environment("CartPole-v1", seed=1)
+        .policies({"agent_0": mug.Human})
+        .gameplay(action_mapping={"ArrowLeft": 0, "ArrowRight": 1}, num_episodes=1000, max_steps=500)
+        .rendering(mode="surface", draw=draw_cartpole, fps=30),
+        mug.EndScene(completion_code="DONE"),
+    ]
+)

@@ -1,0 +1,206 @@
+"""The participant server under bots: concurrency, crashes, and everything a browser could send wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import struct
+
+import pytest
+from tornado.httpclient import HTTPRequest
+from tornado.iostream import StreamClosedError
+from tornado.websocket import WebSocketClosedError, websocket_connect
+
+from mug.server.store import Store
+from mug.session.messages import decode_envelope, encode_envelope
+from tests.bots import Bot, join, raw_http
+from tests.servers import ServerProcess
+
+
+@pytest.fixture()
+def demo(tmp_path):
+    server = ServerProcess(["demo"], tmp_path / "data").start()
+    yield server
+    server.stop()
+
+
+def test_twenty_concurrent_bots_complete_the_study_and_every_acked_step_is_stored(demo):
+    async def main():
+        bots = [
+            Bot(demo.url, f"bot{i:02d}", keys=["ArrowRight", "ArrowUp", "ArrowLeft", "ArrowDown"][i % 4 :] + ["s"])
+            for i in range(20)
+        ]
+        return await asyncio.gather(*(b.run() for b in bots))
+
+    results = asyncio.run(main())
+    assert all(r.completion_code == "MUGDEMO" for r in results), [r.scenes for r in results]
+    assert all(r.errors == [] for r in results)
+    store = Store(demo.data_dir)
+    for r in results:
+        stored = [s for s in store.steps("coins") if s["participant_id"] == r.participant_id]
+        assert len(stored) == r.acked_steps > 0
+        assert {s["sources"]["agent_1"] for s in stored} == {"policy"}
+    assert len(store.responses("survey")) == 20
+    store.close()
+
+
+def test_sigkill_loses_no_acknowledged_step_and_participants_resume(tmp_path):
+    data = tmp_path / "data"
+    server = ServerProcess(["demo"], data).start()
+    bot = Bot(server.url, "crash1")
+    stats = asyncio.run(bot.run(stop_after_acks=12))
+    assert stats.acked_steps == 12
+    server.stop(signal.SIGKILL)
+    store = Store(data)
+    assert len(store.steps("coins")) >= stats.acked_steps
+    assert store.participant("crash1")["scene_id"] == "coins"
+    store.close()
+
+    restarted = ServerProcess(["demo"], data).start()
+    try:
+        again = Bot(restarted.url, "crash1", cookie=bot.cookie)
+        final = asyncio.run(again.run())
+        assert final.scenes[0] == "coins"  # resumed at the game, not at the start page
+        assert final.completion_code == "MUGDEMO"
+    finally:
+        restarted.stop()
+    store = Store(data)
+    sessions = {s["session_id"] for s in store.steps("coins")}
+    assert len(sessions) == 2  # the interrupted game and the one after the restart
+    store.close()
+
+
+async def _socket(url, pid, cookie):
+    ws = await websocket_connect(
+        HTTPRequest(url.replace("http://", "ws://") + f"ws?participant={pid}", headers={"Cookie": cookie} if cookie else {})
+    )
+    await ws.write_message(encode_envelope({"type": "ready"}), binary=True)
+    return ws
+
+
+async def _replies(ws, count=1, timeout=5.0):
+    out = []
+    while len(out) < count:
+        raw = await asyncio.wait_for(ws.read_message(), timeout)
+        if raw is None:
+            out.append(("closed", ws.close_code, ws.close_reason))
+            break
+        message, _ = decode_envelope(raw)
+        out.append(message)
+    return out
+
+
+def test_bad_input_is_rejected_and_nobody_else_is_affected(demo):
+    async def main():
+        cookie = await join(demo.url, "victim")
+        bystander = Bot(demo.url, "bystander")
+        bystander_task = asyncio.create_task(bystander.run())
+        ws = await _socket(demo.url, "victim", cookie)
+        first = (await _replies(ws))[0]
+        assert first["type"] == "scene" and first["scene"]["scene_id"] == "start"
+        results = {}
+        for name, payload in {
+            "garbage": b"\x00\xff\x13garbage",
+            "not json": "{{{",
+            "unknown type": encode_envelope({"type": "teleport"}),
+            "unknown scene": encode_envelope({"type": "advance", "scene_id": "../../etc"}),
+            "survey in the wrong scene": encode_envelope({"type": "response", "scene_id": "survey", "answers": {}}),
+            "oversized": encode_envelope({"type": "act", "step": 0}, [b"\x00" * 300_000]),
+            "bad envelope": b"MUG1" + struct.pack("<I", 999) + b"{}",
+        }.items():
+            await ws.write_message(payload, binary=not isinstance(payload, str))
+            results[name] = (await _replies(ws))[0]
+        assert {k: v["code"] for k, v in results.items()} == {
+            "garbage": "bad_json",
+            "not json": "bad_json",
+            "unknown type": "unknown_type",
+            "unknown scene": "unknown_scene",
+            "survey in the wrong scene": "unknown_scene",
+            "oversized": "too_large",
+            "bad envelope": "bad_envelope",
+        }
+        assert "'../../etc'" in results["unknown scene"]["message"]
+        await ws.write_message(encode_envelope({"type": "advance", "scene_id": "start"}), binary=True)
+        assert (await _replies(ws))[0]["scene"]["scene_id"] == "coins"  # still served after all that
+        try:
+            await ws.write_message(b"x" * ((1 << 20) + 16), binary=True)  # beyond the socket limit: the server closes
+        except (WebSocketClosedError, StreamClosedError):
+            pass  # the server may close while the message is still being written
+        closed = await _replies(ws, 5)
+        assert closed[-1][0] == "closed" and closed[-1][1] in (
+            1009,
+            None,
+        )  # 1009 "message too big" when the close frame gets through
+        forged = await _socket(demo.url, "victim", None)
+        forged_reply = await _replies(forged, 2)
+        assert forged_reply[0]["code"] == "forbidden" and forged_reply[1][0] == "closed"
+        unknown = await _socket(demo.url, "nobody", cookie)
+        assert (await _replies(unknown))[0]["code"] == "unknown_participant"
+        stats = await bystander_task
+        assert stats.completion_code == "MUGDEMO" and stats.errors == []
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("static/..%2fserver%2fstore.py", 403),
+        ("static/../../pyproject.toml", 403),
+        ("static/%2e%2e/%2e%2e/pyproject.toml", 403),
+        ("models/coins/..%2f..%2fagent_1.onnx", 404),
+        ("models/nope/agent_1.onnx", 404),
+        ("?PROLIFIC_PID=../../etc/passwd", 400),
+        ("?participant=" + "x" * 65, 400),
+        ("admin", 403),
+        ("admin/steps.csv", 403),
+        ("admin?token=wrong", 403),
+    ],
+)
+def test_urls_that_must_not_work(demo, path, status):
+    code, body = asyncio.run(raw_http(demo.url + path))
+    assert code == status
+    assert "pyproject" not in body and "[project]" not in body
+
+
+def test_assets_have_types_and_caching(demo):
+    async def main():
+        from tornado.httpclient import AsyncHTTPClient
+
+        client = AsyncHTTPClient()
+        wasm = await client.fetch(demo.url + "static/ort-wasm-simd-threaded.wasm")
+        js = await client.fetch(demo.url + "static/client.js")
+        model = await client.fetch(demo.url + "models/coins/agent_1.onnx")
+        return wasm, js, model
+
+    wasm, js, model = asyncio.run(main())
+    assert wasm.headers["Content-Type"] == "application/wasm" and "Etag" in wasm.headers
+    assert js.headers["Content-Type"].startswith("text/javascript")
+    assert model.body[:2] == b"\x08\x08"  # an ONNX protobuf (ir_version field)
+
+
+def test_admin_view_needs_the_token_and_logs_never_show_it(tmp_path):
+    server = ServerProcess(["demo"], tmp_path / "data").start()
+    try:
+        asyncio.run(Bot(server.url, "someone").run(stop_after_acks=3))
+
+        async def admin():
+            from tornado.httpclient import AsyncHTTPClient
+
+            client = AsyncHTTPClient()
+            login = await client.fetch(f"{server.url}admin?token={server.admin_token}", follow_redirects=False, raise_error=False)
+            cookie = login.headers["Set-Cookie"].split(";", 1)[0]
+            page = await client.fetch(server.url + "admin", headers={"Cookie": cookie})
+            export = await client.fetch(server.url + "admin/steps.csv", headers={"Cookie": cookie})
+            return login.code, page.body.decode(), export.body.decode()
+
+        code, page, export = asyncio.run(admin())
+        assert code == 302
+        assert "someone" in page and "coins" in page
+        assert export.splitlines()[0].startswith("participant_id,session_id,scene_id")
+        store = Store(tmp_path / "data")
+        assert len(export.splitlines()) == 1 + len(store.steps()) >= 4
+        store.close()
+    finally:
+        output = server.stop()
+    assert server.admin_token not in output  # the start-up line (read by start()) is the only place it appears

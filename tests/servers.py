@@ -1,0 +1,59 @@
+"""Running real MUG servers for tests: ``mug deploy``/``mug demo`` in a subprocess on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ServerProcess:
+    """A ``python -m mug ...`` server; ``url`` and ``admin_token`` are read from what it prints."""
+
+    def __init__(self, args: list[str], data_dir: Path) -> None:
+        self.args, self.data_dir = args, data_dir
+        self.proc: subprocess.Popen | None = None
+        self.url = self.admin_token = ""
+
+    def start(self, timeout: float = 30) -> ServerProcess:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mug", *self.args, "--port", "0", "--data-dir", str(self.data_dir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
+            env=env,
+        )
+        deadline = time.monotonic() + timeout
+        lines = []
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if m := re.match(r"MUG study: (\S+)", line):
+                self.url = m.group(1)
+            if m := re.match(r"admin: \S+\?token=(\S+)", line):
+                self.admin_token = m.group(1)
+                return self
+        raise RuntimeError("server did not start:\n" + "".join(lines))
+
+    def stop(self, sig: int = signal.SIGTERM) -> str:
+        """Stop with ``sig`` (SIGKILL for a crash); returns the rest of its output."""
+        if self.proc is None:
+            return ""
+        self.proc.send_signal(sig)
+        try:
+            out, _ = self.proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        self.proc = None
+        return out or ""

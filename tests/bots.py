@@ -139,3 +139,12 @@ async def raw_http(url: str) -> tuple[int, str]:
     except HTTPClientError as exc:
         return exc.code, ""
     return response.code, response.body.decode(errors="replace")
+
+
+def run_async(coroutine: Any) -> Any:
+    """Run ``coroutine`` to completion on a fresh event loop in its own thread
+    (Playwright's sync API keeps a loop running in the test thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()

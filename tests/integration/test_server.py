@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import struct
 
@@ -13,7 +14,7 @@ from tornado.websocket import WebSocketClosedError, websocket_connect
 
 from mug.server.store import Store
 from mug.session.messages import decode_envelope, encode_envelope
-from tests.bots import Bot, join, raw_http
+from tests.bots import Bot, join, raw_http, run_async
 from tests.servers import ServerProcess
 
 
@@ -27,12 +28,12 @@ def demo(tmp_path):
 def test_twenty_concurrent_bots_complete_the_study_and_every_acked_step_is_stored(demo):
     async def main():
         bots = [
-            Bot(demo.url, f"bot{i:02d}", keys=["ArrowRight", "ArrowUp", "ArrowLeft", "ArrowDown"][i % 4 :] + ["s"])
+            Bot(demo.url, f"bot{i:02d}", keys=[*["ArrowRight", "ArrowUp", "ArrowLeft", "ArrowDown"][i % 4 :], "s"])
             for i in range(20)
         ]
         return await asyncio.gather(*(b.run() for b in bots))
 
-    results = asyncio.run(main())
+    results = run_async(main())
     assert all(r.completion_code == "MUGDEMO" for r in results), [r.scenes for r in results]
     assert all(r.errors == [] for r in results)
     store = Store(demo.data_dir)
@@ -48,7 +49,7 @@ def test_sigkill_loses_no_acknowledged_step_and_participants_resume(tmp_path):
     data = tmp_path / "data"
     server = ServerProcess(["demo"], data).start()
     bot = Bot(server.url, "crash1")
-    stats = asyncio.run(bot.run(stop_after_acks=12))
+    stats = run_async(bot.run(stop_after_acks=12))
     assert stats.acked_steps == 12
     server.stop(signal.SIGKILL)
     store = Store(data)
@@ -59,7 +60,7 @@ def test_sigkill_loses_no_acknowledged_step_and_participants_resume(tmp_path):
     restarted = ServerProcess(["demo"], data).start()
     try:
         again = Bot(restarted.url, "crash1", cookie=bot.cookie)
-        final = asyncio.run(again.run())
+        final = run_async(again.run())
         assert final.scenes[0] == "coins"  # resumed at the game, not at the start page
         assert final.completion_code == "MUGDEMO"
     finally:
@@ -122,10 +123,8 @@ def test_bad_input_is_rejected_and_nobody_else_is_affected(demo):
         assert "'../../etc'" in results["unknown scene"]["message"]
         await ws.write_message(encode_envelope({"type": "advance", "scene_id": "start"}), binary=True)
         assert (await _replies(ws))[0]["scene"]["scene_id"] == "coins"  # still served after all that
-        try:
+        with contextlib.suppress(WebSocketClosedError, StreamClosedError):  # the server may close mid-write
             await ws.write_message(b"x" * ((1 << 20) + 16), binary=True)  # beyond the socket limit: the server closes
-        except (WebSocketClosedError, StreamClosedError):
-            pass  # the server may close while the message is still being written
         closed = await _replies(ws, 5)
         assert closed[-1][0] == "closed" and closed[-1][1] in (
             1009,
@@ -139,7 +138,7 @@ def test_bad_input_is_rejected_and_nobody_else_is_affected(demo):
         stats = await bystander_task
         assert stats.completion_code == "MUGDEMO" and stats.errors == []
 
-    asyncio.run(main())
+    run_async(main())
 
 
 @pytest.mark.parametrize(
@@ -158,7 +157,7 @@ def test_bad_input_is_rejected_and_nobody_else_is_affected(demo):
     ],
 )
 def test_urls_that_must_not_work(demo, path, status):
-    code, body = asyncio.run(raw_http(demo.url + path))
+    code, body = run_async(raw_http(demo.url + path))
     assert code == status
     assert "pyproject" not in body and "[project]" not in body
 
@@ -173,7 +172,7 @@ def test_assets_have_types_and_caching(demo):
         model = await client.fetch(demo.url + "models/coins/agent_1.onnx")
         return wasm, js, model
 
-    wasm, js, model = asyncio.run(main())
+    wasm, js, model = run_async(main())
     assert wasm.headers["Content-Type"] == "application/wasm" and "Etag" in wasm.headers
     assert js.headers["Content-Type"].startswith("text/javascript")
     assert model.body[:2] == b"\x08\x08"  # an ONNX protobuf (ir_version field)
@@ -182,7 +181,7 @@ def test_assets_have_types_and_caching(demo):
 def test_admin_view_needs_the_token_and_logs_never_show_it(tmp_path):
     server = ServerProcess(["demo"], tmp_path / "data").start()
     try:
-        asyncio.run(Bot(server.url, "someone").run(stop_after_acks=3))
+        run_async(Bot(server.url, "someone").run(stop_after_acks=3))
 
         async def admin():
             from tornado.httpclient import AsyncHTTPClient
@@ -194,7 +193,7 @@ def test_admin_view_needs_the_token_and_logs_never_show_it(tmp_path):
             export = await client.fetch(server.url + "admin/steps.csv", headers={"Cookie": cookie})
             return login.code, page.body.decode(), export.body.decode()
 
-        code, page, export = asyncio.run(admin())
+        code, page, export = run_async(admin())
         assert code == 302
         assert "someone" in page and "coins" in page
         assert export.splitlines()[0].startswith("participant_id,session_id,scene_id")

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -42,18 +43,25 @@ class ServerProcess:
                 self.url = m.group(1)
             if m := re.match(r"admin: \S+\?token=(\S+)", line):
                 self.admin_token = m.group(1)
+                self.output, self._after_start = lines, len(lines)
+                threading.Thread(target=self._drain, daemon=True).start()  # a full pipe would block the server
                 return self
         raise RuntimeError("server did not start:\n" + "".join(lines))
 
+    def _drain(self) -> None:
+        for line in self.proc.stdout:
+            self.output.append(line)
+
     def stop(self, sig: int = signal.SIGTERM) -> str:
-        """Stop with ``sig`` (SIGKILL for a crash); returns the rest of its output."""
+        """Stop with ``sig`` (SIGKILL for a crash); returns everything it printed after the admin line."""
         if self.proc is None:
             return ""
         self.proc.send_signal(sig)
         try:
-            out, _ = self.proc.communicate(timeout=20)
+            self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, _ = self.proc.communicate()
+            self.proc.wait()
+        time.sleep(0.1)
         self.proc = None
-        return out or ""
+        return "".join(self.output[self._after_start :])

@@ -20,9 +20,12 @@ _ALIGN = ("left", "center", "right")
 
 
 def _num(value: Any, name: str) -> float:
+    kind = type(value)
+    if (kind is float or kind is int) and math.isfinite(value):
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{name}: expected a finite number, got {value!r}")
-    return round(float(value), 3)
+    return float(value)
 
 
 def _color(value: Any, name: str = "color") -> str:

@@ -93,7 +93,7 @@ def _in_running_loop() -> bool:
 def _start(stager: Stager, host: str, port: int, data_path: Path, token: str) -> Deployment:
     """Start serving on the running event loop."""
     server = MugServer(stager, data_path, token)
-    sockets = tornado.netutil.bind_sockets(port, address=host)
+    sockets = tornado.netutil.bind_sockets(port, address=host, backlog=1024)
     http = tornado.httpserver.HTTPServer(server.application())
     http.add_sockets(sockets)
     bound = sockets[0].getsockname()[1]

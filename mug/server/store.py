@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mug.session.messages import jsonable
 
 __all__ = ["Store", "SessionRecorder", "STEP_COLUMNS"]
@@ -47,14 +49,7 @@ CREATE TABLE IF NOT EXISTS steps (
     step INTEGER NOT NULL,
     decision INTEGER NOT NULL,
     time REAL NOT NULL,
-    actions TEXT NOT NULL,
-    sources TEXT NOT NULL,
-    rewards TEXT NOT NULL,
-    terminated TEXT NOT NULL,
-    truncated TEXT NOT NULL,
-    infos TEXT,
-    observations TEXT,
-    policy_outputs TEXT
+    record TEXT NOT NULL  -- JSON object: actions, sources, rewards, terminated, truncated, infos?, observations?, policy_outputs?
 );
 CREATE INDEX IF NOT EXISTS steps_by_scene ON steps (scene_id, participant_id, episode, step);
 CREATE TABLE IF NOT EXISTS responses (
@@ -71,10 +66,19 @@ STEP_COLUMNS = (
     "actions", "sources", "rewards", "terminated", "truncated", "infos", "observations", "policy_outputs",
 )  # fmt: skip
 _JSON_STEP_FIELDS = ("actions", "sources", "rewards", "terminated", "truncated", "infos", "observations", "policy_outputs")
+_KEY_COLUMNS = STEP_COLUMNS[:7]
+
+
+def _plain(value: Any) -> Any:
+    """What the JSON encoder cannot take by itself (NumPy scalars and arrays, odd objects)."""
+    return jsonable(value.tolist() if isinstance(value, np.ndarray) else value.item() if isinstance(value, np.generic) else value)
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=_plain, allow_nan=True)
 
 
 def _dump(value: Any) -> str | None:
-    return None if value is None else json.dumps(jsonable(value), separators=(",", ":"), sort_keys=True)
+    return None if value is None else _ENCODER.encode(value)
 
 
 class Store:
@@ -95,17 +99,9 @@ class Store:
 
     def add_step(self, participant_id: str, data: dict[str, Any]) -> None:
         """Queue one step event (``GameSession``'s ``step`` data) for the next :meth:`commit`."""
+        record = {f: data[f] for f in _JSON_STEP_FIELDS if f in data}
         self._pending_steps.append(
-            (
-                participant_id,
-                data["session_id"],
-                data["scene_id"],
-                data["episode"],
-                data["step"],
-                data["decision"],
-                data["time"],
-                *(_dump(data.get(f)) for f in _JSON_STEP_FIELDS),
-            )
+            (participant_id, data["session_id"], data["scene_id"], data["episode"], data["step"], data["decision"], data["time"], _dump(record))
         )
 
     def add_event(self, participant_id: str, kind: str, data: dict[str, Any]) -> None:
@@ -155,7 +151,7 @@ class Store:
             self.db.execute("BEGIN")
             if steps:
                 self.db.executemany(
-                    f"INSERT INTO steps ({', '.join(STEP_COLUMNS)}) VALUES ({', '.join('?' * len(STEP_COLUMNS))})", steps
+                    f"INSERT INTO steps ({', '.join(_KEY_COLUMNS)}, record) VALUES ({', '.join('?' * (len(_KEY_COLUMNS) + 1))})", steps
                 )
             for sql, params in other:
                 self.db.execute(sql, params)
@@ -204,17 +200,19 @@ class Store:
         return out
 
     def steps(self, scene_id: str | None = None) -> list[dict[str, Any]]:
-        """Recorded steps (JSON columns decoded), optionally of one scene, in recording order."""
-        sql = f"SELECT {', '.join(STEP_COLUMNS)} FROM steps"
+        """Recorded steps, optionally of one scene, in recording order: the key columns plus
+        ``actions``, ``sources``, ``rewards``, ``terminated``, ``truncated``, ``infos``,
+        ``observations`` and ``policy_outputs`` (``None`` where not recorded)."""
+        sql = f"SELECT {', '.join(_KEY_COLUMNS)}, record FROM steps"
         rows = self.db.execute(
             sql + (" WHERE scene_id = ? ORDER BY id" if scene_id else " ORDER BY id"), (scene_id,) if scene_id else ()
         ).fetchall()
         out = []
         for row in rows:
-            record = dict(zip(STEP_COLUMNS, row))
-            for f in _JSON_STEP_FIELDS:
-                record[f] = None if record[f] is None else json.loads(record[f])
-            out.append(record)
+            step = dict(zip(_KEY_COLUMNS, row[:-1]))
+            record = json.loads(row[-1])
+            step.update({f: record.get(f) for f in _JSON_STEP_FIELDS})
+            out.append(step)
         return out
 
     def responses(self, scene_id: str | None = None) -> list[dict[str, Any]]:

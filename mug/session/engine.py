@@ -254,6 +254,9 @@ class GameSession:
             raise MessageError("scene_over", f"scene {self.scene.scene_id!r} is over; no more actions are taken")
         step = message["step"]
         if step < self.decision:
+            if self.scene.step_mode == "realtime":
+                self._take_keys(client, message["keys"])  # normal network lag: keys still count, results are too old
+                return
             raise MessageError("stale_step", f"act for step {step} arrived after the scene moved on to step {self.decision}")
         if step > self.decision:
             raise MessageError("future_step", f"act for step {step}, but the scene is at step {self.decision}")
@@ -267,14 +270,18 @@ class GameSession:
             action = result["action"]
             if not _contains(space, action):
                 raise MessageError("bad_action", f"action {action!r} for agent {agent!r} is not in its action space {space}")
-        if self.scene.input_mode == "single_keystroke":
-            self._presses[client].extend(message["keys"])
-        self._held[client] = message["keys"]
+        self._take_keys(client, message["keys"])
         for agent, result in message["policies"].items():
             self._pending[agent] = (result["action"], result)
         self._acted.add(client)
         if self.scene.step_mode == "lockstep" and self._everyone_acted():
             self._advance()
+
+    def _take_keys(self, client: str, keys: list[str]) -> None:
+        """Take a client's keys: held keys now, or new presses queued (single_keystroke)."""
+        if self.scene.input_mode == "single_keystroke":
+            self._presses[client].extend(keys)
+        self._held[client] = keys
 
     def _everyone_acted(self) -> bool:
         return all(c in self._acted for c in self.clients if self.human_of.get(c) or self.runs_models[c])

@@ -25,12 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest  # noqa: E402
-from tornado.websocket import websocket_connect  # noqa: E402
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.websocket import websocket_connect
 
-from mug.session.messages import encode_envelope  # noqa: E402
-from tests.bots import join  # noqa: E402
-from tests.servers import ServerProcess  # noqa: E402
+from mug.server.simulate import join
+from mug.session.messages import encode_envelope
+from tests.servers import ServerProcess
 
 
 def _header(raw: bytes) -> dict:
@@ -139,7 +139,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     args = parser.parse_args()
     print("CartPole-v1 as a 2-object Surface at 30 fps, one server process, bots on the same machine (2 cores)")
-    print(f"{'N':>5} {'frames/s/client':>16} {'gap p50 ms':>11} {'gap p99 ms':>11} {'input->frame p50':>17} {'p99 ms':>8} {'server CPU %':>13} {'KiB/session':>12}")
+    print(
+        f"{'N':>5} {'frames/s/client':>16} {'gap p50 ms':>11} {'gap p99 ms':>11} {'input->frame p50':>17} {'p99 ms':>8} {'server CPU %':>13} {'KiB/session':>12}"
+    )
     for n in (int(x) for x in args.sizes.split(",")):
         r = asyncio.run(measure(n, args.seconds, args.warmup))
         print(

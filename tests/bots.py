@@ -1,135 +1,23 @@
-"""Bot participants: WebSocket clients that go through a study as a browser would (tests and benchmarks)."""
+"""Test helpers around simulated participants: plain HTTP requests and running coroutines beside Playwright."""
 
 from __future__ import annotations
 
 import asyncio
-import tempfile
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import numpy as np
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from tornado.websocket import WebSocketClosedError, websocket_connect
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
-import mug
-from mug.session.messages import decode_envelope, encode_envelope, tensor_from_ref, tensor_ref
+from mug.server.simulate import SimulatedParticipant, join
 
-SURVEY_ANSWERS = {"helpful": 5, "human_like": "no", "comments": "bot"}
+__all__ = ["DEMO_ANSWERS", "Bot", "join", "raw_http", "run_async"]
 
-
-@dataclass
-class BotStats:
-    """What one bot saw."""
-
-    participant_id: str
-    acked_steps: int = 0
-    frames: int = 0
-    frame_times: list[float] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    scenes: list[str] = field(default_factory=list)
-    completion_code: str | None = None
+DEMO_ANSWERS = {"helpful": 5, "human_like": "no", "comments": "bot"}
 
 
-async def join(base_url: str, participant_id: str) -> str:
-    """Open the participant page once (as a browser would); returns the browser-token cookie."""
-    response = await AsyncHTTPClient().fetch(f"{base_url}?participant={participant_id}", follow_redirects=False)
-    cookie = response.headers.get("Set-Cookie", "")
-    return cookie.split(";", 1)[0]
-
-
-class Bot:
-    """Plays every scene: continues text pages, answers surveys, presses ``keys`` in games, runs browser-side policies."""
-
-    def __init__(self, base_url: str, participant_id: str, *, keys: list[str] | None = None, cookie: str | None = None) -> None:
-        self.base_url, self.participant_id, self.keys = base_url, participant_id, keys or ["ArrowRight", "ArrowDown"]
-        self.cookie = cookie
-        self.stats = BotStats(participant_id)
-        self.runtimes: dict[str, mug.PolicyRuntime] = {}
-        self.connection = None
-        self._waiting_ack: float | None = None
-        self._presses = 0
-
-    async def connect(self):
-        if self.cookie is None:
-            self.cookie = await join(self.base_url, self.participant_id)
-        ws_url = self.base_url.replace("http://", "ws://") + f"ws?participant={self.participant_id}"
-        self.connection = await websocket_connect(HTTPRequest(ws_url, headers={"Cookie": self.cookie}))
-        await self.send({"type": "ready"})
-
-    async def send(self, message: dict[str, Any], buffers: list[bytes] | None = None) -> None:
-        await self.connection.write_message(encode_envelope(message, buffers or []), binary=True)
-
-    async def run(self, *, stop_after_acks: int | None = None, timeout: float = 120) -> BotStats:
-        """Go through the study (or stop after ``stop_after_acks`` acknowledged steps)."""
-        await self.connect()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                raw = await asyncio.wait_for(self.connection.read_message(), max(0.1, deadline - time.monotonic()))
-            except (TimeoutError, WebSocketClosedError):
-                break
-            if raw is None:
-                break
-            message, buffers = decode_envelope(raw)
-            done = await self.handle(message, buffers)
-            if done or (stop_after_acks is not None and self.stats.acked_steps >= stop_after_acks):
-                break
-        self.connection.close()
-        return self.stats
-
-    async def handle(self, message: dict[str, Any], buffers: list[bytes]) -> bool:
-        kind = message["type"]
-        if kind in ("frame", "episode_end") and self._waiting_ack is not None:
-            self.stats.acked_steps += 1  # the step our last act caused has been committed
-            self.stats.latencies.append(time.perf_counter() - self._waiting_ack)
-            self._waiting_ack = None
-        if kind == "scene":
-            meta = message["scene"]
-            self.stats.scenes.append(meta["scene_id"])
-            if meta["kind"] in ("start", "text"):
-                await self.send({"type": "advance", "scene_id": meta["scene_id"]})
-            elif meta["kind"] == "survey":
-                answers = {q["qid"]: SURVEY_ANSWERS.get(q["qid"], 1) for q in meta["questions"]}
-                await self.send({"type": "response", "scene_id": meta["scene_id"], "answers": answers})
-            elif meta["kind"] == "end":
-                self.stats.completion_code = meta["completion_code"]
-                return True
-            elif meta["kind"] == "gym":
-                await self.load_policies(meta)
-        elif kind == "frame":
-            self.stats.frames += 1
-            self.stats.frame_times.append(time.perf_counter())
-            await self.act(message, buffers)
-        elif kind == "error":
-            self.stats.errors.append(message)
-        return False
-
-    async def load_policies(self, meta: dict[str, Any]) -> None:
-        self.runtimes = {}
-        for agent in meta["you"]["runs_policies"]:
-            spec = meta["policies"][agent]
-            body = (await AsyncHTTPClient().fetch(self.base_url + spec["model_url"])).body
-            path = Path(tempfile.mkdtemp(prefix="bot-model-")) / "model.onnx"
-            path.write_bytes(body)
-            config = mug.ModelConfig.from_dict({**spec["config"], "onnx_path": str(path)})
-            self.runtimes[agent] = mug.PolicyRuntime(config, seed=meta["policy_seed"])
-
-    async def act(self, frame: dict[str, Any], buffers: list[bytes]) -> None:
-        if frame["step"] == 0:
-            for runtime in self.runtimes.values():
-                runtime.reset()
-        out_buffers: list[bytes] = []
-        policies = {}
-        for agent, ref in frame["observations"].items():
-            out = self.runtimes[agent].step(tensor_from_ref(ref, buffers, "obs"), agent)
-            policies[agent] = {"action": out.action, "logits": tensor_ref(np.asarray(out.logits), out_buffers), "states": {}}
-        key = self.keys[self._presses % len(self.keys)]
-        self._presses += 1
-        self._waiting_ack = time.perf_counter()
-        await self.send({"type": "act", "step": frame["step"], "keys": [key], "policies": policies}, out_buffers)
+def Bot(base_url: str, participant_id: str, **kwargs: Any) -> SimulatedParticipant:
+    """A simulated participant answering the demo survey."""
+    return SimulatedParticipant(base_url, participant_id, answers=DEMO_ANSWERS, **kwargs)
 
 
 async def raw_http(url: str) -> tuple[int, str]:
@@ -144,7 +32,5 @@ async def raw_http(url: str) -> tuple[int, str]:
 def run_async(coroutine: Any) -> Any:
     """Run ``coroutine`` to completion on a fresh event loop in its own thread
     (Playwright's sync API keeps a loop running in the test thread)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coroutine).result()

@@ -101,7 +101,16 @@ class Store:
         """Queue one step event (``GameSession``'s ``step`` data) for the next :meth:`commit`."""
         record = {f: data[f] for f in _JSON_STEP_FIELDS if f in data}
         self._pending_steps.append(
-            (participant_id, data["session_id"], data["scene_id"], data["episode"], data["step"], data["decision"], data["time"], _dump(record))
+            (
+                participant_id,
+                data["session_id"],
+                data["scene_id"],
+                data["episode"],
+                data["step"],
+                data["decision"],
+                data["time"],
+                _dump(record),
+            )
         )
 
     def add_event(self, participant_id: str, kind: str, data: dict[str, Any]) -> None:
@@ -151,7 +160,8 @@ class Store:
             self.db.execute("BEGIN")
             if steps:
                 self.db.executemany(
-                    f"INSERT INTO steps ({', '.join(_KEY_COLUMNS)}, record) VALUES ({', '.join('?' * (len(_KEY_COLUMNS) + 1))})", steps
+                    f"INSERT INTO steps ({', '.join(_KEY_COLUMNS)}, record) VALUES ({', '.join('?' * (len(_KEY_COLUMNS) + 1))})",
+                    steps,
                 )
             for sql, params in other:
                 self.db.execute(sql, params)

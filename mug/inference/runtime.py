@@ -142,7 +142,7 @@ class PolicyRuntime:
         batch = config.batch_size
         self._batch = batch
         self._encoder = ObservationEncoder(config.obs_input, specs, batch)
-        self._fixed = {n: fixed_tensor(v, specs[n], batch) for n, v in config.fixed_inputs.items()}
+        self._feeds = {n: fixed_tensor(v, specs[n], batch) for n, v in config.fixed_inputs.items()}
         shapes = config.state_shapes or [resolve_shape(specs[n].shape, batch) for n in config.state_inputs]
         self._zero_states = [_frozen(np.zeros(shape, dtype=specs[n].dtype)) for n, shape in zip(config.state_inputs, shapes)]
         self._state_inputs = list(config.state_inputs)
@@ -199,11 +199,11 @@ class PolicyRuntime:
                 signature), or the logits are not finite.
         """
         agent = self._agents.get(agent_id) or self._agent(agent_id)
+        feeds = self._feeds  # reused: every step overwrites the observation and state entries
         try:
-            feeds = self._encoder.encode(obs)
+            self._encoder.encode(obs, feeds)
         except ValueError as exc:
             raise PolicyError(f"policy {self.name!r}, agent {agent_id!r}: {exc}", policy=self.name) from exc
-        feeds.update(self._fixed)
         for name, value in zip(self._state_inputs, agent.states):
             feeds[name] = value
         try:

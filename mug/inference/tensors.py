@@ -107,20 +107,25 @@ class ObservationEncoder:
 
         return shape
 
-    def encode(self, obs: Any) -> dict[str, np.ndarray]:
-        """Feeds for ``obs``; ``ValueError`` describes a size or key mismatch."""
+    def encode(self, obs: Any, feeds: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Put the feeds for ``obs`` into ``feeds`` (a new dict if ``None``) and return it.
+
+        ``ValueError`` describes a size or key mismatch.
+        """
+        feeds = {} if feeds is None else feeds
         fast = self._fast
         if fast is not None and type(obs) is np.ndarray and obs.dtype is fast[1] and obs.size == fast[2]:
-            return {fast[0]: obs.reshape(fast[3])}  # the common case: a right-sized array of the input's dtype
+            feeds[fast[0]] = obs.reshape(fast[3])  # the common case: a right-sized array of the input's dtype
+            return feeds
         if self._single is not None:
             name, shape = self._single
-            return {name: shape(flatten_observation(obs))}
+            feeds[name] = shape(flatten_observation(obs))
+            return feeds
         if not isinstance(obs, Mapping):
             raise ValueError(
                 f"obs_input maps observation keys {sorted(k for k, _, _ in self._keyed)} to inputs, "
                 f"but the observation is a {type(obs).__name__}, not a dict"
             )
-        feeds = {}
         for key, name, shape in self._keyed:
             if key not in obs:
                 raise ValueError(f"the observation has no key {key!r} (keys: {sorted(obs)}); obs_input maps it to {name!r}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mug
 from mug.examples.cartpole import draw_cartpole
 
@@ -21,5 +23,18 @@ cartpole_realtime = mug.Stager(
         .gameplay(action_mapping={"ArrowLeft": 0, "ArrowRight": 1}, num_episodes=1000, max_steps=500)
         .rendering(mode="surface", draw=draw_cartpole, fps=30),
         mug.EndScene(completion_code="DONE"),
+    ]
+)
+
+ASSETS = Path(__file__).with_name("assets")
+
+#: A scene with a researcher's asset directory (a sprite drawn with surface.image).
+with_assets = mug.Stager(
+    [
+        mug.GymScene("sprites")
+        .environment("CartPole-v1", seed=1)
+        .policies({"agent_0": mug.Random})
+        .rendering(mode="surface", draw=lambda env, s: s.image(10, 10, 32, 32, "cart", id="cart"))
+        .assets(directory=ASSETS, images={"cart": "cart.png"}),
     ]
 )

@@ -203,3 +203,21 @@ def test_admin_view_needs_the_token_and_logs_never_show_it(tmp_path):
     finally:
         output = server.stop()
     assert server.admin_token not in output  # the start-up line (read by start()) is the only place it appears
+
+
+def test_researcher_assets_are_served_inside_their_directory_only(tmp_path):
+    server = ServerProcess(["deploy", "tests/e2e/studies.py:with_assets"], tmp_path / "data").start()
+    try:
+
+        async def fetch_all():
+            return [
+                await raw_http(server.url + p)
+                for p in ("assets/sprites/cart.png", "assets/sprites/../studies.py", "assets/sprites/%2e%2e/studies.py")
+            ]
+
+        ok, up, encoded = run_async(fetch_all())
+    finally:
+        server.stop()
+    assert ok[0] == 200
+    assert up[0] in (403, 404) and encoded[0] in (403, 404)
+    assert "mug.Stager" not in up[1] + encoded[1]

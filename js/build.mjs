@@ -1,7 +1,8 @@
 /**
  * Build the JS bundles into ../mug/static/ (run by `npm run build`, which
  * hatch-jupyter-builder calls on `pip install`):
- *   client.js          browser ES module: messages, canvas renderer and the policy runtime (onnxruntime-web)
+ *   client.js          browser ES module: the participant page (messages, canvas renderer, policy runtime)
+ *   widget.js          browser ES module: the notebook preview widget (anywidget), same client code
  *   policy-trace.mjs   Node command used by `mug check-policy` and parity tests
  *   ort-wasm-simd-threaded.wasm  ORT's wasm, loaded by both
  */
@@ -16,7 +17,12 @@ mkdirSync(outdir, { recursive: true });
 
 const common = { bundle: true, format: "esm", target: "es2022", logLevel: "warning", legalComments: "none" };
 
-await build({ ...common, entryPoints: [join(here, "src/client/index.js")], outfile: join(outdir, "client.js"), platform: "browser", minify: true });
+for (const [entry, out] of [
+  ["src/client/index.js", "client.js"],
+  ["src/widget/index.js", "widget.js"],
+]) {
+  await build({ ...common, entryPoints: [join(here, entry)], outfile: join(outdir, out), platform: "browser", minify: true });
+}
 await build({
   ...common,
   entryPoints: [join(here, "bin/policy-trace.mjs")],

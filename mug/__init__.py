@@ -34,6 +34,12 @@ from mug.server import Deployment, deploy
 
 __version__ = "0.1.0"
 
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """Jupyter Server extension entry point (see ``mug.jupyter``)."""
+    return [{"module": "mug.jupyter"}]
+
+
 __all__ = [
     "ConfigError",
     "Deployment",

@@ -457,6 +457,13 @@ class GymScene(Scene):
         )
         return self
 
+    def preview(self, **options: Any) -> Any:
+        """A live notebook preview of this scene (:class:`mug.widgets.ScenePreview`); options:
+        ``autoplay`` (start stepping at once) and ``speed`` (multiplies the frame rate)."""
+        from mug.widgets.preview import ScenePreview
+
+        return ScenePreview(self, **options)
+
     def model_path(self, agent: str) -> str:
         """Relative URL under which hosts serve ``agent``'s browser-side ONNX model."""
         return f"models/{self.scene_id}/{agent}.onnx"

@@ -253,10 +253,8 @@ class GameSession:
         if self.done:
             raise MessageError("scene_over", f"scene {self.scene.scene_id!r} is over; no more actions are taken")
         step = message["step"]
-        if step < self.decision:
-            if self.scene.step_mode == "realtime":
-                self._take_keys(client, message["keys"])  # normal network lag: keys still count, results are too old
-                return
+        late = step < self.decision
+        if late and self.scene.step_mode != "realtime":
             raise MessageError("stale_step", f"act for step {step} arrived after the scene moved on to step {self.decision}")
         if step > self.decision:
             raise MessageError("future_step", f"act for step {step}, but the scene is at step {self.decision}")
@@ -271,6 +269,10 @@ class GameSession:
             if not _contains(space, action):
                 raise MessageError("bad_action", f"action {action!r} for agent {agent!r} is not in its action space {space}")
         self._take_keys(client, message["keys"])
+        if late:  # normal lag in realtime: keys count now; a policy's action is its agent's latest (used as "previous")
+            for agent, result in message["policies"].items():
+                self._previous[agent] = result["action"]
+            return
         for agent, result in message["policies"].items():
             self._pending[agent] = (result["action"], result)
         self._acted.add(client)

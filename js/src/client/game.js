@@ -15,12 +15,17 @@ export class GameView {
   /**
    * @param {HTMLElement} root
    * @param {Object} meta the scene message's `scene`
-   * @param {{send: Function, fetchModel: (url: string) => Promise<Uint8Array>, onError: (text: string) => void}} host
+   * @param {{send: Function, fetchModel: (url: string) => Promise<Uint8Array>, onError: (text: string) => void,
+   *   keyTarget?: EventTarget, onPolicyStep?: (agent: string, result: Object, step: number) => void}} host
+   *   `keyTarget`: where keys are listened to (default: the window; the notebook widget passes itself,
+   *   so keys only play while it has focus); `onPolicyStep`: sees every browser-side policy result
    */
-  constructor(root, meta, { send, fetchModel, onError }) {
+  constructor(root, meta, { send, fetchModel, onError, keyTarget = window, onPolicyStep = () => {} }) {
     this.meta = meta;
     this.send = send;
     this.onError = onError;
+    this.keyTarget = keyTarget;
+    this.onPolicyStep = onPolicyStep;
     const box = card(root, meta);
     this.hud = Object.assign(document.createElement("div"), { className: "mug-hud" });
     this.canvas = Object.assign(document.createElement("canvas"), { id: "mug-canvas", tabIndex: 0 });
@@ -38,7 +43,7 @@ export class GameView {
     this.busy = Promise.resolve();
     this.ready = this.loadPolicies(fetchModel);
     this.listen();
-    this.canvas.focus();
+    if (keyTarget === window) this.canvas.focus();
   }
 
   async loadPolicies(fetchModel) {
@@ -61,22 +66,23 @@ export class GameView {
     this.onKeyDown = (event) => {
       if (!this.keys.has(event.key) || !this.canvas.isConnected) return;
       event.preventDefault();
+      event.stopPropagation();
       if (!event.repeat) this.presses.push(event.key);
       this.held.add(event.key);
       if (this.pending && this.humans) this.flushLockstep();
     };
     this.onKeyUp = (event) => this.held.delete(event.key);
     this.onBlur = () => this.held.clear();
-    window.addEventListener("keydown", this.onKeyDown);
-    window.addEventListener("keyup", this.onKeyUp);
-    window.addEventListener("blur", this.onBlur);
+    this.keyTarget.addEventListener("keydown", this.onKeyDown);
+    this.keyTarget.addEventListener("keyup", this.onKeyUp);
+    this.keyTarget.addEventListener(this.keyTarget === window ? "blur" : "focusout", this.onBlur);
   }
 
   /** Stop listening to the keyboard. */
   close() {
-    window.removeEventListener("keydown", this.onKeyDown);
-    window.removeEventListener("keyup", this.onKeyUp);
-    window.removeEventListener("blur", this.onBlur);
+    this.keyTarget.removeEventListener("keydown", this.onKeyDown);
+    this.keyTarget.removeEventListener("keyup", this.onKeyUp);
+    this.keyTarget.removeEventListener(this.keyTarget === window ? "blur" : "focusout", this.onBlur);
   }
 
   reportError(error) {
@@ -110,7 +116,10 @@ export class GameView {
     const results = {};
     for (const [agent, ref] of Object.entries(message.observations ?? {})) {
       const runtime = this.runtimes.get(agent);
-      if (runtime) results[agent] = await runtime.step(observationFromRef(ref, buffers), agent);
+      if (runtime) {
+        results[agent] = await runtime.step(observationFromRef(ref, buffers), agent);
+        this.onPolicyStep(agent, results[agent], message.step);
+      }
     }
     if (this.meta.mode === "lockstep" && this.humans) {
       this.pending = { step: message.step, results };

@@ -1,0 +1,173 @@
+"""scene.preview() in a real JupyterLab (and once in Notebook 7), driven like a researcher would."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.e2e.jupyter import JupyterServer, cell_output, open_notebook, run_cells, write_notebook
+
+SETUP = """
+import json, numpy as np, mug
+from pathlib import Path
+from mug.examples import CoinGrid
+from mug.scenes.policies import PolicySpec
+from tests.synthetic import lstm_model
+partner = mug.ModelConfig.from_onnx(lstm_model(Path("partner_lstm.onnx"), obs=29, hidden=16, actions=5))
+def grid(scene_id, policies, **gameplay):
+    return (mug.GymScene(scene_id).environment(CoinGrid, {"max_steps": 30}, seed=5).policies(policies)
+            .gameplay(**gameplay).rendering(mode="surface", draw=lambda env, s: env.draw(s), width=160, height=160))
+"""
+
+PLAY = """
+scene = grid("coins", {"agent_0": mug.Human, "agent_1": partner},
+             action_mapping={"ArrowUp": 1, "ArrowDown": 2, "ArrowLeft": 3, "ArrowRight": 4},
+             input_mode="single_keystroke", mode="lockstep")
+preview = scene.preview()
+preview
+"""
+
+CHECK = """
+t = preview.trace
+rt = mug.PolicyRuntime(partner, seed=scene.policy_seed)
+obs, acts, states = t.observations["agent_1"], t.actions["agent_1"], t.states["agent_1"]
+starts = {i for kind, i in t.boundaries if kind == "episode_start"}
+same, worst = True, 0.0
+for i in range(len(t)):
+    if i in starts:
+        rt.reset()
+    out = rt.step(obs[i], "agent_1")
+    same = same and out.action == acts[i]
+    worst = max(worst, *(float(np.abs(out.states[n] - states[n][i]).max()) for n in out.states))
+print("CHECK" + json.dumps({"steps": len(t), "human": t.actions["agent_0"].tolist(), "same_actions": bool(same),
+      "max_state_delta": worst, "sources": sorted(set(t.sources["agent_1"])), "states": sorted(states)}))
+"""
+
+RANDOM = """
+auto = grid("auto", {"agent_0": mug.Random, "agent_1": mug.Random}).preview()
+auto
+"""
+
+COUNT = 'print("COUNT", len(auto.trace), auto.session.episode)'
+
+MISTAKES = """
+bad = mug.ModelConfig.from_dict({**partner.to_dict(), "state_inputs": ["state_in_O", "state_in_1"]})
+try:
+    bad.validate()
+except mug.ConfigError as error:
+    print("PYTHON:", error)
+wrong = grid("wrong", {"agent_0": mug.Human, "agent_1": partner}, action_mapping={"ArrowUp": 1})
+wrong.policy_specs = {**wrong.policy_specs, "agent_1": PolicySpec("model", "client", bad)}
+throws = grid("throws", {"agent_0": mug.Human, "agent_1": mug.ModelConfig.from_onnx(
+    partner.onnx_path, custom_inference_fn="throw new Error('custom boom');")}, action_mapping={"ArrowUp": 1})
+w1, w2 = wrong.preview(), throws.preview()
+import ipywidgets
+ipywidgets.VBox([w1, w2])
+"""
+
+ERRORS = 'print("ERRORS" + json.dumps([w1.errors, w2.errors]))'
+
+
+@pytest.fixture(params=[True, False], ids=["server-extension", "comm"], scope="module")
+def lab(request, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("lab")
+    write_notebook(workdir / "preview.ipynb", [SETUP, PLAY, CHECK, RANDOM, COUNT, MISTAKES, ERRORS])
+    server = JupyterServer(workdir, mug_extension=request.param).start()
+    yield server, ("server-extension" if request.param else "comm")
+    server.stop()
+
+
+def wait_output(page, index: int, marker: str, timeout: float = 30_000) -> str:
+    page.wait_for_function(
+        "([i, m]) => { const c = window.jupyterapp.shell.currentWidget.content.widgets[i];"
+        " const a = c.node.querySelector('.jp-OutputArea'); return a && a.innerText.includes(m); }",
+        arg=[index, marker],
+        timeout=timeout,
+    )
+    text = cell_output(page, index)
+    return text[text.index(marker) + len(marker) :].strip()
+
+
+def test_preview_plays_inspects_and_traces(browser, lab):
+    server, delivery = lab
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    open_notebook(page, server, "preview.ipynb")
+    run_cells(page, [0, 1])
+    widget = page.locator(".mug-preview").first
+    widget.locator("#mug-canvas").wait_for(timeout=60_000)
+    assert widget.get_attribute("data-ort") == delivery  # how ORT's wasm reached the page
+    widget.locator(".mug-prob").first.wait_for(timeout=30_000)  # the browser ran the partner's first step
+    assert widget.locator(".mug-prob").count() == 5
+    assert widget.locator(".mug-state").count() == 2  # a heatmap per hidden-state tensor
+    title = widget.locator(".mug-state").first.inner_text()
+    widget.click()
+    for key in ["ArrowRight", "ArrowRight", "ArrowDown", "ArrowLeft", "ArrowUp"]:
+        page.keyboard.press(key)
+        page.wait_for_timeout(250)
+    assert widget.locator(".mug-state").first.inner_text() != title  # the heatmap moved with the steps
+    run_cells(page, [2])
+    result = json.loads(wait_output(page, 2, "CHECK"))
+    assert result["steps"] == 5
+    assert result["human"] == [4, 4, 2, 3, 1]  # keys pressed in the widget moved the human agent
+    assert (
+        result["sources"] == ["policy"] and result["same_actions"]
+    )  # the JS runtime's actions = Python's on the same observations
+    assert result["max_state_delta"] <= 1e-4 and result["states"] == ["state_out_0", "state_out_1"]
+
+    run_cells(page, [3])
+    auto = page.locator(".mug-preview").nth(1)
+    auto.locator("#mug-canvas").wait_for(timeout=30_000)
+    auto.get_by_role("button", name="Step").click()
+    page.wait_for_timeout(300)
+    run_cells(page, [4])
+    assert wait_output(page, 4, "COUNT").startswith("1 ")
+    auto.get_by_role("button", name="Play").click()
+    page.wait_for_timeout(1500)
+    auto.get_by_role("button", name="Pause").click()
+    page.wait_for_timeout(300)
+    run_cells(page, [4])
+    count = int(wait_output(page, 4, "COUNT").split()[0])
+    assert count > 10
+    page.wait_for_timeout(500)
+    run_cells(page, [4])
+    assert int(wait_output(page, 4, "COUNT").split()[0]) == count  # paused means paused
+    assert errors == []
+
+
+def test_mistakes_show_in_the_widget_and_in_python(browser, lab):
+    server, _ = lab
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    open_notebook(page, server, "preview.ipynb")
+    run_cells(page, [0, 5])
+    assert wait_output(page, 5, "PYTHON:", 60_000).startswith("state_inputs[0]: the model has no input 'state_in_O'")
+    panels = page.locator(".mug-errors")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.mug-errors')].filter(e => e.textContent.length > 0).length >= 2", timeout=60_000
+    )
+    texts = [panels.nth(i).inner_text() for i in range(panels.count())]
+    assert any("state_inputs[0]: the model has no input 'state_in_O'" in t for t in texts)
+    assert any("custom_inference_fn threw Error: custom boom" in t for t in texts), texts
+    run_cells(page, [6])
+    wrong, throws = json.loads(wait_output(page, 6, "ERRORS"))
+    assert any("state_in_O" in e for e in wrong) and any("custom boom" in e for e in throws)
+
+
+def test_preview_renders_in_notebook_7(browser, tmp_path):
+    write_notebook(tmp_path / "nb7.ipynb", [SETUP, RANDOM])
+    server = JupyterServer(tmp_path, app="notebook").start()
+    try:
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        open_notebook(page, server, "nb7.ipynb")
+        run_cells(page, [0, 1])
+        widget = page.locator(".mug-preview").first
+        widget.locator("#mug-canvas").wait_for(timeout=60_000)
+        widget.get_by_role("button", name="Step").click()
+        widget.get_by_role("button", name="Step").click()
+        page.wait_for_timeout(500)
+        shot = widget.locator("#mug-canvas").screenshot()
+        assert len(shot) > 500
+    finally:
+        server.stop()

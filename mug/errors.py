@@ -42,6 +42,11 @@ class PolicyError(MugError, RuntimeError):
 
 
 def did_you_mean(value: str, candidates: Iterable[str]) -> str:
-    """Return ``" Did you mean 'x'?"`` for the closest candidate, or ``""``."""
-    matches = difflib.get_close_matches(str(value), list(candidates), n=1, cutoff=0.5)
+    """Return ``" Did you mean 'x'?"`` for the closest candidate (similar spelling, or one name
+    being a prefix of the other, as ``observation``/``obs``), or ``""``."""
+    options = [str(c) for c in candidates]
+    matches = difflib.get_close_matches(str(value), options, n=1, cutoff=0.5)
+    if not matches:
+        low = str(value).lower()
+        matches = [c for c in options if c and (low.startswith(c.lower()) or c.lower().startswith(low))]
     return f" Did you mean {matches[0]!r}?" if matches else ""

@@ -23,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mug.errors import ConfigError
+from mug.errors import ConfigError, did_you_mean
 from mug.inference.signature import TensorSpec, read_signature
 from mug.inference.tensors import resolve_shape
 from mug.inference.validation import state_output_names_for
@@ -93,9 +93,29 @@ def _pair_by_shape(inputs: list[TensorSpec], outputs: list[TensorSpec]) -> list[
     return pairs
 
 
+def _check_override_names(sig: Any, overrides: dict[str, Any]) -> None:
+    """Names given to ``from_onnx`` must exist on the right side of the graph."""
+    obs = overrides.get("obs_input")
+    given = [("obs_input", n, "input") for n in (obs.values() if isinstance(obs, dict) else [obs] if obs else [])]
+    given += [("logit_output", overrides["logit_output"], "output")] if "logit_output" in overrides else []
+    given += [(f"state_inputs[{i}]", n, "input") for i, n in enumerate(overrides.get("state_inputs", ()))]
+    given += [(f"state_outputs[{i}]", n, "output") for i, n in enumerate(overrides.get("state_outputs", ()))]
+    given += [(f"fixed_inputs[{n!r}]", n, "input") for n in overrides.get("fixed_inputs") or {}]
+    for field, name, side in given:
+        names = sig.input_names if side == "input" else sig.output_names
+        if name not in names:
+            specs = sig.inputs if side == "input" else sig.outputs
+            listing = ", ".join(s.describe() for s in specs)
+            raise ConfigError(
+                f"{field}: the model has no {side} {name!r}.{did_you_mean(str(name), names)} Model {side}s: {listing}",
+                field=field.split("[")[0],
+            )
+
+
 def infer_config_fields(path: Path, overrides: dict[str, Any]) -> dict[str, Any]:
     """Return the config fields that the graph at ``path`` implies (overrides win)."""
     sig = read_signature(path)
+    _check_override_names(sig, overrides)
     batch_size = overrides.get("batch_size", 1)
     fixed: dict[str, Any] = dict(overrides.get("fixed_inputs") or {})
     given_states = "state_inputs" in overrides, "state_outputs" in overrides

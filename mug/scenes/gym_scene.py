@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -166,6 +167,9 @@ class GymScene(Scene):
             kwargs = dict(self.env_config)
             if render and self.render_mode == "rgb_array":
                 kwargs.setdefault("render_mode", "rgb_array")
+                # Gymnasium's pygame renderers need no display for rgb_array; without this SDL
+                # looks for one and prints an error on headless machines.
+                os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
             try:
                 return EnvAdapter(gymnasium.make(self.env_creator, **kwargs))
             except gymnasium.error.Error as exc:

@@ -113,3 +113,10 @@ def test_ambiguous_state_pairing_lists_candidates(tmp_path):
         mug.ModelConfig.from_onnx(path)
     assert "inputs p float32 [b, 3], q float32 [b, 3]; outputs of that shape: r float32 [b, 3]" in str(info.value)
     assert "Pass state_inputs=[...] and state_outputs=[...]" in str(info.value)
+
+
+def test_override_names_are_checked_against_the_graph():
+    with pytest.raises(mug.ConfigError) as info:
+        mug.ModelConfig.from_onnx(LSTM, obs_input="observation")
+    assert info.value.field == "obs_input"
+    assert "obs_input: the model has no input 'observation'. Did you mean 'obs'?" in str(info.value)

@@ -27,7 +27,8 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 lint: setup
-	$(BIN)/ruff check mug tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test-js: setup
 	cd js && npm test

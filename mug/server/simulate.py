@@ -151,4 +151,6 @@ class SimulatedParticipant:
         key = self.keys[self._presses % len(self.keys)]
         self._presses += 1
         self._waiting_ack = time.perf_counter()
-        await self.send({"type": "act", "step": frame["step"], "keys": [key], "policies": policies}, out_buffers)
+        await self.send(
+            {"type": "act", "step": frame["step"], "episode": frame["episode"], "keys": [key], "policies": policies}, out_buffers
+        )

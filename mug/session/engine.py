@@ -63,6 +63,7 @@ class GameSession:
         recorder: receives every event (optional).
         clock: seconds since the epoch (inject a fake one for reproducible records).
         session_id: recorded with every event.
+        render: draw frames (``False`` for headless rollouts: frames then carry no image).
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class GameSession:
         clock: Callable[[], float] = time.time,
         session_id: str = "session",
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        render: bool = True,
     ) -> None:
         scene.check_ready()
         humans = scene.humans
@@ -83,7 +85,7 @@ class GameSession:
                 f"scene {scene.scene_id!r} has {len(humans)} Human agent(s) {humans}; it needs {max(1, len(humans))} distinct client(s), got {list(clients)}"
             )
         self.scene, self.transport, self.recorder, self.clock = scene, transport, recorder, clock
-        self.session_id, self.max_message_bytes = session_id, max_message_bytes
+        self.session_id, self.max_message_bytes, self.render = session_id, max_message_bytes, render
         self.clients = list(clients)
         self.human_of = {c: [h] for c, h in zip(self.clients, humans)}
         self.client_models = [a for a, s in scene.policy_specs.items() if s.kind == "model" and s.where == "client"]
@@ -185,7 +187,7 @@ class GameSession:
     def _send_frame(self) -> None:
         shared: list[bytes] = []
         try:
-            render = self._render(shared)
+            render = self._render(shared) if self.render else {"kind": "none"}
             hud = None
             if self.scene.hud is not None:
                 hud = str(
@@ -252,11 +254,13 @@ class GameSession:
     def _on_act(self, client: str, message: dict[str, Any]) -> None:
         if self.done:
             raise MessageError("scene_over", f"scene {self.scene.scene_id!r} is over; no more actions are taken")
-        step = message["step"]
-        late = step < self.decision
+        step, episode = message["step"], message["episode"]
+        if episode is not None and episode > self.episode:
+            raise MessageError("future_step", f"act for episode {episode}, but the scene is in episode {self.episode}")
+        late = step < self.decision or (episode is not None and episode < self.episode)
         if late and self.scene.step_mode != "realtime":
             raise MessageError("stale_step", f"act for step {step} arrived after the scene moved on to step {self.decision}")
-        if step > self.decision:
+        if step > self.decision and not late:
             raise MessageError("future_step", f"act for step {step}, but the scene is at step {self.decision}")
         allowed = self.runs_models[client]
         for agent, result in message["policies"].items():

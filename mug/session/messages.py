@@ -126,6 +126,9 @@ def _check_act(msg: dict[str, Any], buffers: list[bytes]) -> dict[str, Any]:
     step = msg.get("step")
     if not _is_int(step) or step < 0:
         raise MessageError("bad_field", f"act.step: expected a step index (integer >= 0), got {_short(step)}")
+    episode = msg.get("episode")
+    if episode is not None and (not _is_int(episode) or episode < 0):
+        raise MessageError("bad_field", f"act.episode: expected an episode index (integer >= 0), got {_short(episode)}")
     keys = msg.get("keys", [])
     if (
         not isinstance(keys, list)
@@ -154,7 +157,7 @@ def _check_act(msg: dict[str, Any], buffers: list[bytes]) -> dict[str, Any]:
             "logits": None if logits is None else tensor_from_ref(logits, buffers, f"act.policies[{agent!r}].logits"),
             "states": {n: tensor_from_ref(r, buffers, f"act.policies[{agent!r}].states[{n!r}]") for n, r in states.items()},
         }
-    return {"type": "act", "step": step, "keys": keys, "policies": results}
+    return {"type": "act", "step": step, "episode": episode, "keys": keys, "policies": results}
 
 
 def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:

@@ -19,7 +19,6 @@ import traitlets
 from mug.jupyter import STATIC
 from mug.scenes.policies import PolicySpec
 from mug.session.engine import GameSession
-from mug.session.transport import MemoryTransport
 from mug.widgets.trace import Trace
 
 if TYPE_CHECKING:
@@ -28,6 +27,11 @@ if TYPE_CHECKING:
 __all__ = ["ScenePreview"]
 
 CLIENT = "preview"
+
+
+class _NullTransport:
+    def send(self, client_id: str, message: dict[str, Any], buffers: list[bytes]) -> None:
+        pass
 
 
 class _WidgetTransport:
@@ -107,9 +111,15 @@ class ScenePreview(anywidget.AnyWidget):
         self._start_session()
 
     async def _tick_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
         while self.playing and self.session is not None and not self.session.done:
             self.step()
-            await asyncio.sleep(1.0 / (self.scene.fps * max(self.speed, 0.01)))
+            next_tick += 1.0 / (self.scene.fps * max(self.speed, 0.01))
+            now = loop.time()
+            if next_tick < now - 0.25:  # fell far behind (a busy kernel): do not burst to catch up
+                next_tick = now
+            await asyncio.sleep(max(0.0, next_tick - now))
         self.playing = False
 
     # -- front end ----------------------------------------------------------------------
@@ -186,7 +196,7 @@ class ScenePreview(anywidget.AnyWidget):
             a: PolicySpec(s.kind, "server", s.config, s.fn) if s.kind == "model" else s for a, s in scene.policy_specs.items()
         }
         trace = Trace(self.trace.temperatures)
-        session = GameSession(scene, [CLIENT], MemoryTransport(), trace, session_id="rollout")
+        session = GameSession(scene, [CLIENT], _NullTransport(), trace, session_id="rollout", render=False)
         session.start()
         while len(trace) < steps and not session.done:
             session.tick()

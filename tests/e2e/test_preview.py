@@ -68,11 +68,22 @@ ipywidgets.VBox([w1, w2])
 
 ERRORS = 'print("ERRORS" + json.dumps([w1.errors, w2.errors]))'
 
+ROLLOUT = """
+rolled = preview.rollout(300, seed=3)
+print("ROLL", len(rolled), preview.parity["reason"])
+"""
+
+PARITY = """
+p = preview.parity
+print("PARITY" + json.dumps({"ran": p["ran"], "max_delta": p.get("max_delta"), "differing": p.get("differing_actions"),
+      "diverged": p.get("diverged"), "steps": len(p.get("max_delta_per_step", []))}))
+"""
+
 
 @pytest.fixture(params=[True, False], ids=["server-extension", "comm"], scope="module")
 def lab(request, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("lab")
-    write_notebook(workdir / "preview.ipynb", [SETUP, PLAY, CHECK, RANDOM, COUNT, MISTAKES, ERRORS])
+    write_notebook(workdir / "preview.ipynb", [SETUP, PLAY, CHECK, RANDOM, COUNT, MISTAKES, ERRORS, ROLLOUT, PARITY])
     server = JupyterServer(workdir, mug_extension=request.param).start()
     yield server, ("server-extension" if request.param else "comm")
     server.stop()
@@ -116,6 +127,15 @@ def test_preview_plays_inspects_and_traces(browser, lab):
         result["sources"] == ["policy"] and result["same_actions"]
     )  # the JS runtime's actions = Python's on the same observations
     assert result["max_state_delta"] <= 1e-4 and result["states"] == ["state_out_0", "state_out_1"]
+
+    run_cells(page, [7])
+    assert wait_output(page, 7, "ROLL") == "300 JS comparison pending"
+    widget.locator(".mug-parity").filter(has_text="JS vs Python").wait_for(timeout=60_000)
+    run_cells(page, [8])
+    parity = json.loads(wait_output(page, 8, "PARITY"))
+    assert parity == {"ran": True, "max_delta": parity["max_delta"], "differing": 0, "diverged": False, "steps": 300}
+    assert parity["max_delta"] <= 1e-4
+    assert "DIVERGED" not in widget.locator(".mug-parity").inner_text()
 
     run_cells(page, [3])
     auto = page.locator(".mug-preview").nth(1)

@@ -277,3 +277,17 @@ def test_a_failing_server_policy_stops_the_scene_with_a_reported_error():
     error = transport.last("c1", "error")[0]
     assert error["fatal"] is True and error["code"] == "policy_error"
     assert recorder.of_kind("error")[0]["message"] == s.failure
+
+
+def test_realtime_act_from_the_previous_episode_is_late_not_future():
+    s, transport, recorder = session(cartpole(max_steps=3, num_episodes=2))
+    for _ in range(3):
+        s.tick()
+    assert s.episode == 1 and s.decision == 0
+    transport.take("c1")
+    s.receive("c1", {"type": "act", "step": 2, "episode": 0, "keys": ["ArrowRight"]})
+    assert transport.take("c1") == []  # no error: normal lag
+    s.tick()
+    assert recorder.of_kind("step")[-1]["actions"]["agent_0"] == 1  # its keys still count
+    s.receive("c1", {"type": "act", "step": 0, "episode": 5, "keys": []})
+    assert transport.last("c1", "error")[0]["code"] == "future_step"

@@ -122,22 +122,22 @@ export class GameView {
       }
     }
     if (this.meta.mode === "lockstep" && this.humans) {
-      this.pending = { step: message.step, results };
+      this.pending = { step: message.step, episode: message.episode, results };
       if (this.meta.input_mode === "single_keystroke" ? this.presses.length : this.held.size) this.flushLockstep();
       return;
     }
-    this.act(message.step, this.keysForAct(), results);
+    this.act(message.step, message.episode, this.keysForAct(), results);
   }
 
   flushLockstep() {
-    const { step, results } = this.pending;
+    const { step, episode, results } = this.pending;
     const keys = this.meta.input_mode === "single_keystroke" ? this.presses.splice(0, 1) : [...this.held];
     this.pending = null;
-    this.act(step, keys, results);
+    this.act(step, episode, keys, results);
   }
 
-  act(step, keys, results) {
-    const { message, buffers } = actMessage(step, keys, results);
+  act(step, episode, keys, results) {
+    const { message, buffers } = actMessage(step, keys, results, episode);
     this.send(message, buffers);
   }
 }

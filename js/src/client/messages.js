@@ -126,9 +126,10 @@ export function checkServerMessage(message) {
  * @param {number} step
  * @param {string[]} keys
  * @param {Object<string, {action: number, logits?: Float32Array|null, states?: Object}>} [results]
+ * @param {number} [episode] the frame's episode (lets the engine tell a late act from a future one)
  * @returns {{message: Object, buffers: ArrayBufferView[]}}
  */
-export function actMessage(step, keys, results = {}) {
+export function actMessage(step, keys, results = {}, episode = undefined) {
   const buffers = [];
   const policies = {};
   for (const [agent, r] of Object.entries(results)) {
@@ -141,5 +142,7 @@ export function actMessage(step, keys, results = {}) {
     entry.states = states;
     policies[agent] = entry;
   }
-  return { message: { type: "act", step, keys, policies }, buffers };
+  const message = { type: "act", step, keys, policies };
+  if (episode !== undefined) message.episode = episode;
+  return { message, buffers };
 }

@@ -84,6 +84,7 @@ export class CanvasRenderer {
   async draw(render, buffers) {
     if (render.kind === "surface") return this.drawSurface(render);
     if (render.kind === "rgb") return this.drawRgb(render, buffers[render.buffer]);
+    if (render.kind === "none") return undefined;
     throw new Error(`unknown render kind '${render.kind}'`);
   }
 

@@ -23,6 +23,9 @@ class Trace:
         logits[agent], probs[agent]: policy outputs (policy agents only).
         states[agent][name]: every hidden-state tensor per step, shape (steps, *tensor shape).
 
+    Policy arrays have one row per step; a step that acted on another action
+    (in realtime play, a browser result that arrived a frame late) has a NaN row.
+
     A ``Trace`` is a :class:`~mug.session.recording.Recorder`: the preview's
     engine records into it during live play and rollouts.
     """
@@ -88,31 +91,46 @@ class Trace:
     def observations(self) -> dict[str, np.ndarray]:
         return self._per_agent("observations", dtype=np.float32)
 
-    def _outputs(self) -> dict[str, list[dict[str, Any]]]:
-        out: dict[str, list] = defaultdict(list)
-        for row in self._rows:
-            for agent, value in (row.get("policy_outputs") or {}).items():
-                out[agent].append(value)
-        return out
+    def _outputs(self) -> dict[str, list[dict[str, Any] | None]]:
+        """Per policy agent, one entry per step: its outputs, or ``None`` where the step used another action
+        (a late browser result in realtime play)."""
+        agents = sorted({a for row in self._rows for a in (row.get("policy_outputs") or {})})
+        return {a: [(row.get("policy_outputs") or {}).get(a) for row in self._rows] for a in agents}
+
+    @staticmethod
+    def _stack(values: list[Any]) -> np.ndarray:
+        """Stack per-step arrays; steps without a value become NaN rows, so rows stay aligned with ``steps``."""
+        present = next(np.asarray(v, np.float32) for v in values if v is not None)
+        blank = np.full(present.shape, np.nan, np.float32)
+        return np.stack([blank if v is None else np.asarray(v, np.float32).reshape(present.shape) for v in values])
 
     @property
     def logits(self) -> dict[str, np.ndarray]:
-        return {
-            a: np.stack([np.ravel(np.asarray(o["logits"], np.float32)) for o in outs])
-            for a, outs in self._outputs().items()
-            if outs[0].get("logits") is not None
-        }
+        """Per policy agent: (steps, actions); NaN rows where the step had no result of its own."""
+        out = {}
+        for agent, outs in self._outputs().items():
+            values = [None if o is None or o.get("logits") is None else np.ravel(o["logits"]) for o in outs]
+            if any(v is not None for v in values):
+                out[agent] = self._stack(values)
+        return out
 
     @property
     def probs(self) -> dict[str, np.ndarray]:
-        return {a: np.stack([softmax(row, self.temperatures.get(a, 1.0)) for row in rows]) for a, rows in self.logits.items()}
+        """Softmax of ``logits / temperature`` per step (NaN rows as in ``logits``)."""
+        return {
+            a: np.stack(
+                [row if np.isnan(row).any() else softmax(row, self.temperatures.get(a, 1.0)).astype(np.float32) for row in rows]
+            )
+            for a, rows in self.logits.items()
+        }
 
     @property
     def states(self) -> dict[str, dict[str, np.ndarray]]:
+        """Per policy agent and state tensor: (steps, *shape) (NaN rows as in ``logits``)."""
         out: dict[str, dict[str, np.ndarray]] = {}
         for agent, outs in self._outputs().items():
-            names = list(outs[0].get("states") or {})
-            out[agent] = {n: np.stack([np.asarray(o["states"][n], np.float32) for o in outs]) for n in names}
+            names = sorted({n for o in outs if o is not None for n in (o.get("states") or {})})
+            out[agent] = {n: self._stack([None if o is None else (o.get("states") or {}).get(n) for o in outs]) for n in names}
         return out
 
     def to_pandas(self) -> Any:

@@ -68,6 +68,7 @@ class ScenePreview(anywidget.AnyWidget):
         self.parity: dict[str, Any] | None = None
         self._autoplay = autoplay
         self._ticker: asyncio.Task | None = None
+        self._recompute: list[tuple[dict[str, Any], list[bytes]]] = []
         self.on_msg(self._on_front_end)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -145,16 +146,18 @@ class ScenePreview(anywidget.AnyWidget):
             return
         if kind == "client_error":
             self.errors = [*self.errors, str(content.get("message", ""))[:2000]]
-        if kind == "ready":
-            self.frontend = True
-            if self.session is None:
-                self._start_session()
-                if self._autoplay:
-                    self.play()
-                return
-        if self.session is not None:
+        if kind == "ready" and self.session is None:
+            self._start_session()
+            if self._autoplay:
+                self.play()
+        elif self.session is not None:
             self.session.receive(CLIENT, content, [bytes(b) for b in buffers])
             self._check_failure()
+        if kind == "ready":
+            self.frontend = True
+            if self._recompute:  # a rollout ran before the widget was on screen; the scene went first
+                self.parity = {"ran": False, "reason": "JS comparison pending"}
+                self._send_recompute()
 
     def _send_asset(self, name: str) -> None:
         """The ORT wasm (when the server extension is not there) or a browser-side policy's model."""
@@ -205,20 +208,38 @@ class ScenePreview(anywidget.AnyWidget):
         self.rollout_trace = trace
         self.trace.extend(trace)
         browser_side = [a for a, s in self.scene.policy_specs.items() if s.kind == "model" and s.where == "client"]
-        if not self.frontend or not browser_side:
-            reason = "no front end is connected" if not self.frontend else "the scene has no browser-side policy"
-            self.parity = {"ran": False, "reason": f"JS comparison did not run: {reason}"}
+        if not browser_side:
+            self.parity = {"ran": False, "reason": "JS comparison did not run: the scene has no browser-side policy"}
             return trace
-        self.parity = {"ran": False, "reason": "JS comparison pending"}
         observations = trace.observations
         resets = [i for kind, i in trace.boundaries if kind == "episode_start"]
-        for agent in browser_side:
-            obs = observations[agent]
-            self.send(
-                {"channel": "recompute", "agent": agent, "shape": list(obs.shape), "resets": resets, "seed": scene.policy_seed},
-                [obs.tobytes()],
+        self._recompute = [
+            (
+                {
+                    "channel": "recompute",
+                    "agent": a,
+                    "shape": list(observations[a].shape),
+                    "resets": resets,
+                    "seed": scene.policy_seed,
+                },
+                [observations[a].tobytes()],
             )
+            for a in browser_side
+        ]
+        if not self.frontend:
+            self.parity = {
+                "ran": False,
+                "reason": "JS comparison did not run: no front end is connected (it runs once the widget is shown)",
+            }
+            return trace
+        self.parity = {"ran": False, "reason": "JS comparison pending"}
+        self._send_recompute()
         return trace
+
+    def _send_recompute(self) -> None:
+        for message, buffers in self._recompute:
+            self.send(message, buffers)
+        self._recompute = []
 
     def _compare(self, content: dict[str, Any], buffers: list[Any]) -> None:
         import numpy as np

@@ -49,7 +49,7 @@ auto = grid("auto", {"agent_0": mug.Random, "agent_1": mug.Random}).preview()
 auto
 """
 
-COUNT = 'print("COUNT", len(auto.trace), auto.session.episode)'
+COUNT = 'print("COUNT", len(auto.trace), auto.session.episode, auto.session.decision, id(auto.session))'
 
 MISTAKES = """
 bad = mug.ModelConfig.from_dict({**partner.to_dict(), "state_inputs": ["state_in_O", "state_in_1"]})
@@ -153,7 +153,15 @@ def test_preview_plays_inspects_and_traces(browser, lab):
     assert count > 10
     page.wait_for_timeout(500)
     run_cells(page, [4])
-    assert int(wait_output(page, 4, "COUNT").split()[0]) == count  # paused means paused
+    paused = wait_output(page, 4, "COUNT").split()
+    assert int(paused[0]) == count  # paused means paused
+    auto.get_by_role("button", name="Reset").click()
+    page.wait_for_timeout(500)
+    run_cells(page, [4])
+    after = wait_output(page, 4, "COUNT").split()
+    assert (
+        after[0] == paused[0] and after[1:3] == ["0", "0"] and after[3] != paused[3]
+    )  # a fresh session; the trace keeps its rows
     assert errors == []
 
 
@@ -189,5 +197,46 @@ def test_preview_renders_in_notebook_7(browser, tmp_path):
         page.wait_for_timeout(500)
         shot = widget.locator("#mug-canvas").screenshot()
         assert len(shot) > 500
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("name", ["01_quickstart", "02_debug_tensor_config", "03_deploy_study"])
+def test_repository_notebooks_run_in_jupyterlab(browser, tmp_path, name):
+    import shutil
+
+    from tests.e2e.jupyter import ROOT
+
+    notebooks = tmp_path / "notebooks"
+    shutil.copytree(ROOT / "notebooks", notebooks)
+    (tmp_path / "tests").symlink_to(ROOT / "tests")  # notebook 02 reads ../tests/fixtures
+    server = JupyterServer(tmp_path).start()
+    try:
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        open_notebook(page, server, f"notebooks/{name}.ipynb")
+        page.evaluate(
+            "() => { const app = window.jupyterapp; app.commands.execute('editmenu:clear-all'); app.commands.execute('notebook:run-all-cells'); }"
+        )
+        last = page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets.length - 1")
+        page.wait_for_function(
+            "(i) => { const w = window.jupyterapp.shell.currentWidget; const c = w.content.widgets[i];"
+            " return c.model.executionCount !== null && w.sessionContext.session.kernel.status === 'idle'; }",
+            arg=last,
+            timeout=120_000,
+        )
+        assert (
+            page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+            .filter(has_text="Traceback")
+            .count()
+            == 0
+        )
+        assert page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']").count() == 0
+        if name == "01_quickstart":
+            widget = page.locator(".mug-preview").first
+            widget.locator("#mug-canvas").wait_for(timeout=60_000)
+            widget.locator(".mug-parity").filter(has_text="JS vs Python").wait_for(
+                timeout=60_000
+            )  # the rollout cell's JS re-evaluation
+            assert "DIVERGED" not in widget.locator(".mug-parity").inner_text()
     finally:
         server.stop()

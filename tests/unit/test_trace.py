@@ -15,7 +15,10 @@ def test_rollout_without_a_front_end_traces_everything_and_says_js_did_not_run()
     preview = scene.preview()
     trace = preview.rollout(100, seed=2)
     assert len(trace) == 100 and len(preview.trace) == 100
-    assert preview.parity == {"ran": False, "reason": "JS comparison did not run: no front end is connected"}
+    assert preview.parity == {
+        "ran": False,
+        "reason": "JS comparison did not run: no front end is connected (it runs once the widget is shown)",
+    }
     assert trace.logits["agent_0"].shape == (100, 2) and trace.states["agent_0"]["state_out_0"].shape == (100, 1, 8)
     np.testing.assert_allclose(trace.probs["agent_0"].sum(axis=1), 1.0, rtol=1e-6)
     assert sorted(set(trace.episodes.tolist())) == [0, 1, 2]  # 40-step episodes

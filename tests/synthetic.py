@@ -77,47 +77,10 @@ def _opaque_logits(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def lstm_model(path: Path, *, obs: int = 4, hidden: int = 32, actions: int = 2, seed: int = 0) -> Path:
-    """An RLlib-style LSTM policy: ``obs [b, obs]``, ``state_in_0/1 [b, hidden]``, ``seq_lens [b]`` ->
-    ``output [b, actions]``, ``state_out_0/1 [b, hidden]`` (random weights, for speed and shape tests)."""
+    """An RLlib-style LSTM policy (``mug.examples.train_cartpole_lstm.lstm_policy``) with random weights."""
+    from mug.examples.train_cartpole_lstm import lstm_policy
+
     rng = np.random.default_rng(seed)
-
-    def weight(name: str, *shape: int) -> onnx.TensorProto:
-        return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32), name)
-
-    nodes = [
-        helper.make_node("Unsqueeze", ["obs", "axis0"], ["x"]),  # [1, b, obs]: a sequence of one step
-        helper.make_node("Unsqueeze", ["state_in_0", "axis0"], ["h0"]),
-        helper.make_node("Unsqueeze", ["state_in_1", "axis0"], ["c0"]),
-        helper.make_node("LSTM", ["x", "W", "R", "B", "", "h0", "c0"], ["y", "h1", "c1"], hidden_size=hidden),
-        helper.make_node("Squeeze", ["h1", "axis0"], ["state_out_0"]),
-        helper.make_node("Squeeze", ["c1", "axis0"], ["state_out_1"]),
-        helper.make_node("MatMul", ["state_out_0", "V"], ["output"]),
-        helper.make_node("Shape", ["seq_lens"], ["unused"]),
-    ]
-    b = "batch_size"
-    graph = helper.make_graph(
-        nodes,
-        "synthetic_lstm",
-        [
-            helper.make_tensor_value_info("obs", TensorProto.FLOAT, [b, obs]),
-            helper.make_tensor_value_info("state_in_0", TensorProto.FLOAT, [b, hidden]),
-            helper.make_tensor_value_info("state_in_1", TensorProto.FLOAT, [b, hidden]),
-            helper.make_tensor_value_info("seq_lens", TensorProto.FLOAT, [b]),
-        ],
-        [
-            helper.make_tensor_value_info("output", TensorProto.FLOAT, [b, actions]),
-            helper.make_tensor_value_info("state_out_0", TensorProto.FLOAT, [b, hidden]),
-            helper.make_tensor_value_info("state_out_1", TensorProto.FLOAT, [b, hidden]),
-        ],
-        [
-            numpy_helper.from_array(np.array([0], dtype=np.int64), "axis0"),
-            weight("W", 1, 4 * hidden, obs),
-            weight("R", 1, 4 * hidden, hidden),
-            weight("B", 1, 8 * hidden),
-            weight("V", hidden, actions),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, path)
+    shapes = {"W": (4 * hidden, obs), "R": (4 * hidden, hidden), "B": (8 * hidden,), "V": (hidden, actions), "b": (actions,)}
+    onnx.save(lstm_policy({k: rng.standard_normal(v) * 0.3 for k, v in shapes.items()}), path)
     return path

@@ -52,21 +52,23 @@ def check(model: str, config_path: str | None, steps: int, seed: int, reset_ever
 
     observations = random_observations(config, steps, seed)
     entries = [{"obs": o, "reset": bool(reset_every and i and i % reset_every == 0)} for i, o in enumerate(observations)]
+
+    def attempt(key: str, run: Any) -> Any:
+        try:
+            trace = run()
+        except MugError as exc:
+            report[key] = f"failed: {exc}"
+            return None
+        report[key] = f"ok, {len(trace)} steps"
+        return trace
+
     py = js = None
     if config.custom_inference_fn is None:
-        try:
-            py = python_trace(config, entries, seed)
-            report["python"] = f"ok, {len(py)} steps"
-        except MugError as exc:
-            report["python"] = f"failed: {exc}"
+        py = attempt("python", lambda: python_trace(config, entries, seed))
     else:
         report["python"] = "skipped: custom_inference_fn is JavaScript"
     if node_available():
-        try:
-            js = node_trace(config, entries, seed)
-            report["javascript"] = f"ok, {len(js)} steps"
-        except MugError as exc:
-            report["javascript"] = f"failed: {exc}"
+        js = attempt("javascript", lambda: node_trace(config, entries, seed))
     else:
         report["javascript"] = "skipped: Node.js or the built JS runtime is missing"
     if py is not None and js is not None:

@@ -82,31 +82,37 @@ def train(generations: int = 40, population: int = 40, seed: int = 0) -> np.ndar
     return mean
 
 
-def to_onnx(theta: np.ndarray, path: Path) -> None:
-    p = unpack(theta.astype(np.float32))
-    b = "batch_size"
+def lstm_policy(weights: dict[str, np.ndarray], name: str = "lstm_policy") -> onnx.ModelProto:
+    """An RLlib-style LSTM policy graph from ``W`` [4h, obs], ``R`` [4h, h], ``B`` [8h], ``V`` [h, actions], ``b`` [actions].
+
+    Inputs ``obs`` [b, obs], ``state_in_0`` (h) and ``state_in_1`` (c) [b, h], ``seq_lens`` [b]
+    (read, unused); outputs ``output`` [b, actions] and ``state_out_0``/``state_out_1`` [b, h].
+    """
+    p = {k: np.asarray(v, np.float32) for k, v in weights.items()}
+    hidden, obs = p["W"].shape[0] // 4, p["W"].shape[1]
+    actions, batch = p["V"].shape[1], "batch_size"
     graph = helper.make_graph(
         [
-            helper.make_node("Unsqueeze", ["obs", "axis0"], ["x"]),
+            helper.make_node("Unsqueeze", ["obs", "axis0"], ["x"]),  # a sequence of one step
             helper.make_node("Unsqueeze", ["state_in_0", "axis0"], ["h0"]),
             helper.make_node("Unsqueeze", ["state_in_1", "axis0"], ["c0"]),
-            helper.make_node("LSTM", ["x", "W", "R", "B", "", "h0", "c0"], ["y", "h1", "c1"], hidden_size=HIDDEN),
+            helper.make_node("LSTM", ["x", "W", "R", "B", "", "h0", "c0"], ["y", "h1", "c1"], hidden_size=hidden),
             helper.make_node("Squeeze", ["h1", "axis0"], ["state_out_0"]),
             helper.make_node("Squeeze", ["c1", "axis0"], ["state_out_1"]),
             helper.make_node("Gemm", ["state_out_0", "V", "bias"], ["output"]),
             helper.make_node("Shape", ["seq_lens"], ["seq_lens_shape"]),
         ],
-        "cartpole_lstm",
+        name,
         [
-            helper.make_tensor_value_info("obs", TensorProto.FLOAT, [b, OBS]),
-            helper.make_tensor_value_info("state_in_0", TensorProto.FLOAT, [b, HIDDEN]),
-            helper.make_tensor_value_info("state_in_1", TensorProto.FLOAT, [b, HIDDEN]),
-            helper.make_tensor_value_info("seq_lens", TensorProto.FLOAT, [b]),
+            helper.make_tensor_value_info("obs", TensorProto.FLOAT, [batch, obs]),
+            helper.make_tensor_value_info("state_in_0", TensorProto.FLOAT, [batch, hidden]),
+            helper.make_tensor_value_info("state_in_1", TensorProto.FLOAT, [batch, hidden]),
+            helper.make_tensor_value_info("seq_lens", TensorProto.FLOAT, [batch]),
         ],
         [
-            helper.make_tensor_value_info("output", TensorProto.FLOAT, [b, ACTIONS]),
-            helper.make_tensor_value_info("state_out_0", TensorProto.FLOAT, [b, HIDDEN]),
-            helper.make_tensor_value_info("state_out_1", TensorProto.FLOAT, [b, HIDDEN]),
+            helper.make_tensor_value_info("output", TensorProto.FLOAT, [batch, actions]),
+            helper.make_tensor_value_info("state_out_0", TensorProto.FLOAT, [batch, hidden]),
+            helper.make_tensor_value_info("state_out_1", TensorProto.FLOAT, [batch, hidden]),
         ],
         [
             numpy_helper.from_array(np.array([0], np.int64), "axis0"),
@@ -117,12 +123,14 @@ def to_onnx(theta: np.ndarray, path: Path) -> None:
             numpy_helper.from_array(p["b"], "bias"),
         ],
     )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="mug.examples.train_cartpole_lstm"
-    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="mug.examples")
     model.ir_version = 8
     onnx.checker.check_model(model)
-    onnx.save(model, path)
+    return model
+
+
+def to_onnx(theta: np.ndarray, path: Path) -> None:
+    onnx.save(lstm_policy(unpack(theta), "cartpole_lstm"), path)
 
 
 def check(theta: np.ndarray, path: Path) -> float:

@@ -210,7 +210,8 @@ class PolicyRuntime:
             outputs = self._run(self._output_names, feeds, None)
         except Exception as exc:
             raise self._run_error(exc, feeds, agent_id, agent.steps) from exc
-        logits = outputs[0][0] if outputs[0].ndim == 2 else outputs[0].reshape(self._batch, -1)[0]
+        raw = outputs[0]
+        logits = raw[0] if raw.ndim == 2 else raw.reshape(self._batch, -1)[0]
         states = outputs[1:]
         for state in states:
             state.setflags(write=False)  # fed back next step: nobody may change it in place

@@ -119,7 +119,9 @@ def softmax(logits: Sequence[float] | np.ndarray, temperature: float = 1.0) -> n
 
 def draw_action(logits: Sequence[float] | np.ndarray, temperature: float, rng: Mulberry32) -> int:
     """Sample an action index with one draw from ``rng`` (the hot path: no probabilities built)."""
-    values = _scaled(logits, temperature)
+    values = logits.tolist() if type(logits) is np.ndarray else [float(x) for x in logits]
+    if temperature != 1.0:
+        values = [x / temperature for x in values]
     m = max(values)
     running = []  # e_0, e_0 + e_1, ... summed in index order
     total = 0.0

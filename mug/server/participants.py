@@ -139,7 +139,7 @@ class Participant:
             if message["type"] == "ready":
                 self.resume()
             elif self.game is not None and not self.game.done:
-                self.game.receive(self.participant_id, raw)
+                self.game.handle(self.participant_id, message)
             else:
                 self._static_message(message)
         except MessageError as exc:

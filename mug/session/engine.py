@@ -226,11 +226,19 @@ class GameSession:
 
     def receive(self, client: str, raw: Any, buffers: list[bytes] | None = None) -> None:
         """Handle one inbound message from ``client``. Never raises for a bad message: it gets an ``error`` reply."""
+        try:
+            message = decode_inbound(raw, buffers, max_bytes=self.max_message_bytes)
+        except MessageError as exc:
+            self._reject(client, exc.code, str(exc))
+            return
+        self.handle(client, message)
+
+    def handle(self, client: str, message: dict[str, Any]) -> None:
+        """Handle one inbound message already checked by :func:`~mug.session.messages.decode_inbound`."""
         if client not in self.human_of and client not in self.runs_models:
             log.warning("session %s: message from unknown client %r ignored", self.session_id, client)
             return
         try:
-            message = decode_inbound(raw, buffers, max_bytes=self.max_message_bytes)
             if message["type"] == "ready":
                 self._on_ready(client)
             elif message["type"] == "act":

@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 MAGIC = b"MUG1"
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 MAX_MESSAGE_BYTES = 1 << 20
 INBOUND_TYPES = ("ready", "act", "advance", "response", "client_error")
 TENSOR_DTYPES = ("float32", "float64", "int32", "int64", "uint8", "int8", "bool")
@@ -58,7 +59,7 @@ class MessageError(MugError):
 
 def encode_envelope(message: dict[str, Any], buffers: list[bytes] | tuple[bytes, ...] = ()) -> bytes:
     """One binary frame holding ``message`` and its ``buffers``."""
-    header = json.dumps({"message": message, "buffers": [len(b) for b in buffers]}, separators=(",", ":")).encode()
+    header = _ENCODER.encode({"message": message, "buffers": [len(b) for b in buffers]}).encode()
     return b"".join([MAGIC, struct.pack("<I", len(header)), header, *buffers])
 
 

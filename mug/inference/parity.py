@@ -19,6 +19,7 @@ import numpy as np
 from mug.errors import MugError, PolicyError
 from mug.inference.config import ModelConfig
 from mug.inference.runtime import DEFAULT_AGENT, PolicyRuntime
+from mug.session.messages import jsonable
 
 __all__ = [
     "TraceStep",
@@ -104,18 +105,6 @@ def policy_trace_script() -> Path:
     return script
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def node_trace(
     config: ModelConfig, steps: list[Any], seed: int = 0, *, name: str | None = None, timeout: float = 600
 ) -> list[TraceStep]:
@@ -127,7 +116,7 @@ def node_trace(
     with tempfile.TemporaryDirectory(prefix="mug-trace-") as tmp:
         cfg_path, obs_path = Path(tmp, "config.json"), Path(tmp, "obs.json")
         cfg_path.write_text(json.dumps(config.to_dict()))
-        obs_path.write_text(json.dumps(_jsonable(list(steps))))
+        obs_path.write_text(json.dumps(jsonable(list(steps))))
         cmd = [
             node,
             str(script),

@@ -73,7 +73,7 @@ class MugServer:
         self.stager, self.admin_token = stager, admin_token
         self.messages_per_second = messages_per_second
         self.store = Store(data_dir)
-        self.registry = ParticipantRegistry(stager, self.store, self._scene_metadata, max_message_bytes)
+        self.registry = ParticipantRegistry(stager, self.store, max_message_bytes)
         self.games = [s for s in stager.scenes.values() if isinstance(s, GymScene)]
         for game in self.games:
             game.check_ready()
@@ -84,10 +84,6 @@ class MugServer:
             if spec.kind == "model" and spec.where == "client" and spec.config is not None
         }
         self._tickers: list[PeriodicCallback] = []
-
-    @staticmethod
-    def _scene_metadata(scene: Any) -> dict[str, Any]:
-        return scene.client_metadata()
 
     # -- ticking ------------------------------------------------------------------------
 

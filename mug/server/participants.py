@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mug.scenes.gym_scene import GymScene
@@ -83,6 +82,7 @@ class Participant:
     def send(self, message: dict[str, Any], buffers: list[bytes] | None = None) -> None:
         """Queue a message; it leaves after the next store commit (see ``ParticipantRegistry.flush``)."""
         self.outbox.append(encode_envelope(message, buffers or []))
+        self.registry.pending[self.participant_id] = self
 
     # -- scenes -------------------------------------------------------------------------
 
@@ -120,7 +120,7 @@ class Participant:
         if scene is None:
             self.send({"type": "scene_end", "scene_id": None})
             return
-        meta = self.registry.scene_metadata(scene)
+        meta = scene.client_metadata()
         if isinstance(scene, EndScene):
             meta["redirect_url"] = scene.redirect_for(self.participant_id)
         self.send({"type": "scene", "scene": meta, "participant_id": self.participant_id})
@@ -179,11 +179,11 @@ class Participant:
 class ParticipantRegistry:
     """All participants of one deployment; also the engine's transport (messages queue per participant)."""
 
-    def __init__(
-        self, stager: Stager, store: Store, scene_metadata: Callable[[Any], dict[str, Any]], max_message_bytes: int
-    ) -> None:
-        self.stager, self.store, self.scene_metadata, self.max_message_bytes = stager, store, scene_metadata, max_message_bytes
+    def __init__(self, stager: Stager, store: Store, max_message_bytes: int) -> None:
+        self.stager, self.store, self.max_message_bytes = stager, store, max_message_bytes
         self.participants: dict[str, Participant] = {}
+        #: Participants with queued messages since the last flush (a flush touches only these).
+        self.pending: dict[str, Participant] = {}
 
     def get_or_create(self, participant_id: str) -> Participant:
         """The participant, loaded from the store or newly started (with a fresh browser token)."""
@@ -213,14 +213,17 @@ class ParticipantRegistry:
         return [p for p in self.participants.values() if p.game is not None and not p.game.done and p.connection is not None]
 
     def flush(self) -> None:
-        """Commit the store, then deliver every queued message; finished games move on to the next scene."""
-        for participant in list(self.participants.values()):
+        """Commit the store, then deliver every queued message; finished games move on to the next scene.
+
+        Only participants with queued messages are visited (a game that ends queues its ``scene_end``).
+        """
+        for participant in list(self.pending.values()):
             if participant.game is not None and participant.game.done and not participant.game.failure:
                 participant.game = None
                 participant.advance()
         self.store.commit()
-        for participant in self.participants.values():
-            if participant.outbox:
-                out, participant.outbox = participant.outbox, []
-                if participant.connection is not None:
-                    participant.connection.deliver(out)
+        pending, self.pending = self.pending, {}
+        for participant in pending.values():
+            out, participant.outbox = participant.outbox, []
+            if out and participant.connection is not None:
+                participant.connection.deliver(out)

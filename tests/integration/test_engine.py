@@ -129,7 +129,7 @@ def test_gridworld_human_with_a_client_side_onnx_policy(grid_policy):
     scene_msg = transport.sent["c1"][0][0]
     assert scene_msg["scene"]["you"]["runs_policies"] == ["agent_1"]
     assert scene_msg["scene"]["policies"]["agent_1"]["config"]["obs_input"] == "obs"
-    frames = 0
+    frames, sent = 0, []
     while not s.done:
         frame, buffers = transport.last("c1", "frame") or (None, None)
         transport.take("c1")
@@ -140,6 +140,7 @@ def test_gridworld_human_with_a_client_side_onnx_policy(grid_policy):
         if frame["step"] == 0:
             browser.reset()
         obs = tensor_from_ref(frame["observations"]["agent_1"], buffers, "obs")
+        sent.append(obs.copy())
         out = browser.step(obs)
         bufs: list[bytes] = []
         result = {
@@ -156,7 +157,8 @@ def test_gridworld_human_with_a_client_side_onnx_policy(grid_policy):
     assert frames == len(steps)  # one frame per decision
     assert {st["sources"]["agent_1"] for st in steps} == {"policy"}
     assert "h_out" in steps[0]["policy_outputs"]["agent_1"]["states"]
-    np.testing.assert_allclose(steps[0]["observations"]["agent_1"], steps[0]["observations"]["agent_1"])
+    # the browser-side policy saw exactly the observation each step was recorded with
+    np.testing.assert_array_equal(np.asarray([st["observations"]["agent_1"] for st in steps], np.float32), np.stack(sent))
     assert len(recorder.of_kind("episode_end")) == 2
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import tornado.web
-import tornado.websocket
 from tornado.ioloop import PeriodicCallback
 
 from mug.scenes.gym_scene import GymScene
@@ -21,6 +20,7 @@ from mug.server.export import TABLES, tables, to_csv
 from mug.server.page import admin_page, participant_page
 from mug.server.participants import Participant, ParticipantRegistry
 from mug.server.store import Store
+from mug.server.websocket import WebSocket, upgrade
 from mug.session.messages import encode_envelope
 
 __all__ = ["MugServer", "PARTICIPANT_ID", "ID_QUERY_KEYS"]
@@ -31,6 +31,9 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 PARTICIPANT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: Query parameters that carry a participant id, in order of preference (Prolific, MTurk, generic).
 ID_QUERY_KEYS = ("PROLIFIC_PID", "workerId", "participant_id", "participant")
+#: A WebSocket message over this size closes the connection (code 1009); messages over the
+#: ``max_message_bytes`` of :class:`MugServer` get an ``error`` reply instead.
+MAX_FRAME_BYTES = 1 << 20
 mimetypes.add_type("application/wasm", ".wasm")
 mimetypes.add_type("text/javascript", ".js")
 mimetypes.add_type("text/javascript", ".mjs")
@@ -125,7 +128,6 @@ class MugServer:
         return tornado.web.Application(
             routes,
             log_function=_log_request,
-            websocket_max_message_size=1 << 20,
             static_hash_cache=True,
             compress_response=True,
         )
@@ -175,17 +177,28 @@ class ParticipantPageHandler(_Handler):
         self.finish(participant_page(participant_id))
 
 
-class ParticipantSocket(tornado.websocket.WebSocketHandler):
-    """``/ws?participant=ID``: one participant tab. Binary envelopes both ways."""
+class ParticipantSocket(_Handler):
+    """``/ws?participant=ID``: the WebSocket of one participant tab (see :mod:`mug.server.websocket`)."""
 
-    def initialize(self, server: MugServer) -> None:
-        self.server = server
+    async def get(self) -> None:
+        participant_id = self.get_query_argument("participant", "")
+        cookie = self.get_cookie(_cookie_name(participant_id)) if PARTICIPANT_ID.match(participant_id) else None
+        socket = await upgrade(self, MAX_FRAME_BYTES)
+        if socket is not None:
+            ParticipantTab(self.server, socket).open(participant_id, cookie)
+
+
+class ParticipantTab:
+    """One open participant tab: its socket, its participant, its message rate limit. Binary envelopes both ways."""
+
+    def __init__(self, server: MugServer, socket: WebSocket) -> None:
+        self.server, self.socket = server, socket
         self.participant: Participant | None = None
         self.limit = RateLimit(server.messages_per_second, 2 * server.messages_per_second)
+        socket.on_messages, socket.on_close = self.on_messages, self.on_close
 
-    def open(self) -> None:
-        self.set_nodelay(True)
-        participant_id = self.get_query_argument("participant", "")
+    def open(self, participant_id: str, cookie: str | None) -> None:
+        """Attach the tab to its participant, or tell it why not and close."""
         registry = self.server.registry
         if not PARTICIPANT_ID.match(participant_id) or (
             participant_id not in registry.participants and self.server.store.participant(participant_id) is None
@@ -200,7 +213,6 @@ class ParticipantSocket(tornado.websocket.WebSocketHandler):
             )
             return
         participant = registry.get_or_create(participant_id)
-        cookie = self.get_cookie(_cookie_name(participant_id))
         if cookie is None or not hmac.compare_digest(cookie, participant.token):
             log.warning("websocket for participant %s without its browser token refused", participant_id)
             self.close_with(
@@ -211,25 +223,31 @@ class ParticipantSocket(tornado.websocket.WebSocketHandler):
         participant.attach(self)
         registry.flush()
 
-    def on_message(self, message: str | bytes) -> None:
-        if self.participant is None or self.participant.connection is not self:
+    def on_messages(self, messages: list[bytes | str]) -> None:
+        """Messages that arrived together: each handled in turn, then one commit and delivery."""
+        participant = self.participant
+        if participant is None:
             return
-        if not self.limit.allow():
-            self.deliver(
-                [
-                    encode_envelope(
-                        {"type": "error", "code": "rate_limited", "message": "too many messages; slow down", "fatal": False}
-                    )
-                ]
-            )
-            return
-        try:
-            self.participant.receive(message)
-        except Exception:  # a bug of ours must not take the server down; the participant is told
-            log.exception("participant %s: error handling a message", self.participant.participant_id)
-            self.participant.send(
-                {"type": "error", "code": "server_error", "message": "the server failed to handle that message", "fatal": False}
-            )
+        for message in messages:
+            if participant.connection is not self:
+                return
+            if not self.limit.allow():
+                participant.send(
+                    {"type": "error", "code": "rate_limited", "message": "too many messages; slow down", "fatal": False}
+                )
+                continue
+            try:
+                participant.receive(message)
+            except Exception:  # a bug of ours must not take the server down; the participant is told
+                log.exception("participant %s: error handling a message", participant.participant_id)
+                participant.send(
+                    {
+                        "type": "error",
+                        "code": "server_error",
+                        "message": "the server failed to handle that message",
+                        "fatal": False,
+                    }
+                )
         self.server.registry.flush()
 
     def on_close(self) -> None:
@@ -239,15 +257,12 @@ class ParticipantSocket(tornado.websocket.WebSocketHandler):
     def deliver(self, frames: list[bytes]) -> None:
         """Send queued envelopes (dropped if the socket has closed)."""
         for frame in frames:
-            try:
-                self.write_message(frame, binary=True)
-            except tornado.websocket.WebSocketClosedError:
-                return
+            self.socket.send(frame)
 
     def close_with(self, message: dict[str, Any]) -> None:
         """Send one last message, then close."""
         self.deliver([encode_envelope(message)])
-        self.close(code=4000 + (403 if message.get("code") == "forbidden" else 409), reason=message.get("code", ""))
+        self.socket.close(code=4000 + (403 if message.get("code") == "forbidden" else 409), reason=message.get("code", ""))
 
 
 class ModelHandler(_Handler):

@@ -29,7 +29,7 @@ from mug.session.engine import GameSession
 from mug.session.messages import MessageError, decode_inbound, encode_envelope
 
 if TYPE_CHECKING:
-    from mug.server.app import Connection
+    from mug.server.app import ParticipantTab
 
 __all__ = ["Participant", "ParticipantRegistry"]
 
@@ -41,14 +41,14 @@ class Participant:
 
     def __init__(self, registry: ParticipantRegistry, participant_id: str, run: StagerRun, token: str) -> None:
         self.registry, self.participant_id, self.run, self.token = registry, participant_id, run, token
-        self.connection: Connection | None = None
+        self.connection: ParticipantTab | None = None
         self.game: GameSession | None = None
         self.outbox: list[bytes] = []
         self.entered = False
 
     # -- connection ---------------------------------------------------------------------
 
-    def attach(self, connection: Connection) -> None:
+    def attach(self, connection: ParticipantTab) -> None:
         """Make ``connection`` this participant's tab; an older tab is told and closed."""
         old, self.connection = self.connection, connection
         if old is not None:
@@ -74,7 +74,7 @@ class Participant:
         else:
             self._show(self.run.current)
 
-    def detach(self, connection: Connection) -> None:
+    def detach(self, connection: ParticipantTab) -> None:
         """The tab closed; a running game pauses."""
         if self.connection is connection:
             self.connection = None

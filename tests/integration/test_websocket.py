@@ -1,0 +1,132 @@
+"""The participant WebSocket at the protocol level: handshake checks, control frames, fragments, closing."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import struct
+from urllib.parse import urlparse
+
+import pytest
+
+from mug.session.messages import decode_envelope, encode_envelope
+from tests.bots import join, raw_http, run_async
+from tests.servers import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    server = ServerProcess(["demo"], tmp_path_factory.mktemp("ws") / "data").start()
+    yield server
+    server.stop()
+
+
+class RawSocket:
+    """A WebSocket client written frame by frame, to send what browsers rarely do."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, status: bytes) -> None:
+        self.reader, self.writer, self.status = reader, writer, status
+
+    @classmethod
+    async def open(cls, url: str, pid: str, cookie: str, origin: str | None = None) -> RawSocket:
+        u = urlparse(url)
+        reader, writer = await asyncio.open_connection(u.hostname, u.port)
+        headers = [
+            f"GET /ws?participant={pid} HTTP/1.1",
+            f"Host: {u.hostname}:{u.port}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}",
+            "Sec-WebSocket-Version: 13",
+            f"Cookie: {cookie}",
+        ]
+        if origin is not None:
+            headers.append(f"Origin: {origin}")
+        writer.write(("\r\n".join(headers) + "\r\n\r\n").encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        return cls(reader, writer, head.split(b"\r\n", 1)[0])
+
+    def frame(self, opcode: int, payload: bytes, fin: bool = True) -> None:
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        n = len(payload)
+        size = bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack("!H", n)
+        self.writer.write(bytes([(0x80 if fin else 0) | opcode]) + size + mask + masked)
+
+    async def read(self, timeout: float = 5.0) -> tuple[int, bytes]:
+        head = await asyncio.wait_for(self.reader.readexactly(2), timeout)
+        n = head[1] & 0x7F
+        if n == 126:
+            (n,) = struct.unpack("!H", await self.reader.readexactly(2))
+        elif n == 127:
+            (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
+        return head[0] & 0x0F, await self.reader.readexactly(n)
+
+    async def message(self, kind: str) -> dict:
+        """The next message of type ``kind`` (game frames in between are skipped)."""
+        while True:
+            opcode, payload = await self.read()
+            if opcode == 2 and (message := decode_envelope(payload)[0])["type"] == kind:
+                return message
+
+
+def test_cross_origin_and_plain_http_requests_are_refused(demo):
+    async def main():
+        cookie = await join(demo.url, "origin1")
+        evil = await RawSocket.open(demo.url, "origin1", cookie, origin="http://evil.example")
+        same = await RawSocket.open(demo.url, "origin1", cookie, origin=demo.url.rstrip("/"))
+        plain = await raw_http(demo.url + "ws?participant=origin1")
+        return evil.status, same.status, plain
+
+    evil, same, (plain_status, plain_body) = run_async(main())
+    assert b" 403 " in evil
+    assert b" 101 " in same
+    assert plain_status == 426 and "WebSocket client" in plain_body
+
+
+def test_ping_fragments_text_and_close(demo):
+    async def main():
+        cookie = await join(demo.url, "frames1")
+        ws = await RawSocket.open(demo.url, "frames1", cookie)
+        ws.frame(0x2, encode_envelope({"type": "ready"}))
+        first = await ws.message("scene")
+        ws.frame(0x9, b"are you there")
+        pong = await ws.read()
+        envelope = encode_envelope({"type": "advance", "scene_id": "start"})
+        ws.frame(0x2, envelope[:5], fin=False)  # one message in three frames
+        ws.frame(0x0, envelope[5:9], fin=False)
+        ws.frame(0x0, envelope[9:])
+        after_fragments = await ws.message("scene")
+        ws.frame(0x1, b"{not json")  # a text frame: the server answers, the connection stays
+        text_reply = await ws.message("error")
+        ws.frame(0x8, struct.pack("!H", 1000))
+        close = await ws.read()
+        while close[0] != 0x8:  # frames already on their way
+            close = await ws.read()
+        eof = await asyncio.wait_for(ws.reader.read(), 5)
+        return first, pong, after_fragments, text_reply, close, eof
+
+    first, pong, after_fragments, text_reply, close, eof = run_async(main())
+    assert first["type"] == "scene" and first["scene"]["scene_id"] == "start"
+    assert pong == (0xA, b"are you there")
+    assert after_fragments["type"] == "scene" and after_fragments["scene"]["scene_id"] == "coins"
+    assert text_reply["type"] == "error" and text_reply["code"] == "bad_json"
+    assert close == (0x8, struct.pack("!H", 1000))  # the close frame is echoed...
+    assert eof == b""  # ...and the server ends the TCP connection
+
+
+def test_a_protocol_violation_closes_only_that_connection(demo):
+    async def main():
+        cookie = await join(demo.url, "violator")
+        ws = await RawSocket.open(demo.url, "violator", cookie)
+        ws.writer.write(bytes([0x82, 0x05]) + b"hello")  # unmasked client frame: forbidden by RFC 6455
+        close = await ws.read()
+        other_cookie = await join(demo.url, "bystander2")
+        other = await RawSocket.open(demo.url, "bystander2", other_cookie)
+        other.frame(0x2, encode_envelope({"type": "ready"}))
+        return close, await other.message("scene")
+
+    close, other = run_async(main())
+    assert close[0] == 0x8 and struct.unpack("!H", close[1][:2])[0] == 1002  # protocol error
+    assert other["type"] == "scene"

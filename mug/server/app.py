@@ -8,11 +8,12 @@ import mimetypes
 import re
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import tornado.web
-from tornado.ioloop import PeriodicCallback
+from tornado.ioloop import IOLoop, PeriodicCallback
 
 from mug.scenes.gym_scene import GymScene
 from mug.scenes.stager import Stager
@@ -290,26 +291,37 @@ class _AdminBase(_Handler):
         return True
 
 
-class AdminHandler(_AdminBase):
-    """``/admin``: participants, their scene, progress and step counts."""
+def _read(data_dir: Path, query: Callable[[Store], Any]) -> Any:
+    """Run ``query`` on a read-only store of its own (in a worker thread: the games keep ticking)."""
+    store = Store(data_dir, readonly=True)
+    try:
+        return query(store)
+    finally:
+        store.close()
 
-    def get(self) -> None:
+
+class AdminHandler(_AdminBase):
+    """``/admin``: participants, their scene, progress and step counts (read in a worker thread)."""
+
+    async def get(self) -> None:
         if self.authorized():
+            rows = await IOLoop.current().run_in_executor(None, _read, self.server.store.data_dir, Store.participants)
             self.set_header("Cache-Control", "no-store")
-            self.finish(admin_page(self.server.store.participants()))
+            self.finish(admin_page(rows))
 
 
 class AdminExportHandler(_AdminBase):
-    """``/admin/<table>.csv``: download steps, responses or participants."""
+    """``/admin/<table>.csv``: download steps, responses or participants (built in a worker thread)."""
 
-    def get(self, table: str) -> None:
+    async def get(self, table: str) -> None:
         if not self.authorized():
             return
-        self.server.store.commit()
-        rows = tables(self.server.store)[table]
+        text = await IOLoop.current().run_in_executor(
+            None, _read, self.server.store.data_dir, lambda store: to_csv(tables(store)[table], TABLES[table])
+        )
         self.set_header("Content-Type", "text/csv; charset=utf-8")
         self.set_header("Content-Disposition", f'attachment; filename="{table}.csv"')
-        self.finish(to_csv(rows, TABLES[table]))
+        self.finish(text)
 
 
 class HealthHandler(tornado.web.RequestHandler):

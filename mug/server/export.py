@@ -48,7 +48,7 @@ def export(data_dir: str | Path, fmt: str = "csv", out_dir: str | Path | None = 
         raise MugError(f"format: expected 'csv' or 'parquet', got {fmt!r}")
     out = Path(out_dir) if out_dir is not None else data_dir / "export"
     out.mkdir(parents=True, exist_ok=True)
-    store = Store(data_dir)
+    store = Store(data_dir, readonly=True)
     try:
         written = []
         for name, rows in tables(store).items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import mimetypes
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import tornado.web
-from tornado.ioloop import IOLoop, PeriodicCallback
+from tornado.ioloop import IOLoop
 
 from mug.scenes.gym_scene import GymScene
 from mug.scenes.stager import Stager
@@ -22,6 +23,7 @@ from mug.server.page import admin_page, participant_page
 from mug.server.participants import Participant, ParticipantRegistry
 from mug.server.store import Store
 from mug.server.websocket import WebSocket, upgrade
+from mug.session.clock import FrameClock
 from mug.session.messages import encode_envelope
 
 __all__ = ["MugServer", "PARTICIPANT_ID", "ID_QUERY_KEYS"]
@@ -87,21 +89,30 @@ class MugServer:
             for agent, spec in g.policy_specs.items()
             if spec.kind == "model" and spec.where == "client" and spec.config is not None
         }
-        self._tickers: list[PeriodicCallback] = []
+        self._tickers: list[asyncio.Task] = []
 
     # -- ticking ------------------------------------------------------------------------
 
     def start_tickers(self) -> None:
-        """One periodic callback per frame rate used in the study."""
-        for fps in sorted({g.fps for g in self.games}):
-            ticker = PeriodicCallback(lambda fps=fps: self.tick(fps), 1000.0 / fps)
-            ticker.start()
-            self._tickers.append(ticker)
+        """One ticker task per frame rate used in the study (on the running event loop)."""
+        loop = asyncio.get_running_loop()
+        self._tickers = [loop.create_task(self._run_ticker(fps)) for fps in sorted({g.fps for g in self.games})]
 
     def stop_tickers(self) -> None:
+        """Stop ticking (games pause where they are)."""
         for ticker in self._tickers:
-            ticker.stop()
+            ticker.cancel()
         self._tickers.clear()
+
+    async def _run_ticker(self, fps: int) -> None:
+        loop = asyncio.get_running_loop()
+        clock = FrameClock(loop.time(), max_behind=1.0 / fps)  # a late frame is sent late, not dropped
+        while True:
+            try:
+                self.tick(fps)
+            except Exception:  # a bug of ours must not stop every game
+                log.exception("frame tick at %d fps failed", fps)
+            await asyncio.sleep(clock.wait(1.0 / fps, loop.time()))
 
     def tick(self, fps: int) -> None:
         """Step every connected game running at ``fps``, commit, then send the frames."""

@@ -18,6 +18,7 @@ import traitlets
 
 from mug.jupyter import STATIC
 from mug.scenes.policies import PolicySpec
+from mug.session.clock import FrameClock
 from mug.session.engine import GameSession
 from mug.widgets.trace import Trace
 
@@ -113,14 +114,10 @@ class ScenePreview(anywidget.AnyWidget):
 
     async def _tick_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        next_tick = loop.time()
+        clock = FrameClock(loop.time(), max_behind=0.25)  # a busy kernel: catch up a little, never burst
         while self.playing and self.session is not None and not self.session.done:
             self.step()
-            next_tick += 1.0 / (self.scene.fps * max(self.speed, 0.01))
-            now = loop.time()
-            if next_tick < now - 0.25:  # fell far behind (a busy kernel): do not burst to catch up
-                next_tick = now
-            await asyncio.sleep(max(0.0, next_tick - now))
+            await asyncio.sleep(clock.wait(1.0 / (self.scene.fps * max(self.speed, 0.01)), loop.time()))
         self.playing = False
 
     # -- front end ----------------------------------------------------------------------

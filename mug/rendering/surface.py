@@ -28,9 +28,16 @@ def _num(value: Any, name: str) -> float:
     return float(value)
 
 
+_CHECKED_COLORS: set[str] = set()  # colours already validated (a scene draws the same few every frame)
+
+
 def _color(value: Any, name: str = "color") -> str:
+    if value in _CHECKED_COLORS:
+        return value
     if not isinstance(value, str) or not _COLOR.match(value):
         raise ValueError(f"{name}: expected a CSS color such as '#ff0000', 'rgb(0,0,0)' or 'black', got {value!r}")
+    if len(_CHECKED_COLORS) < 4096:
+        _CHECKED_COLORS.add(value)
     return value
 
 

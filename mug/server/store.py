@@ -85,7 +85,9 @@ def _plain(value: Any) -> Any:
     return jsonable(value.tolist() if isinstance(value, np.ndarray) else value.item() if isinstance(value, np.generic) else value)
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=_plain, allow_nan=True)
+# Python's encoder, not orjson: a NaN or infinite reward must stay NaN/Infinity in the data, not become null.
+# Records are fresh trees (see ``jsonable``), so the circular-reference check is skipped.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_plain, allow_nan=True, check_circular=False)
 #: Seconds between background WAL checkpoints while commits keep coming.
 CHECKPOINT_INTERVAL_S = 1.0
 

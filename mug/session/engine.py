@@ -88,6 +88,7 @@ class GameSession:
         self.session_id, self.max_message_bytes, self.render = session_id, max_message_bytes, render
         self.clients = list(clients)
         self.human_of = {c: [h] for c, h in zip(self.clients, humans)}
+        self._client_of = {h: c for c, hs in self.human_of.items() for h in hs}
         self.client_models = [a for a, s in scene.policy_specs.items() if s.kind == "model" and s.where == "client"]
         self.runs_models = {c: (self.client_models if i == 0 else []) for i, c in enumerate(self.clients)}
         self.env = scene.make_env()
@@ -318,13 +319,12 @@ class GameSession:
     def _choose(self) -> tuple[dict[str, Any], dict[str, str], dict[str, dict[str, Any]]]:
         actions, sources, outputs = {}, {}, {}
         live = set(self.env.live_agents())
-        humans = {h: c for c, hs in self.human_of.items() for h in hs}
         lockstep = self.scene.step_mode == "lockstep"
         for agent, spec in self.scene.policy_specs.items():
             if agent not in live:
                 continue
             if spec.kind == "human":
-                client = humans[agent]
+                client = self._client_of[agent]
                 if lockstep and client not in self._acted:
                     action, matched = self.scene.default_action, False
                 elif self.scene.input_mode == "single_keystroke":

@@ -271,6 +271,10 @@ class ParticipantTab:
         for frame in frames:
             self.socket.send(frame)
 
+    def close(self) -> None:
+        """Close without a message (the server is stopping: the page reconnects by itself when it is back)."""
+        self.socket.close(code=1001, reason="server stopping")
+
     def close_with(self, message: dict[str, Any]) -> None:
         """Send one last message, then close."""
         self.deliver([encode_envelope(message)])

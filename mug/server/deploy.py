@@ -128,12 +128,17 @@ def deploy(
     handles: list[Deployment] = []
 
     async def serve() -> None:
-        handles.append(_start(stager, host, port, data_path, token))
+        handle = _start(stager, host, port, data_path, token)
+        handles.append(handle)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        try:
+            await stop.wait()
+        finally:
+            handle.stop()  # on the loop: open tabs get a close frame
+            await asyncio.sleep(0.1)
 
     try:
         asyncio.run(serve())

@@ -71,12 +71,13 @@ class WebSocket(asyncio.Protocol):
         if self.open:
             self.protocol.send_close(code, reason)
             self._flush()
-            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, self.transport.abort)  # type: ignore[union-attr]
+            self._loop.call_later(CLOSE_TIMEOUT_S, self.transport.abort)  # type: ignore[union-attr]
 
     # -- asyncio.Protocol -----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._loop = asyncio.get_running_loop()
         transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport.write(self.handshake_response)  # type: ignore[attr-defined]
 

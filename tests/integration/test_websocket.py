@@ -10,8 +10,11 @@ from urllib.parse import urlparse
 
 import pytest
 
+import mug
+from mug.examples.demo import demo_study
 from mug.session.messages import decode_envelope, encode_envelope
 from tests.bots import join, raw_http, run_async
+from tests.integration.test_server import _replies, _socket
 from tests.servers import ServerProcess
 
 
@@ -130,3 +133,17 @@ def test_a_protocol_violation_closes_only_that_connection(demo):
     close, other = run_async(main())
     assert close[0] == 0x8 and struct.unpack("!H", close[1][:2])[0] == 1002  # protocol error
     assert other["type"] == "scene"
+
+
+def test_stopping_a_deployment_closes_open_tabs_with_going_away(tmp_path):
+    async def main():
+        deployment = mug.deploy(demo_study(), port=0, data_dir=tmp_path / "data")
+        cookie = await join(deployment.url, "leaver")
+        ws = await _socket(deployment.url, "leaver", cookie)
+        first = (await _replies(ws))[0]
+        deployment.stop()
+        return first, (await _replies(ws))[0], deployment.stopped
+
+    first, closed, stopped = run_async(main())
+    assert first["type"] == "scene" and stopped
+    assert closed == ("closed", 1001, "server stopping")

@@ -35,6 +35,8 @@ class JupyterServer:
             "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
             "IPYTHONDIR": str(home / "ipython"),
             "PYTHONPATH": str(ROOT),
+            # `jupyter lab` runs `jupyter-lab` found on PATH: this environment's, not another Python's
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         }
         (home / "config").mkdir(parents=True, exist_ok=True)
         (home / "config" / "jupyter_server_config.json").write_text(

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mug.errors import MugError
+from mug.errors import ConfigError, MugError
 from mug.scenes.base import Scene
 from mug.scenes.stager import Stager
 
@@ -20,6 +20,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
     p.add_argument("--data-dir", default="mug-data", help="where the data file goes (default: ./mug-data)")
     p.add_argument("--admin-token", default=None, help="admin token (default: random, printed at start)")
+    p.add_argument("--max-message-bytes", type=int, default=256 * 1024, help="largest message a page may send (default: 262144)")
+    p.add_argument("--messages-per-second", type=float, default=120.0, help="each tab's sustained message rate (default: 120)")
 
 
 def add_parsers(sub: Any) -> None:
@@ -73,7 +75,19 @@ def load_study(target: str) -> Stager | Scene:
 def _serve(study: Stager | Scene, args: argparse.Namespace) -> int:
     from mug.server.deploy import deploy
 
-    deploy(study, host=args.host, port=args.port, data_dir=args.data_dir, admin_token=args.admin_token)
+    try:
+        deploy(
+            study,
+            host=args.host,
+            port=args.port,
+            data_dir=args.data_dir,
+            admin_token=args.admin_token,
+            max_message_bytes=args.max_message_bytes,
+            messages_per_second=args.messages_per_second,
+        )
+    except ConfigError as exc:
+        print(f"mug: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

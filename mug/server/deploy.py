@@ -17,7 +17,7 @@ from mug.errors import ConfigError
 from mug.scenes.base import Scene
 from mug.scenes.stager import Stager
 from mug.scenes.survey import SurveyScene
-from mug.server.app import MugServer
+from mug.server.app import MAX_FRAME_BYTES, MugServer
 
 __all__ = ["Deployment", "deploy"]
 
@@ -90,9 +90,9 @@ def _in_running_loop() -> bool:
     return True
 
 
-def _start(stager: Stager, host: str, port: int, data_path: Path, token: str) -> Deployment:
+def _start(stager: Stager, host: str, port: int, data_path: Path, token: str, limits: dict[str, float]) -> Deployment:
     """Start serving on the running event loop."""
-    server = MugServer(stager, data_path, token)
+    server = MugServer(stager, data_path, token, **limits)  # type: ignore[arg-type]
     sockets = tornado.netutil.bind_sockets(port, address=host, backlog=1024)
     http = tornado.httpserver.HTTPServer(server.application())
     http.add_sockets(sockets)
@@ -111,6 +111,8 @@ def deploy(
     port: int = 8000,
     data_dir: str | Path = "mug-data",
     admin_token: str | None = None,
+    max_message_bytes: int = 256 * 1024,
+    messages_per_second: float = 120.0,
 ) -> Deployment:
     """Serve a study (a ``Stager``, or one scene) to participants.
 
@@ -119,16 +121,41 @@ def deploy(
     serves until interrupted (Ctrl-C or SIGTERM), then returns the stopped
     handle. ``port=0`` picks a free port. The admin token is random unless
     given; the admin link is printed, never logged.
+
+    ``max_message_bytes`` caps one message from a participant's page (larger
+    ones get an ``error`` reply; raise it for browser-side policies with large
+    state tensors: each act carries them), and ``messages_per_second`` is each
+    tab's sustained rate (bursts of twice that are allowed; a 60 fps scene
+    sends 60 acts a second).
     """
     stager = _as_stager(study_or_scene)
+    if (
+        isinstance(max_message_bytes, bool)
+        or not isinstance(max_message_bytes, int)
+        or not 1024 <= max_message_bytes <= MAX_FRAME_BYTES
+    ):
+        raise ConfigError(
+            f"deploy: max_message_bytes must be an integer from 1024 to {MAX_FRAME_BYTES}, got {max_message_bytes!r}",
+            field="max_message_bytes",
+        )
+    if (
+        isinstance(messages_per_second, bool)
+        or not isinstance(messages_per_second, (int, float))
+        or not 1 <= messages_per_second <= 10_000
+    ):
+        raise ConfigError(
+            f"deploy: messages_per_second must be a number from 1 to 10000, got {messages_per_second!r}",
+            field="messages_per_second",
+        )
+    limits = {"max_message_bytes": max_message_bytes, "messages_per_second": float(messages_per_second)}
     token = admin_token or secrets.token_urlsafe(16)
     data_path = Path(data_dir).resolve()
     if _in_running_loop():
-        return _start(stager, host, port, data_path, token)
+        return _start(stager, host, port, data_path, token, limits)
     handles: list[Deployment] = []
 
     async def serve() -> None:
-        handle = _start(stager, host, port, data_path, token)
+        handle = _start(stager, host, port, data_path, token, limits)
         handles.append(handle)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

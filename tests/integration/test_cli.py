@@ -1,4 +1,4 @@
-"""``mug check-policy`` as a researcher runs it."""
+"""The ``mug`` command as a researcher runs it (``check-policy``; ``deploy``/``demo`` options)."""
 
 from __future__ import annotations
 
@@ -62,3 +62,9 @@ def test_check_policy_on_a_missing_file():
     proc = mug_cli("check-policy", "no/such/model.onnx")
     assert proc.returncode == 1
     assert "== validation: onnx_path: no file at 'no/such/model.onnx'" in proc.stdout
+
+
+def test_deploy_with_a_bad_limit_says_which_and_exits_2(tmp_path):
+    proc = mug_cli("demo", "--port", "0", "--data-dir", str(tmp_path), "--messages-per-second", "0")
+    assert proc.returncode == 2
+    assert "messages_per_second must be a number from 1 to 10000, got 0.0" in proc.stderr

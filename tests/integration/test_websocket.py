@@ -147,3 +147,33 @@ def test_stopping_a_deployment_closes_open_tabs_with_going_away(tmp_path):
     first, closed, stopped = run_async(main())
     assert first["type"] == "scene" and stopped
     assert closed == ("closed", 1001, "server stopping")
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("max_message_bytes", 10), ("max_message_bytes", 1 << 30), ("max_message_bytes", "big"), ("messages_per_second", 0)],
+)
+def test_deploy_checks_its_limits(tmp_path, option, value):
+    with pytest.raises(mug.ConfigError, match=option):
+        mug.deploy(demo_study(), port=0, data_dir=tmp_path / "data", **{option: value})
+
+
+def test_size_and_rate_limits_are_deploy_options(tmp_path):
+    async def main():
+        deployment = mug.deploy(demo_study(), port=0, data_dir=tmp_path / "data", max_message_bytes=2048, messages_per_second=5)
+        try:
+            cookie = await join(deployment.url, "limited")
+            ws = await _socket(deployment.url, "limited", cookie)  # sends "ready": one message of the burst of 10
+            await _replies(ws)
+            await ws.write_message(encode_envelope({"type": "client_error", "message": "x" * 3000}), binary=True)
+            too_large = (await _replies(ws))[0]
+            for _ in range(12):
+                await ws.write_message(encode_envelope({"type": "client_error", "message": "flood"}), binary=True)
+            replies = await _replies(ws, 3)
+            return too_large, replies
+        finally:
+            deployment.stop()
+
+    too_large, replies = run_async(main())
+    assert too_large["code"] == "too_large" and "2048" in too_large["message"]
+    assert [r["code"] for r in replies] == ["rate_limited"] * 3

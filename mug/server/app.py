@@ -37,6 +37,8 @@ ID_QUERY_KEYS = ("PROLIFIC_PID", "workerId", "participant_id", "participant")
 #: A WebSocket message over this size closes the connection (code 1009); messages over the
 #: ``max_message_bytes`` of :class:`MugServer` get an ``error`` reply instead.
 MAX_FRAME_BYTES = 1 << 20
+#: Seconds between sweeps for participants to drop from memory (see ``ParticipantRegistry.forget_idle``).
+SWEEP_EVERY_S = 10.0
 mimetypes.add_type("application/wasm", ".wasm")
 mimetypes.add_type("text/javascript", ".js")
 mimetypes.add_type("text/javascript", ".mjs")
@@ -94,9 +96,18 @@ class MugServer:
     # -- ticking ------------------------------------------------------------------------
 
     def start_tickers(self) -> None:
-        """One ticker task per frame rate used in the study (on the running event loop)."""
+        """One ticker task per frame rate used in the study, and the idle sweep (on the running event loop)."""
         loop = asyncio.get_running_loop()
         self._tickers = [loop.create_task(self._run_ticker(fps)) for fps in sorted({g.fps for g in self.games})]
+        self._tickers.append(loop.create_task(self._sweep_idle()))
+
+    async def _sweep_idle(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_EVERY_S)
+            try:
+                self.registry.forget_idle()
+            except Exception:
+                log.exception("dropping idle participants failed")
 
     def stop_tickers(self) -> None:
         """Stop ticking (games pause where they are)."""

@@ -12,12 +12,18 @@ every scene change. A new connection resumes at the current scene:
 
 A second tab for the same participant takes over: the first tab is told
 (``error`` code ``replaced``) and closed.
+
+Memory: a participant whose tab has been closed for ``IDLE_AFTER_S`` seconds
+(at once, once the study is complete) is dropped from memory. A game left
+that long is ended with an ``interrupted`` event; coming back later is like
+coming back after a restart (the scene starts again; everything recorded stays).
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import time
 from typing import TYPE_CHECKING, Any
 
 from mug.scenes.gym_scene import GymScene
@@ -35,6 +41,9 @@ __all__ = ["Participant", "ParticipantRegistry"]
 
 log = logging.getLogger("mug.server")
 
+#: Seconds a participant may be away before their game is ended and they are dropped from memory.
+IDLE_AFTER_S = 30 * 60.0
+
 
 class Participant:
     """One participant (see module docstring)."""
@@ -45,12 +54,14 @@ class Participant:
         self.game: GameSession | None = None
         self.outbox: list[bytes] = []
         self.entered = False
+        self.left_at: float | None = None  # time.monotonic() when the last tab closed
 
     # -- connection ---------------------------------------------------------------------
 
     def attach(self, connection: ParticipantTab) -> None:
         """Make ``connection`` this participant's tab; an older tab is told and closed."""
         old, self.connection = self.connection, connection
+        self.left_at = None
         if old is not None:
             old.close_with(
                 {
@@ -78,6 +89,12 @@ class Participant:
         """The tab closed; a running game pauses."""
         if self.connection is connection:
             self.connection = None
+            self.left_at = time.monotonic()
+
+    @property
+    def complete(self) -> bool:
+        """Whether the participant reached the end of the study (an end scene, or past the last scene)."""
+        return self.run.done or isinstance(self.run.current, EndScene)
 
     def send(self, message: dict[str, Any], buffers: list[bytes] | None = None) -> None:
         """Queue a message; it leaves after the next store commit (see ``ParticipantRegistry.flush``)."""
@@ -207,6 +224,29 @@ class ParticipantRegistry:
         participant = self.participants.get(client_id)
         if participant is not None:
             participant.send(message, buffers)
+
+    def forget_idle(self, idle_after: float = IDLE_AFTER_S, now: float | None = None) -> list[str]:
+        """Drop participants away for ``idle_after`` seconds (at once when complete); returns their ids.
+
+        A game they left is ended first (an ``interrupted`` event); the store keeps everything.
+        """
+        now = time.monotonic() if now is None else now
+        gone = []
+        for participant_id, participant in list(self.participants.items()):
+            left = participant.left_at
+            if participant.connection is not None or left is None or participant_id in self.pending:
+                continue
+            if not participant.complete and now - left < idle_after:
+                continue
+            game = participant.game
+            if game is not None and not game.done:
+                game.interrupt(f"participant away for {now - left:.0f} s")
+            del self.participants[participant_id]
+            gone.append(participant_id)
+        if gone:
+            self.store.commit()
+            log.info("dropped %d idle or finished participants from memory", len(gone))
+        return gone
 
     def games(self) -> list[Participant]:
         """Participants whose game is running and connected (ticking)."""

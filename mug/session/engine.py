@@ -152,6 +152,14 @@ class GameSession:
         self._record("episode_start", {"episode": self.episode, "seed": seed})
         self._send_frame()
 
+    def interrupt(self, reason: str) -> None:
+        """End the scene where it is (its participant left); recorded as an ``interrupted`` event."""
+        if self.done:
+            return
+        self._record("interrupted", {"episode": self.episode, "steps": self.step_index, "reason": reason})
+        self.done = True
+        self.env.close()
+
     def _end_episode(self, reason: str) -> None:
         data = {"episode": self.episode, "steps": self.step_index, "rewards": dict(self._totals), "reason": reason}
         self._record("episode_end", data)

@@ -221,3 +221,56 @@ def test_researcher_assets_are_served_inside_their_directory_only(tmp_path):
     assert ok[0] == 200
     assert up[0] in (403, 404) and encoded[0] in (403, 404)
     assert "mug.Stager" not in up[1] + encoded[1]
+
+
+class _Tab:
+    """What the registry needs of a tab (the socket layer is tested in test_websocket.py)."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+
+    def deliver(self, frames: list[bytes]) -> None:
+        self.messages += [decode_envelope(f)[0] for f in frames]
+
+    def close_with(self, message: dict) -> None:
+        self.messages.append(message)
+
+
+def test_participants_away_too_long_are_dropped_and_their_game_interrupted(tmp_path):
+    from mug.server.app import MugServer
+    from tests.e2e.studies import cartpole_realtime
+
+    server = MugServer(cartpole_realtime, tmp_path, "token")
+    registry = server.registry
+    players = {}
+    for pid in ("leaver", "stayer", "finisher"):
+        participant, tab = registry.get_or_create(pid), _Tab()
+        participant.attach(tab)
+        participant.receive(encode_envelope({"type": "ready"}))
+        players[pid] = (participant, tab)
+    for _ in range(5):
+        server.tick(30)
+    finisher = players["finisher"][0]
+    finisher.game = None
+    finisher.advance()  # on to the end scene: the study is complete
+    registry.flush()
+    for pid in ("leaver", "finisher"):
+        players[pid][0].detach(players[pid][1])
+
+    assert registry.forget_idle(idle_after=60) == ["finisher"]  # complete: dropped at once; the leaver may come back
+    leaver_game = players["leaver"][0].game
+    assert registry.forget_idle(idle_after=60, now=players["leaver"][0].left_at + 61) == ["leaver"]
+    assert leaver_game.done and sorted(registry.participants) == ["stayer"]
+    server.tick(30)
+    assert players["stayer"][0].game.decision == 6  # the others' departure did not disturb the one still playing
+
+    interrupted = server.store.events("interrupted")
+    assert [(e["participant_id"], e["data"]["steps"]) for e in interrupted] == [("leaver", 5)]
+    back = registry.get_or_create("leaver")  # returns later: loaded from the store, the scene starts again
+    tab = _Tab()
+    back.attach(tab)
+    back.receive(encode_envelope({"type": "ready"}))
+    registry.flush()
+    assert back is not players["leaver"][0] and back.game.session_id != leaver_game.session_id
+    assert [m["type"] for m in tab.messages][:2] == ["scene", "frame"]
+    server.store.close()

@@ -257,6 +257,8 @@ class ParticipantRegistry:
 
         Only participants with queued messages are visited (a game that ends queues its ``scene_end``).
         """
+        if not self.pending and not self.store.dirty:
+            return
         for participant in list(self.pending.values()):
             if participant.game is not None and participant.game.done and not participant.game.failure:
                 participant.game = None

@@ -149,8 +149,9 @@ async def upgrade(handler: tornado.web.RequestHandler, max_size: int) -> WebSock
         return None
     handshake.send_response(response)
     stream = handler.detach()
-    sock = stream.socket.dup()  # the connection now belongs to the asyncio protocol; Tornado lets go of its copy
-    stream.close()
+    fd = stream.fileno()
+    stream.io_loop.remove_handler(fd)  # Tornado stops watching the socket...
+    sock = socket.socket(fileno=stream.socket.detach())  # ...and lets go of it, unclosed, for asyncio to own
     websocket = WebSocket(Protocol(Side.SERVER, state=State.OPEN, max_size=max_size), b"".join(handshake.data_to_send()))
     await asyncio.get_running_loop().connect_accepted_socket(lambda: websocket, sock)
     return websocket

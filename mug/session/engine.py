@@ -16,6 +16,7 @@ else the default action.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -41,6 +42,7 @@ __all__ = ["GameSession", "episode_seed"]
 log = logging.getLogger("mug.session")
 
 
+@functools.lru_cache(maxsize=4096)  # sessions of one scene share their seeds: a server computes each once
 def episode_seed(scene_seed: int, episode: int) -> int:
     """The env seed of episode ``episode``: ``SeedSequence([scene_seed, episode])``'s first 32-bit word."""
     return int(np.random.SeedSequence([scene_seed, episode]).generate_state(1)[0])

@@ -11,7 +11,7 @@ __all__ = ["draw_cartpole"]
 def draw_cartpole(env: Any, surface: Any) -> None:
     """``GymScene.rendering(mode="surface", draw=draw_cartpole)`` for ``CartPole-v1`` (any scene size)."""
     cartpole = env.unwrapped
-    x, _, theta, _ = cartpole.state
+    x, _, theta, _ = cartpole.state.tolist()  # plain floats: cheaper arithmetic than NumPy scalars
     width, height = surface.width, surface.height
     scale = width / (2 * cartpole.x_threshold)
     cart_x, cart_y = width / 2 + x * scale, height * 0.7

@@ -23,6 +23,8 @@ def _num(value: Any, name: str) -> float:
     kind = type(value)
     if (kind is float or kind is int) and math.isfinite(value):
         return value
+    if isinstance(value, float) and math.isfinite(value):  # NumPy's float64 is a float
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{name}: expected a finite number, got {value!r}")
     return float(value)

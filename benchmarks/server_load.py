@@ -38,13 +38,13 @@ from mug.session.messages import encode_envelope
 from tests.servers import ServerProcess
 
 
-class LoadBot(asyncio.Protocol):
+class LoadBot(asyncio.BufferedProtocol):
     """One bot participant: answers every frame with an action.
 
-    Written on asyncio's protocol layer with the ``websockets`` Sans-I/O client
-    (not Tornado's WebSocket client, which costs the bots' process about as much
-    CPU per message as the server spends), so that the bots, which share this
-    machine's two cores with the server, do not starve it.
+    Written on asyncio's buffered protocol layer with the ``websockets`` Sans-I/O
+    client (not Tornado's WebSocket client, which costs the bots' process about
+    as much CPU per message as the server spends), so that the bots, which share
+    this machine's two cores with the server, do not starve it.
     """
 
     def __init__(self, url: str, pid: str, cookie: str) -> None:
@@ -58,13 +58,17 @@ class LoadBot(asyncio.Protocol):
         self.measuring = False
         self.failure: str | None = None
         self.transport: asyncio.Transport | None = None
+        self.buffer = memoryview(bytearray(1 << 16))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self._flush()
 
-    def data_received(self, data: bytes) -> None:
-        self.ws.receive_data(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.ws.receive_data(bytes(self.buffer[:nbytes]))
         for event in self.ws.events_received():
             if isinstance(event, Response):
                 if event.status_code != 101:

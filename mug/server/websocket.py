@@ -10,7 +10,7 @@ call, and outgoing frames are written straight to the socket.
 Why not ``tornado.websocket``: it reads every frame with four awaited reads
 and re-registers the socket with the event loop after each message. With
 300 participants at 30 frames a second that alone cost about 85 µs of the
-server's single thread per participant frame; this path costs about 20 µs
+server's single thread per participant frame; this path about 30 µs
 (``benchmarks/server_load.py`` is the load this was measured under).
 """
 
@@ -44,9 +44,9 @@ _DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 class WebSocket(asyncio.BufferedProtocol):
     """One open WebSocket: an asyncio protocol on the socket Tornado accepted.
 
-    It reads into one buffer of its own (``asyncio.BufferedProtocol``): a
-    plain protocol has asyncio allocate 256 KiB for every read, which cost
-    more than a participant's whole message handling.
+    It reads into one buffer of its own (``asyncio.BufferedProtocol``): for a
+    plain protocol asyncio allocates 256 KiB on every read, which took longer
+    than handling the message that was read.
 
     ``on_messages`` gets every complete message (``bytes`` for binary, ``str``
     for text frames) that arrived in one read, in order; ``on_close`` is called
@@ -154,6 +154,9 @@ async def upgrade(handler: tornado.web.RequestHandler, max_size: int) -> WebSock
     response = handshake.accept(Request(handler.request.uri or "/", Headers(handler.request.headers.get_all())))
     if response.status_code != 101:
         handler.set_status(response.status_code, response.reason_phrase)
+        for name, value in response.headers.raw_items():  # e.g. "Upgrade: websocket" with a 426
+            if name.lower() not in ("content-length", "content-type", "connection", "date", "server"):
+                handler.set_header(name, value)
         handler.set_header("Content-Type", "text/plain; charset=utf-8")
         handler.finish(response.body)
         return None

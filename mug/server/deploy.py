@@ -90,9 +90,9 @@ def _in_running_loop() -> bool:
     return True
 
 
-def _start(stager: Stager, host: str, port: int, data_path: Path, token: str, limits: dict[str, float]) -> Deployment:
-    """Start serving on the running event loop."""
-    server = MugServer(stager, data_path, token, **limits)  # type: ignore[arg-type]
+def _start(stager: Stager, host: str, port: int, data_path: Path, token: str, limits: dict[str, Any]) -> Deployment:
+    """Start serving on the running event loop (``limits``: ``MugServer``'s message limits)."""
+    server = MugServer(stager, data_path, token, **limits)
     sockets = tornado.netutil.bind_sockets(port, address=host, backlog=1024)
     http = tornado.httpserver.HTTPServer(server.application())
     http.add_sockets(sockets)

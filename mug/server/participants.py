@@ -54,7 +54,7 @@ class Participant:
         self.game: GameSession | None = None
         self.outbox: list[bytes] = []
         self.entered = False
-        self.left_at: float | None = None  # time.monotonic() when the last tab closed
+        self.left_at: float | None = time.monotonic()  # since when no tab is open (None while one is)
 
     # -- connection ---------------------------------------------------------------------
 

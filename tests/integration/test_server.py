@@ -274,3 +274,15 @@ def test_participants_away_too_long_are_dropped_and_their_game_interrupted(tmp_p
     assert back is not players["leaver"][0] and back.game.session_id != leaver_game.session_id
     assert [m["type"] for m in tab.messages][:2] == ["scene", "frame"]
     server.store.close()
+
+
+def test_a_participant_who_never_opens_a_tab_is_dropped_after_the_idle_time(tmp_path):
+    from mug.server.app import MugServer
+    from tests.e2e.studies import cartpole_realtime
+
+    server = MugServer(cartpole_realtime, tmp_path, "token")
+    visitor = server.registry.get_or_create("visitor")  # the page was opened; no WebSocket ever came
+    assert server.registry.forget_idle(idle_after=60) == []
+    assert server.registry.forget_idle(idle_after=60, now=visitor.left_at + 61) == ["visitor"]
+    assert server.store.participant("visitor") is not None  # known to the store: can still come back
+    server.store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--admin-token", default=None, help="admin token (default: random, printed at start)")
     p.add_argument("--max-message-bytes", type=int, default=256 * 1024, help="largest message a page may send (default: 262144)")
     p.add_argument("--messages-per-second", type=float, default=120.0, help="each tab's sustained message rate (default: 120)")
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="server log on stderr, with timestamps (default: info: requests without query strings, warnings, errors)",
+    )
 
 
 def add_parsers(sub: Any) -> None:
@@ -75,6 +82,8 @@ def load_study(target: str) -> Stager | Scene:
 def _serve(study: Stager | Scene, args: argparse.Namespace) -> int:
     from mug.server.deploy import deploy
 
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.getLogger().level))  # per-connection chatter
     try:
         deploy(
             study,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
 import mug
+from tests.bots import raw_http, run_async
 from tests.conftest import COGRID, LSTM, SLIME, requires_node
+from tests.servers import ServerProcess
 
 
 def mug_cli(*args: str) -> subprocess.CompletedProcess:
@@ -68,3 +71,15 @@ def test_deploy_with_a_bad_limit_says_which_and_exits_2(tmp_path):
     proc = mug_cli("demo", "--port", "0", "--data-dir", str(tmp_path), "--messages-per-second", "0")
     assert proc.returncode == 2
     assert "messages_per_second must be a number from 1 to 10000, got 0.0" in proc.stderr
+
+
+def test_a_served_study_logs_requests_with_timestamps_and_without_query_strings(tmp_path):
+    server = ServerProcess(["demo"], tmp_path / "data").start()
+    try:
+        status, _ = run_async(raw_http(server.url + "?participant=logged1"))
+        run_async(raw_http(server.url + "admin?token=" + server.admin_token))
+    finally:
+        output = server.stop()
+    assert status == 200
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ INFO mug\.access: 200 GET / ", output, re.M), output
+    assert "logged1" not in output and server.admin_token not in output  # query strings (ids, the token) stay out

@@ -34,7 +34,7 @@ _CHECKED_COLORS: set[str] = set()  # colours already validated (a scene draws th
 
 
 def _color(value: Any, name: str = "color") -> str:
-    if value in _CHECKED_COLORS:
+    if type(value) is str and value in _CHECKED_COLORS:
         return value
     if not isinstance(value, str) or not _COLOR.match(value):
         raise ValueError(f"{name}: expected a CSS color such as '#ff0000', 'rgb(0,0,0)' or 'black', got {value!r}")

@@ -12,9 +12,11 @@ from tornado.httpclient import HTTPRequest
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, websocket_connect
 
+from mug.server.app import MugServer
 from mug.server.store import Store
 from mug.session.messages import decode_envelope, encode_envelope
 from tests.bots import Bot, join, raw_http, run_async
+from tests.e2e.studies import cartpole_realtime
 from tests.servers import ServerProcess
 
 
@@ -237,9 +239,6 @@ class _Tab:
 
 
 def test_participants_away_too_long_are_dropped_and_their_game_interrupted(tmp_path):
-    from mug.server.app import MugServer
-    from tests.e2e.studies import cartpole_realtime
-
     server = MugServer(cartpole_realtime, tmp_path, "token")
     registry = server.registry
     players = {}
@@ -277,9 +276,6 @@ def test_participants_away_too_long_are_dropped_and_their_game_interrupted(tmp_p
 
 
 def test_a_participant_who_never_opens_a_tab_is_dropped_after_the_idle_time(tmp_path):
-    from mug.server.app import MugServer
-    from tests.e2e.studies import cartpole_realtime
-
     server = MugServer(cartpole_realtime, tmp_path, "token")
     visitor = server.registry.get_or_create("visitor")  # the page was opened; no WebSocket ever came
     assert server.registry.forget_idle(idle_after=60) == []

@@ -43,6 +43,7 @@ def test_numpy_numbers_are_sent_as_plain_floats():
         (lambda s: s.rect(0, 0, True, 1), "w: expected a finite number, got True"),
         (lambda s: s.circle(0, 0, "2"), "radius: expected a finite number, got '2'"),
         (lambda s: s.rect(0, 0, 1, 1, color="#00ff00;x"), "color: expected a CSS color"),
+        (lambda s: s.rect(0, 0, 1, 1, color=["red"]), "color: expected a CSS color such as '#ff0000'"),
         (lambda s: s.line([(0, 0)]), "points: expected at least two"),
         (lambda s: s.rect(0, 0, 1, 1, id=""), "id: expected a non-empty string"),
         (lambda s: s.image(0, 0, 1, 1, "cat"), "image: 'cat' is not a registered asset"),

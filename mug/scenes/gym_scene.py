@@ -12,13 +12,14 @@ import math
 import numbers
 import os
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from mug.errors import ConfigError, did_you_mean
 from mug.scenes.base import Scene
-from mug.scenes.policies import PolicySpec, policy_spec
+from mug.scenes.policies import HOSTS, INFERENCE, PolicySpec, policy_spec
 from mug.session.envs import EnvAdapter
 from mug.session.inputs import keys_of
 
@@ -112,6 +113,7 @@ class GymScene(Scene):
         self.header, self.body, self.controls = "", "", ""
         self.policy_seed = 0
         self.act_timeout_s: float | None = None
+        self._warned_waits: set[str] = set()
         self.waitroom_timeout_s = 120.0
         self.waitroom_message = "Waiting for other participants..."
         self.group_size: int | None = None
@@ -200,11 +202,21 @@ class GymScene(Scene):
 
     # -- who plays ----------------------------------------------------------------------
 
-    def policies(self, policy_mapping: Mapping[str, Any], inference: str | Mapping[str, str] = "client") -> GymScene:
+    def policies(self, policy_mapping: Mapping[str, Any], inference: str | Mapping[str, str] = "auto") -> GymScene:
         """Who acts for each agent: ``mug.Human``, ``mug.Random``, a ``ModelConfig`` or a callable.
 
-        ``inference`` says where ``ModelConfig`` policies run: ``"client"`` (the
-        participant's browser, default) or ``"server"``; a dict sets it per agent.
+        ``inference`` says where ``ModelConfig`` policies run; a dict sets it per agent:
+
+        - ``"auto"`` (default): so that the AI acts on the observation of the step it
+          acts in. A deployed realtime scene runs the model in the server's Python
+          runtime (same results as the browser's, see ``mug check-policy``); lockstep
+          scenes, the notebook preview and a ``custom_inference_fn`` run it in the
+          participant's browser, and the step waits for its result.
+        - ``"browser"``: always in the browser. In a realtime scene each step then
+          waits for the browser's result (up to ``runtime(act_timeout_s=...)``), so the
+          frame rate is bounded by the participant's round trip; a warning says so.
+        - ``"server"``: always in Python.
+
         Callables ``fn(observation, agent_id) -> action`` always run on the server.
         """
         self._need_env("policies")
@@ -224,15 +236,39 @@ class GymScene(Scene):
             raise ConfigError(f"policy_mapping: no policy for agent(s) {missing}; every agent needs one", field="policy_mapping")
         specs = {}
         for agent, value in policy_mapping.items():
-            where = inference.get(agent, "client") if isinstance(inference, Mapping) else inference
-            _choice(where, f"inference[{agent!r}]" if isinstance(inference, Mapping) else "inference", ("client", "server"))
+            where = inference.get(agent, "auto") if isinstance(inference, Mapping) else inference
+            _choice(where, f"inference[{agent!r}]" if isinstance(inference, Mapping) else "inference", INFERENCE)
             spec = policy_spec(agent, value, where)
             if spec.kind == "model":
                 self._check_model_fits(agent, spec)
             specs[agent] = spec
         self.policy_specs = specs
         self._check_humans()
+        self._warn_waiting_steps()
         return self
+
+    def browser_policies(self, host: str = "deployment") -> list[str]:
+        """Agents whose ``ModelConfig`` runs in the participant's browser in a session run by ``host``
+        (``"deployment"`` or ``"preview"``; see :meth:`PolicySpec.runs_in_browser`)."""
+        _choice(host, "host", HOSTS)
+        return [a for a, s in self.policy_specs.items() if s.runs_in_browser(host, self.step_mode)]
+
+    def _warn_waiting_steps(self) -> None:
+        """One warning when a deployed realtime step will wait for a browser-side policy (it costs frame rate)."""
+        if self.step_mode != "realtime":
+            return
+        waiting = [a for a in self.browser_policies() if a not in self._warned_waits]
+        if not waiting:
+            return
+        self._warned_waits.update(waiting)
+        wait = self.act_timeout_s if self.act_timeout_s is not None else "the default"
+        warnings.warn(
+            f"scene {self.scene_id!r}: the policy of agent(s) {waiting} runs in the participant's browser in a realtime "
+            f"scene, so each step waits for its result (up to act_timeout_s={wait}) and the frame rate is bounded by the "
+            "participant's network round trip. Leave inference='auto' (without a custom_inference_fn) to run it on the "
+            "server, or use mode='lockstep'.",
+            stacklevel=3,
+        )
 
     def _check_model_fits(self, agent: str, spec: PolicySpec) -> None:
         config = spec.config
@@ -336,6 +372,7 @@ class GymScene(Scene):
         if hud is not None and not callable(hud):
             raise ConfigError(f"hud: expected a callable hud(env, info) -> str, got {hud!r}", field="hud")
         self.hud = hud
+        self._warn_waiting_steps()
         return self
 
     def _check_action(self, agent: str, action: Any, field: str) -> None:
@@ -418,8 +455,14 @@ class GymScene(Scene):
     # -- machinery ----------------------------------------------------------------------
 
     def runtime(self, policy_seed: int = 0, act_timeout_s: float | None = None) -> GymScene:
-        """Policy seeding and waiting: ``policy_seed`` seeds every policy's sampling;
-        ``act_timeout_s`` (lockstep) is how long to wait for a client before its agents take their default action."""
+        """Policy seeding and waiting: ``policy_seed`` seeds every policy's sampling.
+
+        ``act_timeout_s`` is how long a step waits for a client's ``act``: in lockstep
+        scenes (default: no limit) before its agents take their default action; in a
+        deployed realtime scene, for a browser-side policy's result (default
+        :data:`mug.session.engine.BROWSER_WAIT_S`) before the step goes ahead with the
+        agent's previous action, recorded with source ``late``. The wait starts after
+        the client has loaded its policies (its first ``act``)."""
         self.policy_seed = _int(policy_seed, "policy_seed", 0, 2**32 - 1)
         if act_timeout_s is not None and (
             isinstance(act_timeout_s, bool) or not isinstance(act_timeout_s, (int, float)) or act_timeout_s <= 0
@@ -478,14 +521,16 @@ class GymScene(Scene):
         if not self.policy_specs:
             raise ConfigError(f"scene {self.scene_id!r}: call .policies(...) to say who plays each agent", field="policies")
 
-    def client_metadata(self) -> dict[str, Any]:
+    def client_metadata(self, host: str = "deployment") -> dict[str, Any]:
+        """What a client of a session run by ``host`` needs to know (browser-side policies' configs included)."""
+        in_browser = set(self.browser_policies(host))
         return {
             **super().client_metadata(),
             "header": self.header,
             "body": self.body,
             "controls": self.controls,
             "agents": self.agents,
-            "policies": {a: s.client_metadata(self.model_path(a)) for a, s in self.policy_specs.items()},
+            "policies": {a: s.client_metadata(self.model_path(a), a in in_browser) for a, s in self.policy_specs.items()},
             "policy_seed": self.policy_seed,
             "input_mode": self.input_mode,
             "keys": sorted({k for combo in self.action_mapping for k in keys_of(combo)}),

@@ -88,8 +88,9 @@ class MugServer:
         self.models = {
             (g.scene_id, agent): Path(spec.config.onnx_path)
             for g in self.games
-            for agent, spec in g.policy_specs.items()
-            if spec.kind == "model" and spec.where == "client" and spec.config is not None
+            for agent in g.browser_policies("deployment")
+            for spec in [g.policy_specs[agent]]
+            if spec.config is not None
         }
         self._tickers: list[asyncio.Task] = []
 

@@ -10,8 +10,18 @@ The host drives time: ``receive()`` for every inbound message and ``tick()``
 once per frame (``1 / fps`` seconds). In ``lockstep`` mode the env steps as
 soon as every client has acted for the current step; ``tick()`` only applies
 ``act_timeout_s``. In ``realtime`` mode every ``tick()`` steps the env with
-what has arrived: a human's held keys, else each agent's previous action,
-else the default action.
+what has arrived: a human's held keys (else the default action), and each
+server-side policy's action for the current observation.
+
+No AI agent acts on an observation older than the step it acts in. A
+browser-side policy in a realtime scene therefore holds the step back: a due
+tick waits until that step's result has arrived (the step is then taken on
+its arrival), up to ``act_timeout_s`` (default :data:`BROWSER_WAIT_S`), after
+the client has loaded its policies (its first ``act``; until then up to
+:data:`LOAD_WAIT_S`). Past the deadline a deployment steps with the agent's
+previous action, recorded with source ``late`` (the result, when it comes, is
+recorded as a ``late_act`` event and not used); the notebook preview, which
+exists to test the browser runtime, stops with an error instead.
 """
 
 from __future__ import annotations
@@ -37,9 +47,13 @@ from mug.session.transport import Transport
 if TYPE_CHECKING:
     from mug.scenes.gym_scene import GymScene
 
-__all__ = ["GameSession", "episode_seed"]
+__all__ = ["BROWSER_WAIT_S", "LOAD_WAIT_S", "GameSession", "episode_seed"]
 
 log = logging.getLogger("mug.session")
+#: Seconds a realtime step waits for a browser-side policy's result by default (``runtime(act_timeout_s=)``).
+BROWSER_WAIT_S = 1.0
+#: Seconds a client has to load its browser-side policies (ONNX Runtime and the models) before its first result.
+LOAD_WAIT_S = 120.0
 
 
 @functools.lru_cache(maxsize=4096)  # sessions of one scene share their seeds: a server computes each once
@@ -66,6 +80,8 @@ class GameSession:
         clock: seconds since the epoch (inject a fake one for reproducible records).
         session_id: recorded with every event.
         render: draw frames (``False`` for headless rollouts: frames then carry no image).
+        host: ``"deployment"`` or ``"preview"``: decides where ``inference="auto"`` policies
+            run (:meth:`~mug.GymScene.browser_policies`) and what a missing browser result means.
     """
 
     def __init__(
@@ -79,6 +95,7 @@ class GameSession:
         session_id: str = "session",
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         render: bool = True,
+        host: str = "deployment",
     ) -> None:
         scene.check_ready()
         humans = scene.humans
@@ -91,7 +108,8 @@ class GameSession:
         self.clients = list(clients)
         self.human_of = {c: [h] for c, h in zip(self.clients, humans)}
         self._client_of = {h: c for c, hs in self.human_of.items() for h in hs}
-        self.client_models = [a for a, s in scene.policy_specs.items() if s.kind == "model" and s.where == "client"]
+        self.host = host
+        self.client_models = scene.browser_policies(host)
         self.runs_models = {c: (self.client_models if i == 0 else []) for i, c in enumerate(self.clients)}
         self.env = scene.make_env()
         self.keymap = KeyMap(scene.action_mapping, scene.default_action)
@@ -99,7 +117,7 @@ class GameSession:
         self._runtimes: dict[str, PolicyRuntime] = {}
         shared: dict[int, PolicyRuntime] = {}
         for agent, spec in scene.policy_specs.items():
-            if spec.kind == "model" and spec.where == "server":
+            if spec.kind == "model" and agent not in self.client_models:
                 key = id(spec.config)
                 if key not in shared:
                     shared[key] = PolicyRuntime(spec.config, seed=scene.policy_seed, name=agent)  # type: ignore[arg-type]
@@ -121,6 +139,8 @@ class GameSession:
         self._previous: dict[str, Any] = {}
         self._totals: dict[str, float] = {}
         self._step_started = clock()
+        self._due = False  # a realtime tick came while a browser-side result was still awaited
+        self._loaded: set[str] = set()  # clients that have acted since they last (re)loaded the scene
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -134,7 +154,7 @@ class GameSession:
         self._begin_episode()
 
     def _send_scene(self, client: str) -> None:
-        meta = self.scene.client_metadata()
+        meta = self.scene.client_metadata(self.host)
         meta["you"] = {"client_id": client, "humans": self.human_of.get(client, []), "runs_policies": self.runs_models[client]}
         self.transport.send(client, {"type": "scene", "scene": meta, "session_id": self.session_id}, [])
 
@@ -264,6 +284,7 @@ class GameSession:
 
     def _on_ready(self, client: str) -> None:
         """A (re)connected client: send it the scene and the current frame."""
+        self._loaded.discard(client)  # it loads its policies again before it can act
         self._send_scene(client)
         if not self.done:
             if self.surface is not None:
@@ -292,14 +313,18 @@ class GameSession:
             if not _contains(space, action):
                 raise MessageError("bad_action", f"action {action!r} for agent {agent!r} is not in its action space {space}")
         self._take_keys(client, message["keys"])
-        if late:  # normal lag in realtime: keys count now; a policy's action is its agent's latest (used as "previous")
+        self._loaded.add(client)
+        if late:  # realtime: keys count now; a result past its step's deadline is recorded, never acted on
             for agent, result in message["policies"].items():
-                self._previous[agent] = result["action"]
+                self._record("late_act", {"agent": agent, "episode": episode, "step": step, "action": result["action"]})
             return
         for agent, result in message["policies"].items():
             self._pending[agent] = (result["action"], result)
         self._acted.add(client)
-        if self.scene.step_mode == "lockstep" and self._everyone_acted():
+        if self.scene.step_mode == "lockstep":
+            if self._everyone_acted():
+                self._advance()
+        elif self._due and not self._awaited():
             self._advance()
 
     def _take_keys(self, client: str, keys: list[str]) -> None:
@@ -311,11 +336,33 @@ class GameSession:
     def _everyone_acted(self) -> bool:
         return all(c in self._acted for c in self.clients if self.human_of.get(c) or self.runs_models[c])
 
+    def _awaited(self) -> list[str]:
+        """Browser-side agents whose result for the current step has not arrived."""
+        return [a for a in self.client_models if a in self._obs and a not in self._pending]
+
+    def _wait_limit(self) -> float:
+        if self.clients[0] not in self._loaded:  # the first client runs every browser-side policy
+            return LOAD_WAIT_S
+        return self.scene.act_timeout_s if self.scene.act_timeout_s is not None else BROWSER_WAIT_S
+
     def tick(self) -> bool:
         """One frame tick; returns whether the env stepped."""
         if self.done:
             return False
         if self.scene.step_mode == "realtime":
+            awaited = self._awaited()
+            if awaited:
+                limit = self._wait_limit()
+                if self.clock() - self._step_started < limit:
+                    self._due = True  # taken as soon as the result arrives
+                    return False
+                if self.host == "preview":
+                    self._fail(
+                        "no_policy_result",
+                        f"the browser runtime sent no result for agent(s) {awaited} at step {self.decision} of episode "
+                        f"{self.episode} within {limit:g} s",
+                    )
+                    return False
             self._advance()
             return True
         timeout = self.scene.act_timeout_s
@@ -343,13 +390,13 @@ class GameSession:
                 else:
                     action, matched = self.keymap.action(self._held[client])
                 actions[agent], sources[agent] = action, "human" if matched else "default"
-            elif spec.kind == "model" and spec.where == "client":
+            elif agent in self.client_models:
                 if agent in self._pending:
                     action, result = self._pending[agent]
                     actions[agent], sources[agent] = action, "policy"
                     outputs[agent] = {"logits": result["logits"], "states": result["states"]}
-                elif agent in self._previous and not lockstep:
-                    actions[agent], sources[agent] = self._previous[agent], "previous"
+                elif not lockstep:  # its deadline passed (see tick)
+                    actions[agent], sources[agent] = self._previous.get(agent, self.scene.default_action), "late"
                 else:
                     actions[agent], sources[agent] = self.scene.default_action, "default"
             elif spec.kind == "model":
@@ -376,6 +423,7 @@ class GameSession:
             return
         self._pending.clear()
         self._acted.clear()
+        self._due = False
         self._previous.update(actions)
         scene, ended = self.scene, None
         for repeat in range(scene.frame_skip):

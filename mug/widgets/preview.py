@@ -78,7 +78,7 @@ class ScenePreview(anywidget.AnyWidget):
         scene = copy.copy(self.scene)
         scene.record_observations = True
         scene.record_policy_outputs = True
-        self.session = GameSession(scene, [CLIENT], _WidgetTransport(self), self.trace, session_id="preview")
+        self.session = GameSession(scene, [CLIENT], _WidgetTransport(self), self.trace, session_id="preview", host="preview")
         self.session.start()
         self._check_failure()
 
@@ -204,7 +204,7 @@ class ScenePreview(anywidget.AnyWidget):
             raise RuntimeError(session.failure)
         self.rollout_trace = trace
         self.trace.extend(trace)
-        browser_side = [a for a, s in self.scene.policy_specs.items() if s.kind == "model" and s.where == "client"]
+        browser_side = self.scene.browser_policies("preview")
         if not browser_side:
             self.parity = {"ran": False, "reason": "JS comparison did not run: the scene has no browser-side policy"}
             return trace

@@ -58,7 +58,7 @@ try:
 except mug.ConfigError as error:
     print("PYTHON:", error)
 wrong = grid("wrong", {"agent_0": mug.Human, "agent_1": partner}, action_mapping={"ArrowUp": 1})
-wrong.policy_specs = {**wrong.policy_specs, "agent_1": PolicySpec("model", "client", bad)}
+wrong.policy_specs = {**wrong.policy_specs, "agent_1": PolicySpec("model", "browser", bad)}
 throws = grid("throws", {"agent_0": mug.Human, "agent_1": mug.ModelConfig.from_onnx(
     partner.onnx_path, custom_inference_fn="throw new Error('custom boom');")}, action_mapping={"ArrowUp": 1})
 w1, w2 = wrong.preview(), throws.preview()

@@ -124,7 +124,7 @@ def grid_scene(policy, inference):
 
 
 def test_gridworld_human_with_a_client_side_onnx_policy(grid_policy):
-    s, transport, recorder = session(grid_scene(grid_policy, "client"))
+    s, transport, recorder = session(grid_scene(grid_policy, "browser"))
     browser = mug.PolicyRuntime(grid_policy, seed=0)  # the test client runs the policy as a browser would
     scene_msg = transport.sent["c1"][0][0]
     assert scene_msg["scene"]["you"]["runs_policies"] == ["agent_1"]

@@ -73,7 +73,7 @@ CASES = [
         "bad inference place",
         lambda: grid().policies({"agent_0": mug.Human, "agent_1": mug.Random}, inference="cloud"),
         "inference",
-        "expected one of ['client', 'server']",
+        "expected one of ['auto', 'browser', 'server']",
     ),
     (
         "action mapped out of range",
@@ -175,7 +175,7 @@ def test_invalid_model_config_is_reported_with_the_agent(tmp_path):
 
 def test_custom_function_cannot_run_on_the_server(tmp_path):
     policy = mug.ModelConfig.from_onnx(recurrent_model(tmp_path / "p.onnx", obs=29, actions=5), custom_inference_fn="return 0;")
-    with pytest.raises(mug.ConfigError, match="runs only in the browser; use inference='client'"):
+    with pytest.raises(mug.ConfigError, match="runs only in the browser; use inference='browser' or 'auto'"):
         grid().policies({"agent_0": mug.Human, "agent_1": policy}, inference="server")
 
 

@@ -72,6 +72,42 @@ test("snapshot/restore reproduces the continuation exactly", async () => {
   }
 });
 
+test("a fresh runtime resumed from what an act carries continues exactly (a reloaded page)", async () => {
+  const { actMessage, decodeEnvelope, encodeEnvelope, tensorFromRef } = await import("../src/client/messages.js");
+  const uninterrupted = await create({}, 11);
+  const original = [];
+  for (let k = 0; k < 12; k++) original.push(await uninterrupted.step(observation(116, k), "p"));
+  const before = await create({}, 11);
+  let last;
+  for (let k = 0; k < 5; k++) last = { ...(await before.step(observation(116, k), "p")), ...before.position("p") };
+  // the act goes over the wire; the engine keeps its states and sends them back as JSON numbers
+  const { message: sent, buffers } = actMessage(4, [], { p: last }, 0);
+  const { message, buffers: received } = decodeEnvelope(encodeEnvelope(sent, buffers));
+  const entry = message.policies.p;
+  const states = Object.fromEntries(
+    Object.entries(entry.states).map(([name, ref]) => {
+      const t = tensorFromRef(ref, received);
+      return [name, { data: Array.from(t.data), dims: t.shape }];
+    }),
+  );
+  const after = await create({}, 11);
+  after.resume("p", JSON.parse(JSON.stringify({ states, rng: entry.rng, steps: entry.steps })));
+  assert.equal(entry.steps, 5);
+  for (let k = 5; k < 12; k++) {
+    const out = await after.step(observation(116, k), "p");
+    assert.equal(out.action, original[k].action, `step ${k}`);
+    assert.deepEqual(Array.from(out.logits), Array.from(original[k].logits));
+  }
+  const fresh = await create({}, 11);
+  const diverged = [];
+  for (let k = 5; k < 12; k++) diverged.push((await fresh.step(observation(116, k), "p")).logits[0] !== original[k].logits[0]);
+  assert.ok(diverged.every(Boolean), "without resume the hidden state starts at zero: the logits differ");
+  await assert.rejects(
+    async () => after.resume("p", { states: { state_out_0: { data: [1], dims: [1] } }, rng: 1, steps: 1 }),
+    /state 'state_out_0' needs 128 values/,
+  );
+});
+
 test("boundaries follow reset_state", async () => {
   for (const [mode, episode, scene] of [
     ["episode", true, true],

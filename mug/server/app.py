@@ -146,9 +146,7 @@ class MugServer:
             (r"/admin/(steps|responses|participants)\.csv", AdminExportHandler, {"server": self}),
             (r"/healthz", HealthHandler),
         ]
-        for game in self.games:
-            if game.asset_dir is not None:
-                routes.append((rf"/assets/{game.scene_id}/(.*)", tornado.web.StaticFileHandler, {"path": str(game.asset_dir)}))
+        routes.append((r"/assets/([A-Za-z0-9_-]+)/([A-Za-z0-9_.-]+)", ImageHandler, {"server": self}))
         return tornado.web.Application(
             routes,
             log_function=_log_request,
@@ -301,6 +299,19 @@ class ModelHandler(_Handler):
         if path is None:
             raise tornado.web.HTTPError(404, reason=f"no browser-side model for scene {scene_id!r}, agent {agent!r}")
         self.set_header("Content-Type", "application/octet-stream")
+        self.set_header("Cache-Control", "public, max-age=3600")
+        self.finish(path.read_bytes())
+
+
+class ImageHandler(_Handler):
+    """``/assets/<scene>/<name>``: the images a scene declared (``GymScene.assets(images={name: path})``), by name."""
+
+    def get(self, scene_id: str, name: str) -> None:
+        game = next((g for g in self.server.games if g.scene_id == scene_id), None)
+        if game is None or name not in game.images:
+            raise tornado.web.HTTPError(404, reason=f"scene {scene_id!r} declares no image {name!r}")
+        path = game.asset_dir / game.images[name]  # type: ignore[operator]
+        self.set_header("Content-Type", mimetypes.guess_type(path.name)[0] or "application/octet-stream")
         self.set_header("Cache-Control", "public, max-age=3600")
         self.finish(path.read_bytes())
 

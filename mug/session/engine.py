@@ -141,6 +141,7 @@ class GameSession:
         self._step_started = clock()
         self._due = False  # a realtime tick came while a browser-side result was still awaited
         self._loaded: set[str] = set()  # clients that have acted since they last (re)loaded the scene
+        self._saved: dict[str, list[tuple[tuple[int, int], dict[str, Any]]]] = {}  # see _save_policy_state
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -153,10 +154,22 @@ class GameSession:
             self._send_scene(client)
         self._begin_episode()
 
-    def _send_scene(self, client: str) -> None:
+    def _send_scene(self, client: str) -> dict[str, Any]:
+        """Send the scene; a client that runs policies also gets their saved states (returned) to resume from."""
         meta = self.scene.client_metadata(self.host)
-        meta["you"] = {"client_id": client, "humans": self.human_of.get(client, []), "runs_policies": self.runs_models[client]}
+        saved = {}
+        for agent in self.runs_models[client]:
+            before = [state for key, state in self._saved.get(agent, []) if key < (self.episode, self.decision)]
+            if before:  # the state the agent had when it computed the step the client is about to get
+                saved[agent] = before[-1]
+        meta["you"] = {
+            "client_id": client,
+            "humans": self.human_of.get(client, []),
+            "runs_policies": self.runs_models[client],
+            "policy_states": {a: jsonable(state) for a, state in saved.items()},  # exact: JSON numbers round-trip float32/64
+        }
         self.transport.send(client, {"type": "scene", "scene": meta, "session_id": self.session_id}, [])
+        return saved
 
     def _begin_episode(self) -> None:
         self.episode += 1
@@ -285,7 +298,17 @@ class GameSession:
     def _on_ready(self, client: str) -> None:
         """A (re)connected client: send it the scene and the current frame."""
         self._loaded.discard(client)  # it loads its policies again before it can act
-        self._send_scene(client)
+        saved = self._send_scene(client)
+        if saved:
+            self._record(
+                "policy_restored",
+                {
+                    "client": client,
+                    "episode": self.episode,
+                    "step": self.decision,
+                    "agents": {a: {"episode": st["episode"], "step": st["step"]} for a, st in saved.items()},
+                },
+            )
         if not self.done:
             if self.surface is not None:
                 self.surface.resend()
@@ -314,6 +337,10 @@ class GameSession:
                 raise MessageError("bad_action", f"action {action!r} for agent {agent!r} is not in its action space {space}")
         self._take_keys(client, message["keys"])
         self._loaded.add(client)
+        for agent, result in message["policies"].items():
+            self._save_policy_state(agent, self.episode if episode is None else episode, step, result)
+        if message.get("dropped"):
+            self._record("frames_dropped", {"client": client, "episode": episode, "step": step, "count": message["dropped"]})
         if late:  # realtime: keys count now; a result past its step's deadline is recorded, never acted on
             for agent, result in message["policies"].items():
                 self._record("late_act", {"agent": agent, "episode": episode, "step": step, "action": result["action"]})
@@ -326,6 +353,24 @@ class GameSession:
                 self._advance()
         elif self._due and not self._awaited():
             self._advance()
+
+    def _save_policy_state(self, agent: str, episode: int, step: int, result: dict[str, Any]) -> None:
+        """Keep a browser-side agent's state after ``step`` (hidden state, sampling stream, step count).
+
+        The latest two are kept: a client that reconnects gets the one from before the
+        step it is sent (it may have acted on that step already, and acts on it again).
+        """
+        if result.get("rng") is None:
+            return
+        state = {
+            "episode": episode,
+            "step": step,
+            "rng": result["rng"],
+            "steps": result["steps"],
+            "states": {name: {"data": t.reshape(-1), "dims": list(t.shape)} for name, t in result["states"].items()},
+        }
+        kept = [entry for entry in self._saved.get(agent, []) if entry[0] < (episode, step)]
+        self._saved[agent] = [*kept[-1:], ((episode, step), state)]
 
     def _take_keys(self, client: str, keys: list[str]) -> None:
         """Take a client's keys: held keys now, or new presses queued (single_keystroke)."""

@@ -155,12 +155,28 @@ def _check_act(msg: dict[str, Any], buffers: list[bytes]) -> dict[str, Any]:
         states = result.get("states", {})
         if not isinstance(states, dict):
             raise MessageError("bad_field", f"act.policies[{agent!r}].states: expected an object of name -> tensor")
+        rng, steps = result.get("rng"), result.get("steps")
+        if (rng is None) != (steps is None) or (
+            rng is not None and not (_is_int(rng) and 0 <= rng < 1 << 32 and _is_int(steps) and steps >= 0)
+        ):
+            raise MessageError(
+                "bad_field",
+                f"act.policies[{agent!r}]: rng and steps go together: an unsigned 32-bit sampling state and a step count "
+                f"(integer >= 0), got rng={_short(rng)}, steps={_short(steps)}",
+            )
         results[agent] = {
             "action": action,
+            "rng": rng,
+            "steps": steps,
             "logits": None if logits is None else tensor_from_ref(logits, buffers, f"act.policies[{agent!r}].logits"),
             "states": {n: tensor_from_ref(r, buffers, f"act.policies[{agent!r}].states[{n!r}]") for n, r in states.items()},
         }
-    return {"type": "act", "step": step, "episode": episode, "keys": keys, "policies": results}
+    dropped = msg.get("dropped", 0)
+    if not _is_int(dropped) or dropped < 0:
+        raise MessageError(
+            "bad_field", f"act.dropped: expected a count of frames not drawn (integer >= 0), got {_short(dropped)}"
+        )
+    return {"type": "act", "step": step, "episode": episode, "keys": keys, "policies": results, "dropped": dropped}
 
 
 def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:

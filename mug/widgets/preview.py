@@ -157,9 +157,12 @@ class ScenePreview(anywidget.AnyWidget):
                 self._send_recompute()
 
     def _send_asset(self, name: str) -> None:
-        """The ORT wasm (when the server extension is not there) or a browser-side policy's model."""
+        """The ORT wasm (when the server extension is not there), a declared image or a browser-side policy's model."""
+        image = self.scene.images.get(name.removeprefix(f"assets/{self.scene.scene_id}/"))
         if name == "wasm":
             data = (STATIC / "ort-wasm-simd-threaded.wasm").read_bytes()
+        elif name.startswith("assets/") and image is not None:
+            data = (self.scene.asset_dir / image).read_bytes()  # type: ignore[operator]
         else:
             path = next(
                 (

@@ -207,14 +207,14 @@ def test_admin_view_needs_the_token_and_logs_never_show_it(tmp_path):
     assert server.admin_token not in output  # the start-up line (read by start()) is the only place it appears
 
 
-def test_researcher_assets_are_served_inside_their_directory_only(tmp_path):
+def test_researcher_images_are_served_by_their_declared_name_only(tmp_path):
     server = ServerProcess(["deploy", "tests/e2e/studies.py:with_assets"], tmp_path / "data").start()
     try:
 
         async def fetch_all():
             return [
                 await raw_http(server.url + p)
-                for p in ("assets/sprites/cart.png", "assets/sprites/../studies.py", "assets/sprites/%2e%2e/studies.py")
+                for p in ("assets/sprites/cart", "assets/sprites/../studies.py", "assets/sprites/%2e%2e/studies.py")
             ]
 
         ok, up, encoded = run_async(fetch_all())

@@ -33,7 +33,11 @@ export function startParticipant(root, { participantId, socketPath, staticPath }
           if (meta.kind === "gym") {
             game = new GameView(root, meta, {
               send: (m, b) => connection.send(m, b),
-              fetchModel: async (path) => new Uint8Array(await (await fetch(new URL(path, base))).arrayBuffer()),
+              fetchAsset: async (path) => {
+                const response = await fetch(new URL(path, base));
+                if (!response.ok) throw new Error(`GET ${path}: ${response.status} ${response.statusText}`);
+                return new Uint8Array(await response.arrayBuffer());
+              },
               onError: (text) => showError(root, text),
             });
           } else if (meta.kind === "survey") {

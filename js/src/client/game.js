@@ -7,6 +7,7 @@
  */
 import { CanvasRenderer } from "../render/canvas.js";
 import { PolicyRuntime } from "../runtime/index.js";
+import { FrameQueue } from "./frame-queue.js";
 import { actMessage, observationFromRef } from "./messages.js";
 import { card } from "./pages.js";
 
@@ -15,12 +16,14 @@ export class GameView {
   /**
    * @param {HTMLElement} root
    * @param {Object} meta the scene message's `scene`
-   * @param {{send: Function, fetchModel: (url: string) => Promise<Uint8Array>, onError: (text: string) => void,
+   * @param {{send: Function, fetchAsset: (path: string) => Promise<Uint8Array>, onError: (text: string) => void,
    *   keyTarget?: EventTarget, onPolicyStep?: (agent: string, result: Object, step: number) => void}} host
-   *   `keyTarget`: where keys are listened to (default: the window; the notebook widget passes itself,
-   *   so keys only play while it has focus); `onPolicyStep`: sees every browser-side policy result
+   *   `fetchAsset`: the bytes of a model (`models/<scene>/<agent>.onnx`) or a declared image
+   *   (`assets/<scene>/<name>`); `keyTarget`: where keys are listened to (default: the window; the
+   *   notebook widget passes itself, so keys only play while it has focus); `onPolicyStep`: sees every
+   *   browser-side policy result
    */
-  constructor(root, meta, { send, fetchModel, onError, keyTarget = window, onPolicyStep = () => {} }) {
+  constructor(root, meta, { send, fetchAsset, onError, keyTarget = window, onPolicyStep = () => {} }) {
     this.meta = meta;
     this.send = send;
     this.onError = onError;
@@ -40,26 +43,50 @@ export class GameView {
     this.pending = null;
     this.episode = -1;
     this.runtimes = new Map();
-    this.busy = Promise.resolve();
-    this.ready = this.loadPolicies(fetchModel);
+    this.queue = new FrameQueue((frame, how) => this.handleFrame(frame, how), {
+      mustAct: ({ message }) => meta.mode === "lockstep" || Object.keys(message.observations ?? {}).length > 0,
+      onError: (error) => this.reportError(error),
+    });
+    this.ready = Promise.all([this.loadPolicies(fetchAsset), this.loadImages(fetchAsset)]);
     this.listen();
     if (keyTarget === window) this.canvas.focus();
   }
 
-  async loadPolicies(fetchModel) {
+  async loadPolicies(fetchAsset) {
     const agents = this.meta.you.runs_policies;
     if (!agents.length) return;
     this.status.textContent = "Loading the AI partner…";
+    const saved = this.meta.you.policy_states ?? {};
     for (const agent of agents) {
       const policy = this.meta.policies[agent];
       try {
-        const model = await fetchModel(policy.model_url);
-        this.runtimes.set(agent, await PolicyRuntime.create({ model, config: policy.config, seed: this.meta.policy_seed, name: agent }));
+        const model = await fetchAsset(policy.model_url);
+        const runtime = await PolicyRuntime.create({ model, config: policy.config, seed: this.meta.policy_seed, name: agent });
+        if (saved[agent]) {
+          // the page reloaded mid-episode: the agent goes on from its last step, as if nothing happened
+          runtime.resume(agent, saved[agent]);
+          this.episode = saved[agent].episode;
+        }
+        this.runtimes.set(agent, runtime);
       } catch (error) {
         this.reportError(error);
       }
     }
     this.status.textContent = "";
+  }
+
+  /** Fetch and decode the scene's declared images (`surface.image` draws them by name). */
+  async loadImages(fetchAsset) {
+    await Promise.all(
+      (this.meta.images ?? []).map(async (name) => {
+        const path = `assets/${encodeURIComponent(this.meta.scene_id)}/${encodeURIComponent(name)}`;
+        try {
+          this.renderer.images.set(name, await createImageBitmap(new Blob([await fetchAsset(path)])));
+        } catch (error) {
+          this.reportError(new Error(`image '${name}' (${path}) could not be loaded: ${error?.message ?? error}`));
+        }
+      }),
+    );
   }
 
   listen() {
@@ -98,17 +125,22 @@ export class GameView {
 
   /**
    * Handle one frame: draw it, run this client's policies on their observations, act.
-   * Frames are handled one after another, in order.
+   * Frames are handled one after another, in order; one overtaken by a newer frame is
+   * not drawn (counted in the next act's `dropped`) and, unless the engine waits for
+   * its act (it carries observations, or the scene is lockstep), not acted on.
+   * @returns {Promise<void>} resolves when every frame received so far is handled
    */
   frame(message, buffers) {
-    this.busy = this.busy.then(() => this.handleFrame(message, buffers)).catch((error) => this.reportError(error));
-    return this.busy;
+    return this.queue.push({ message, buffers });
   }
 
-  async handleFrame(message, buffers) {
+  async handleFrame({ message, buffers }, { draw, act }) {
     await this.ready;
-    await this.renderer.draw(message.render, buffers);
-    this.hud.textContent = message.hud ?? "";
+    if (draw) {
+      await this.renderer.draw(message.render, buffers);
+      this.hud.textContent = message.hud ?? "";
+    } else this.renderer.skip(message.render);
+    if (!act) return;
     if (message.episode !== this.episode) {
       this.episode = message.episode;
       for (const runtime of this.runtimes.values()) runtime.boundary("episode");
@@ -117,7 +149,7 @@ export class GameView {
     for (const [agent, ref] of Object.entries(message.observations ?? {})) {
       const runtime = this.runtimes.get(agent);
       if (runtime) {
-        results[agent] = await runtime.step(observationFromRef(ref, buffers), agent);
+        results[agent] = { ...(await runtime.step(observationFromRef(ref, buffers), agent)), ...runtime.position(agent) };
         this.onPolicyStep(agent, results[agent], message.step);
       }
     }
@@ -137,7 +169,7 @@ export class GameView {
   }
 
   act(step, episode, keys, results) {
-    const { message, buffers } = actMessage(step, keys, results, episode);
+    const { message, buffers } = actMessage(step, keys, results, episode, this.queue.takeDropped());
     this.send(message, buffers);
   }
 }

@@ -125,11 +125,14 @@ export function checkServerMessage(message) {
  * The `act` message for one step: held keys and browser-side policy results.
  * @param {number} step
  * @param {string[]} keys
- * @param {Object<string, {action: number, logits?: Float32Array|null, states?: Object}>} [results]
+ * @param {Object<string, {action: number, logits?: Float32Array|null, states?: Object, rng?: number, steps?: number}>} [results]
+ *   `rng`, `steps`: the agent's sampling stream and step count after this step (`PolicyRuntime.position`);
+ *   the engine hands them back, with the states, to a page that reloads
  * @param {number} [episode] the frame's episode (lets the engine tell a late act from a future one)
+ * @param {number} [dropped] frames this client did not draw since its last act (a newer one overtook them)
  * @returns {{message: Object, buffers: ArrayBufferView[]}}
  */
-export function actMessage(step, keys, results = {}, episode = undefined) {
+export function actMessage(step, keys, results = {}, episode = undefined, dropped = 0) {
   const buffers = [];
   const policies = {};
   for (const [agent, r] of Object.entries(results)) {
@@ -137,12 +140,35 @@ export function actMessage(step, keys, results = {}, episode = undefined) {
     if (r.logits) entry.logits = tensorRef(Float32Array.from(r.logits), "float32", [r.logits.length], buffers);
     const states = {};
     for (const [name, t] of Object.entries(r.states ?? {})) {
-      states[name] = tensorRef(Float32Array.from(t.data), "float32", Array.from(t.dims ?? [t.data.length]), buffers);
+      const [data, dtype] = t.data instanceof Float64Array ? [t.data.slice(), "float64"] : [Float32Array.from(t.data), "float32"];
+      states[name] = tensorRef(data, dtype, Array.from(t.dims ?? [t.data.length]), buffers);
     }
     entry.states = states;
+    if (r.rng !== undefined) Object.assign(entry, { rng: r.rng, steps: r.steps });
     policies[agent] = entry;
   }
   const message = { type: "act", step, keys, policies };
   if (episode !== undefined) message.episode = episode;
+  if (dropped) message.dropped = dropped;
   return { message, buffers };
+}
+
+/**
+ * The saved policy states a `scene` message hands a (re)connecting page:
+ * `{agent: {episode, step, rng, steps, states: {name: {data, dims}}}}` with the states' tensors read from `buffers`.
+ * @param {Object<string, Object>|undefined} saved the scene message's `you.policy_states`
+ * @param {Array<ArrayBufferView>} buffers
+ * @returns {Object<string, Object>}
+ */
+export function policyStatesFromRefs(saved, buffers) {
+  const out = {};
+  for (const [agent, s] of Object.entries(saved ?? {})) {
+    const states = {};
+    for (const [name, ref] of Object.entries(s.states ?? {})) {
+      const t = tensorFromRef(ref, buffers);
+      states[name] = { data: t.data, dims: t.shape };
+    }
+    out[agent] = { ...s, states };
+  }
+  return out;
 }

@@ -88,6 +88,16 @@ export class CanvasRenderer {
     throw new Error(`unknown render kind '${render.kind}'`);
   }
 
+  /**
+   * Take in a frame that is not drawn (a newer one overtook it): a Surface
+   * payload's changes still apply, since later payloads build on them.
+   * @param {Object} render the frame message's `render`
+   */
+  skip(render) {
+    if (render.kind === "surface") this.surface.apply(render);
+    else if (render.kind !== "rgb" && render.kind !== "none") throw new Error(`unknown render kind '${render.kind}'`);
+  }
+
   drawSurface(payload) {
     this.surface.apply(payload);
     const { ctx } = this;

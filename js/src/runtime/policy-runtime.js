@@ -286,6 +286,48 @@ export class PolicyRuntime {
     }
   }
 
+  /**
+   * Where `agentId`'s sampling stream and step count stand (sent with every
+   * `act`, so that a reloaded page can `resume` the agent).
+   * @param {string|number} agentId
+   * @returns {{rng: number, steps: number}}
+   */
+  position(agentId) {
+    const agent = this.agent(agentId);
+    return { rng: agent.rng.state, steps: agent.steps };
+  }
+
+  /**
+   * Continue `agentId` from where another runtime of the same policy left it
+   * (the last `act` its page sent): hidden state by state output name (output
+   * i feeds state input i), the sampling stream, the step count. A custom
+   * function's `context.state` starts empty.
+   * @param {string|number} agentId
+   * @param {{states: Object<string, {data: ArrayLike<number>, dims: number[]}>, rng: number, steps: number}} saved
+   */
+  resume(agentId, { states, rng, steps }) {
+    const where = `policy '${this.name}', agent '${agentId}': resume`;
+    if (!Number.isInteger(rng) || rng < 0 || rng >= 2 ** 32 || !Number.isInteger(steps) || steps < 0) {
+      throw new PolicyError(`${where}: expected an unsigned 32-bit rng and a step count, got ${rng}, ${steps}`, { policy: this.name });
+    }
+    const restored = (this.stateOutputs ?? []).map((name, i) => {
+      const zero = this.zeroStates[i];
+      const saved = states?.[name];
+      const size = zero.dims.reduce((a, b) => a * b, 1);
+      if (!saved || saved.data.length !== size) {
+        throw new PolicyError(`${where}: state '${name}' needs ${size} values [${zero.dims.join(", ")}], got ${saved ? saved.data.length : "none"}`, {
+          policy: this.name,
+        });
+      }
+      return new ort.Tensor(zero.type, (zero.type === "float64" ? Float64Array : Float32Array).from(saved.data), zero.dims);
+    });
+    const agent = this.agent(agentId);
+    agent.states = restored;
+    agent.rng = new Mulberry32(rng);
+    agent.steps = steps;
+    agent.custom = {};
+  }
+
   /** Release the ORT session. */
   async dispose() {
     await this.session.release();

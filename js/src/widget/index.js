@@ -82,7 +82,7 @@ function render({ model, el }) {
       inspector = new Inspector(side);
       game = new GameView(stage, sceneMeta, {
         send: (m, b) => model.send(m, undefined, b),
-        fetchModel: (path) => assets.request(path),
+        fetchAsset: (path) => assets.request(path),
         onError: addError,
         keyTarget: root,
         onPolicyStep: (agent, result) => inspector.update(agent, result),

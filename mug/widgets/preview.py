@@ -173,7 +173,8 @@ class ScenePreview(anywidget.AnyWidget):
                 None,
             )
             if path is None:
-                self.send({"channel": "asset", "name": name, "error": f"no model at {name!r}"})
+                known = [f"assets/{self.scene.scene_id}/{n}" for n in sorted(self.scene.images)]
+                self.send({"channel": "asset", "name": name, "error": f"no model or declared image at {name!r}; images: {known}"})
                 return
             data = path.read_bytes()
         self.send({"channel": "asset", "name": name}, [data])

@@ -7,11 +7,21 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 import mug
 from mug.examples import CoinGrid
 from tests.synthetic import recurrent_model
 
-__all__ = ["KEYS", "PARTNER", "browser_partner", "browser_partner_lockstep", "browser_partner_strict", "server_partner"]
+__all__ = [
+    "KEYS",
+    "PARTNER",
+    "browser_partner",
+    "browser_partner_lockstep",
+    "browser_partner_strict",
+    "python_rerun",
+    "server_partner",
+]
 
 KEYS = {"ArrowUp": 1, "ArrowDown": 2, "ArrowLeft": 3, "ArrowRight": 4}
 #: A GRU-like policy (hidden state ``h_out``) that samples its actions: a lost state or stream shows in every step.
@@ -43,3 +53,16 @@ browser_partner = _study("browser")
 browser_partner_strict = _study("browser", steps=12, act_timeout_s=0.15)
 #: Lockstep (as the demo); the partner runs in the browser.
 browser_partner_lockstep = _study("auto", mode="lockstep", steps=40)
+
+
+def python_rerun(steps: list[dict]) -> tuple[list[int], list[list[float]]]:
+    """The partner's actions and logits, recomputed by the Python runtime on the recorded observations."""
+    runtime = mug.PolicyRuntime(PARTNER, seed=4)
+    actions, logits = [], []
+    for st in steps:
+        if st["step"] == 0:
+            runtime.boundary("episode", "agent_1")
+        out = runtime.step(np.asarray(st["observations"]["agent_1"], np.float32), "agent_1")
+        actions.append(out.action)
+        logits.append(out.logits.tolist())
+    return actions, logits

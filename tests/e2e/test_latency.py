@@ -15,11 +15,10 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
-import mug
 from mug.server.store import Store
 from mug.session.messages import decode_envelope, tensor_from_ref
 from tests.bots import SimulatedParticipant, run_async
-from tests.e2e.partner_studies import PARTNER
+from tests.e2e.partner_studies import python_rerun
 from tests.servers import ServerProcess
 
 
@@ -95,19 +94,6 @@ def study(request, tmp_path):
     server = ServerProcess(["deploy", f"tests/e2e/partner_studies.py:{request.param}"], tmp_path / "data").start()
     yield server
     server.stop()
-
-
-def python_rerun(steps: list[dict]) -> tuple[list[int], list[list[float]]]:
-    """The partner's actions and logits, recomputed by the Python runtime on the recorded observations."""
-    runtime = mug.PolicyRuntime(PARTNER, seed=4)
-    actions, logits = [], []
-    for st in steps:
-        if st["step"] == 0:
-            runtime.boundary("episode", "agent_1")
-        out = runtime.step(np.asarray(st["observations"]["agent_1"], np.float32), "agent_1")
-        actions.append(out.action)
-        logits.append(out.logits.tolist())
-    return actions, logits
 
 
 def play_in_chromium(browser, url: str, pid: str) -> dict[tuple[int, int], np.ndarray]:

@@ -12,6 +12,7 @@ import mug
 from mug.examples import CoinGrid
 from mug.examples.gridworld import COLORS
 from mug.session import GameSession, MemoryTransport
+from tests.servers import ServerProcess
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"></head>
 <body style="margin:0;background:#000"><canvas id="scene"></canvas>
@@ -98,3 +99,50 @@ def test_surface_frames_draw_and_apply_deltas(page):
     assert tuple(shown[after[0] * 32 + 16, after[1] * 32 + 16]) == rgb(COLORS["agent_0"])
     if before != env.positions["agent_1"]:
         assert tuple(shown[before[0] * 32 + 16, before[1] * 32 + 16]) == (255, 255, 255)  # moved away: old square cleared
+
+
+IMAGE_STUDY = """
+import mug
+study = mug.Stager([
+    mug.GymScene("sprites")
+    .environment("CartPole-v1", seed=1)
+    .policies({"agent_0": mug.Random})
+    .gameplay(num_episodes=1000)  # CartPole episodes are short: the scene outlasts the test
+    .rendering(mode="surface", width=100, height=100, background="#ffffff",
+               draw=lambda env, s: s.image(10, 20, 64, 64, "tiles", id="tiles"))
+    .assets(directory=%r, images={"tiles": "art/quadrants.png"}),
+    mug.EndScene(completion_code="DONE"),
+])
+"""
+
+
+def test_surface_images_are_fetched_by_name_and_drawn(browser, tmp_path):
+    quadrants = np.zeros((32, 32, 3), np.uint8)
+    quadrants[:16, :16], quadrants[:16, 16:], quadrants[16:, :16], quadrants[16:, 16:] = (
+        (220, 0, 0),
+        (0, 200, 0),
+        (0, 0, 210),
+        (240, 240, 0),
+    )
+    (tmp_path / "art").mkdir()
+    Image.fromarray(quadrants).save(tmp_path / "art" / "quadrants.png")
+    (tmp_path / "image_study.py").write_text(IMAGE_STUDY % str(tmp_path))
+    server = ServerProcess(["deploy", f"{tmp_path / 'image_study.py'}:study"], tmp_path / "data").start()
+    try:
+        page = browser.new_context().new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{server.url}?PROLIFIC_PID=painter")
+        page.wait_for_selector("#mug-canvas")
+        pixel = "([x, y]) => Array.from(document.querySelector('#mug-canvas').getContext('2d').getImageData(x, y, 1, 1).data.slice(0, 3))"
+        page.wait_for_function(f"({pixel})([26, 36]).join() !== '255,255,255'", timeout=10000)
+        # the 32x32 image scaled into the 64x64 box at (10, 20): each quadrant is 32 px wide
+        assert page.evaluate(pixel, [26, 36]) == [220, 0, 0]
+        assert page.evaluate(pixel, [58, 36]) == [0, 200, 0]
+        assert page.evaluate(pixel, [26, 68]) == [0, 0, 210]
+        assert page.evaluate(pixel, [58, 68]) == [240, 240, 0]
+        assert page.evaluate(pixel, [5, 5]) == [255, 255, 255]  # outside the box: the background
+        assert errors == []
+        page.context.close()
+    finally:
+        server.stop()

@@ -14,6 +14,10 @@ A tensor inside a message is a reference ``{"buffer": i, "dtype": "float32",
 
 Inbound (client -> engine): ``ready``, ``act``, ``advance``, ``response``,
 ``client_error`` (a browser-side failure, e.g. a custom inference function that threw).
+An ``act`` holds the client's keys and, per browser-side agent, its action,
+logits, hidden states and (together) ``rng``/``steps``: the sampling stream
+and step count after the step, which the engine hands back to a reloading
+page; ``dropped`` counts the frames it did not draw since its last act.
 Outbound (engine -> client): ``scene``, ``frame``, ``episode_end``,
 ``scene_end``, ``ack``, ``error``.
 """

@@ -158,10 +158,11 @@ class ScenePreview(anywidget.AnyWidget):
 
     def _send_asset(self, name: str) -> None:
         """The ORT wasm (when the server extension is not there), a declared image or a browser-side policy's model."""
-        image = self.scene.images.get(name.removeprefix(f"assets/{self.scene.scene_id}/"))
+        prefix = f"assets/{self.scene.scene_id}/"  # the deployment's URL of a declared image
+        image = self.scene.images.get(name[len(prefix) :]) if name.startswith(prefix) else None
         if name == "wasm":
             data = (STATIC / "ort-wasm-simd-threaded.wasm").read_bytes()
-        elif name.startswith("assets/") and image is not None:
+        elif image is not None:
             data = (self.scene.asset_dir / image).read_bytes()  # type: ignore[operator]
         else:
             path = next(

@@ -62,12 +62,12 @@ export class GameView {
       try {
         const model = await fetchAsset(policy.model_url);
         const runtime = await PolicyRuntime.create({ model, config: policy.config, seed: this.meta.policy_seed, name: agent });
+        this.runtimes.set(agent, runtime);
         if (saved[agent]) {
           // the page reloaded mid-episode: the agent goes on from its last step, as if nothing happened
           runtime.resume(agent, saved[agent]);
           this.episode = saved[agent].episode;
         }
-        this.runtimes.set(agent, runtime);
       } catch (error) {
         this.reportError(error);
       }

@@ -79,3 +79,12 @@ test("an error in one frame is reported and the next frames are still handled", 
   assert.deepEqual(errors, ["boom"]);
   assert.deepEqual(seen, [1]);
 });
+
+test("clear forgets the frames not handled yet", async () => {
+  const { queue, seen } = recorder(() => true);
+  const done = queue.push({ step: 0 });
+  queue.push({ step: 1 });
+  queue.clear();
+  await done;
+  assert.deepEqual(seen, []);
+});

@@ -38,3 +38,12 @@ test("act messages carry keys and policy results as tensors", () => {
   assert.deepEqual(message.policies.agent_1.states.h, { buffer: 1, dtype: "float32", shape: [1, 1] });
   assert.equal(buffers.length, 2);
 });
+
+test("an act carries each agent's stream position, float64 states as float64, and the dropped-frame count", () => {
+  const results = { p: { action: 1, logits: null, states: { h: { data: Float64Array.of(0.1), dims: [1, 1] } }, rng: 4294967295, steps: 7 } };
+  const { message, buffers } = actMessage(2, [], results, 0, 3);
+  assert.deepEqual(message.policies.p, { action: 1, states: { h: { buffer: 0, dtype: "float64", shape: [1, 1] } }, rng: 4294967295, steps: 7 });
+  assert.equal(buffers[0][0], 0.1);
+  assert.equal(message.dropped, 3);
+  assert.equal(actMessage(2, [], {}, 0, 0).message.dropped, undefined); // nothing dropped: nothing sent
+});

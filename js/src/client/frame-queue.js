@@ -50,6 +50,11 @@ export class FrameQueue {
     this.running = null;
   }
 
+  /** Forget the frames not handled yet (the scene is over for this view). */
+  clear() {
+    this.waiting.length = 0;
+  }
+
   /**
    * Frames dropped since the last call (what the next `act` reports).
    * @returns {number}

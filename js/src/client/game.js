@@ -105,8 +105,9 @@ export class GameView {
     this.keyTarget.addEventListener(this.keyTarget === window ? "blur" : "focusout", this.onBlur);
   }
 
-  /** Stop listening to the keyboard. */
+  /** Stop listening to the keyboard and handling frames. */
   close() {
+    this.queue.clear();
     this.keyTarget.removeEventListener("keydown", this.onKeyDown);
     this.keyTarget.removeEventListener("keyup", this.onKeyUp);
     this.keyTarget.removeEventListener(this.keyTarget === window ? "blur" : "focusout", this.onBlur);

@@ -67,6 +67,10 @@ class GymScene(Scene):
             .gameplay(action_mapping={"ArrowLeft": 0, "ArrowRight": 1}, num_episodes=3, max_steps=500)
             .rendering(fps=30)
         )
+
+    ``agents`` lists the env's agents as strings (``str(id)``), the keys used
+    on the wire and in records; ``agent_ids`` maps each to the env's own id,
+    which the builder methods take and the callbacks receive.
     """
 
     kind = "gym"
@@ -244,6 +248,8 @@ class GymScene(Scene):
                 f"policy_mapping: expected a dict of agent id -> policy, got {policy_mapping!r}", field="policy_mapping"
             )
         keys = {agent: agent_key(self.agent_ids, agent, "policy_mapping") for agent in policy_mapping}
+        for agent in inference if isinstance(inference, Mapping) else ():
+            agent_key(self.agent_ids, agent, "inference")  # a key naming no agent would be ignored silently
         missing = [self.agent_ids[a] for a in self.agents if a not in keys.values()]
         if missing:
             raise ConfigError(f"policy_mapping: no policy for agent(s) {missing}; every agent needs one", field="policy_mapping")

@@ -159,6 +159,13 @@ def test_errors_name_agents_as_the_env_spells_them(mapping, text):
         scene.policies(mapping)
 
 
+def test_an_inference_mapping_keyed_by_the_string_form_is_refused(tmp_path):
+    scene, _ = int_scene()
+    partner = mug.ModelConfig.from_onnx(recurrent_model(tmp_path / "p.onnx", obs=3, actions=3))
+    with pytest.raises(mug.ConfigError, match=re.escape("inference: the environment has no agent '1'. Did you mean 1?")):
+        scene.policies({0: mug.Human, 1: partner}, inference={"1": "server"})
+
+
 def test_a_wrong_action_names_the_int_agent():
     scene, _ = int_scene()
     scene.policies({0: mug.Human, 1: mug.Random})

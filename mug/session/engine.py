@@ -208,7 +208,7 @@ class GameSession:
                         {
                             "episode": self.episode,
                             "step": self.step_index,
-                            "rewards": {self.env.ids[a]: r for a, r in self._totals.items()},
+                            "rewards": {self.env.ids.get(a, a): r for a, r in self._totals.items()},
                         },
                     )
                 )

@@ -4,6 +4,7 @@
  *   client.js          browser ES module: the participant page (messages, canvas renderer, policy runtime)
  *   widget.js          browser ES module: the notebook preview widget (anywidget), same client code
  *   policy-trace.mjs   Node command used by `mug check-policy` and parity tests
+ *   compile-custom.mjs Node command compiling a custom_inference_fn for `ModelConfig.validate()`
  *   ort-wasm-simd-threaded.wasm  ORT's wasm, loaded by both
  */
 import { build } from "esbuild";
@@ -23,12 +24,9 @@ for (const [entry, out] of [
 ]) {
   await build({ ...common, entryPoints: [join(here, entry)], outfile: join(outdir, out), platform: "browser", minify: true });
 }
-await build({
-  ...common,
-  entryPoints: [join(here, "bin/policy-trace.mjs")],
-  outfile: join(outdir, "policy-trace.mjs"),
-  platform: "node",
-});
+for (const command of ["policy-trace.mjs", "compile-custom.mjs"]) {
+  await build({ ...common, entryPoints: [join(here, "bin", command)], outfile: join(outdir, command), platform: "node" });
+}
 
 const wasm = "ort-wasm-simd-threaded.wasm";
 copyFileSync(join(dirname(fileURLToPath(import.meta.resolve("onnxruntime-web/wasm"))), wasm), join(outdir, wasm));

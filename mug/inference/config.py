@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import numbers
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -70,6 +71,23 @@ def _fixed_value(name: str, value: Any) -> FixedValue:
     )
 
 
+def _shapes_by_name(shapes: Mapping[str, Any], state_inputs: list[str]) -> list[list[int]]:
+    """``state_shapes`` given as ``{state input: shape}``, as the list in ``state_inputs`` order."""
+    for name in shapes:
+        if name not in state_inputs:
+            raise ConfigError(
+                f"state_shapes: {name!r} is not a state input.{did_you_mean(str(name), state_inputs)} "
+                f"state_inputs: {state_inputs}",
+                field="state_shapes",
+            )
+    missing = [n for n in state_inputs if n not in shapes]
+    if missing:
+        raise ConfigError(
+            f"state_shapes: no shape for state input(s) {missing}; give one for every state input", field="state_shapes"
+        )
+    return [_shape(shapes[n], f"state_shapes[{n!r}]") for n in state_inputs]
+
+
 @dataclass(init=False)
 class ModelConfig:
     """How to run one ONNX policy: which tensors carry what, and how to choose an action.
@@ -85,8 +103,10 @@ class ModelConfig:
             ``state_outputs``: output *i* of one step feeds input *i* of the next.
         state_outputs: recurrent-state outputs (see ``state_inputs``).
         state_shapes: the full shape of each state tensor as fed to the model
-            (batch dimension included, e.g. ``[1, 128]``). ``None`` takes the
-            graph's shapes with every symbolic dimension set to ``batch_size``.
+            (batch dimension included, e.g. ``[1, 128]``): a list in
+            ``state_inputs`` order, or a dict keyed by state input name (kept as
+            the list). ``None`` takes the graph's shapes with every symbolic
+            dimension set to ``batch_size``.
         state_shape: one shape used for every state input (alternative to
             ``state_shapes``).
         fixed_inputs: graph inputs fed the same value every step (e.g.
@@ -128,7 +148,7 @@ class ModelConfig:
         logit_output: str,
         state_inputs: list[str] | tuple[str, ...] = (),
         state_outputs: list[str] | tuple[str, ...] = (),
-        state_shapes: list[list[int]] | None = None,
+        state_shapes: list[list[int]] | Mapping[str, list[int]] | None = None,
         fixed_inputs: dict[str, Any] | None = None,
         batch_size: int = 1,
         action: str = "sample",
@@ -173,9 +193,15 @@ class ModelConfig:
         if state_shape is not None:
             one = _shape(state_shape, "state_shape")
             self.state_shapes = [list(one) for _ in self.state_inputs]
+        elif isinstance(state_shapes, Mapping):
+            self.state_shapes = _shapes_by_name(state_shapes, self.state_inputs)
         elif state_shapes is not None:
             if isinstance(state_shapes, (str, bytes)) or not isinstance(state_shapes, (list, tuple)):
-                raise ConfigError(f"state_shapes: expected one shape per state input, got {state_shapes!r}", field="state_shapes")
+                raise ConfigError(
+                    "state_shapes: expected one shape per state input (a list, or a dict keyed by state input name), "
+                    f"got {state_shapes!r}",
+                    field="state_shapes",
+                )
             self.state_shapes = [_shape(s, f"state_shapes[{i}]") for i, s in enumerate(state_shapes)]
         else:
             self.state_shapes = None
@@ -305,13 +331,17 @@ class ModelConfig:
 
         Raises :class:`~mug.ConfigError` naming the field, the wrong value, the
         model's actual names and shapes, and the closest name where one is near.
-        With ``probe=True`` one step is also run on a zero observation in the
-        Python runtime, which catches graphs that only fail at run time (for
-        example an export with a hard-coded batch size).
+        A ``custom_inference_fn`` is compiled with the browser runtime's own
+        code under Node, so a syntax error fails here (skipped without an
+        error where Node is not installed). With ``probe=True`` one step is
+        also run on a zero observation in the Python runtime, which catches
+        graphs that only fail at run time (for example an export with a
+        hard-coded batch size).
         """
-        from mug.inference.validation import probe_config, validate_config
+        from mug.inference.validation import check_custom_function, probe_config, validate_config
 
         validate_config(self, self.signature())
+        check_custom_function(self)
         if probe:
             probe_config(self)
         return self

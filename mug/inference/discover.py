@@ -48,17 +48,21 @@ def _batch_only(spec: TensorSpec) -> bool:
 
 
 def _pick(kind: str, field: str, candidates: list[TensorSpec], preferred: tuple[str, ...]) -> str:
+    """The candidate with a preferred name, else the only one; ``kind`` ends "which <kind>" in the error."""
+    side = kind.split()[0]
     for name in preferred:
         for spec in candidates:
             if spec.name.lower() == name:
                 return spec.name
     if len(candidates) == 1:
         return candidates[0].name
-    listing = ", ".join(s.describe() for s in candidates) or "none"
-    raise ConfigError(
-        f"from_onnx: cannot tell which {kind} it is; candidates: {listing}. Pass {field}=... to from_onnx.",
-        field=field,
-    )
+    if not candidates:
+        raise ConfigError(
+            f"from_onnx: cannot tell which {kind}: the graph has no {side} left for it. Pass {field}=... to from_onnx.",
+            field=field,
+        )
+    listing = ", ".join(s.describe() for s in candidates)
+    raise ConfigError(f"from_onnx: cannot tell which {kind}; candidates: {listing}. Pass {field}=... to from_onnx.", field=field)
 
 
 def _pair_by_name(inputs: list[TensorSpec], outputs: list[TensorSpec]) -> list[tuple[str, str]]:

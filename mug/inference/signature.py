@@ -115,16 +115,25 @@ def _merge(declared: TensorSpec, inferred: TensorSpec | None) -> TensorSpec:
 
 
 def load_model(path: str | os.PathLike) -> onnx.ModelProto:
-    """Load an ONNX file, raising :class:`ConfigError` when it is missing or unreadable."""
+    """Load an ONNX file, raising :class:`ConfigError` when it is missing, empty or not an ONNX model."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"onnx_path: no file at {str(p)!r}; expected the path of an .onnx model file", field="onnx_path")
+    if p.stat().st_size == 0:
+        raise ConfigError(f"onnx_path: {str(p)!r} is not an ONNX model: the file is empty (0 bytes)", field="onnx_path")
     try:
-        return onnx.load(str(p))
+        model = onnx.load(str(p))
     except Exception as exc:  # onnx raises DecodeError and others for non-ONNX bytes
         raise ConfigError(
-            f"onnx_path: {str(p)!r} is not a readable ONNX model ({type(exc).__name__}: {exc})", field="onnx_path"
+            f"onnx_path: {str(p)!r} is not an ONNX model: its bytes do not decode as one ({type(exc).__name__}: {exc})",
+            field="onnx_path",
         ) from exc
+    if model.ir_version == 0 or not model.HasField("graph"):
+        # Protobuf decodes many byte strings (an empty message among them); an ONNX model has an IR version and a graph.
+        raise ConfigError(
+            f"onnx_path: {str(p)!r} is not an ONNX model: its bytes decode to no IR version and no graph", field="onnx_path"
+        )
+    return model
 
 
 def read_signature(path: str | os.PathLike, model: onnx.ModelProto | None = None) -> ModelSignature:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import re
+import shutil
+import subprocess
+import warnings
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,7 +21,7 @@ from mug.inference.tensors import resolve_shape
 if TYPE_CHECKING:
     from mug.inference.config import ModelConfig
 
-__all__ = ["validate_config", "probe_config", "state_output_names_for"]
+__all__ = ["validate_config", "probe_config", "check_custom_function", "state_output_names_for"]
 
 
 def state_output_names_for(input_name: str) -> list[str]:
@@ -86,6 +92,10 @@ def _shapes_agree(a: TensorSpec, b: TensorSpec) -> bool:
 
 def _check_states(config: ModelConfig, sig: ModelSignature) -> None:
     ins, outs = config.state_inputs, config.state_outputs
+    for field, names in (("state_inputs", ins), ("state_outputs", outs)):
+        twice = [n for i, n in enumerate(names) if n in names[:i]]
+        if twice:
+            _fail(field, f"{twice[0]!r} is listed twice in {names}; each state pair has its own input and output")
     if len(ins) != len(outs):
         _fail(
             "state_outputs" if len(outs) < len(ins) else "state_inputs",
@@ -240,3 +250,38 @@ def probe_config(config: ModelConfig) -> None:
         runtime.step(_zero_observation(config, runtime.model_signature))
     except PolicyError as exc:
         raise ConfigError(f"probe step failed: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=128)
+def _compile_error(body: str, policy: str) -> str | None:
+    """The browser runtime's compile error for ``body`` (run by Node), ``None`` if it compiles or cannot be checked."""
+    from mug.inference.parity import STATIC
+
+    node, script = shutil.which("node"), STATIC / "compile-custom.mjs"
+    if node is None or not script.is_file():
+        return None
+    request = json.dumps({"body": body, "policy": policy})
+    try:
+        proc = subprocess.run([node, str(script)], input=request, capture_output=True, text=True, timeout=60)
+        answer = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as exc:
+        warnings.warn(
+            f"mug: could not compile custom_inference_fn under Node ({type(exc).__name__}: {exc}); the browser compiles it",
+            stacklevel=4,
+        )
+        return None
+    return answer.get("error")
+
+
+def check_custom_function(config: ModelConfig) -> None:
+    """Compile ``custom_inference_fn`` with the browser runtime's own code (``js/bin/compile-custom.mjs``) under Node.
+
+    A syntax error raises :class:`ConfigError` with the runtime's message.
+    Where Node or the built JS runtime is missing the check is skipped
+    without an error (the browser still compiles the function before its first step).
+    """
+    if config.custom_inference_fn is None:
+        return
+    error = _compile_error(config.custom_inference_fn, Path(config.onnx_path).stem)
+    if error is not None:
+        raise ConfigError(f"{error} (compiled by the browser runtime's code under Node)", field="custom_inference_fn")

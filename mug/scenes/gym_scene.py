@@ -8,19 +8,19 @@ notebook cell that made it, not in a participant's browser.
 from __future__ import annotations
 
 import inspect
-import math
 import numbers
 import os
 import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
 from mug.errors import ConfigError, did_you_mean
 from mug.scenes.base import Scene
-from mug.scenes.policies import HOSTS, INFERENCE, PolicySpec, policy_spec
-from mug.session.envs import EnvAdapter
+from mug.scenes.policies import HOSTS, INFERENCE, PolicySpec, check_model_fits, discrete_n, policy_spec
+from mug.session.engine import BROWSER_WAIT_S, episode_seed
+from mug.session.envs import EnvAdapter, agent_key, inspect_env
 from mug.session.inputs import keys_of
 
 __all__ = ["GymScene"]
@@ -55,20 +55,6 @@ def _accepts(fn: Callable[..., Any], name: str) -> bool:
     return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
-def _discrete_n(space: Any) -> int | None:
-    n = getattr(space, "n", None)
-    return int(n) if isinstance(n, numbers.Integral) and not hasattr(space, "nvec") else None
-
-
-def _obs_size(space: Any) -> int | None:
-    try:
-        from gymnasium.spaces import flatdim
-
-        return int(flatdim(space))
-    except Exception:  # not a gymnasium space, or one without a flat size
-        return None
-
-
 class GymScene(Scene):
     """An environment scene: who plays which agent, how inputs map to actions, how it is drawn.
 
@@ -81,6 +67,10 @@ class GymScene(Scene):
             .gameplay(action_mapping={"ArrowLeft": 0, "ArrowRight": 1}, num_episodes=3, max_steps=500)
             .rendering(fps=30)
         )
+
+    ``agents`` lists the env's agents as strings (``str(id)``), the keys used
+    on the wire and in records; ``agent_ids`` maps each to the env's own id,
+    which the builder methods take and the callbacks receive.
     """
 
     kind = "gym"
@@ -91,6 +81,8 @@ class GymScene(Scene):
         self.env_config: dict[str, Any] = {}
         self.seed = 0
         self.agents: list[str] = []
+        self.agent_ids: dict[str, Hashable] = {}
+        self.env_time_limit: int | None = None
         self._action_spaces: dict[str, Any] = {}
         self._obs_spaces: dict[str, Any] = {}
         self.policy_specs: dict[str, PolicySpec] = {}
@@ -124,12 +116,28 @@ class GymScene(Scene):
     # -- environment --------------------------------------------------------------------
 
     def environment(
-        self, env_creator: Callable[..., Any] | str, env_config: Mapping[str, Any] | None = None, seed: int = 0
+        self,
+        env_creator: Callable[..., Any] | str,
+        env_config: Mapping[str, Any] | None = None,
+        seed: int = 0,
+        *,
+        check_determinism: bool = True,
     ) -> GymScene:
         """The environment: a Gymnasium id (``"CartPole-v1"``) or a callable ``env_creator(**env_config)``.
 
         ``seed`` is the scene seed; episode *k* is reset with a seed derived
-        from it and *k*. One env is created here to read its agents and spaces.
+        from it and *k*. One env is created here to read its agents and spaces:
+
+        * agent ids are the env's own (any hashable, e.g. PettingZoo's ``0``,
+          ``1``) wherever researcher code names or receives them; only messages
+          to the browser and stored records carry ``str(id)``. Ids equal as
+          strings (``0`` and ``"0"``) are refused.
+        * an observation space the env does not declare is inferred from a
+          reset observation (Box, Dict or Tuple), with a warning saying so.
+        * ``check_determinism`` resets the env twice with episode 0's seed and
+          raises :class:`~mug.ConfigError` if the first observations differ;
+          ``False`` accepts such an env.
+        * a Gymnasium ``TimeLimit`` shorter than ``gameplay(max_steps=...)`` warns.
         """
         if not (isinstance(env_creator, str) or callable(env_creator)):
             raise ConfigError(
@@ -138,6 +146,8 @@ class GymScene(Scene):
         if env_config is not None and not isinstance(env_config, Mapping):
             raise ConfigError(f"env_config: expected a dict of keyword arguments, got {env_config!r}", field="env_config")
         self.seed = _int(seed, "seed", 0, 2**31 - 1)
+        if not isinstance(check_determinism, bool):
+            raise ConfigError(f"check_determinism: expected True or False, got {check_determinism!r}", field="check_determinism")
         self.env_creator, self.env_config = env_creator, dict(env_config or {})
         try:
             adapter = self.make_env(render=False)
@@ -151,12 +161,14 @@ class GymScene(Scene):
             for method in ("reset", "step"):
                 if not callable(getattr(adapter.env, method, None)):
                     raise ConfigError(f"env_creator: the environment has no {method}() method", field="env_creator")
-            self.agents = list(adapter.agents)
-            self._action_spaces = {a: adapter.action_space(a) for a in self.agents}
-            self._obs_spaces = {a: adapter.observation_space(a) for a in self.agents}
+            info = inspect_env(adapter, episode_seed(self.seed, 0), check_determinism=check_determinism)
         finally:
             adapter.close()
+        self.agent_ids, self.agents = info.ids, list(info.ids)
+        self._action_spaces, self._obs_spaces = info.action_spaces, info.observation_spaces
+        self.env_time_limit = info.time_limit
         self.policy_specs = {}
+        self._warn_time_limit()
         return self
 
     def make_env(self, *, render: bool = True) -> EnvAdapter:
@@ -197,15 +209,35 @@ class GymScene(Scene):
             )
 
     def action_space(self, agent: str) -> Any:
-        """The action space of ``agent``."""
+        """The action space of ``agent`` (keyed by ``str(agent id)``, as in :attr:`agents`)."""
         return self._action_spaces[agent]
+
+    def observation_space(self, agent: str) -> Any:
+        """The observation space of ``agent`` (declared by the env, or inferred by :meth:`environment`)."""
+        return self._obs_spaces[agent]
+
+    def _label(self, agent: str) -> str:
+        """``agent`` (a key of :attr:`agents`) as the env spells it, for messages."""
+        return repr(self.agent_ids.get(agent, agent))
+
+    def _warn_time_limit(self) -> None:
+        limit, max_steps = self.env_time_limit, self.max_steps
+        if limit is not None and max_steps is not None and limit < max_steps:
+            warnings.warn(
+                f"scene {self.scene_id!r}: the environment's TimeLimit truncates every episode after {limit} steps, before "
+                f"max_steps={max_steps}; pass max_episode_steps={max_steps} in env_config or lower max_steps",
+                stacklevel=3,
+            )
 
     # -- who plays ----------------------------------------------------------------------
 
-    def policies(self, policy_mapping: Mapping[str, Any], inference: str | Mapping[str, str] = "auto") -> GymScene:
+    def policies(self, policy_mapping: Mapping[Hashable, Any], inference: str | Mapping[Hashable, str] = "auto") -> GymScene:
         """Who acts for each agent: ``mug.Human``, ``mug.Random``, a ``ModelConfig`` or a callable.
 
-        ``inference`` says where ``ModelConfig`` policies run; a dict sets it per agent:
+        Agents are named by the env's own ids (``{0: mug.Human, 1: partner}`` for
+        a PettingZoo env whose agents are ``0`` and ``1``; ``"agent_0"`` for a
+        Gymnasium env). ``inference`` says where ``ModelConfig`` policies run; a
+        dict sets it per agent:
 
         - ``"auto"`` (default): so that the AI acts on the observation of the step it
           acts in. A deployed realtime scene runs the model in the server's Python
@@ -217,21 +249,19 @@ class GymScene(Scene):
           frame rate is bounded by the participant's round trip; a warning says so.
         - ``"server"``: always in Python.
 
-        Callables ``fn(observation, agent_id) -> action`` always run on the server.
+        Callables ``fn(observation, agent_id) -> action`` always run on the server
+        and receive the env's own id. A model whose logit output does not hold one
+        logit per action of a ``Discrete`` action space is refused.
         """
         self._need_env("policies")
         if not isinstance(policy_mapping, Mapping) or not policy_mapping:
             raise ConfigError(
                 f"policy_mapping: expected a dict of agent id -> policy, got {policy_mapping!r}", field="policy_mapping"
             )
-        for agent in policy_mapping:
-            if agent not in self.agents:
-                raise ConfigError(
-                    f"policy_mapping: the environment has no agent {agent!r}.{did_you_mean(str(agent), self.agents)} "
-                    f"Agents: {self.agents}",
-                    field="policy_mapping",
-                )
-        missing = [a for a in self.agents if a not in policy_mapping]
+        keys = {agent: agent_key(self.agent_ids, agent, "policy_mapping") for agent in policy_mapping}
+        for agent in inference if isinstance(inference, Mapping) else ():
+            agent_key(self.agent_ids, agent, "inference")  # a key naming no agent would be ignored silently
+        missing = [self.agent_ids[a] for a in self.agents if a not in keys.values()]
         if missing:
             raise ConfigError(f"policy_mapping: no policy for agent(s) {missing}; every agent needs one", field="policy_mapping")
         specs = {}
@@ -240,8 +270,8 @@ class GymScene(Scene):
             _choice(where, f"inference[{agent!r}]" if isinstance(inference, Mapping) else "inference", INFERENCE)
             spec = policy_spec(agent, value, where)
             if spec.kind == "model":
-                self._check_model_fits(agent, spec)
-            specs[agent] = spec
+                check_model_fits(agent, spec.config, self._action_spaces[keys[agent]], self._obs_spaces[keys[agent]])  # type: ignore[arg-type]
+            specs[keys[agent]] = spec
         self.policy_specs = specs
         self._check_humans()
         self._warn_waiting_steps()
@@ -261,34 +291,15 @@ class GymScene(Scene):
         if not waiting:
             return
         self._warned_waits.update(waiting)
-        wait = self.act_timeout_s if self.act_timeout_s is not None else "the default"
+        wait = self.act_timeout_s if self.act_timeout_s is not None else BROWSER_WAIT_S
         warnings.warn(
-            f"scene {self.scene_id!r}: the policy of agent(s) {waiting} runs in the participant's browser in a realtime "
-            f"scene, so each step waits for its result (up to act_timeout_s={wait}) and the frame rate is bounded by the "
+            f"scene {self.scene_id!r}: the policy of agent(s) {[self.agent_ids.get(a, a) for a in waiting]} runs in the "
+            f"participant's browser in a realtime scene, so each step waits for its result (up to act_timeout_s={wait:g} s) "
+            "and the frame rate is bounded by the "
             "participant's network round trip. Leave inference='auto' (without a custom_inference_fn) to run it on the "
             "server, or use mode='lockstep'.",
             stacklevel=3,
         )
-
-    def _check_model_fits(self, agent: str, spec: PolicySpec) -> None:
-        config = spec.config
-        assert config is not None
-        n = _discrete_n(self._action_spaces[agent])
-        if n is not None and config.num_actions is not None and config.num_actions != n:
-            raise ConfigError(
-                f"policies[{agent!r}]: the model has {config.num_actions} actions but the agent's action space has {n}",
-                field="policies",
-            )
-        expected = _obs_size(self._obs_spaces[agent])
-        if expected is not None and isinstance(config.obs_input, str):
-            shape = config.signature().input(config.obs_input).shape or ()
-            per_row = math.prod(d for d in shape[1:] if isinstance(d, int)) if len(shape) > 1 else None
-            if per_row is not None and all(isinstance(d, int) for d in shape[1:]) and per_row != expected:
-                raise ConfigError(
-                    f"policies[{agent!r}]: the model's input {config.obs_input!r} takes {per_row} values per step but the "
-                    f"agent's observation space flattens to {expected}",
-                    field="policies",
-                )
 
     @property
     def humans(self) -> list[str]:
@@ -296,7 +307,7 @@ class GymScene(Scene):
         return [a for a, s in self.policy_specs.items() if s.kind == "human"]
 
     def _check_humans(self) -> None:
-        humans = self.humans
+        humans = [self.agent_ids.get(a, a) for a in self.humans]
         if self.group_size is None and len(humans) > 1:
             raise ConfigError(
                 f"policies: {len(humans)} agents are mug.Human ({humans}); several participants in one session need "
@@ -329,7 +340,8 @@ class GymScene(Scene):
             action_mapping: keyboard key (``KeyboardEvent.key``) -> action for
                 Human agents; ``"ArrowUp+ArrowLeft"`` maps a key combination.
             num_episodes: episodes in the scene.
-            max_steps: steps after which an episode is cut (truncated).
+            max_steps: steps after which an episode is cut (truncated). A
+                Gymnasium ``TimeLimit`` on the env that is shorter warns.
             default_action: action when a human presses nothing (and for
                 missing actions in realtime mode at the first step).
             input_mode: ``"pressed_keys"`` (keys held now) or
@@ -339,7 +351,8 @@ class GymScene(Scene):
                 for every action).
             frame_skip: env steps per decision (the action repeats).
             hud: ``hud(env, info) -> str`` text shown above the scene; ``info``
-                has ``episode``, ``step`` and ``rewards`` (episode totals per agent).
+                has ``episode``, ``step`` and ``rewards`` (episode totals, keyed by
+                the env's own agent ids).
         """
         self._need_env("gameplay")
         mapping = dict(action_mapping or {})
@@ -373,15 +386,16 @@ class GymScene(Scene):
             raise ConfigError(f"hud: expected a callable hud(env, info) -> str, got {hud!r}", field="hud")
         self.hud = hud
         self._warn_waiting_steps()
+        self._warn_time_limit()
         return self
 
     def _check_action(self, agent: str, action: Any, field: str) -> None:
         space = self._action_spaces[agent]
-        n = _discrete_n(space)
+        n = discrete_n(space)
         if n is not None:
             if isinstance(action, bool) or not isinstance(action, numbers.Integral) or not 0 <= action < n:
                 raise ConfigError(
-                    f"{field}: {action!r} is not an action of agent {agent!r} (Discrete({n}): 0..{n - 1})", field=field
+                    f"{field}: {action!r} is not an action of agent {self._label(agent)} (Discrete({n}): 0..{n - 1})", field=field
                 )
         elif hasattr(space, "contains"):
             try:
@@ -389,7 +403,7 @@ class GymScene(Scene):
             except Exception:
                 ok = False
             if not ok:
-                raise ConfigError(f"{field}: {action!r} is not in agent {agent!r}'s action space {space}", field=field)
+                raise ConfigError(f"{field}: {action!r} is not in agent {self._label(agent)}'s action space {space}", field=field)
 
     # -- looks --------------------------------------------------------------------------
 

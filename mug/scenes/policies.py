@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import numbers
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,7 @@ from typing import Any
 from mug.errors import ConfigError
 from mug.inference.config import ModelConfig
 
-__all__ = ["HOSTS", "INFERENCE", "Human", "Random", "PolicySpec", "policy_spec"]
+__all__ = ["HOSTS", "INFERENCE", "Human", "Random", "PolicySpec", "check_model_fits", "discrete_n", "policy_spec"]
 
 #: Where a ``ModelConfig`` policy may be asked to run (``GymScene.policies(inference=...)``).
 INFERENCE = ("auto", "browser", "server")
@@ -23,7 +25,12 @@ class Human:
 
 
 class Random:
-    """The agent samples uniformly from its action space, seeded (``mug.Random``)."""
+    """The agent samples uniformly from its action space (``mug.Random``).
+
+    Each session draws from its own generator, seeded by the scene's
+    ``policy_seed`` and the agent: every session of a scene draws the same
+    sequence, however many run at once.
+    """
 
 
 @dataclass(frozen=True)
@@ -71,8 +78,8 @@ class PolicySpec:
         return out
 
 
-def policy_spec(agent: str, value: Any, where: str) -> PolicySpec:
-    """Normalise one entry of a policy mapping; ``ConfigError`` names the agent on bad values."""
+def policy_spec(agent: Hashable, value: Any, where: str) -> PolicySpec:
+    """Normalise one entry of a policy mapping; ``ConfigError`` names ``agent`` (the env's id) on bad values."""
     if value is Human or isinstance(value, Human):
         return PolicySpec("human", "browser")
     if value is Random or isinstance(value, Random):
@@ -95,3 +102,62 @@ def policy_spec(agent: str, value: Any, where: str) -> PolicySpec:
         f"got {value!r}",
         field="policies",
     )
+
+
+def discrete_n(space: Any) -> int | None:
+    """The ``n`` of a ``Discrete`` space, ``None`` for any other space."""
+    n = getattr(space, "n", None)
+    return int(n) if isinstance(n, numbers.Integral) and not hasattr(space, "nvec") else None
+
+
+def _values_per_step(space: Any) -> int | None:
+    """How many values the runtimes feed for one observation of ``space`` (flattened as it is, no one-hot)."""
+    from gymnasium import spaces
+
+    if isinstance(space, (spaces.Box, spaces.MultiBinary)):
+        return math.prod(space.shape)
+    if isinstance(space, spaces.Discrete):
+        return 1
+    if isinstance(space, spaces.MultiDiscrete):
+        return math.prod(space.nvec.shape)
+    if isinstance(space, spaces.Dict):
+        sizes = [_values_per_step(s) for s in space.spaces.values()]
+        return None if None in sizes else sum(sizes)  # type: ignore[arg-type]
+    return None
+
+
+def check_model_fits(agent: Hashable, config: ModelConfig, action_space: Any, observation_space: Any) -> None:
+    """``ConfigError`` when a validated ``config`` cannot act for ``agent`` (named as the env spells it).
+
+    With a ``Discrete(n)`` action space the model must give ``n`` logits: the
+    logit output's last dimension (unless a custom function chooses the action)
+    and ``num_actions`` where set. The observation input must take as many
+    values per step as an observation of the space has.
+    """
+    n = discrete_n(action_space)
+    if n is not None and config.num_actions is not None and config.num_actions != n:
+        raise ConfigError(
+            f"policies[{agent!r}]: the model has {config.num_actions} actions but the agent's action space has {n}",
+            field="policies",
+        )
+    signature = config.signature()
+    if n is not None and config.custom_inference_fn is None:
+        logits = signature.output(config.logit_output)
+        size = logits.shape[-1] if logits.shape else None
+        if isinstance(size, int) and size != n:
+            raise ConfigError(
+                f"policies[{agent!r}]: logit_output {logits.describe()} holds {size} value(s) per step but the agent's "
+                f"action space is Discrete({n}), so the logit output must hold {n} logits. "
+                f"Model outputs: {', '.join(o.describe() for o in signature.outputs)}",
+                field="logit_output",
+            )
+    expected = _values_per_step(observation_space)
+    if expected is not None and isinstance(config.obs_input, str):
+        shape = signature.input(config.obs_input).shape or ()
+        per_row = math.prod(d for d in shape[1:] if isinstance(d, int)) if len(shape) > 1 else None
+        if per_row is not None and all(isinstance(d, int) for d in shape[1:]) and per_row != expected:
+            raise ConfigError(
+                f"policies[{agent!r}]: the model's input {config.obs_input!r} takes {per_row} values per step but the "
+                f"agent's observations ({observation_space}) have {expected}",
+                field="policies",
+            )

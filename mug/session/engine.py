@@ -26,6 +26,7 @@ exists to test the browser runtime, stops with an error instead.
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import time
@@ -115,6 +116,7 @@ class GameSession:
         self.keymap = KeyMap(scene.action_mapping, scene.default_action)
         self.surface = Surface(scene.width, scene.height, scene.images) if scene.render_mode == "surface" else None
         self._runtimes: dict[str, PolicyRuntime] = {}
+        self._random_spaces: dict[str, Any] = {}  # this session's own copy of each mug.Random agent's space (and RNG)
         shared: dict[int, PolicyRuntime] = {}
         for agent, spec in scene.policy_specs.items():
             if spec.kind == "model" and agent not in self.client_models:
@@ -123,9 +125,8 @@ class GameSession:
                     shared[key] = PolicyRuntime(spec.config, seed=scene.policy_seed, name=agent)  # type: ignore[arg-type]
                 self._runtimes[agent] = shared[key]
             elif spec.kind == "random":
-                scene.action_space(agent).seed(
-                    int(np.random.SeedSequence([scene.policy_seed, fnv1a32(agent)]).generate_state(1)[0])
-                )
+                space = self._random_spaces[agent] = copy.deepcopy(scene.action_space(agent))
+                space.seed(int(np.random.SeedSequence([scene.policy_seed, fnv1a32(agent)]).generate_state(1)[0]))
         self.episode = -1
         self.step_index = 0
         self.decision = 0
@@ -236,7 +237,12 @@ class GameSession:
             if self.scene.hud is not None:
                 hud = str(
                     self.scene.hud(
-                        self.env.env, {"episode": self.episode, "step": self.step_index, "rewards": dict(self._totals)}
+                        self.env.env,
+                        {
+                            "episode": self.episode,
+                            "step": self.step_index,
+                            "rewards": {self.env.ids.get(a, a): r for a, r in self._totals.items()},
+                        },
                     )
                 )
         except Exception as exc:
@@ -449,15 +455,16 @@ class GameSession:
                 actions[agent], sources[agent] = out.action, "server_policy"
                 outputs[agent] = {"logits": out.logits, "states": out.states}
             elif spec.kind == "callable":
-                action = spec.fn(self._obs[agent], agent)  # type: ignore[misc]
+                env_id = self.env.ids[agent]  # researcher code gets the env's own agent id
+                action = spec.fn(self._obs[agent], env_id)  # type: ignore[misc]
                 if not _contains(self.scene.action_space(agent), action):
                     raise PolicyError(
-                        f"policy of agent {agent!r} returned {action!r}, not an action of {self.scene.action_space(agent)}",
+                        f"policy of agent {env_id!r} returned {action!r}, not an action of {self.scene.action_space(agent)}",
                         policy=agent,
                     )
                 actions[agent], sources[agent] = action, "server_policy"
             else:
-                actions[agent], sources[agent] = self.scene.action_space(agent).sample(), "random"
+                actions[agent], sources[agent] = self._random_spaces[agent].sample(), "random"
         return actions, sources, outputs
 
     def _advance(self) -> None:

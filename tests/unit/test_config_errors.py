@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto
 
 import mug
-from tests.conftest import LSTM, SLIME
+from tests.conftest import LSTM, SLIME, requires_node
 from tests.synthetic import recurrent_model
 
 LSTM_OK = dict(
@@ -93,6 +93,18 @@ LSTM_CASES = [
         ["a tensor of shape [2] does not fit the model's seq_lens float32 [batch_size]", "it must be [1]"],
     ),
     ("num_actions disagrees with the logits", {"num_actions": 5}, "num_actions", ["num_actions=5", "holds 7 logits"]),
+    (
+        "state input listed twice",
+        {"state_inputs": ["state_in_0", "state_in_0"]},
+        "state_inputs",
+        ["'state_in_0' is listed twice in ['state_in_0', 'state_in_0']"],
+    ),
+    (
+        "state output listed twice",
+        {"state_outputs": ["state_out_0", "state_out_0"]},
+        "state_outputs",
+        ["'state_out_0' is listed twice"],
+    ),
     ("state input reused as observation", {"state_inputs": ["obs", "state_in_1"]}, "state_outputs", ["pair 0 does not fit"]),
 ]
 
@@ -191,6 +203,24 @@ CONSTRUCTOR_CASES = [
     ("both state_shape and state_shapes", {"state_shape": [1, 128], "state_shapes": [[1, 128]]}, "state_shape", ["not both"]),
     ("empty custom function", {"custom_inference_fn": "  "}, "custom_inference_fn", ["non-empty string"]),
     (
+        "state shapes keyed by a misspelled state input",
+        {"state_shapes": {"state_in_0": [1, 128], "state_in_l": [1, 128]}},
+        "state_shapes",
+        ["'state_in_l' is not a state input. Did you mean 'state_in_1'?", "state_inputs: ['state_in_0', 'state_in_1']"],
+    ),
+    (
+        "state shapes keyed by name, one missing",
+        {"state_shapes": {"state_in_0": [1, 128]}},
+        "state_shapes",
+        ["no shape for state input(s) ['state_in_1']"],
+    ),
+    (
+        "state shapes keyed by name, a bad shape",
+        {"state_shapes": {"state_in_0": [1, 128], "state_in_1": [0]}},
+        "state_shapes['state_in_1']",
+        ["positive integer"],
+    ),
+    (
         "fixed value that is not a number",
         {"fixed_inputs": {"seq_lens": "one"}},
         "fixed_inputs",
@@ -221,11 +251,45 @@ def test_missing_model_file_is_named(tmp_path):
         mug.ModelConfig(**{**LSTM_OK, "onnx_path": tmp_path / "nope.onnx"}).validate()
 
 
-def test_a_file_that_is_not_onnx_is_named(tmp_path):
-    bad = tmp_path / "policy.onnx"
-    bad.write_bytes(b"\x00garbage bytes, not a protobuf")
-    with pytest.raises(mug.ConfigError, match="is not a readable ONNX model"):
-        mug.ModelConfig(**{**LSTM_OK, "onnx_path": bad}).validate()
+def test_state_shapes_keyed_by_state_input_name():
+    wrong = mug.ModelConfig(**{**LSTM_OK, "state_shapes": {"state_in_1": [1, 128], "state_in_0": [1, 64]}})
+    assert wrong.state_shapes == [[1, 64], [1, 128]]  # kept as the list, in state_inputs order
+    with pytest.raises(mug.ConfigError, match=re.escape("state_shapes[0]: [1, 64] does not fit the model's state_in_0")):
+        wrong.validate()
+    by_name = mug.ModelConfig(**{**LSTM_OK, "state_shapes": {"state_in_1": [1, 128], "state_in_0": [1, 128]}})
+    assert by_name.validate().to_dict() == mug.ModelConfig(**{**LSTM_OK, "state_shapes": [[1, 128], [1, 128]]}).to_dict()
+    assert mug.ModelConfig.from_onnx(LSTM, state_shapes={"state_in_0": [1, 128], "state_in_1": [1, 128]}).validate()
+
+
+SYNTAX_ERROR = "const x = ;\nreturn 0;"
+
+
+@requires_node
+def test_a_custom_function_that_does_not_compile_fails_at_validate():
+    config = mug.ModelConfig(**{**LSTM_OK, "custom_inference_fn": SYNTAX_ERROR})
+    with pytest.raises(mug.ConfigError) as info:
+        config.validate()
+    assert info.value.field == "custom_inference_fn"
+    assert "policy 'overcooked_lstm_rllib': custom_inference_fn does not compile: SyntaxError: Unexpected token ';'" in str(
+        info.value
+    )
+    mug.ModelConfig(**{**LSTM_OK, "custom_inference_fn": "return 0;"}).validate()
+
+
+@requires_node
+def test_a_custom_function_that_does_not_compile_fails_at_policies(tmp_path):
+    from mug.examples import CoinGrid
+
+    policy = mug.ModelConfig.from_onnx(recurrent_model(tmp_path / "p.onnx", obs=29, actions=5), custom_inference_fn="return (;")
+    scene = mug.GymScene("g").environment(CoinGrid)
+    with pytest.raises(mug.ConfigError, match=re.escape("policies['agent_1']: policy 'p': custom_inference_fn does not compile")):
+        scene.policies({"agent_0": mug.Human, "agent_1": policy})
+
+
+def test_without_node_the_compile_check_is_skipped(monkeypatch):
+    monkeypatch.setenv("PATH", "")  # no node on the PATH, as on a machine without Node.js
+    body = "return ( /* a syntax error, checked only where Node is installed */;"
+    mug.ModelConfig(**{**LSTM_OK, "custom_inference_fn": body}).validate()
 
 
 def test_from_onnx_rejects_an_unknown_override():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from onnx import TensorProto, helper, save
@@ -120,3 +121,37 @@ def test_override_names_are_checked_against_the_graph():
         mug.ModelConfig.from_onnx(LSTM, obs_input="observation")
     assert info.value.field == "obs_input"
     assert "obs_input: the model has no input 'observation'. Did you mean 'obs'?" in str(info.value)
+
+
+def test_ambiguous_names_are_reported_in_plain_words(tmp_path):
+    obs = _graph(tmp_path / "obs.onnx", {"a": ["b", 5], "z": ["b", 5]}, {"logits": ["b", 5], "y": ["b", 5]})
+    with pytest.raises(mug.ConfigError, match=re.escape("cannot tell which input carries the observation; candidates: a ")):
+        mug.ModelConfig.from_onnx(obs)
+    logits = _graph(tmp_path / "logits.onnx", {"obs": ["b", 5]}, {"p": ["b", 5], "q": ["b", 3]})
+    with pytest.raises(mug.ConfigError, match=re.escape("cannot tell which output holds the logits; candidates: p ")):
+        mug.ModelConfig.from_onnx(logits)
+    none_left = _graph(tmp_path / "none.onnx", {"state_in_0": ["b", 3]}, {"state_out_0": ["b", 3], "logits": ["b", 2]})
+    with pytest.raises(
+        mug.ConfigError,
+        match=re.escape("cannot tell which input carries the observation: the graph has no input left for it. Pass obs_input="),
+    ):
+        mug.ModelConfig.from_onnx(none_left)
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"", "the file is empty (0 bytes)"),
+        (b"\x08\x00", "its bytes decode to no IR version and no graph"),  # a valid, empty protobuf message
+        (b"name: not a model", "its bytes do not decode as one (DecodeError"),
+    ],
+    ids=["empty", "empty message", "text"],
+)
+def test_a_file_that_is_not_onnx_says_so_and_names_the_file(tmp_path, content, why):
+    path = tmp_path / "partner.onnx"
+    path.write_bytes(content)
+    for attempt in (lambda: mug.ModelConfig.from_onnx(path), lambda: mug.ModelConfig(path, "obs", "logits").validate()):
+        with pytest.raises(mug.ConfigError) as info:
+            attempt()
+        assert info.value.field == "onnx_path"
+        assert f"onnx_path: {str(path)!r} is not an ONNX model: {why}" in str(info.value)

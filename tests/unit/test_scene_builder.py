@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 import mug
 from mug.examples import CoinGrid
@@ -154,7 +157,8 @@ def test_model_with_the_wrong_action_count(tmp_path):
 def test_model_with_the_wrong_observation_size(tmp_path):
     policy = mug.ModelConfig.from_onnx(recurrent_model(tmp_path / "p.onnx", obs=116, actions=5))
     with pytest.raises(
-        mug.ConfigError, match=re.escape("takes 116 values per step but the agent's observation space flattens to 29")
+        mug.ConfigError,
+        match=re.escape("takes 116 values per step but the agent's observations (Box(0.0, 1.0, (29,), float32)) have 29"),
     ):
         grid().policies({"agent_0": mug.Human, "agent_1": policy})
 
@@ -197,3 +201,49 @@ def test_a_good_scene_builds_and_describes_itself_to_clients():
     assert meta["keys"] == ["ArrowDown", "ArrowLeft", "ArrowUp"]
     assert meta["policies"]["agent_1"] == {"kind": "random", "where": "server"}
     assert (meta["fps"], meta["header"], meta["agents"]) == (20, "Collect coins", ["agent_0", "agent_1"])
+
+
+def policy_and_value_heads(path, obs=29, actions=5):
+    """``logits [batch, actions]`` and ``value [batch, 1]`` from ``obs [batch, obs]``."""
+    rng = np.random.default_rng(3)
+    w = numpy_helper.from_array(rng.standard_normal((obs, actions)).astype(np.float32), "W")
+    v = numpy_helper.from_array(rng.standard_normal((obs, 1)).astype(np.float32), "V")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["obs", "W"], ["logits"]), helper.make_node("MatMul", ["obs", "V"], ["value"])],
+        "two_heads",
+        [helper.make_tensor_value_info("obs", TensorProto.FLOAT, ["batch", obs])],
+        [
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", actions]),
+            helper.make_tensor_value_info("value", TensorProto.FLOAT, ["batch", 1]),
+        ],
+        [w, v],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def test_an_explicit_config_reading_the_value_head_is_refused(tmp_path):
+    path = policy_and_value_heads(tmp_path / "heads.onnx")
+    value_head = mug.ModelConfig(path, obs_input="obs", logit_output="value").validate()  # fine for the graph alone
+    with pytest.raises(mug.ConfigError) as info:
+        grid().policies({"agent_0": mug.Human, "agent_1": value_head})
+    assert info.value.field == "logit_output"
+    assert "policies['agent_1']: logit_output value float32 [batch, 1] holds 1 value(s) per step but the agent's " in str(
+        info.value
+    )
+    assert "action space is Discrete(5), so the logit output must hold 5 logits" in str(info.value)
+    grid().policies({"agent_0": mug.Human, "agent_1": mug.ModelConfig(path, obs_input="obs", logit_output="logits")})
+
+
+def test_num_actions_against_the_value_head_fails_at_validate(tmp_path):
+    path = policy_and_value_heads(tmp_path / "heads.onnx")
+    with pytest.raises(mug.ConfigError, match=re.escape("num_actions=5 but the model's value float32 [batch, 1] holds 1 logits")):
+        mug.ModelConfig(path, obs_input="obs", logit_output="value", num_actions=5).validate()
+
+
+def test_a_discrete_observation_is_one_value_per_step(tmp_path):
+    path = policy_and_value_heads(tmp_path / "frozen.onnx", obs=1, actions=4)
+    scene = mug.GymScene("lake").environment("FrozenLake-v1")
+    scene.policies({"agent_0": mug.ModelConfig.from_onnx(path)}, inference="server")  # Discrete(16) observations: 1 value

@@ -214,7 +214,7 @@ def test_researcher_assets_are_served_inside_their_directory_only(tmp_path):
         async def fetch_all():
             return [
                 await raw_http(server.url + p)
-                for p in ("assets/sprites/cart.png", "assets/sprites/../studies.py", "assets/sprites/%2e%2e/studies.py")
+                for p in ("assets/sprites/cart", "assets/sprites/../studies.py", "assets/sprites/%2e%2e/studies.py")
             ]
 
         ok, up, encoded = run_async(fetch_all())

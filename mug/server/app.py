@@ -9,6 +9,7 @@ import logging
 import mimetypes
 import re
 import secrets
+import sqlite3
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -111,8 +112,14 @@ class MugServer:
             game.check_ready()
         data_path = Path(data_dir).resolve()
         _check_data_dir_outside_assets(data_path, self.games)
-        self.store = Store(data_path)
-        self.cookie_secret = _cookie_secret(data_path)
+        try:
+            self.store = Store(data_path)
+            self.cookie_secret = _cookie_secret(data_path)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                f"data_dir: cannot keep the data in {str(data_path)!r} ({exc}); choose a directory this user can write to",
+                field="data_dir",
+            ) from None
         self.registry = ParticipantRegistry(stager, self.store, max_message_bytes)
         self.admissions = Admissions(max_new_participants, participants_per_address)
         self.frame_ancestors = frame_ancestors

@@ -126,7 +126,8 @@ def _start_server(data_dir: Path, pin: tuple[int, int] | None) -> ServerProcess:
     """The server process; with ``pin`` (server CPU, bots CPU) it runs on its CPU and this process on the other."""
     if pin is not None:
         os.sched_setaffinity(0, {pin[0]})  # the server process inherits this at its start...
-    server = ServerProcess(["deploy", "tests/e2e/studies.py:cartpole_realtime"], data_dir).start()
+    study = ["deploy", "tests/e2e/studies.py:cartpole_realtime", "--participants-per-address", "0"]  # all bots: one address
+    server = ServerProcess(study, data_dir).start()
     if pin is not None:
         os.sched_setaffinity(0, {pin[1]})  # ...then the bots move to their own
     return server

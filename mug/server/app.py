@@ -117,7 +117,8 @@ class MugServer:
             self.cookie_secret = _cookie_secret(data_path)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(
-                f"data_dir: cannot keep the data in {str(data_path)!r} ({exc}); choose a directory this user can write to",
+                f"data_dir: cannot keep the study's data in {str(data_path)!r} ({exc}); "
+                "check that it is a directory this user can write to",
                 field="data_dir",
             ) from None
         self.registry = ParticipantRegistry(stager, self.store, max_message_bytes)
@@ -449,10 +450,9 @@ class _AdminBase(_Handler):
             self.set_signed_cookie("mug_admin", session, expires_days=ADMIN_SESSION_DAYS, **_cookie_options(self))
             self.redirect(self.request.path)
             return False
-        cookie = self.get_signed_cookie("mug_admin", max_age_days=ADMIN_SESSION_DAYS)
-        if not (same_secret(None if cookie is None else cookie.decode(), session)) and not same_secret(
-            self.request.headers.get("X-MUG-Admin-Token"), token
-        ):
+        cookie = self.get_signed_cookie("mug_admin", max_age_days=ADMIN_SESSION_DAYS)  # None unless signed by us
+        by_cookie = cookie is not None and hmac.compare_digest(cookie, session.encode())
+        if not by_cookie and not same_secret(self.request.headers.get("X-MUG-Admin-Token"), token):
             raise tornado.web.HTTPError(403, reason="admin token required: open the admin URL printed at start")
         return True
 

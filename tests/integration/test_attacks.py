@@ -21,9 +21,12 @@ from tornado.httpclient import AsyncHTTPClient
 
 import mug
 from mug.examples.demo import demo_study
+from mug.server.app import MAX_UNATTACHED
+from mug.server.websocket import CLOSE_TIMEOUT_S
 from mug.session.messages import encode_envelope
 from tests.bots import join, raw_http, run_async
 from tests.integration.test_server import _replies, _socket
+from tests.integration.test_websocket import RawSocket
 from tests.servers import ServerProcess
 
 CART_PNG = Path(__file__).resolve().parents[1] / "e2e" / "assets" / "cart.png"
@@ -342,3 +345,22 @@ def test_deploy_checks_the_new_options(tmp_path):
         with pytest.raises(mug.ConfigError, match=field):
             mug.deploy(demo_study(), port=0, data_dir=tmp_path / "data", **options)
     assert not (tmp_path / "data").exists()
+
+
+def test_refused_websockets_that_never_close_are_capped_and_dropped(tmp_path):
+    async def main():
+        deployment = mug.deploy(demo_study(), port=0, data_dir=tmp_path / "data")
+        try:
+            sockets = [await RawSocket.open(deployment.url, "nobody", "") for _ in range(MAX_UNATTACHED + 50)]
+            await asyncio.sleep(0.2)
+            waiting = len(deployment._server.unattached)  # refused, told so, and not answering our close frame
+            await asyncio.sleep(CLOSE_TIMEOUT_S + 1)
+            left = len(deployment._server.unattached)
+            for s in sockets:
+                s.writer.close()
+            return waiting, left
+        finally:
+            deployment.stop()
+
+    waiting, left = run_async(main())
+    assert 0 < waiting <= MAX_UNATTACHED + 1 and left == 0

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from mug.cli import check_policy, export, serve
 
 __all__ = ["main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes in one line (what is wrong, where the help is), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mug`` and its sub-commands."""
-    parser = argparse.ArgumentParser(prog="mug", description="Multi-User Gymnasium: browser experiments with AI agents.")
+    parser = _Parser(prog="mug", description="Multi-User Gymnasium: browser experiments with AI agents.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     check_policy.add_parser(sub)
     serve.add_parsers(sub)

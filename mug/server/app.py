@@ -3,26 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import logging
 import mimetypes
 import re
-import time
+import secrets
+import sqlite3
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import tornado.web
 from tornado.ioloop import IOLoop
 
+from mug.errors import ConfigError
 from mug.scenes.gym_scene import GymScene
 from mug.scenes.stager import Stager
+from mug.server import logs
 from mug.server.export import TABLES, tables, to_csv
+from mug.server.headers import security_headers, with_nonce
+from mug.server.limits import AdmissionError, Admissions, RateLimit
 from mug.server.page import admin_page, participant_page
 from mug.server.participants import Participant, ParticipantRegistry
 from mug.server.store import Store
-from mug.server.websocket import WebSocket, upgrade
+from mug.server.websocket import SendBudget, WebSocket, upgrade
 from mug.session.clock import FrameClock
 from mug.session.messages import encode_envelope
 
@@ -39,6 +46,12 @@ ID_QUERY_KEYS = ("PROLIFIC_PID", "workerId", "participant_id", "participant")
 MAX_FRAME_BYTES = 1 << 20
 #: Seconds between sweeps for participants to drop from memory (see ``ParticipantRegistry.forget_idle``).
 SWEEP_EVERY_S = 10.0
+#: Seconds an opened WebSocket has to attach to its participant before it is dropped.
+ATTACH_TIMEOUT_S = 5.0
+#: WebSockets refused (not attached) that may wait for their closing handshake; more are dropped at once.
+MAX_UNATTACHED = 256
+#: Days an admin session (its signed cookie) lasts.
+ADMIN_SESSION_DAYS = 7
 mimetypes.add_type("application/wasm", ".wasm")
 mimetypes.add_type("text/javascript", ".js")
 mimetypes.add_type("text/javascript", ".mjs")
@@ -50,20 +63,30 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
     access_log.info("%d %s %s %.1fms", handler.get_status(), request.method, request.path, 1000 * request.request_time())
 
 
-class RateLimit:
-    """Token bucket: ``rate`` messages a second, bursts up to ``burst``."""
+def same_secret(given: str | None, expected: str) -> bool:
+    """Constant-time comparison of a secret from a request with the real one (compared as UTF-8 bytes: any text works)."""
+    return given is not None and hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
 
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst, self.tokens, self.last = rate, burst, burst, time.monotonic()
 
-    def allow(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
+def _cookie_secret(data_dir: Path) -> str:
+    """The data dir's secret for signing admin cookies (made once, readable by its owner only)."""
+    path = data_dir / "cookie-secret"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def _check_data_dir_outside_assets(data_dir: Path, games: list[GymScene]) -> None:
+    for game in games:
+        root = game.asset_dir
+        if root is not None and (data_dir == root or root in data_dir.parents):
+            raise ConfigError(
+                f"data_dir: {str(data_dir)!r} is inside the asset directory {str(root)!r} of scene {game.scene_id!r}; "
+                "the data (participants' browser tokens included) must never sit next to files served to browsers. "
+                "Put the data dir elsewhere (e.g. --data-dir ../mug-data) or the images in a folder of their own",
+                field="data_dir",
+            )
 
 
 class MugServer:
@@ -77,14 +100,45 @@ class MugServer:
         *,
         max_message_bytes: int = 256 * 1024,
         messages_per_second: float = 120.0,
+        max_new_participants: int = 0,
+        participants_per_address: int = 0,
+        frame_ancestors: tuple[str, ...] = (),
+        max_unsent_bytes: int = 64 << 20,
     ) -> None:
         self.stager, self.admin_token = stager, admin_token
         self.messages_per_second = messages_per_second
-        self.store = Store(data_dir)
-        self.registry = ParticipantRegistry(stager, self.store, max_message_bytes)
         self.games = [s for s in stager.scenes.values() if isinstance(s, GymScene)]
         for game in self.games:
             game.check_ready()
+        data_path = Path(data_dir).resolve()
+        _check_data_dir_outside_assets(data_path, self.games)
+        try:
+            self.store = Store(data_path)
+            self.cookie_secret = _cookie_secret(data_path)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                f"data_dir: cannot keep the study's data in {str(data_path)!r} ({exc}); "
+                "check that it is a directory this user can write to",
+                field="data_dir",
+            ) from None
+        self.registry = ParticipantRegistry(stager, self.store, max_message_bytes)
+        self.admissions = Admissions(max_new_participants, participants_per_address)
+        self.frame_ancestors = frame_ancestors
+        self.send_budget = SendBudget(max_unsent_bytes)
+        #: Open WebSockets not (yet) attached to a participant.
+        self.unattached: set[ParticipantTab] = set()
+        #: Declared image files by (scene id, image name): all that ``/assets/`` serves.
+        self.assets = {
+            (g.scene_id, name): (g.asset_dir / rel).resolve()  # type: ignore[operator]
+            for g in self.games
+            for name, rel in g.images.items()
+        }
+        allow_eval = any(
+            spec.config is not None and spec.config.custom_inference_fn is not None
+            for g in self.games
+            for spec in g.policy_specs.values()
+        )
+        self.headers = security_headers(frame_ancestors, allow_eval)
         self.models = {
             (g.scene_id, agent): Path(spec.config.onnx_path)
             for g in self.games
@@ -107,6 +161,7 @@ class MugServer:
             await asyncio.sleep(SWEEP_EVERY_S)
             try:
                 self.registry.forget_idle()
+                self.admissions.forget()
             except Exception:
                 log.exception("dropping idle participants failed")
 
@@ -137,31 +192,80 @@ class MugServer:
 
     def application(self) -> tornado.web.Application:
         """The Tornado application."""
+        logs.install()
         routes: list[Any] = [
             (r"/", ParticipantPageHandler, {"server": self}),
             (r"/ws", ParticipantSocket, {"server": self}),
-            (r"/static/(.*)", tornado.web.StaticFileHandler, {"path": str(STATIC)}),
+            (r"/static/(.*)", StaticFiles, {"path": str(STATIC)}),
             (r"/models/([A-Za-z0-9_-]+)/([A-Za-z0-9_.-]+)\.onnx", ModelHandler, {"server": self}),
             (r"/admin", AdminHandler, {"server": self}),
             (r"/admin/(steps|responses|participants)\.csv", AdminExportHandler, {"server": self}),
             (r"/healthz", HealthHandler),
+            (r"/assets/([^/]+)/([^/]+)", AssetHandler, {"server": self}),
         ]
-        routes.append((r"/assets/([A-Za-z0-9_-]+)/([A-Za-z0-9_.-]+)", ImageHandler, {"server": self}))
         return tornado.web.Application(
             routes,
             log_function=_log_request,
             static_hash_cache=True,
             compress_response=True,
+            default_handler_class=NotFound,
+            cookie_secret=self.cookie_secret,
+            mug_headers=self.headers,
         )
 
 
-class _Handler(tornado.web.RequestHandler):
-    def initialize(self, server: MugServer) -> None:
-        self.server = server
+class _Guarded(tornado.web.RequestHandler):
+    """Every handler: the security headers (see :mod:`mug.server.headers`), plain-text errors,
+    and exceptions logged with the path only (a query string may hold a token)."""
+
+    def set_default_headers(self) -> None:
+        for name, value in self.settings["mug_headers"].items():
+            self.set_header(name, value)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.finish(f"{status_code} {self._reason}\n")
+
+    def log_exception(self, typ: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        request = self.request
+        if isinstance(value, tornado.web.HTTPError):
+            if value.log_message:
+                log.warning("%d %s %s: %s", value.status_code, request.method, request.path, value.get_message())
+        else:
+            log.error("uncaught exception in %s %s", request.method, request.path, exc_info=(typ, value, tb))
+
+
+class _Handler(_Guarded):
+    def initialize(self, server: MugServer) -> None:
+        self.server = server
+
+
+class NotFound(_Guarded):
+    """Any URL no route serves."""
+
+    def prepare(self) -> None:
+        raise tornado.web.HTTPError(404)
+
+
+class StaticFiles(_Guarded, tornado.web.StaticFileHandler):
+    """``/static/``: the client bundle and ONNX Runtime's wasm."""
+
+    async def get(self, path: str, include_body: bool = True) -> None:
+        if "\x00" in path:  # os.path would raise on it
+            raise tornado.web.HTTPError(404)
+        await super().get(path, include_body)
+
+
+class AssetHandler(_Handler):
+    """``/assets/<scene>/<image name>``: exactly the image files scenes declare in ``assets(...)``, nothing else."""
+
+    def get(self, scene_id: str, name: str) -> None:
+        path = self.server.assets.get((scene_id, name))
+        if path is None:
+            raise tornado.web.HTTPError(404, reason="no such image")
+        self.set_header("Content-Type", mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.finish(path.read_bytes())
 
 
 def participant_id_from(handler: tornado.web.RequestHandler) -> str | None:
@@ -177,6 +281,15 @@ def _cookie_name(participant_id: str) -> str:
     return f"mug_{participant_id}"
 
 
+def _cookie_options(handler: _Handler) -> dict[str, Any]:
+    """``SameSite=Lax`` (a participant coming back through a recruitment site's link keeps the cookie), ``Secure``
+    under https (behind a proxy: with ``trust_proxy``, from ``X-Forwarded-Proto``); a study other sites may frame
+    gets ``SameSite=None`` under https, which browsers need to send the cookie inside an iframe."""
+    secure = handler.request.protocol == "https"
+    framed = secure and bool(handler.server.frame_ancestors)
+    return {"httponly": True, "secure": secure, "samesite": "None" if framed else "Lax"}
+
+
 class ParticipantPageHandler(_Handler):
     """``/``: the participant page. No id in the URL: a new one, by redirect (so a reload keeps it)."""
 
@@ -189,14 +302,20 @@ class ParticipantPageHandler(_Handler):
             raise tornado.web.HTTPError(400, reason="participant id must be 1-64 letters, digits, '_' or '-'")
         registry = self.server.registry
         known = participant_id in registry.participants or self.server.store.participant(participant_id) is not None
-        participant = registry.get_or_create(participant_id)
-        cookie = self.get_cookie(_cookie_name(participant_id))
         if not known:
-            self.set_cookie(_cookie_name(participant_id), participant.token, httponly=True, samesite="Strict", expires_days=30)
-        elif cookie is None or not hmac.compare_digest(cookie, participant.token):
+            try:
+                self.server.admissions.admit(self.request.remote_ip or "")
+            except AdmissionError as exc:
+                raise tornado.web.HTTPError(exc.status, reason=exc.reason) from None
+        participant = registry.get_or_create(participant_id)
+        if not known:
+            self.set_cookie(_cookie_name(participant_id), participant.token, expires_days=30, **_cookie_options(self))
+        elif not same_secret(self.get_cookie(_cookie_name(participant_id)), participant.token):
             raise tornado.web.HTTPError(403, reason="this participant id is already in use in another browser")
+        nonce = secrets.token_urlsafe(16)
+        self.set_header("Content-Security-Policy", with_nonce(self.server.headers["Content-Security-Policy"], nonce))
         self.set_header("Cache-Control", "no-store")
-        self.finish(participant_page(participant_id))
+        self.finish(participant_page(participant_id, nonce))
 
 
 class ParticipantSocket(_Handler):
@@ -205,9 +324,15 @@ class ParticipantSocket(_Handler):
     async def get(self) -> None:
         participant_id = self.get_query_argument("participant", "")
         cookie = self.get_cookie(_cookie_name(participant_id)) if PARTICIPANT_ID.match(participant_id) else None
-        socket = await upgrade(self, MAX_FRAME_BYTES)
-        if socket is not None:
-            ParticipantTab(self.server, socket).open(participant_id, cookie)
+        socket = await upgrade(self, MAX_FRAME_BYTES, self.server.send_budget)
+        if socket is None:
+            return
+        tab = ParticipantTab(self.server, socket)
+        try:
+            tab.open(participant_id, cookie)
+        except Exception:  # a bug of ours: the socket must not stay open unattached
+            log.exception("opening a websocket failed")
+            tab.close_with({"type": "error", "code": "server_error", "message": "the server failed; reload", "fatal": True})
 
 
 class ParticipantTab:
@@ -218,6 +343,12 @@ class ParticipantTab:
         self.participant: Participant | None = None
         self.limit = RateLimit(server.messages_per_second, 2 * server.messages_per_second)
         socket.on_messages, socket.on_close = self.on_messages, self.on_close
+        server.unattached.add(self)
+        self._deadline = asyncio.get_running_loop().call_later(ATTACH_TIMEOUT_S, self._not_attached)
+
+    def _not_attached(self) -> None:
+        if self.participant is None:
+            self.socket.abort()
 
     def open(self, participant_id: str, cookie: str | None) -> None:
         """Attach the tab to its participant, or tell it why not and close."""
@@ -235,13 +366,15 @@ class ParticipantTab:
             )
             return
         participant = registry.get_or_create(participant_id)
-        if cookie is None or not hmac.compare_digest(cookie, participant.token):
+        if not same_secret(cookie, participant.token):
             log.warning("websocket for participant %s without its browser token refused", participant_id)
             self.close_with(
                 {"type": "error", "code": "forbidden", "message": "this participant id belongs to another browser", "fatal": True}
             )
             return
         self.participant = participant
+        self.server.unattached.discard(self)
+        self._deadline.cancel()
         participant.attach(self)
         registry.flush()
 
@@ -273,6 +406,8 @@ class ParticipantTab:
         self.server.registry.flush()
 
     def on_close(self) -> None:
+        self.server.unattached.discard(self)
+        self._deadline.cancel()
         if self.participant is not None:
             self.participant.detach(self)
 
@@ -286,8 +421,11 @@ class ParticipantTab:
         self.socket.close(code=1001, reason="server stopping")
 
     def close_with(self, message: dict[str, Any]) -> None:
-        """Send one last message, then close."""
+        """Send one last message, then close (at once, without the closing handshake, when many refused sockets wait)."""
         self.deliver([encode_envelope(message)])
+        if self.participant is None and len(self.server.unattached) > MAX_UNATTACHED:
+            self.socket.abort()
+            return
         self.socket.close(code=4000 + (403 if message.get("code") == "forbidden" else 409), reason=message.get("code", ""))
 
 
@@ -303,28 +441,19 @@ class ModelHandler(_Handler):
         self.finish(path.read_bytes())
 
 
-class ImageHandler(_Handler):
-    """``/assets/<scene>/<name>``: the images a scene declared (``GymScene.assets(images={name: path})``), by name."""
-
-    def get(self, scene_id: str, name: str) -> None:
-        game = next((g for g in self.server.games if g.scene_id == scene_id), None)
-        if game is None or name not in game.images:
-            raise tornado.web.HTTPError(404, reason=f"scene {scene_id!r} declares no image {name!r}")
-        path = game.asset_dir / game.images[name]  # type: ignore[operator]
-        self.set_header("Content-Type", mimetypes.guess_type(path.name)[0] or "application/octet-stream")
-        self.set_header("Cache-Control", "public, max-age=3600")
-        self.finish(path.read_bytes())
-
-
 class _AdminBase(_Handler):
     def authorized(self) -> bool:
-        token = self.get_query_argument("token", None)
-        if token is not None and hmac.compare_digest(token, self.server.admin_token):
-            self.set_cookie("mug_admin", token, httponly=True, samesite="Strict")
+        """Whether the request is the admin's: a signed session cookie (set when the admin URL with its token is
+        opened: a changed token ends old sessions) or the token in an ``X-MUG-Admin-Token`` header."""
+        token = self.server.admin_token
+        session = hashlib.sha256(b"mug admin session " + token.encode()).hexdigest()
+        if same_secret(self.get_query_argument("token", None), token):
+            self.set_signed_cookie("mug_admin", session, expires_days=ADMIN_SESSION_DAYS, **_cookie_options(self))
             self.redirect(self.request.path)
             return False
-        cookie = self.get_cookie("mug_admin") or self.request.headers.get("X-MUG-Admin-Token")
-        if cookie is None or not hmac.compare_digest(cookie, self.server.admin_token):
+        cookie = self.get_signed_cookie("mug_admin", max_age_days=ADMIN_SESSION_DAYS)  # None unless signed by us
+        by_cookie = cookie is not None and hmac.compare_digest(cookie, session.encode())
+        if not by_cookie and not same_secret(self.request.headers.get("X-MUG-Admin-Token"), token):
             raise tornado.web.HTTPError(403, reason="admin token required: open the admin URL printed at start")
         return True
 
@@ -362,7 +491,7 @@ class AdminExportHandler(_AdminBase):
         self.finish(text)
 
 
-class HealthHandler(tornado.web.RequestHandler):
+class HealthHandler(_Guarded):
     """``/healthz``: the server is up."""
 
     def get(self) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
+import re
 import secrets
 import signal
+import socket
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +22,15 @@ from mug.scenes.base import Scene
 from mug.scenes.stager import Stager
 from mug.scenes.survey import SurveyScene
 from mug.server.app import MAX_FRAME_BYTES, MugServer
+from mug.server.headers import check_frame_ancestors
+from mug.server.http import GuardedHTTPServer
 
 __all__ = ["Deployment", "deploy"]
 
 log = logging.getLogger("mug.server")
+
+#: What an admin token may hold: it travels in a URL and a header, so URL-safe characters only.
+ADMIN_TOKEN = re.compile(r"^[A-Za-z0-9_.~-]{8,128}$")
 
 
 class Deployment:
@@ -90,19 +99,74 @@ def _in_running_loop() -> bool:
     return True
 
 
-def _start(stager: Stager, host: str, port: int, data_path: Path, token: str, limits: dict[str, Any]) -> Deployment:
-    """Start serving on the running event loop (``limits``: ``MugServer``'s message limits)."""
-    server = MugServer(stager, data_path, token, **limits)
-    sockets = tornado.netutil.bind_sockets(port, address=host, backlog=1024)
-    http = tornado.httpserver.HTTPServer(server.application())
+def _bind(host: str, port: int) -> list[socket.socket]:
+    """The listening sockets; ``ConfigError`` saying what to change when the address cannot be had."""
+    try:
+        return tornado.netutil.bind_sockets(port, address=host, backlog=1024)
+    except socket.gaierror as exc:
+        raise ConfigError(
+            f"host: cannot listen on {host!r} ({exc.strerror}); use an address of this machine, e.g. 127.0.0.1", field="host"
+        ) from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"port: {port} on {host} is already in use (another server?); stop it, or choose another port (0 picks a free one)",
+                field="port",
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise ConfigError(
+                f"port: {port} needs special rights on this machine; choose a port from 1024 up", field="port"
+            ) from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise ConfigError(
+                f"host: {host!r} is not an address of this machine; use e.g. 127.0.0.1 or 0.0.0.0", field="host"
+            ) from None
+        raise ConfigError(f"cannot listen on {host} port {port}: {exc.strerror}", field="port") from None
+
+
+def _start(stager: Stager, host: str, port: int, data_path: Path, token: str, options: dict[str, Any]) -> Deployment:
+    """Start serving on the running event loop (``options``: ``MugServer``'s limits, and ``trust_proxy``).
+
+    The port is taken before anything is written: a mistake leaves nothing on disk.
+    """
+    trust_proxy = options.pop("trust_proxy")
+    sockets = _bind(host, port)
+    try:
+        server = MugServer(stager, data_path, token, **options)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    http = GuardedHTTPServer(server.application(), xheaders=trust_proxy)
     http.add_sockets(sockets)
     bound = sockets[0].getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
     handle = Deployment(server, http, f"http://{shown_host}:{bound}/", token, data_path)
     server.start_tickers()
-    gc.freeze()  # what start-up made is long-lived: keep full collections short while serving
     print(f"MUG study: {handle.url}\nadmin: {handle.admin_url}?token={token}\ndata: {data_path}", flush=True)
     return handle
+
+
+def _check_admin_token(token: Any) -> None:
+    """``ConfigError`` for a token that would break the admin URL (it is not echoed: it is a secret)."""
+    if isinstance(token, str) and ADMIN_TOKEN.match(token):
+        return
+    if not isinstance(token, str):
+        problem = f"got a {type(token).__name__}"
+    elif bad := sorted({repr(c) for c in token if not ADMIN_TOKEN.match(c * 8)}):
+        problem = f"the one given contains {', '.join(bad)}"
+    else:
+        problem = f"the one given has {len(token)} characters"
+    raise ConfigError(
+        f"deploy: admin_token must be 8-128 letters, digits, '_', '.', '~' or '-' (it goes into a URL); {problem}",
+        field="admin_token",
+    )
+
+
+def _check_count(name: str, value: Any, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+        raise ConfigError(f"deploy: {name} must be an integer from 0 (no limit) to {high}, got {value!r}", field=name)
+    return value
 
 
 def deploy(
@@ -113,6 +177,10 @@ def deploy(
     admin_token: str | None = None,
     max_message_bytes: int = 256 * 1024,
     messages_per_second: float = 120.0,
+    max_new_participants: int = 10_000,
+    participants_per_address: int = 100,
+    trust_proxy: bool = False,
+    frame_ancestors: Iterable[str] | None = None,
 ) -> Deployment:
     """Serve a study (a ``Stager``, or one scene) to participants.
 
@@ -120,13 +188,26 @@ def deploy(
     loop and this returns the :class:`Deployment` at once. From a script it
     serves until interrupted (Ctrl-C or SIGTERM), then returns the stopped
     handle. ``port=0`` picks a free port. The admin token is random unless
-    given; the admin link is printed, never logged.
+    given (8-128 letters, digits, ``_ . ~ -``); the admin link is printed,
+    never logged.
 
     ``max_message_bytes`` caps one message from a participant's page (larger
     ones get an ``error`` reply; raise it for browser-side policies with large
     state tensors: each act carries them), and ``messages_per_second`` is each
     tab's sustained rate (bursts of twice that are allowed; a 60 fps scene
     sends 60 acts a second).
+
+    ``max_new_participants`` is how many new participants this deployment
+    starts (then new ids get 503), ``participants_per_address`` how many one
+    network address may start an hour (then 429; a lab whose machines share
+    one address may need more); ``0`` turns either off. Behind a reverse
+    proxy set ``trust_proxy=True``: the client's address and scheme then come
+    from the proxy's ``X-Forwarded-For``/``X-Real-Ip`` and
+    ``X-Forwarded-Proto`` headers (cookies get ``Secure`` under https), else
+    every participant seems to come from the proxy. Only with a proxy in
+    front: a direct client could send those headers itself.
+    ``frame_ancestors`` lists the origins (``"https://host"``) that may show
+    the study in an iframe; by default no site may.
     """
     stager = _as_stager(study_or_scene)
     if (
@@ -147,15 +228,27 @@ def deploy(
             f"deploy: messages_per_second must be a number from 1 to 10000, got {messages_per_second!r}",
             field="messages_per_second",
         )
-    limits = {"max_message_bytes": max_message_bytes, "messages_per_second": float(messages_per_second)}
+    if admin_token is not None:
+        _check_admin_token(admin_token)
+    if not isinstance(trust_proxy, bool):
+        raise ConfigError(f"deploy: trust_proxy must be True or False, got {trust_proxy!r}", field="trust_proxy")
+    options = {
+        "max_message_bytes": max_message_bytes,
+        "messages_per_second": float(messages_per_second),
+        "max_new_participants": _check_count("max_new_participants", max_new_participants, 10**9),
+        "participants_per_address": _check_count("participants_per_address", participants_per_address, 10**9),
+        "frame_ancestors": check_frame_ancestors(frame_ancestors),
+        "trust_proxy": trust_proxy,
+    }
     token = admin_token or secrets.token_urlsafe(16)
     data_path = Path(data_dir).resolve()
-    if _in_running_loop():
-        return _start(stager, host, port, data_path, token, limits)
+    if _in_running_loop():  # a notebook kernel: the researcher's heap is theirs, no gc.freeze() here
+        return _start(stager, host, port, data_path, token, options)
     handles: list[Deployment] = []
 
     async def serve() -> None:
-        handle = _start(stager, host, port, data_path, token, limits)
+        handle = _start(stager, host, port, data_path, token, options)
+        gc.freeze()  # a process of its own: what start-up made is long-lived; keep full collections short
         handles.append(handle)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -25,14 +25,17 @@ button { font-size: 1rem; padding: .5rem 1.2rem; margin-top: 1rem; cursor: point
 """
 
 
-def participant_page(participant_id: str) -> str:
-    """The page a participant opens; the client bundle does the rest over the WebSocket."""
+def participant_page(participant_id: str, nonce: str) -> str:
+    """The page a participant opens; the client bundle does the rest over the WebSocket.
+
+    ``nonce`` marks its one inline script for the Content-Security-Policy (see :mod:`mug.server.headers`).
+    """
     config = json.dumps({"participantId": participant_id, "socketPath": "ws", "staticPath": "static/"})
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Study</title><link rel="icon" href="data:,"><style>{_STYLE}</style></head>
 <body><main id="mug-root"><p class="mug-loading">Loading…</p></main>
-<script type="module">
+<script type="module" nonce="{nonce}">
 import {{ startParticipant }} from "./static/client.js";
 startParticipant(document.getElementById("mug-root"), {html.escape(config, quote=False)});
 </script></body></html>"""

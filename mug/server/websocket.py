@@ -28,17 +28,37 @@ from websockets.http11 import Request
 from websockets.protocol import Protocol, Side, State
 from websockets.server import ServerProtocol
 
-__all__ = ["WebSocket", "upgrade"]
+__all__ = ["SendBudget", "WebSocket", "upgrade"]
 
 log = logging.getLogger("mug.server")
 
 #: Bytes a slow client may leave unread before its connection is dropped (it reconnects and resumes).
 MAX_UNSENT_BYTES = 8 << 20
+#: While all clients together leave more than their ``SendBudget`` unread, each may leave only this much.
+MAX_UNSENT_BYTES_UNDER_PRESSURE = 1 << 20
 #: Bytes read from a socket at a time.
 READ_BUFFER_BYTES = 1 << 14
 #: Seconds to wait for the client's reply to our close frame before dropping the TCP connection.
 CLOSE_TIMEOUT_S = 2.0
 _DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
+
+
+class SendBudget:
+    """Bytes all of a server's WebSockets may leave unsent together (their clients read too slowly).
+
+    Each socket reports its backlog whenever it writes and when its buffer
+    drains; one past ``MAX_UNSENT_BYTES`` is dropped, and while the total is
+    over ``total`` so is any past ``MAX_UNSENT_BYTES_UNDER_PRESSURE``. A dropped
+    client reconnects and resumes.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total, self.unsent = total, 0
+
+    def allows(self, before: int, now: int) -> bool:
+        """Account one socket's backlog going from ``before`` to ``now`` bytes; whether it may keep it."""
+        self.unsent += now - before
+        return now <= MAX_UNSENT_BYTES and (self.unsent <= self.total or now <= MAX_UNSENT_BYTES_UNDER_PRESSURE)
 
 
 class WebSocket(asyncio.BufferedProtocol):
@@ -53,8 +73,9 @@ class WebSocket(asyncio.BufferedProtocol):
     once when the connection is gone.
     """
 
-    def __init__(self, protocol: Protocol, handshake_response: bytes) -> None:
-        self.protocol, self.handshake_response = protocol, handshake_response
+    def __init__(self, protocol: Protocol, handshake_response: bytes, budget: SendBudget) -> None:
+        self.protocol, self.handshake_response, self.budget = protocol, handshake_response, budget
+        self.unsent = 0  # what this socket last told its budget
         self.transport: asyncio.Transport | None = None
         self.on_messages: Callable[[list[bytes | str]], None] = lambda messages: None
         self.on_close: Callable[[], None] = lambda: None
@@ -80,6 +101,11 @@ class WebSocket(asyncio.BufferedProtocol):
             self._flush()
             self._loop.call_later(CLOSE_TIMEOUT_S, self.transport.abort)  # type: ignore[union-attr]
 
+    def abort(self) -> None:
+        """Drop the TCP connection at once (no closing handshake)."""
+        if self.transport is not None:
+            self.transport.abort()
+
     # -- asyncio.Protocol -----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -104,9 +130,14 @@ class WebSocket(asyncio.BufferedProtocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.budget.allows(self.unsent, 0)
+        self.unsent = 0
         if self.protocol.state is not State.CLOSED:
             self.protocol.receive_eof()
         self.on_close()
+
+    def resume_writing(self) -> None:  # the backlog drained below asyncio's low-water mark
+        self._account()
 
     # -- internals ------------------------------------------------------------------------
 
@@ -136,18 +167,32 @@ class WebSocket(asyncio.BufferedProtocol):
                 transport.close()
                 return
             transport.write(data)
-        if transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
-            log.warning("a participant's connection fell %d bytes behind; dropped (it will resume)", MAX_UNSENT_BYTES)
+        self._account()
+
+    def _account(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        before, self.unsent = self.unsent, transport.get_write_buffer_size()
+        if before == self.unsent == 0:
+            return
+        if not self.budget.allows(before, self.unsent):
+            log.warning(
+                "a participant's connection fell %d bytes behind (all together: %d); dropped (it will resume)",
+                self.unsent,
+                self.budget.unsent,
+            )
             transport.abort()
 
 
-async def upgrade(handler: tornado.web.RequestHandler, max_size: int) -> WebSocket | None:
+async def upgrade(handler: tornado.web.RequestHandler, max_size: int, budget: SendBudget) -> WebSocket | None:
     """Answer ``handler``'s request with the WebSocket handshake and take the connection over.
 
     Only same-origin pages (or clients sending no ``Origin``, such as
     simulated participants) may connect. On a bad handshake the HTTP error
     (400, 403, 426) is sent through Tornado and ``None`` returned. Messages
-    over ``max_size`` bytes close the connection with code 1009.
+    over ``max_size`` bytes close the connection with code 1009; what the
+    client leaves unread counts against ``budget``.
     """
     host = handler.request.headers.get("Host", "")
     handshake = ServerProtocol(origins=[None, f"http://{host}", f"https://{host}"])
@@ -165,6 +210,6 @@ async def upgrade(handler: tornado.web.RequestHandler, max_size: int) -> WebSock
     fd = stream.fileno()
     stream.io_loop.remove_handler(fd)  # Tornado stops watching the socket...
     sock = socket.socket(fileno=stream.socket.detach())  # ...and lets go of it, unclosed, for asyncio to own
-    websocket = WebSocket(Protocol(Side.SERVER, state=State.OPEN, max_size=max_size), b"".join(handshake.data_to_send()))
+    websocket = WebSocket(Protocol(Side.SERVER, state=State.OPEN, max_size=max_size), b"".join(handshake.data_to_send()), budget)
     await asyncio.get_running_loop().connect_accepted_socket(lambda: websocket, sock)
     return websocket

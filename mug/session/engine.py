@@ -294,7 +294,7 @@ class GameSession:
             elif message["type"] == "act":
                 self._on_act(client, message)
             elif message["type"] == "client_error":
-                log.warning("session %s: client %s reports: %s", self.session_id, client, message["message"])
+                log.warning("session %s: client %s reports: %r", self.session_id, client, message["message"])  # no forged lines
                 self._record("client_error", {"client": client, "message": message["message"]})
             else:
                 raise MessageError("wrong_scene", f"{message['type']!r} is not part of environment scene {self.scene.scene_id!r}")

@@ -53,6 +53,8 @@ INBOUND_TYPES = ("ready", "act", "advance", "response", "client_error")
 TENSOR_DTYPES = ("float32", "float64", "int32", "int64", "uint8", "int8", "bool")
 _KEY_MAX = 40
 _KEYS_MAX = 16
+#: Deepest nesting of arrays and objects an inbound message may have (real ones stay under 10).
+MAX_DEPTH = 32
 
 
 class MessageError(MugError):
@@ -129,6 +131,26 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` nests lists/dicts deeper than ``limit`` (walked without recursion)."""
+    level = [value]
+    for _ in range(limit + 1):
+        level = [v for c in level for v in (c.values() if isinstance(c, dict) else c if isinstance(c, list) else ())]
+        if not level:
+            return False
+    return True
+
+
+def _check_depth(message: Any, text: str | bytes | None) -> None:
+    """``bad_json`` for a message nested too deep to handle safely (``text``: what it was parsed from, if known)."""
+    if text is not None:
+        opening = ("[", "{") if isinstance(text, str) else (b"[", b"{")
+        if text.count(opening[0]) + text.count(opening[1]) <= MAX_DEPTH:  # type: ignore[arg-type]
+            return  # too few brackets to nest that deep
+    if _too_deep(message):
+        raise MessageError("bad_json", f"message nests arrays or objects deeper than {MAX_DEPTH} levels")
+
+
 def _check_act(msg: dict[str, Any], buffers: list[bytes]) -> dict[str, Any]:
     step = msg.get("step")
     if not _is_int(step) or step < 0:
@@ -191,12 +213,14 @@ def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: i
     NumPy arrays); raises :class:`MessageError` for anything malformed.
     """
     buffers = list(buffers or [])
+    text: str | bytes | None = None
     if isinstance(raw, (bytes, bytearray, memoryview)):
-        raw = bytes(raw)
+        raw = text = bytes(raw)
         if len(raw) + sum(len(b) for b in buffers) > max_bytes:
             raise MessageError("too_large", f"message of {len(raw)} bytes exceeds the limit of {max_bytes}")
         if raw[:4] == MAGIC:
-            raw, buffers = decode_envelope(raw)
+            raw, buffers = decode_envelope(text)
+            text = text[: len(text) - sum(len(b) for b in buffers)]  # the header: brackets in buffers do not nest
         else:
             try:
                 raw = raw.decode("utf-8")
@@ -205,12 +229,14 @@ def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: i
     if isinstance(raw, str):
         if len(raw) > max_bytes:
             raise MessageError("too_large", f"message of {len(raw)} characters exceeds the limit of {max_bytes}")
+        text = raw
         try:
             raw = orjson.loads(raw)
         except ValueError as exc:
             raise MessageError("bad_json", f"message is not valid JSON: {exc}") from exc
     elif sum(len(b) for b in buffers) > max_bytes:
         raise MessageError("too_large", f"message buffers exceed the limit of {max_bytes} bytes")
+    _check_depth(raw, text)
     if not isinstance(raw, dict):
         raise MessageError("bad_message", f"expected a JSON object with a 'type', got {_short(raw)}")
     kind = raw.get("type")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from playwright.sync_api import expect
 
 from mug.examples.demo import DEMO_KEYS
 from mug.server.store import Store
@@ -29,6 +30,11 @@ def open_study(browser, url, pid):
     return page, errors
 
 
+def model_loaded(page):
+    """Wait until the browser-side policy has loaded (a locator, not a JS predicate: the page's CSP forbids eval)."""
+    expect(page.locator(".mug-loading")).to_have_text("", timeout=30_000)
+
+
 def play(page, keys, until_survey=True):
     """Press keys one by one (each press is one move); stop when the survey shows."""
     pressed = []
@@ -45,7 +51,7 @@ def test_participant_completes_the_demo_with_the_keyboard(browser, demo, tmp_pat
     page, errors = open_study(browser, demo.url, "e2e_p1")
     page.get_by_role("button", name="Start").click()
     page.wait_for_selector("#mug-canvas")
-    page.wait_for_function("document.querySelector('.mug-loading').textContent === ''")  # the AI partner's model has loaded
+    model_loaded(page)  # the AI partner's model has loaded
     cycle = ["ArrowRight", "ArrowDown", "ArrowLeft", "ArrowUp", "d", "s"]
     pressed = play(page, cycle * 20)
     page.wait_for_selector("fieldset[data-qid=helpful]", timeout=15000)
@@ -93,13 +99,13 @@ def test_participant_completes_the_demo_with_the_keyboard(browser, demo, tmp_pat
 def test_reload_mid_episode_continues_the_game(browser, demo):
     page, _ = open_study(browser, demo.url, "e2e_reload")
     page.get_by_role("button", name="Start").click()
-    page.wait_for_function("document.querySelector('.mug-loading')?.textContent === ''")
+    model_loaded(page)
     play(page, ["ArrowRight", "ArrowDown"] * 3, until_survey=False)
     page.wait_for_timeout(300)
     store = Store(demo.data_dir)
     before = store.steps("coins")
     page.reload()
-    page.wait_for_function("document.querySelector('.mug-loading')?.textContent === ''")
+    model_loaded(page)
     play(page, ["ArrowLeft"] * 2, until_survey=False)
     page.wait_for_timeout(300)
     after = store.steps("coins")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 
@@ -83,3 +84,30 @@ def test_a_served_study_logs_requests_with_timestamps_and_without_query_strings(
     assert status == 200
     assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ INFO mug\.access: 200 GET / ", output, re.M), output
     assert "logged1" not in output and server.admin_token not in output  # query strings (ids, the token) stay out
+
+
+def test_user_mistakes_are_one_line_with_the_fix_exit_2_and_leave_nothing_on_disk(tmp_path):
+    (tmp_path / "broken.py").write_text("import mug\nstudy = mug.Stager([\n")
+    (tmp_path / "raises.py").write_text("import mug\n\nstudy = mug.Stager([mug.EndScene(completion_code=7)])\n")
+    taken = socket.create_server(("127.0.0.1", 0))
+    port = str(taken.getsockname()[1])
+    data = tmp_path / "data"
+    cases = {
+        ("deploy", str(tmp_path / "missing.py")): "no file",
+        ("deploy", str(tmp_path / "broken.py")): "broken.py line 2: '[' was never closed; fix the file",
+        ("deploy", str(tmp_path / "raises.py")): "raises.py line 3: ",
+        ("deploy", f"{tmp_path / 'broken.py'}:nothing"): "line 2",
+        ("demo", "--port", port): f"port: {port} on 127.0.0.1 is already in use",
+        ("demo", "--admin-token", "has spaces in it"): "admin_token must be 8-128 letters",
+        ("demo", "--port", "eighty"): "argument --port: invalid int value",
+        ("deploy",): "the following arguments are required",
+    }
+    try:
+        for args, expected in cases.items():
+            proc = mug_cli(*args, *([] if args == ("deploy",) else ["--data-dir", str(data)]))
+            assert proc.returncode == 2, (args, proc.stderr)
+            assert proc.stderr.count("\n") == 1 and expected in proc.stderr, (args, proc.stderr)
+            assert proc.stderr.startswith(f"mug {args[0]}: ") and f"mug {args[0]}: {args[0]}:" not in proc.stderr
+            assert "Traceback" not in proc.stderr and not data.exists(), args
+    finally:
+        taken.close()

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import struct
+import subprocess
+import sys
 
 import pytest
 from tornado.httpclient import HTTPRequest
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, websocket_connect
 
+import mug
 from mug.server.app import MugServer
 from mug.server.store import Store
 from mug.session.messages import decode_envelope, encode_envelope
 from tests.bots import Bot, join, raw_http, run_async
 from tests.e2e.studies import cartpole_realtime
-from tests.servers import ServerProcess
+from tests.servers import ROOT, ServerProcess
 
 
 @pytest.fixture()
@@ -149,6 +153,7 @@ def test_bad_input_is_rejected_and_nobody_else_is_affected(demo):
         ("static/..%2fserver%2fstore.py", 403),
         ("static/../../pyproject.toml", 403),
         ("static/%2e%2e/%2e%2e/pyproject.toml", 403),
+        ("static/client%00.js", 404),
         ("models/coins/..%2f..%2fagent_1.onnx", 404),
         ("models/nope/agent_1.onnx", 404),
         ("?PROLIFIC_PID=../../etc/passwd", 400),
@@ -282,3 +287,34 @@ def test_a_participant_who_never_opens_a_tab_is_dropped_after_the_idle_time(tmp_
     assert server.registry.forget_idle(idle_after=60, now=visitor.left_at + 61) == ["visitor"]
     assert server.store.participant("visitor") is not None  # known to the store: can still come back
     server.store.close()
+
+
+def test_deploying_inside_a_running_loop_leaves_the_notebook_heap_unfrozen(tmp_path):
+    async def main():
+        before = gc.get_freeze_count()
+        deployment = mug.deploy(cartpole_realtime, port=0, data_dir=tmp_path / "data")
+        try:
+            return before, gc.get_freeze_count()
+        finally:
+            deployment.stop()
+
+    before, after = run_async(main())
+    assert after == before
+
+
+def test_a_server_process_of_its_own_freezes_its_start_up_heap(tmp_path):
+    script = (
+        "import gc, os, signal, sys, threading, time, mug\n"
+        "from tests.e2e.studies import cartpole_realtime\n"
+        "def watch():\n"
+        "    while not gc.get_freeze_count():\n"
+        "        time.sleep(0.05)\n"
+        "    print('frozen', gc.get_freeze_count() > 0, flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "threading.Thread(target=watch, daemon=True).start()\n"
+        "mug.deploy(cartpole_realtime, port=0, data_dir=sys.argv[1])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "data")], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert "frozen True" in proc.stdout and "stopped" in proc.stdout, proc.stdout + proc.stderr

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import socket
 import struct
 from urllib.parse import urlparse
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient
+from websockets.protocol import Protocol, Side, State
 
 import mug
 from mug.examples.demo import demo_study
+from mug.server.websocket import SendBudget, WebSocket
 from mug.session.messages import decode_envelope, encode_envelope
 from tests.bots import join, run_async
 from tests.integration.test_server import _replies, _socket
@@ -178,3 +181,63 @@ def test_size_and_rate_limits_are_deploy_options(tmp_path):
     too_large, replies = run_async(main())
     assert too_large["code"] == "too_large" and "2048" in too_large["message"]
     assert [r["code"] for r in replies] == ["rate_limited"] * 3
+
+
+async def _unread_sockets(count: int, budget: SendBudget) -> tuple[list[WebSocket], list[socket.socket]]:
+    """``count`` server-side WebSockets on real loopback TCP connections whose clients never read."""
+    loop = asyncio.get_running_loop()
+    listener = socket.create_server(("127.0.0.1", 0))
+    sockets, peers = [], []
+    for _ in range(count):
+        client = socket.create_connection(listener.getsockname())
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        ours, _ = listener.accept()
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        ours.setblocking(False)
+        ws = WebSocket(Protocol(Side.SERVER, state=State.OPEN), b"", budget)
+        await loop.connect_accepted_socket(lambda ws=ws: ws, ours)
+        sockets.append(ws)
+        peers.append(client)
+    listener.close()
+    return sockets, peers
+
+
+def test_a_slow_reader_is_dropped_past_its_own_backlog_limit():
+    chunk = b"x" * (256 << 10)
+
+    async def main():
+        budget = SendBudget(total=1 << 30)
+        (slow, slower), peers = await _unread_sockets(2, budget)
+        for _ in range(20):  # 5 MiB behind: within one reader's 8 MiB
+            slow.send(chunk)
+        for _ in range(40):  # 10 MiB behind
+            slower.send(chunk)
+        states = slow.open, slower.open
+        for p in peers:
+            p.close()
+        await asyncio.sleep(0.2)
+        return states, budget.unsent
+
+    (slow, slower), left = run_async(main())
+    assert slow and not slower
+    assert left == 0  # both gone: nothing is counted any more
+
+
+def test_slow_readers_together_are_held_to_the_overall_budget():
+    chunk = b"x" * (256 << 10)
+
+    async def main():
+        budget = SendBudget(total=3 << 20)
+        sockets, peers = await _unread_sockets(4, budget)
+        for ws in sockets:  # 1.25 MiB behind each: fine alone, but four of them exceed 3 MiB together
+            for _ in range(5):
+                ws.send(chunk)
+        states = [ws.open for ws in sockets]
+        for p in peers:
+            p.close()
+        await asyncio.sleep(0.2)
+        return states, budget.unsent
+
+    states, left = run_async(main())
+    assert states[:2] == [True, True] and False in states[2:]
+    assert left == 0

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from playwright.sync_api import expect
 
 from mug.server.store import Store
 from tests.e2e.partner_studies import python_rerun
@@ -40,13 +41,13 @@ def test_a_reload_mid_episode_resumes_the_partner_where_it_was(browser, study):
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(f"{study.url}?PROLIFIC_PID=reloader")
-    loaded = "document.querySelector('.mug-loading')?.textContent === ''"
-    page.wait_for_function(loaded)
+    loaded = expect(page.locator(".mug-loading"))  # the page's CSP allows no eval: no wait_for_function
+    loaded.to_have_text("", timeout=30_000)
     store = Store(study.data_dir)
     press(page, ["ArrowRight", "ArrowDown"] * 4)
     assert len(steps_when(store, 8)) == 8
     page.reload()
-    page.wait_for_function(loaded)
+    loaded.to_have_text("", timeout=30_000)
     press(page, ["ArrowLeft", "ArrowUp", "ArrowRight"] * 4)
     steps = steps_when(store, 20)
     restored = store.events("policy_restored")

@@ -396,6 +396,7 @@ def test_the_end_of_a_scene_is_a_state(browser, lab):
     widget.get_by_role("button", name="Play").click()
     widget.locator(".mug-status").filter(has_text="The scene is over").wait_for(timeout=30_000)
     assert widget.locator(".mug-hud").inner_text().startswith("Episode 1 of 1 · step 5 · return")
+    assert widget.locator(".mug-episode").inner_text().startswith("Episode 1 ended (truncated) after 6 steps: return agent_0 ")
     for _ in range(3):
         widget.get_by_role("button", name="Step").click()
         page.wait_for_timeout(200)

@@ -66,7 +66,7 @@ def test_save_and_load_give_back_the_same_trace(tmp_path):
     assert loaded.temperatures == {"agent_0": 0.5}
     for name in ["actions", "rewards", "observations", "logits", "probs", "episodes"]:
         mine, theirs = getattr(trace, name), getattr(loaded, name)
-        for agent in (mine if isinstance(mine, dict) else {"": mine}):
+        for agent in mine if isinstance(mine, dict) else {"": mine}:
             a, b = (mine[agent], theirs[agent]) if agent else (mine, theirs)
             np.testing.assert_array_equal(a, b, err_msg=name)
     assert list(loaded.sources["agent_0"]) == list(trace.sources["agent_0"])
@@ -79,7 +79,7 @@ def test_save_and_load_give_back_the_same_trace(tmp_path):
 
 def test_load_names_a_file_that_is_not_a_trace(tmp_path):
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
-    with pytest.raises(ValueError, match="not a trace written by Trace.save"):
+    with pytest.raises(ValueError, match=r"not a trace written by Trace\.save"):
         mug.widgets.Trace.load(tmp_path / "other.npz")
 
 

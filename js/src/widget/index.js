@@ -34,6 +34,7 @@ const STYLE = `
 .mug-diverged { color: #b91c1c; font-weight: 600; }
 .mug-fps { font: 12px monospace; color: #374151; margin: 0 6px; }
 .mug-status { font-size: 13px; color: #374151; margin: 4px 0; }
+.mug-episode { font-size: 12px; color: #4b5563; } .mug-episode:empty { display: none; }
 .mug-status[data-status="scene over"] { color: #065f46; font-weight: 600; }
 .mug-flash { animation: mug-flash 0.8s; } @keyframes mug-flash { from { background: #fde68a; } to { background: transparent; } }
 .mug-load { font-size: 12px; color: #1e40af; } .mug-load:empty { display: none; }
@@ -135,12 +136,13 @@ function render({ model, el }) {
   toolbar.append(button("Play", control("play")), button("Pause", control("pause")), button("Step", control("step")), button("Reset", control("reset")), speed, fps, focusNote);
   const statusLine = Object.assign(document.createElement("div"), { className: "mug-status" });
   const loading = Object.assign(document.createElement("div"), { className: "mug-load" });
+  const lastEpisode = Object.assign(document.createElement("div"), { className: "mug-episode" });
   const errors = Object.assign(document.createElement("div"), { className: "mug-errors", role: "alert" });
   const row = Object.assign(document.createElement("div"), { className: "mug-body-row" });
   const stage = document.createElement("div");
   const side = document.createElement("div");
   row.append(stage, side);
-  root.append(toolbar, statusLine, loading, errors, row);
+  root.append(toolbar, statusLine, lastEpisode, loading, errors, row);
   el.append(root);
 
   const local = []; // errors of this view that the kernel may never hear of (a dead comm)
@@ -214,6 +216,9 @@ function render({ model, el }) {
     } else if (message.type === "frame") {
       meter.tick(performance.now());
       game?.frame(message, buffers);
+    } else if (message.type === "episode_end") {
+      const returns = Object.entries(message.rewards).map(([a, r]) => `${a} ${Number(r.toPrecision(6))}`);
+      lastEpisode.textContent = `Episode ${message.episode + 1} ended (${message.reason}) after ${message.steps} steps: return ${returns.join(", ")}`;
     }
   };
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -109,13 +110,17 @@ def main() -> None:
     args = parser.parse_args()
     configs = [("with", True), ("without", False)]
     for label, extension in [c for c in configs if args.only in (None, c[0])]:
+        load_before = os.getloadavg()[0]
         live, parity, total = run(args, extension)
         rate = live["steps"] / live["seconds"]
         share = 100 * live["own"] / max(1, live["steps"])
         print(
             f"live preview, JupyterLab {label} mug's server extension (kernel WebSockets {'TCP_NODELAY' if extension else 'stock: Nagle on'}),"
         )
-        print(f"  CartPole-v1 at 30 fps, LSTM in the browser, {live['seconds']:.0f} s:")
+        print(
+            f"  CartPole-v1 at 30 fps, LSTM in the browser, {live['seconds']:.0f} s"
+            f" (machine load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, {os.cpu_count()} cores):"
+        )
         print(f"  fps overall {rate:.1f} (scene 30); per 10 s window: {', '.join(f'{w:.1f}' for w in live['windows'])}")
         print(
             f"  steps acted on by their own result: {live['own']} of {live['steps']} ({share:.1f} %); other sources: {live['other'] or 'none'}; errors: {live['errors'] or 'none'}"

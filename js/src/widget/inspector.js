@@ -7,12 +7,13 @@
 
 const HISTORY = 80;
 
+/** Blue (-scale) through white (0) to red (+scale), as [r, g, b]. */
 function colour(v, scale) {
   const x = Math.max(-1, Math.min(1, v / scale));
   const r = x > 0 ? 255 : Math.round(255 * (1 + x));
   const b = x < 0 ? 255 : Math.round(255 * (1 - x));
   const g = Math.round(255 * (1 - Math.abs(x)));
-  return `rgb(${r},${g},${b})`;
+  return [r, g, b];
 }
 
 function el(tag, className, text = "") {
@@ -108,12 +109,16 @@ class StatePlot {
     const ctx = heat.getContext("2d");
     this.range = Math.max(1e-6, ...history.flat().map(Math.abs));
     const rowsPerPixel = units / heat.height;
+    const image = ctx.createImageData(history.length, heat.height);
     history.forEach((values, x) => {
       for (let y = 0; y < heat.height; y++) {
-        ctx.fillStyle = colour(values[Math.floor(y * rowsPerPixel)], this.range);
-        ctx.fillRect(x, y, 1, 1);
+        const at = 4 * (y * history.length + x);
+        image.data.set(colour(values[Math.floor(y * rowsPerPixel)], this.range), at);
+        image.data[at + 3] = 255;
       }
     });
+    ctx.clearRect(0, 0, heat.width, heat.height);
+    ctx.putImageData(image, 0, 0);
     const first = this.steps[0];
     const last = this.steps.at(-1);
     this.axis.replaceChildren(el("span", "", `step ${first ?? ""}`), el("span", "", "units top to bottom, steps left to right"), el("span", "", `step ${last ?? ""}`));

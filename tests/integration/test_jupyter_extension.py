@@ -4,6 +4,7 @@ finished the handshake response, which turns Nagle back on)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import socket
 
 from jupyter_server.services.kernels.connection.base import BaseKernelWebsocketConnection
@@ -13,6 +14,12 @@ from tornado.web import Application
 from tornado.websocket import WebSocketHandler, websocket_connect
 
 from mug.jupyter import with_nodelay
+
+
+def run_async(coroutine):
+    """``asyncio.run`` in a thread of its own: the browser tests' Playwright keeps a loop running in this one."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 class SlowConnection(BaseKernelWebsocketConnection):
@@ -48,7 +55,7 @@ def nodelay_after_connect(connection_class) -> int:
         client.close()
         server.stop()
 
-    asyncio.run(main())
+    run_async(main())
     return seen[0]
 
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+
 import numpy as np
 import pytest
 
 import mug
 from mug.examples.train_cartpole_lstm import DEFAULT_OUT
 from mug.widgets import Trace
+
+
+def run_async(coroutine):
+    """``asyncio.run`` in a thread of its own: the browser tests' Playwright keeps a loop running in this one."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def test_rollout_without_a_front_end_traces_everything_and_says_js_did_not_run():
@@ -119,19 +128,17 @@ def test_status_says_the_scene_is_over_and_step_after_the_end_does_nothing():
 
 
 def test_parity_ready_says_js_did_not_run_without_a_front_end_and_times_out_with_a_silent_one(monkeypatch):
-    import asyncio
-
     from mug.widgets import preview as preview_module
 
     monkeypatch.setattr(preview_module, "FRONTEND_WAIT_S", 0.1)
     policy = mug.ModelConfig.from_onnx(DEFAULT_OUT)
     scene = mug.GymScene("cartpole").environment("CartPole-v1", seed=0).policies({"agent_0": policy})
     preview = scene.preview()
-    assert asyncio.run(preview.parity_ready()) is None  # no rollout yet: nothing to wait for
+    assert run_async(preview.parity_ready()) is None  # no rollout yet: nothing to wait for
     preview.rollout(20, seed=1)
-    parity = asyncio.run(preview.parity_ready(timeout=5))
+    parity = run_async(preview.parity_ready(timeout=5))
     assert parity["ran"] is False and "no front end is connected" in parity["reason"]
     preview.send = lambda message, buffers=None: None
     preview._on_front_end(preview, {"type": "shown", "view": "v1"}, [])  # a view appeared but never answers
     with pytest.raises(TimeoutError, match=r"did not come back within 0\.3 s"):
-        asyncio.run(preview.parity_ready(timeout=0.3))
+        run_async(preview.parity_ready(timeout=0.3))

@@ -354,7 +354,7 @@ def test_live_play_acts_on_every_step_with_that_steps_own_result(browser, lab):
     time.sleep(30)
     run_cells(page, [2])
     live = json.loads(wait_output(page, 2, "LIVE", 60_000))
-    assert live["steps"] > 100 and live["own"] == live["steps"]  # no late, previous or default step
+    assert live["steps"] > 30 and live["own"] == live["steps"]  # no late, previous or default step
     assert live["same_actions"] and live["max_delta"] <= 1e-4  # = the Python runtime on the recorded observations
     assert live["errors"] == [] and live["status"] == "paused"
 

@@ -180,6 +180,10 @@ function render({ model, el }) {
   const fpsTimer = setInterval(() => {
     const rate = meter.rate(performance.now());
     fps.textContent = rate === null ? "" : ` ${rate.toFixed(1)} fps (scene ${sceneMeta?.fps ?? "?"})`;
+    fps.title =
+      root.dataset.ort === "comm"
+        ? "Each step waits for the browser's result over the kernel comm. mug's Jupyter server extension is not loaded here, so kernel WebSockets keep Nagle's algorithm on and each step waits about 40 ms for a delayed ACK."
+        : "Each step waits for the browser's result over the kernel comm: this is the rate the comm allows.";
   }, 250);
   let game = null;
   let inspector = null;

@@ -520,7 +520,8 @@ class GymScene(Scene):
 
     def preview(self, **options: Any) -> Any:
         """A live notebook preview of this scene (:class:`mug.widgets.ScenePreview`); options:
-        ``autoplay`` (start stepping at once) and ``speed`` (multiplies the frame rate)."""
+        ``autoplay`` (start stepping at once), ``speed`` (multiplies the frame rate) and
+        ``action_names`` (the inspector's action labels)."""
         from mug.widgets.preview import ScenePreview
 
         return ScenePreview(self, **options)

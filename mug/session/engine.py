@@ -233,7 +233,6 @@ class GameSession:
         shared: list[bytes] = []
         try:
             render = self._render(shared) if self.render else {"kind": "none"}
-            hud = None
             if self.scene.hud is not None:
                 hud = str(
                     self.scene.hud(
@@ -245,6 +244,12 @@ class GameSession:
                         },
                     )
                 )
+            else:  # by default: episode, step and return so far (per agent when there are several)
+                totals = self._totals
+                returns = (
+                    f"{next(iter(totals.values())):g}" if len(totals) == 1 else ", ".join(f"{a} {r:g}" for a, r in totals.items())
+                )
+                hud = f"Episode {self.episode + 1} of {self.scene.num_episodes} · step {self.step_index} · return {returns}"
         except Exception as exc:
             self._fail("render_error", f"drawing the frame failed: {type(exc).__name__}: {exc}")
             return

@@ -4,22 +4,32 @@ The environment runs in the kernel through the same session engine as a
 deployment; the front end is the participant client's game view (the same JS
 runtime runs browser-side policies) plus an inspector. Messages travel as
 anywidget custom messages with binary buffers.
+
+Live play takes every step on the browser runtime's result for that step's
+observation: the kernel ticks at the scene's frame rate, and a tick whose
+result has not arrived waits for it (the engine takes the step on arrival), up
+to :data:`PREVIEW_WAIT_S`. So the achieved frame rate is what the comm round
+trip allows; the widget shows it. One view drives the session: with the same
+preview displayed twice, the view created or focused last sends the acts (the
+others draw the same frames and run the same policies, passively).
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anywidget
 import traitlets
 
+from mug.errors import ConfigError
 from mug.jupyter import STATIC
 from mug.scenes.policies import PolicySpec
 from mug.session.clock import FrameClock
-from mug.session.engine import GameSession
+from mug.session.engine import BROWSER_WAIT_S, GameSession
 from mug.widgets.trace import Trace
 
 if TYPE_CHECKING:
@@ -28,6 +38,13 @@ if TYPE_CHECKING:
 __all__ = ["ScenePreview"]
 
 CLIENT = "preview"
+#: Seconds a live step waits for the browser runtime's result before the preview stops with an error
+#: (``act_timeout_s`` when the scene sets a longer one): far above any healthy comm round trip.
+PREVIEW_WAIT_S = 10.0
+#: Seconds :meth:`ScenePreview.parity_ready` waits for a front end to show the widget before it stops waiting.
+FRONTEND_WAIT_S = 5.0
+#: What :attr:`ScenePreview.status` can say.
+STATUSES = ("not shown", "loading", "ready", "playing", "paused", "scene over", "stopped by an error")
 
 
 class _NullTransport:
@@ -36,10 +53,18 @@ class _NullTransport:
 
 
 class _WidgetTransport:
+    """Engine messages to the widget's views; the engine's errors go to ``ScenePreview.errors`` instead."""
+
     def __init__(self, widget: ScenePreview) -> None:
         self.widget = widget
 
     def send(self, client_id: str, message: dict[str, Any], buffers: list[bytes]) -> None:
+        if message["type"] == "error":
+            self.widget._add_error(f"{message['code']}: {message['message']}")
+            return
+        if message["type"] == "scene":  # views tag their acts with it: acts of a replaced scene are dropped
+            self.widget._generation += 1
+            message = {**message, "generation": self.widget._generation}
         self.widget.send({"channel": "engine", **message}, buffers)
 
 
@@ -50,26 +75,54 @@ class ScenePreview(anywidget.AnyWidget):
     keys pressed while the widget has focus drive Human agents. ``trace``
     fills with every step (observations, actions and sources, logits,
     probabilities, every hidden-state tensor, rewards, episode boundaries).
+
+    Args:
+        scene: a ready scene.
+        autoplay: start playing as soon as the widget is shown.
+        speed: multiplies the scene's frame rate.
+        action_names: labels for the inspector's action bars: a list (every
+            policy agent) or a dict of agent -> list, one name per action.
+            By default the keys of ``action_mapping`` name the actions they map to.
+
+    Attributes:
+        status: what the preview is doing, one of :data:`STATUSES` (``"scene over"``
+            once the last episode ended; Reset plays the scene again).
+        errors: every error shown in the widget's error box (scene faults, browser
+            runtime errors, rejected messages), oldest first.
+        parity: the JS-vs-Python comparison of the last :meth:`rollout` (see there).
     """
 
     _esm = STATIC / "widget.js"
     playing = traitlets.Bool(False).tag(sync=True)
     speed = traitlets.Float(1.0).tag(sync=True)
     errors = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    status = traitlets.Unicode("").tag(sync=True)
+    status = traitlets.Unicode("not shown").tag(sync=True)
+    _driver = traitlets.Unicode("").tag(sync=True)  # the view whose acts drive the session
+    _action_names = traitlets.Dict().tag(sync=True)
 
-    def __init__(self, scene: GymScene, *, autoplay: bool = False, speed: float = 1.0) -> None:
+    def __init__(
+        self,
+        scene: GymScene,
+        *,
+        autoplay: bool = False,
+        speed: float = 1.0,
+        action_names: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         super().__init__()
         scene.check_ready()
         self.scene = scene
         self.speed = speed
+        self._action_names = _action_labels(scene, action_names)
         self.trace = Trace({a: s.config.temperature for a, s in scene.policy_specs.items() if s.config is not None})
         self.session: GameSession | None = None
-        self.frontend = False
+        self.frontend = False  # a view has loaded ONNX Runtime and asked for the scene
         self.parity: dict[str, Any] | None = None
+        self._shown = False  # a view has rendered (it may still be loading)
         self._autoplay = autoplay
         self._ticker: asyncio.Task | None = None
         self._recompute: list[tuple[dict[str, Any], list[bytes]]] = []
+        self._parity_pending = 0  # browser-side agents whose JS re-evaluation has not come back
+        self._generation = 0
         self.on_msg(self._on_front_end)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -78,13 +131,27 @@ class ScenePreview(anywidget.AnyWidget):
         scene = copy.copy(self.scene)
         scene.record_observations = True
         scene.record_policy_outputs = True
+        if scene.step_mode == "realtime":  # a slow but healthy comm must not stop the preview
+            scene.act_timeout_s = max(scene.act_timeout_s or BROWSER_WAIT_S, PREVIEW_WAIT_S)
         self.session = GameSession(scene, [CLIENT], _WidgetTransport(self), self.trace, session_id="preview", host="preview")
         self.session.start()
-        self._check_failure()
+        self._update_status()
 
-    def _check_failure(self) -> None:
-        if self.session is not None and self.session.failure and self.session.failure not in self.errors:
-            self.errors = [*self.errors, self.session.failure]
+    def _add_error(self, text: str) -> None:
+        if text not in self.errors:
+            self.errors = [*self.errors, text]
+
+    def _update_status(self) -> None:
+        session = self.session
+        if session is not None and session.failure:
+            status = "stopped by an error"
+        elif session is not None and session.done:
+            status = "scene over"
+        elif session is None:
+            status = "loading" if self._shown else "not shown"
+        else:
+            status = "playing" if self.playing else ("paused" if session.episode or session.decision else "ready")
+        self.status = status
 
     def play(self) -> None:
         """Step at the scene's frame rate (times ``speed``) until paused or the scene ends."""
@@ -94,17 +161,20 @@ class ScenePreview(anywidget.AnyWidget):
                 self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())
             except RuntimeError:  # no running loop (plain Python): step on demand only
                 self.playing = False
+        self._update_status()
 
     def pause(self) -> None:
         """Stop stepping."""
         self.playing = False
+        self._update_status()
 
     def step(self) -> bool:
-        """One frame tick; returns whether the environment stepped."""
+        """One frame tick; returns whether the environment stepped (``False`` once the scene is over:
+        ``status`` then says ``"scene over"``)."""
         if self.session is None:
             self._start_session()
         stepped = self.session.tick()  # type: ignore[union-attr]
-        self._check_failure()
+        self._update_status()
         return stepped
 
     def reset(self) -> None:
@@ -115,15 +185,30 @@ class ScenePreview(anywidget.AnyWidget):
     async def _tick_loop(self) -> None:
         loop = asyncio.get_running_loop()
         clock = FrameClock(loop.time(), max_behind=0.25)  # a busy kernel: catch up a little, never burst
+        period = 1.0 / (self.scene.fps * max(self.speed, 0.01))
+        woke = planned = loop.time()
         while self.playing and self.session is not None and not self.session.done:
-            self.step()
-            await asyncio.sleep(clock.wait(1.0 / (self.scene.fps * max(self.speed, 0.01)), loop.time()))
+            if woke - planned < 0.5:
+                self.step()
+            # else the kernel was busy (another cell ran): the browser's result may be queued behind it, so the
+            # wait deadline is not checked until that queue had its turn
+            period = 1.0 / (self.scene.fps * max(self.speed, 0.01))
+            delay = clock.wait(period, loop.time())
+            planned = loop.time() + delay
+            await asyncio.sleep(delay)
+            woke = loop.time()
         self.playing = False
+        self._update_status()
 
     # -- front end ----------------------------------------------------------------------
 
     def _on_front_end(self, _widget: Any, content: dict[str, Any], buffers: list[Any]) -> None:
         kind = content.get("type")
+        view = content.get("view", "")
+        if kind == "shown":
+            self._shown = True
+            self._update_status()
+            return
         if kind == "control":
             action = content.get("action")
             if action == "play":
@@ -134,6 +219,10 @@ class ScenePreview(anywidget.AnyWidget):
                 self.step()
             elif action == "reset":
                 self.reset()
+            elif action == "drive":
+                self._driver = view
+            elif action == "release" and self._driver == view:
+                self._driver = ""  # the driving view is gone: the next view to act drives
             return
         if kind == "asset_request":
             self._send_asset(content.get("name", ""))
@@ -142,19 +231,30 @@ class ScenePreview(anywidget.AnyWidget):
             self._compare(content, buffers)
             return
         if kind == "client_error":
-            self.errors = [*self.errors, str(content.get("message", ""))[:2000]]
-        if kind == "ready" and self.session is None:
-            self._start_session()
-            if self._autoplay:
-                self.play()
-        elif self.session is not None:
-            self.session.receive(CLIENT, content, [bytes(b) for b in buffers])
-            self._check_failure()
+            self._add_error(str(content.get("message", ""))[:2000])
+        if kind == "act":
+            self._driver = self._driver or view
+            if view != self._driver or content.get("generation") != self._generation:
+                return  # a passive view's act, or one for a scene this preview has replaced
+            if self.session is None or self.session.done:
+                self._update_status()
+                return  # the scene is over: a state, not an error
         if kind == "ready":
+            self._shown = True
+            self._driver = view  # the newest view drives
+            if self.session is None:
+                self._start_session()  # it sends the scene and the first frame
+                if self._autoplay:
+                    self.play()
+            else:
+                self.session.receive(CLIENT, content, [])
             self.frontend = True
             if self._recompute:  # a rollout ran before the widget was on screen; the scene went first
                 self.parity = {"ran": False, "reason": "JS comparison pending"}
                 self._send_recompute()
+        elif self.session is not None:
+            self.session.receive(CLIENT, content, [bytes(b) for b in buffers])
+        self._update_status()
 
     def _send_asset(self, name: str) -> None:
         """The ORT wasm (when the server extension is not there), a declared image or a browser-side policy's model."""
@@ -189,7 +289,9 @@ class ScenePreview(anywidget.AnyWidget):
         With a front end connected, the browser runtime then recomputes every
         browser-side policy on the same observations and ``self.parity``
         receives the per-step max |Δ|; without one, ``self.parity`` says the JS
-        comparison did not run.
+        comparison did not run (it runs once the widget is shown). The comparison
+        comes back while the kernel is free: read it in a later cell, or
+        ``await preview.parity_ready()`` (see there) to wait for it.
         """
         scene = copy.copy(self.scene)
         if seed is not None:
@@ -228,6 +330,7 @@ class ScenePreview(anywidget.AnyWidget):
             )
             for a in browser_side
         ]
+        self._parity_pending = len(browser_side)
         if not self.frontend:
             self.parity = {
                 "ran": False,
@@ -261,10 +364,70 @@ class ScenePreview(anywidget.AnyWidget):
             "differing_actions": differing,
             "diverged": bool(delta.max() > 1e-4 or differing),
         }
+        self._parity_pending = max(0, self._parity_pending - 1)
         self.send(
             {"channel": "parity", "agent": agent, "max_delta": float(delta.max()), "differing_actions": differing},
             [delta.astype(np.float32).tobytes()],
         )
 
+    async def parity_ready(self, timeout: float = 60.0) -> dict[str, Any] | None:
+        """Wait until the browser's re-evaluation of the last :meth:`rollout` is in ``parity``; returns ``parity``.
+
+        ``await preview.parity_ready()`` in a later cell (also under Run All, where the
+        widget appears only after the rollout cell ran). Returns at once when there is
+        nothing to wait for (no rollout, no browser-side policy, comparison done). When
+        no front end shows the widget within :data:`FRONTEND_WAIT_S` seconds (as under
+        nbval), it returns ``parity`` saying the JS comparison did not run.
+
+        It must be awaited: the browser's answer arrives as a comm message, which the
+        kernel dispatches while a cell awaits (ipykernel >= 7.4) but never during a
+        blocking wait such as ``time.sleep``.
+
+        Raises:
+            TimeoutError: a front end is there but the comparison did not come back
+                within ``timeout`` seconds.
+        """
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while self._parity_pending:
+            waited = loop.time() - start
+            if not self._shown and waited >= FRONTEND_WAIT_S:
+                break
+            if waited >= timeout:
+                raise TimeoutError(f"the browser's JS comparison did not come back within {timeout:g} s: {self.parity}")
+            await asyncio.sleep(0.02)
+        return self.parity
+
     def __repr__(self) -> str:
         return f"ScenePreview(scene={self.scene.scene_id!r}, steps={len(self.trace)})"
+
+
+def _action_labels(scene: GymScene, names: Sequence[str] | Mapping[str, Sequence[str]] | None) -> dict[str, list[str]]:
+    """Per agent with a discrete action space: one label per action (``action_names``, else the mapped keys)."""
+    labels: dict[str, list[str]] = {}
+    for agent in scene.agents:
+        n = getattr(scene.action_space(agent), "n", None)
+        if n is None:
+            continue
+        given = names.get(agent) if isinstance(names, Mapping) else names
+        if given is None:
+            keys: dict[int, list[str]] = {}
+            for combo, action in scene.action_mapping.items():
+                keys.setdefault(int(action), []).append(combo)
+            labels[agent] = [" / ".join(keys.get(i, [])) for i in range(int(n))]
+            continue
+        given = list(given)
+        if len(given) != int(n) or not all(isinstance(g, str) for g in given):
+            raise ConfigError(
+                f"action_names for agent {agent!r}: expected {int(n)} names (one per action of {scene.action_space(agent)}),"
+                f" got {given!r}",
+                field="action_names",
+            )
+        labels[agent] = given
+    if isinstance(names, Mapping):
+        unknown = sorted(set(map(str, names)) - set(map(str, scene.agents)))
+        if unknown:
+            raise ConfigError(
+                f"action_names: no agent {unknown} in the scene; its agents are {scene.agents}", field="action_names"
+            )
+    return labels

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mug.inference.sampling import softmax
+from mug.session.messages import jsonable
 
 __all__ = ["Trace"]
 
@@ -134,13 +137,20 @@ class Trace:
         return out
 
     def to_pandas(self) -> Any:
-        """One row per (step, agent): episode, action, source, reward, and the logits as ``logit_i`` columns."""
+        """One row per (step, agent), one column per element.
+
+        Columns: ``step``, ``episode``, ``agent``, ``action``, ``source``, ``reward``;
+        then the observation flattened in C order as ``obs_0`` ... (a dict observation:
+        ``obs_<key>_0`` ...); for policy agents ``logit_0`` ..., ``prob_0`` ... and every
+        hidden-state tensor flattened as ``<state name>_0`` .... An element an agent or
+        step does not have is NaN (other agents' columns; a step without a result of its own).
+        """
         import pandas as pd
 
         rows = []
         for i, row in enumerate(self._rows):
             for agent, action in row["actions"].items():
-                entry = {
+                entry: dict[str, Any] = {
                     "step": i,
                     "episode": row["episode"],
                     "agent": agent,
@@ -148,11 +158,98 @@ class Trace:
                     "source": row["sources"][agent],
                     "reward": row["rewards"].get(agent),
                 }
+                obs = (row.get("observations") or {}).get(agent)
+                if isinstance(obs, dict):
+                    for key in sorted(obs):
+                        entry.update(_columns(f"obs_{key}", obs[key]))
+                elif obs is not None:
+                    entry.update(_columns("obs", obs))
                 out = (row.get("policy_outputs") or {}).get(agent)
                 if out is not None and out.get("logits") is not None:
-                    entry.update({f"logit_{j}": float(v) for j, v in enumerate(np.ravel(out["logits"]))})
+                    logits = np.ravel(np.asarray(out["logits"], np.float32))
+                    entry.update(_columns("logit", logits))
+                    entry.update(_columns("prob", softmax(logits, self.temperatures.get(agent, 1.0))))
+                for name, value in ((out or {}).get("states") or {}).items():
+                    entry.update(_columns(name, value))
                 rows.append(entry)
         return pd.DataFrame(rows)
 
+    # -- files --------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        """Write the trace to an ``.npz`` file (NumPy's zip of arrays); :meth:`load` reads it back exactly.
+
+        Members: ``meta`` (JSON text: temperatures, episode boundaries, and per step
+        everything but the tensors), ``observations/<agent>`` with
+        ``observation_steps/<agent>`` (the step of each row; dict observations stay in
+        ``meta``), ``logits/<agent>`` and
+        ``states/<agent>/<name>`` (one row per step, NaN where the step had no result
+        of its own). ``np.load(path)`` reads them without MUG.
+        """
+        path = Path(path)
+        arrays: dict[str, np.ndarray] = {}
+        stacked = set()  # agents whose observations are arrays (a dict observation stays in meta)
+        for agent in sorted({a for row in self._rows for a in (row.get("observations") or {})}):
+            steps = [i for i, row in enumerate(self._rows) if agent in (row.get("observations") or {})]
+            if any(isinstance(self._rows[i]["observations"][agent], dict) for i in steps):
+                continue
+            stacked.add(agent)
+            arrays[f"observations/{agent}"] = np.stack([_array(self._rows[i]["observations"][agent]) for i in steps])
+            arrays[f"observation_steps/{agent}"] = np.asarray(steps, np.int64)
+        for agent, logits in self.logits.items():
+            arrays[f"logits/{agent}"] = logits
+        for agent, states in self.states.items():
+            for name, values in states.items():
+                arrays[f"states/{agent}/{name}"] = values
+        plain = []
+        for row in self._rows:
+            entry = {k: v for k, v in row.items() if k not in ("observations", "policy_outputs")}
+            kept = {a: o for a, o in (row.get("observations") or {}).items() if a not in stacked}
+            if kept:
+                entry["observations"] = kept
+            plain.append(entry)
+        meta = {"format": "mug-trace-1", "temperatures": self.temperatures, "boundaries": self.boundaries, "rows": plain}
+        arrays["meta"] = np.asarray(json.dumps(jsonable(meta)))
+        with path.open("wb") as f:
+            np.savez_compressed(f, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Trace:
+        """Read a trace written by :meth:`save`."""
+        with np.load(Path(path), allow_pickle=False) as data:
+            if "meta" not in data.files:
+                raise ValueError(f"{path}: not a trace written by Trace.save (no 'meta' member)")
+            meta = json.loads(str(data["meta"]))
+            if meta.get("format") != "mug-trace-1":
+                raise ValueError(f"{path}: unknown trace format {meta.get('format')!r}; expected 'mug-trace-1'")
+            trace = cls(meta["temperatures"])
+            trace.boundaries = [(kind, int(i)) for kind, i in meta["boundaries"]]
+            trace._rows = meta["rows"]
+            for name in data.files:
+                kind, _, rest = name.partition("/")
+                if kind == "observations":
+                    for i, obs in zip(data[f"observation_steps/{rest}"], data[name]):
+                        trace._rows[int(i)].setdefault("observations", {})[rest] = obs
+                elif kind in ("logits", "states"):
+                    agent, _, state = rest.partition("/")
+                    for row, value in zip(trace._rows, data[name]):
+                        if np.isnan(value).all():
+                            continue
+                        out = row.setdefault("policy_outputs", {}).setdefault(agent, {"logits": None, "states": {}})
+                        if kind == "logits":
+                            out["logits"] = value
+                        else:
+                            out["states"][state] = value
+        return trace
+
     def __repr__(self) -> str:
         return f"Trace({len(self._rows)} steps, agents={sorted(self.actions)})"
+
+
+def _array(value: Any) -> np.ndarray:
+    return np.asarray(value, np.float32)
+
+
+def _columns(prefix: str, value: Any) -> dict[str, float]:
+    return {f"{prefix}_{j}": float(v) for j, v in enumerate(np.ravel(np.asarray(value, np.float64)))}

@@ -99,7 +99,7 @@ def write_notebook(path: Path, cells: list[str]) -> None:
 def open_notebook(page, server: JupyterServer, name: str) -> None:
     """Open ``name`` and wait for an idle kernel."""
     path = "lab/tree" if server.app == "lab" else "notebooks"
-    page.goto(f"{server.url}{path}/{name}?token={TOKEN}")
+    page.goto(f"{server.url}{path}/{name}?token={TOKEN}&reset")  # reset: no tabs restored from earlier tests
     page.wait_for_function(
         """() => {
             const app = window.jupyterapp;
@@ -123,6 +123,14 @@ def run_cells(page, indices: list[int]) -> None:
             }""",
             i,
         )
+
+
+def run_all(page) -> None:
+    """Clear every output and run all cells (JupyterLab's Run All), without awaiting the command."""
+    page.evaluate(
+        "() => { const app = window.jupyterapp; app.commands.execute('editmenu:clear-all');"
+        " app.commands.execute('notebook:run-all-cells'); }"
+    )
 
 
 def cell_output(page, index: int) -> str:

@@ -1,12 +1,18 @@
-"""scene.preview() in a real JupyterLab (and once in Notebook 7), driven like a researcher would."""
+"""scene.preview() in a real JupyterLab (and once in Notebook 7), driven like a researcher would.
+
+One JupyterLab per delivery of ORT's wasm (mug's server extension, or the comm
+without it) serves every notebook of this module.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
+import time
 
 import pytest
 
-from tests.e2e.jupyter import JupyterServer, cell_output, open_notebook, run_cells, write_notebook
+from tests.e2e.jupyter import ROOT, JupyterServer, cell_output, open_notebook, run_all, run_cells, write_notebook
 
 SETUP = """
 import json, numpy as np, mug
@@ -80,10 +86,73 @@ print("PARITY" + json.dumps({"ran": p["ran"], "max_delta": p.get("max_delta"), "
 """
 
 
+TWO_PREVIEWS = """
+left = grid("left", {"agent_0": mug.Random, "agent_1": partner}).preview()
+right = grid("right", {"agent_0": partner, "agent_1": mug.Random}).preview(action_names=["stay", "up", "down", "left", "right"])
+display(left, right)
+"""
+ROLL_BOTH = "rolled = [left.rollout(40, seed=1), right.rollout(60, seed=2)]"
+AWAIT_PARITY = """
+results = [await p.parity_ready(timeout=120) for p in (left, right)]
+print("PARITY" + json.dumps([{"ran": r["ran"], "agent": r.get("agent"), "max_delta": r.get("max_delta"),
+      "differing": r.get("differing_actions"), "steps": len(r.get("max_delta_per_step", []))} for r in results]))
+"""
+
+CARTPOLE = """
+import json, numpy as np, mug
+from mug.examples.train_cartpole_lstm import DEFAULT_OUT
+policy = mug.ModelConfig.from_onnx(DEFAULT_OUT, action="argmax")
+scene = (mug.GymScene("cartpole").environment("CartPole-v1", seed=0).policies({"agent_0": policy})
+         .gameplay(num_episodes=1000, max_steps=500).rendering(fps=30))
+live = scene.preview()
+live
+"""
+LIVE_CHECK = """
+live.pause()
+t = live.trace
+rt = mug.PolicyRuntime(policy, seed=scene.policy_seed)
+starts = {i for kind, i in t.boundaries if kind == "episode_start"}
+obs, acts, logits, states = t.observations["agent_0"], t.actions["agent_0"], t.logits["agent_0"], t.states["agent_0"]
+same, worst = True, 0.0
+for i in range(len(t)):
+    if i in starts:
+        rt.reset()
+    out = rt.step(obs[i], "agent_0")
+    same = same and out.action == acts[i]
+    worst = max(worst, float(np.abs(out.logits - logits[i]).max()), *(float(np.abs(out.states[n] - states[n][i]).max()) for n in out.states))
+sources = t.sources["agent_0"].tolist()
+print("LIVE" + json.dumps({"steps": len(t), "own": sources.count("policy"), "episodes": len(starts), "same_actions": bool(same),
+      "max_delta": worst, "errors": live.errors, "status": live.status}))
+"""
+
+TWIN = """
+twin = grid("twin", {"agent_0": mug.Human, "agent_1": partner},
+            action_mapping={"ArrowUp": 1, "ArrowDown": 2, "ArrowLeft": 3, "ArrowRight": 4},
+            input_mode="single_keystroke", mode="lockstep").preview()
+display(twin, twin)
+"""
+TWIN_CHECK = """
+print("TWIN" + json.dumps({"steps": len(twin.trace), "human": twin.trace.actions["agent_0"].tolist(),
+      "sources": sorted(set(twin.trace.sources["agent_1"])), "errors": twin.errors}))
+"""
+
+SHORT = """
+short = grid("short", {"agent_0": mug.Random, "agent_1": mug.Random}, num_episodes=1, max_steps=6).preview()
+short
+"""
+SHORT_CHECK = 'print("SHORT" + json.dumps({"steps": len(short.trace), "status": short.status, "errors": short.errors}))'
+
+
 @pytest.fixture(params=[True, False], ids=["server-extension", "comm"], scope="module")
 def lab(request, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("lab")
     write_notebook(workdir / "preview.ipynb", [SETUP, PLAY, CHECK, RANDOM, COUNT, MISTAKES, ERRORS, ROLLOUT, PARITY])
+    write_notebook(workdir / "runall.ipynb", [SETUP, TWO_PREVIEWS, ROLL_BOTH, AWAIT_PARITY])
+    write_notebook(workdir / "live.ipynb", [CARTPOLE, "live.play()", LIVE_CHECK])
+    write_notebook(workdir / "twin.ipynb", [SETUP, TWIN, TWIN_CHECK])
+    write_notebook(workdir / "short.ipynb", [SETUP, SHORT, SHORT_CHECK])
+    shutil.copytree(ROOT / "notebooks", workdir / "notebooks")
+    (workdir / "tests").symlink_to(ROOT / "tests")  # notebook 02 reads ../tests/fixtures
     server = JupyterServer(workdir, mug_extension=request.param).start()
     yield server, ("server-extension" if request.param else "comm")
     server.stop()
@@ -112,7 +181,16 @@ def test_preview_plays_inspects_and_traces(browser, lab):
     assert widget.get_attribute("data-ort") == delivery  # how ORT's wasm reached the page
     widget.locator(".mug-prob").first.wait_for(timeout=30_000)  # the browser ran the partner's first step
     assert widget.locator(".mug-prob").count() == 5
+    labels = [widget.locator(".mug-action").nth(i).inner_text() for i in range(5)]
+    assert labels == ["0", "1 ArrowUp", "2 ArrowDown", "3 ArrowLeft", "4 ArrowRight"]  # named by action_mapping
     assert widget.locator(".mug-state").count() == 2  # a heatmap per hidden-state tensor
+    state = widget.locator(".mug-state").first
+    assert state.locator(".mug-scale").inner_text().replace("\n", " ").startswith("-")  # its colour scale
+    assert "step 0" in state.locator(".mug-axis").inner_text() and "norm (L2)" in state.locator(".mug-norm-label").inner_text()
+    state.locator(".mug-heatmap").hover()
+    assert state.locator(".mug-hover").inner_text().startswith("step 0, unit ")  # the value under the pointer
+    assert widget.locator(".mug-load").inner_text() == ""  # loaded
+    assert widget.locator(".mug-hud").inner_text() == "Episode 1 of 1 · step 0 · return agent_0 0, agent_1 0"
     title = widget.locator(".mug-state").first.inner_text()
     widget.click()
     for key in ["ArrowRight", "ArrowRight", "ArrowDown", "ArrowLeft", "ArrowUp"]:
@@ -178,6 +256,9 @@ def test_mistakes_show_in_the_widget_and_in_python(browser, lab):
     texts = [panels.nth(i).inner_text() for i in range(panels.count())]
     assert any("state_inputs[0]: the model has no input 'state_in_O'" in t for t in texts)
     assert any("custom_inference_fn threw Error: custom boom" in t for t in texts), texts
+    failed = page.locator(".mug-load.mug-failed")  # the load that failed says so where loading was shown
+    failed.first.wait_for(timeout=30_000)
+    assert "Loading failed: the policy of agent_1 did not load" in failed.first.inner_text()
     run_cells(page, [6])
     wrong, throws = json.loads(wait_output(page, 6, "ERRORS"))
     assert any("state_in_O" in e for e in wrong) and any("custom boom" in e for e in throws)
@@ -201,42 +282,125 @@ def test_preview_renders_in_notebook_7(browser, tmp_path):
         server.stop()
 
 
+def run_all_and_wait(page) -> None:
+    """Run All, then wait until the last cell ran and the kernel is idle."""
+    run_all(page)
+    last = page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets.length - 1")
+    page.wait_for_function(
+        "(i) => { const w = window.jupyterapp.shell.currentWidget; const c = w.content.widgets[i];"
+        " return c.model.executionCount !== null && w.sessionContext.session.kernel.status === 'idle'; }",
+        arg=last,
+        timeout=180_000,
+    )
+    assert (
+        page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+        .filter(has_text="Traceback")
+        .count()
+        == 0
+    )
+    assert page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']").count() == 0
+
+
+def assert_started(widget) -> None:
+    """Model loaded and first frame drawn: the HUD is set after the frame is drawn, the load line is empty."""
+    widget.locator(".mug-hud").filter(has_text="Episode 1").wait_for(timeout=60_000)
+    widget.locator(".mug-prob").first.wait_for(timeout=60_000)
+    assert widget.locator(".mug-load").inner_text() == "" and widget.locator(".mug-errors").inner_text() == ""
+
+
 @pytest.mark.parametrize("name", ["01_quickstart", "02_debug_tensor_config", "03_deploy_study"])
-def test_repository_notebooks_run_in_jupyterlab(browser, tmp_path, name):
-    import shutil
+def test_repository_notebooks_run_all_in_jupyterlab(browser, lab, name):
+    server, _ = lab
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    open_notebook(page, server, f"notebooks/{name}.ipynb")
+    run_all_and_wait(page)
+    previews = page.locator(".mug-preview")
+    for i in range(previews.count()):
+        assert_started(previews.nth(i))
+    if name == "01_quickstart":
+        assert previews.count() == 1
+        parity = next(cell_output(page, i) for i in range(12) if "JS vs Python over 500 steps" in cell_output(page, i))
+        assert "differing actions 0" in parity  # read by a later cell under Run All
+        assert "DIVERGED" not in previews.first.locator(".mug-parity").inner_text()
 
-    from tests.e2e.jupyter import ROOT
 
-    notebooks = tmp_path / "notebooks"
-    shutil.copytree(ROOT / "notebooks", notebooks)
-    (tmp_path / "tests").symlink_to(ROOT / "tests")  # notebook 02 reads ../tests/fixtures
-    server = JupyterServer(tmp_path).start()
-    try:
-        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        open_notebook(page, server, f"notebooks/{name}.ipynb")
-        page.evaluate(
-            "() => { const app = window.jupyterapp; app.commands.execute('editmenu:clear-all'); app.commands.execute('notebook:run-all-cells'); }"
-        )
-        last = page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets.length - 1")
-        page.wait_for_function(
-            "(i) => { const w = window.jupyterapp.shell.currentWidget; const c = w.content.widgets[i];"
-            " return c.model.executionCount !== null && w.sessionContext.session.kernel.status === 'idle'; }",
-            arg=last,
-            timeout=120_000,
-        )
-        assert (
-            page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-            .filter(has_text="Traceback")
-            .count()
-            == 0
-        )
-        assert page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']").count() == 0
-        if name == "01_quickstart":
-            widget = page.locator(".mug-preview").first
-            widget.locator("#mug-canvas").wait_for(timeout=60_000)
-            widget.locator(".mug-parity").filter(has_text="JS vs Python").wait_for(
-                timeout=60_000
-            )  # the rollout cell's JS re-evaluation
-            assert "DIVERGED" not in widget.locator(".mug-parity").inner_text()
-    finally:
-        server.stop()
+def test_run_all_starts_two_previews_and_a_later_cell_reads_parity(browser, lab):
+    server, _ = lab
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    open_notebook(page, server, "runall.ipynb")
+    run_all_and_wait(page)
+    parity = json.loads(wait_output(page, 3, "PARITY"))
+    assert [(p["ran"], p["agent"], p["differing"], p["steps"]) for p in parity] == [
+        (True, "agent_1", 0, 40),
+        (True, "agent_0", 0, 60),
+    ]
+    assert all(p["max_delta"] <= 1e-4 for p in parity)
+    previews = page.locator(".mug-preview")
+    assert previews.count() == 2
+    for i in range(2):
+        assert_started(previews.nth(i))
+    assert previews.nth(1).locator(".mug-action").nth(1).inner_text() == "1 up"  # action_names=
+
+
+def test_live_play_acts_on_every_step_with_that_steps_own_result(browser, lab):
+    server, _ = lab
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    open_notebook(page, server, "live.ipynb")
+    run_cells(page, [0])
+    widget = page.locator(".mug-preview").first
+    widget.locator(".mug-prob").first.wait_for(timeout=60_000)
+    run_cells(page, [1])
+    widget.locator(".mug-fps").filter(has_text="fps (scene 30)").wait_for(timeout=10_000)  # the achieved rate is shown
+    time.sleep(30)
+    run_cells(page, [2])
+    live = json.loads(wait_output(page, 2, "LIVE", 60_000))
+    assert live["steps"] > 30 and live["own"] == live["steps"]  # no late, previous or default step
+    assert live["same_actions"] and live["max_delta"] <= 1e-4  # = the Python runtime on the recorded observations
+    assert live["errors"] == [] and live["status"] == "paused"
+
+
+def test_two_views_of_one_preview_one_drives(browser, lab):
+    server, _ = lab
+    page = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
+    open_notebook(page, server, "twin.ipynb")
+    run_cells(page, [0, 1])
+    views = page.locator(".mug-preview")
+    page.wait_for_function("() => document.querySelectorAll('.mug-preview .mug-prob').length >= 10", timeout=60_000)
+    assert views.count() == 2
+    page.wait_for_function("() => document.querySelectorAll('.mug-preview.mug-passive').length === 1", timeout=10_000)
+    assert "mug-passive" in views.nth(0).get_attribute("class")  # the view created last drives
+    views.nth(1).click()
+    for key in ["ArrowRight", "ArrowDown"]:
+        page.keyboard.press(key)
+        page.wait_for_timeout(300)
+    views.nth(0).click()  # focusing the other view hands it the session
+    page.wait_for_function(
+        "() => !document.querySelectorAll('.mug-preview')[0].classList.contains('mug-passive')", timeout=10_000
+    )
+    for key in ["ArrowLeft", "ArrowUp"]:
+        page.keyboard.press(key)
+        page.wait_for_timeout(300)
+    run_cells(page, [2])
+    twin = json.loads(wait_output(page, 2, "TWIN"))
+    assert twin == {"steps": 4, "human": [4, 2, 3, 1], "sources": ["policy"], "errors": []}
+    assert [views.nth(i).locator(".mug-errors").inner_text() for i in range(2)] == ["", ""]
+
+
+def test_the_end_of_a_scene_is_a_state(browser, lab):
+    server, _ = lab
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    open_notebook(page, server, "short.ipynb")
+    run_cells(page, [0, 1])
+    widget = page.locator(".mug-preview").first
+    widget.locator(".mug-hud").filter(has_text="Episode 1 of 1 · step 0").wait_for(timeout=60_000)
+    widget.get_by_role("button", name="Play").click()
+    widget.locator(".mug-status").filter(has_text="The scene is over").wait_for(timeout=30_000)
+    assert widget.locator(".mug-hud").inner_text().startswith("Episode 1 of 1 · step 5 · return")
+    assert widget.locator(".mug-episode").inner_text().startswith("Episode 1 ended (truncated) after 6 steps: return agent_0 ")
+    for _ in range(3):
+        widget.get_by_role("button", name="Step").click()
+        page.wait_for_timeout(200)
+    assert "The scene is over" in widget.locator(".mug-status").inner_text()
+    run_cells(page, [2])
+    assert json.loads(wait_output(page, 2, "SHORT")) == {"steps": 6, "status": "scene over", "errors": []}
+    assert widget.locator(".mug-errors").inner_text() == ""

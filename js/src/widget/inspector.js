@@ -1,100 +1,162 @@
 /**
- * The policy inspector: action probabilities as bars, and for every hidden-state
- * tensor a heatmap (units x recent steps) with its norm over time.
+ * The policy inspector: action probabilities as labelled bars, and for every
+ * hidden-state tensor a heatmap (units x recent steps, with its colour scale and
+ * step axis) and its norm over time; hovering either shows the values under the pointer.
  * @module widget/inspector
  */
 
 const HISTORY = 80;
 
+/** Blue (-scale) through white (0) to red (+scale), as [r, g, b]. */
 function colour(v, scale) {
   const x = Math.max(-1, Math.min(1, v / scale));
   const r = x > 0 ? 255 : Math.round(255 * (1 + x));
   const b = x < 0 ? 255 : Math.round(255 * (1 - x));
   const g = Math.round(255 * (1 - Math.abs(x)));
-  return `rgb(${r},${g},${b})`;
+  return [r, g, b];
+}
+
+function el(tag, className, text = "") {
+  return Object.assign(document.createElement(tag), { className, textContent: text });
+}
+
+/** Column under the pointer of a canvas `columns` wide. */
+function column(event, canvas, columns) {
+  const rect = canvas.getBoundingClientRect();
+  return Math.min(columns - 1, Math.max(0, Math.floor(((event.clientX - rect.left) / rect.width) * canvas.width)));
 }
 
 /** One agent's panel. */
 class AgentPanel {
-  constructor(parent, agent, config) {
-    this.root = document.createElement("div");
-    this.root.className = "mug-agent";
-    this.root.innerHTML = `<h4>${agent}</h4>`;
-    this.bars = document.createElement("div");
-    this.bars.className = "mug-probs";
+  constructor(parent, agent, labels) {
+    this.root = el("div", "mug-agent");
+    this.root.append(el("h4", "", agent));
+    this.labels = labels ?? [];
+    this.bars = el("div", "mug-probs");
     this.root.append(this.bars);
     this.states = new Map();
-    this.config = config;
     parent.append(this.root);
   }
 
-  update(result) {
+  update(result, step) {
     const probs = result.probs ? Array.from(result.probs) : [];
     this.bars.replaceChildren(
       ...probs.map((p, i) => {
-        const row = document.createElement("div");
-        row.className = "mug-prob";
+        const row = el("div", "mug-prob");
         row.dataset.action = String(i);
-        row.innerHTML = `<span>${i}</span><span class="mug-bar" style="width:${(100 * p).toFixed(1)}%"></span><span>${p.toFixed(3)}</span>`;
+        const label = this.labels[i] ? `${i} ${this.labels[i]}` : String(i);
+        row.append(el("span", "mug-action", label), el("span", "mug-bar"), el("span", "", p.toFixed(3)));
+        row.children[1].style.width = `${(100 * p).toFixed(1)}%`;
+        row.title = `action ${label}: probability ${p.toFixed(4)}`;
         if (i === result.action) row.classList.add("mug-chosen");
         return row;
       }),
     );
-    for (const [name, tensor] of Object.entries(result.states ?? {})) this.state(name).push(tensor.data);
+    for (const [name, tensor] of Object.entries(result.states ?? {})) this.state(name).push(tensor.data, step);
   }
 
   state(name) {
     let entry = this.states.get(name);
     if (!entry) {
-      const box = document.createElement("div");
-      box.className = "mug-state";
-      box.dataset.state = name;
-      const title = document.createElement("div");
-      const heat = Object.assign(document.createElement("canvas"), { className: "mug-heatmap", width: HISTORY, height: 64 });
-      const norm = Object.assign(document.createElement("canvas"), { className: "mug-norm", width: HISTORY, height: 24 });
-      box.append(title, heat, norm);
-      this.root.append(box);
-      entry = { title, heat, norm, history: [], norms: [], push: null };
-      entry.push = (data) => {
-        const values = Array.from(data);
-        entry.history.push(values);
-        entry.norms.push(Math.sqrt(values.reduce((s, v) => s + v * v, 0)));
-        if (entry.history.length > HISTORY) {
-          entry.history.shift();
-          entry.norms.shift();
-        }
-        entry.title.textContent = `${name}: ${values.length} units, norm ${entry.norms.at(-1).toFixed(3)}`;
-        this.draw(entry);
-      };
+      entry = new StatePlot(name);
+      this.root.append(entry.root);
       this.states.set(name, entry);
     }
     return entry;
   }
+}
 
-  draw({ heat, norm, history, norms }) {
+/** A hidden-state tensor over the recent steps: heatmap with colour scale and step axis, norm plot, hover read-out. */
+class StatePlot {
+  constructor(name) {
+    this.name = name;
+    this.root = el("div", "mug-state");
+    this.root.dataset.state = name;
+    this.title = el("div", "mug-state-title");
+    this.heat = Object.assign(el("canvas", "mug-heatmap"), { width: HISTORY, height: 64 });
+    this.axis = el("div", "mug-axis");
+    this.scale = el("div", "mug-scale");
+    this.normLabel = el("div", "mug-norm-label");
+    this.norm = Object.assign(el("canvas", "mug-norm"), { width: HISTORY, height: 24 });
+    this.hover = el("div", "mug-hover");
+    this.root.append(this.title, this.heat, this.axis, this.scale, this.normLabel, this.norm, this.hover);
+    this.history = [];
+    this.norms = [];
+    this.steps = [];
+    this.heat.addEventListener("mousemove", (event) => this.showHeat(event));
+    this.norm.addEventListener("mousemove", (event) => this.showNorm(event));
+    for (const c of [this.heat, this.norm]) c.addEventListener("mouseleave", () => (this.hover.textContent = ""));
+  }
+
+  push(data, step) {
+    const values = Array.from(data);
+    this.history.push(values);
+    this.norms.push(Math.sqrt(values.reduce((s, v) => s + v * v, 0)));
+    this.steps.push(step);
+    if (this.history.length > HISTORY) {
+      this.history.shift();
+      this.norms.shift();
+      this.steps.shift();
+    }
+    this.title.textContent = `${this.name}: ${values.length} units, norm ${this.norms.at(-1).toFixed(3)}`;
+    this.draw();
+  }
+
+  draw() {
+    const { heat, norm, history, norms } = this;
     const units = history[0].length;
     heat.height = Math.min(units, 256);
     const ctx = heat.getContext("2d");
-    const scale = Math.max(1e-6, ...history.flat().map(Math.abs));
+    this.range = Math.max(1e-6, ...history.flat().map(Math.abs));
     const rowsPerPixel = units / heat.height;
+    const image = ctx.createImageData(history.length, heat.height);
     history.forEach((values, x) => {
       for (let y = 0; y < heat.height; y++) {
-        ctx.fillStyle = colour(values[Math.floor(y * rowsPerPixel)], scale);
-        ctx.fillRect(x, y, 1, 1);
+        const at = 4 * (y * history.length + x);
+        image.data.set(colour(values[Math.floor(y * rowsPerPixel)], this.range), at);
+        image.data[at + 3] = 255;
       }
     });
+    ctx.clearRect(0, 0, heat.width, heat.height);
+    ctx.putImageData(image, 0, 0);
+    const first = this.steps[0];
+    const last = this.steps.at(-1);
+    this.axis.replaceChildren(el("span", "", `step ${first ?? ""}`), el("span", "", "units top to bottom, steps left to right"), el("span", "", `step ${last ?? ""}`));
+    const r = this.range.toPrecision(2);
+    this.scale.replaceChildren(el("span", "", `-${r}`), el("span", "mug-gradient"), el("span", "", `+${r}`));
     const n = norm.getContext("2d");
     n.clearRect(0, 0, norm.width, norm.height);
     const top = Math.max(1e-6, ...norms);
+    this.normLabel.textContent = `norm (L2) over the same steps, 0 to ${top.toFixed(3)}`;
     n.beginPath();
     norms.forEach((v, x) => n.lineTo(x, norm.height - (v / top) * (norm.height - 2)));
     n.stroke();
+  }
+
+  showHeat(event) {
+    if (!this.history.length) return;
+    const x = column(event, this.heat, this.history.length);
+    const rect = this.heat.getBoundingClientRect();
+    const units = this.history[x].length;
+    const unit = Math.min(units - 1, Math.floor(((event.clientY - rect.top) / rect.height) * units));
+    this.hover.textContent = `step ${this.steps[x]}, unit ${unit}: ${this.history[x][unit].toFixed(4)}`;
+  }
+
+  showNorm(event) {
+    if (!this.norms.length) return;
+    const x = column(event, this.norm, this.norms.length);
+    this.hover.textContent = `step ${this.steps[x]}: norm ${this.norms[x].toFixed(4)}`;
   }
 }
 
 /** The inspector for every browser-side policy of a scene. */
 export class Inspector {
-  constructor(parent) {
+  /**
+   * @param {HTMLElement} parent
+   * @param {Object<string, string[]>} [actionNames] per agent, a label per action
+   */
+  constructor(parent, actionNames = {}) {
+    this.actionNames = actionNames;
     this.root = document.createElement("div");
     this.root.className = "mug-inspector";
     parent.append(this.root);
@@ -107,15 +169,16 @@ export class Inspector {
   /** A signature/config table per policy, with config names missing from the model highlighted. */
   showPolicies(meta, signatures) {
     for (const agent of meta.you.runs_policies) {
-      const panel = new AgentPanel(this.root, agent, meta.policies[agent].config);
+      const panel = new AgentPanel(this.root, agent, this.actionNames[agent]);
       this.panels.set(agent, panel);
       const signature = signatures.get(agent);
       if (signature) panel.root.append(signatureTable(signature, meta.policies[agent].config));
     }
   }
 
-  update(agent, result) {
-    this.panels.get(agent)?.update(result);
+  /** One policy result of `agent` at `step` (the step within its episode). */
+  update(agent, result, step) {
+    this.panels.get(agent)?.update(result, step);
   }
 
   showParity(message, deltas) {

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +13,22 @@ from typing import Any
 from mug.errors import ConfigError
 from mug.inference.config import ModelConfig
 
-__all__ = ["Human", "Random", "PolicySpec", "policy_spec"]
+__all__ = ["Human", "Random", "PolicySpec", "policy_spec", "file_sha256"]
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file's bytes (hex), computed again only when its size or modification time changes."""
+    info = os.stat(path)
+    return _sha256(os.fspath(path), info.st_size, info.st_mtime_ns)
 
 
 class Human:
@@ -35,7 +53,7 @@ class PolicySpec:
     config: ModelConfig | None = None
     fn: Callable[..., Any] | None = None
 
-    def client_metadata(self, model_url: str) -> dict[str, Any]:
+    def client_metadata(self, model_url: str | None) -> dict[str, Any]:
         """What a client needs to know about this policy; ``model_url`` is where a browser-side model is served."""
         out: dict[str, Any] = {"kind": self.kind, "where": self.where}
         if self.kind == "model" and self.where == "client" and self.config is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import logging
 import mimetypes
@@ -140,7 +141,7 @@ class MugServer:
             (r"/", ParticipantPageHandler, {"server": self}),
             (r"/ws", ParticipantSocket, {"server": self}),
             (r"/static/(.*)", tornado.web.StaticFileHandler, {"path": str(STATIC)}),
-            (r"/models/([A-Za-z0-9_-]+)/([A-Za-z0-9_.-]+)\.onnx", ModelHandler, {"server": self}),
+            (r"/models/([A-Za-z0-9_-]+)/([A-Za-z0-9_.-]+)/([0-9a-f]{16})\.onnx", ModelHandler, {"server": self}),
             (r"/admin", AdminHandler, {"server": self}),
             (r"/admin/(steps|responses|participants)\.csv", AdminExportHandler, {"server": self}),
             (r"/healthz", HealthHandler),
@@ -293,15 +294,20 @@ class ParticipantTab:
 
 
 class ModelHandler(_Handler):
-    """``/models/<scene>/<agent>.onnx``: browser-side policies' model files."""
+    """``/models/<scene>/<agent>/<sha256[:16]>.onnx``: browser-side policies' model files, at URLs named by
+    their content (``GymScene.model_path``), so each can be cached for good; a URL of a model file that
+    has changed since is a 404 (a page from before a redeploy reloads rather than run the old model)."""
 
-    def get(self, scene_id: str, agent: str) -> None:
+    def get(self, scene_id: str, agent: str, digest: str) -> None:
         path = self.server.models.get((scene_id, agent))
         if path is None:
             raise tornado.web.HTTPError(404, reason=f"no browser-side model for scene {scene_id!r}, agent {agent!r}")
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest()[:16] != digest:
+            raise tornado.web.HTTPError(404, reason="this model file has changed since the page was loaded; reload the page")
         self.set_header("Content-Type", "application/octet-stream")
-        self.set_header("Cache-Control", "public, max-age=3600")
-        self.finish(path.read_bytes())
+        self.set_header("Cache-Control", "public, max-age=31536000, immutable")
+        self.finish(data)
 
 
 class _AdminBase(_Handler):

@@ -10,7 +10,8 @@ import mimetypes
 import re
 import time
 import uuid
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from tornado.ioloop import IOLoop
 
 from mug.scenes.gym_scene import GymScene
 from mug.scenes.stager import Stager
-from mug.server.export import TABLES, tables, to_csv
+from mug.server.export import csv_chunks
 from mug.server.page import admin_page, participant_page
 from mug.server.participants import Participant, ParticipantRegistry
 from mug.server.store import Store
@@ -143,7 +144,7 @@ class MugServer:
             (r"/static/(.*)", tornado.web.StaticFileHandler, {"path": str(STATIC)}),
             (r"/models/([A-Za-z0-9_-]+)/([A-Za-z0-9_.-]+)/([0-9a-f]{16})\.onnx", ModelHandler, {"server": self}),
             (r"/admin", AdminHandler, {"server": self}),
-            (r"/admin/(steps|responses|participants)\.csv", AdminExportHandler, {"server": self}),
+            (r"/admin/(steps|responses|participants|events)\.csv", AdminExportHandler, {"server": self}),
             (r"/healthz", HealthHandler),
         ]
         for game in self.games:
@@ -333,7 +334,7 @@ def _read(data_dir: Path, query: Callable[[Store], Any]) -> Any:
 
 
 class AdminHandler(_AdminBase):
-    """``/admin``: participants, their scene, progress and step counts (read in a worker thread)."""
+    """``/admin``: participants, their scene, progress, step counts and completion codes (read in a worker thread)."""
 
     async def get(self) -> None:
         if self.authorized():
@@ -342,18 +343,44 @@ class AdminHandler(_AdminBase):
             self.finish(admin_page(rows))
 
 
+def _gzip_chunks(chunks: Iterator[str]) -> Iterator[bytes]:
+    """UTF-8 and gzip ``chunks`` (in the worker thread that reads them: the event loop never compresses them)."""
+    packer = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    for chunk in chunks:
+        if data := packer.compress(chunk.encode()):
+            yield data
+    yield packer.flush()
+
+
 class AdminExportHandler(_AdminBase):
-    """``/admin/<table>.csv``: download steps, responses or participants (built in a worker thread)."""
+    """``/admin/<table>.csv``: download steps, responses, participants or events, streamed.
+
+    Rows are read and encoded (gzip when the browser takes it) a chunk at a time in a worker thread;
+    each chunk is written and flushed before the next is read, so memory stays bounded and the games
+    keep their frame rate whatever the size of the table.
+    """
 
     async def get(self, table: str) -> None:
         if not self.authorized():
             return
-        text = await IOLoop.current().run_in_executor(
-            None, _read, self.server.store.data_dir, lambda store: to_csv(tables(store)[table], TABLES[table])
-        )
         self.set_header("Content-Type", "text/csv; charset=utf-8")
         self.set_header("Content-Disposition", f'attachment; filename="{table}.csv"')
-        self.finish(text)
+        self.set_header("Cache-Control", "no-store")
+        loop = IOLoop.current()
+        store = await loop.run_in_executor(None, lambda: Store(self.server.store.data_dir, readonly=True))
+        try:
+            text = csv_chunks(store, table)
+            if "gzip" in self.request.headers.get("Accept-Encoding", ""):
+                self.set_header("Content-Encoding", "gzip")  # compressed here, so Tornado does not on the loop
+                chunks: Iterator[bytes | str] = _gzip_chunks(text)
+            else:
+                chunks = text
+            while (chunk := await loop.run_in_executor(None, next, chunks, None)) is not None:
+                self.write(chunk)
+                await self.flush()
+        finally:
+            await loop.run_in_executor(None, store.close)
+        self.finish()
 
 
 class HealthHandler(tornado.web.RequestHandler):

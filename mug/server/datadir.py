@@ -5,10 +5,10 @@ refuse (:class:`~mug.errors.MugError` with what is wrong and what to do) when
 
 * the directory is marked but ``mug.sqlite`` is missing, empty (0 bytes) or has no
   MUG tables: the data file was deleted, truncated or replaced;
-* the write-ahead log ``mug.sqlite-wal`` is gone while the shared-memory index
-  ``mug.sqlite-shm`` says it held committed transactions not yet copied into
-  ``mug.sqlite`` (the server stopped without closing the file, then the log was
-  removed): starting would silently drop those participants and steps.
+* the write-ahead log ``mug.sqlite-wal`` is gone (or shorter than it was) while the
+  shared-memory index ``mug.sqlite-shm`` says it held committed transactions not yet
+  copied into ``mug.sqlite`` (the server stopped without closing the file, then the
+  log was removed): starting would silently drop those participants and steps.
 
 A clean stop copies the log back and removes both files, so their absence alone is normal.
 """
@@ -31,11 +31,13 @@ MARKER = "mug-data.json"
 _FIX = "restore it from a backup, or give the server a new data directory to start a new study"
 
 
-def _unbackfilled_frames(shm: Path) -> int:
-    """WAL frames the wal-index in ``shm`` records as committed but not yet checkpointed (0 if unknown).
+def _frames_lost(shm: Path, wal: Path) -> int:
+    """Committed WAL frames the wal-index in ``shm`` records but ``wal`` no longer holds (0 if none or unknown).
 
-    The index starts with two copies of a 48-byte header (``mxFrame`` at byte 16) and then the
-    checkpoint info (``nBackfill`` at byte 96), in the machine's byte order.
+    The index starts with two copies of a 48-byte header (page size at byte 14, ``mxFrame``, the last
+    committed frame, at byte 16), then the checkpoint info (``nBackfill``, frames already copied into
+    the database, at byte 96), in the machine's byte order. A WAL file holds a 32-byte header and
+    then frames of a 24-byte header plus one page.
     """
     try:
         head = shm.read_bytes()[:100]
@@ -44,17 +46,21 @@ def _unbackfilled_frames(shm: Path) -> int:
     if len(head) < 100:
         return 0
     order = "<" if sys.byteorder == "little" else ">"
+    (page,) = struct.unpack_from(order + "H", head, 14)
     (mx_frame,) = struct.unpack_from(order + "I", head, 16)
     (backfilled,) = struct.unpack_from(order + "I", head, 96)
-    return max(0, mx_frame - backfilled)
+    page = 65536 if page == 1 else page
+    held = max(0, (wal.stat().st_size - 32) // (page + 24)) if wal.exists() and page else 0
+    return max(0, mx_frame - backfilled) if held < mx_frame else 0
 
 
 def check_data_dir(data_dir: Path, database: Path) -> None:
     """Raise ``MugError`` if ``data_dir`` held a study whose data is now missing (see module docstring)."""
     wal, shm = Path(f"{database}-wal"), Path(f"{database}-shm")
-    if not wal.exists() and shm.exists() and (lost := _unbackfilled_frames(shm)):
+    if shm.exists() and (lost := _frames_lost(shm, wal)):
+        state = "is missing" if not wal.exists() else "is cut short"
         raise MugError(
-            f"data directory {str(data_dir)!r}: {wal.name} is missing, but {shm.name} records {lost} committed "
+            f"data directory {str(data_dir)!r}: {wal.name} {state}, but {shm.name} records {lost} committed "
             f"page(s) that were only in it (the server stopped without closing the data file and the log was "
             f"removed afterwards); starting would lose those steps and participants. Put {wal.name} back, or {_FIX}"
         )

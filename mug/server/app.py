@@ -10,8 +10,7 @@ import mimetypes
 import re
 import time
 import uuid
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from tornado.ioloop import IOLoop
 
 from mug.scenes.gym_scene import GymScene
 from mug.scenes.stager import Stager
-from mug.server.export import csv_chunks
+from mug.server.export import stream_command
 from mug.server.page import admin_page, participant_page
 from mug.server.participants import Participant, ParticipantRegistry
 from mug.server.store import Store
@@ -343,43 +342,57 @@ class AdminHandler(_AdminBase):
             self.finish(admin_page(rows))
 
 
-def _gzip_chunks(chunks: Iterator[str]) -> Iterator[bytes]:
-    """UTF-8 and gzip ``chunks`` (in the worker thread that reads them: the event loop never compresses them)."""
-    packer = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    for chunk in chunks:
-        if data := packer.compress(chunk.encode()):
-            yield data
-    yield packer.flush()
+async def _failure(child: asyncio.subprocess.Process) -> str | None:
+    """Wait for a finished export child; the last line of its error output if it failed, else ``None``."""
+    errors = (await child.stderr.read()).decode(errors="replace").strip().splitlines()  # type: ignore[union-attr]
+    if await child.wait() == 0:
+        return None
+    return errors[-1] if errors else f"exit status {child.returncode}"
 
 
 class AdminExportHandler(_AdminBase):
     """``/admin/<table>.csv``: download steps, responses, participants or events, streamed.
 
-    Rows are read and encoded (gzip when the browser takes it) a chunk at a time in a worker thread;
-    each chunk is written and flushed before the next is read, so memory stays bounded and the games
-    keep their frame rate whatever the size of the table.
+    A child process at lower priority (``mug.server.export.stream_command``) reads the table in
+    batches and writes CSV (gzipped when the browser takes it); each chunk is sent and flushed
+    before the next is read, so memory stays bounded and the games keep their frame rate whatever
+    the size of the table. A download cut short ends without its last chunk (never a silently
+    truncated file).
     """
 
     async def get(self, table: str) -> None:
         if not self.authorized():
             return
-        self.set_header("Content-Type", "text/csv; charset=utf-8")
-        self.set_header("Content-Disposition", f'attachment; filename="{table}.csv"')
-        self.set_header("Cache-Control", "no-store")
-        loop = IOLoop.current()
-        store = await loop.run_in_executor(None, lambda: Store(self.server.store.data_dir, readonly=True))
+        gzip = "gzip" in self.request.headers.get("Accept-Encoding", "")
+        child = await asyncio.create_subprocess_exec(
+            *stream_command(self.server.store.data_dir, table, gzip),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert child.stdout is not None and child.stderr is not None
         try:
-            text = csv_chunks(store, table)
-            if "gzip" in self.request.headers.get("Accept-Encoding", ""):
-                self.set_header("Content-Encoding", "gzip")  # compressed here, so Tornado does not on the loop
-                chunks: Iterator[bytes | str] = _gzip_chunks(text)
-            else:
-                chunks = text
-            while (chunk := await loop.run_in_executor(None, next, chunks, None)) is not None:
+            first = await child.stdout.read(1 << 16)
+            if not first and (problem := await _failure(child)):
+                log.error("admin download of %s failed: %s", table, problem)
+                raise tornado.web.HTTPError(500, reason=f"reading the {table} table failed; see the server log")
+            self.set_header("Content-Type", "text/csv; charset=utf-8")
+            self.set_header("Content-Disposition", f'attachment; filename="{table}.csv"')
+            self.set_header("Cache-Control", "no-store")
+            if gzip:
+                self.set_header("Content-Encoding", "gzip")  # compressed by the child, so Tornado does not on the loop
+            chunk = first
+            while chunk:
                 self.write(chunk)
                 await self.flush()
+                chunk = await child.stdout.read(1 << 16)
+            if problem := await _failure(child):
+                log.error("admin download of %s broke off: %s", table, problem)
+                self.request.connection.close()  # type: ignore[union-attr]
+                return
         finally:
-            await loop.run_in_executor(None, store.close)
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
         self.finish()
 
 

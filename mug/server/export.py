@@ -12,8 +12,12 @@ exact values). Parquet has the typed columns of :mod:`mug.data`.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
+import os
+import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +26,7 @@ from mug.data import StepSchema, events_frame, json_text, participants_frame, re
 from mug.errors import MugError
 from mug.server.store import STEP_COLUMNS, Store
 
-__all__ = ["TABLES", "iter_rows", "csv_chunks", "export"]
+__all__ = ["TABLES", "iter_rows", "csv_chunks", "gzip_chunks", "export", "stream_command", "stream_main"]
 
 TABLES = {
     "steps": list(STEP_COLUMNS),
@@ -74,6 +78,48 @@ def csv_chunks(store: Store, table: str) -> Iterator[str]:
             out.seek(0)
             out.truncate()
     yield out.getvalue()
+
+
+def gzip_chunks(chunks: Iterator[str]) -> Iterator[bytes]:
+    """``chunks`` as UTF-8, gzip-compressed (a ``Content-Encoding: gzip`` body)."""
+    packer = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    for chunk in chunks:
+        if data := packer.compress(chunk.encode()):
+            yield data
+    yield packer.flush()
+
+
+def stream_command(data_dir: str | Path, table: str, gzip: bool) -> list[str]:
+    """The command that writes one table as CSV (gzipped if ``gzip``) to its standard output.
+
+    The admin downloads run it as a child process at lower priority: reading, encoding and
+    compressing a big table then never competes with the games for the server's interpreter lock.
+    """
+    root = str(Path(__file__).resolve().parent.parent.parent)  # this mug, however the server imported it
+    code = f"import sys; sys.path.insert(0, {root!r}); from mug.server.export import stream_main; sys.exit(stream_main(sys.argv[1:]))"
+    return [sys.executable, "-c", code, str(data_dir), table, *(["--gzip"] if gzip else [])]
+
+
+def stream_main(argv: list[str]) -> int:
+    """Entry point of :func:`stream_command`'s child: ``DATA_DIR TABLE [--gzip]``."""
+    parser = argparse.ArgumentParser(prog="mug-export-stream")
+    parser.add_argument("data_dir")
+    parser.add_argument("table", choices=sorted(TABLES))
+    parser.add_argument("--gzip", action="store_true")
+    args = parser.parse_args(argv)
+    os.nice(10)  # the server's games come first
+    store = Store(args.data_dir, readonly=True)
+    try:
+        text = csv_chunks(store, args.table)
+        out = sys.stdout.buffer
+        for chunk in gzip_chunks(text) if args.gzip else (c.encode() for c in text):
+            out.write(chunk)
+            out.flush()
+    except BrokenPipeError:  # the download was cancelled
+        return 1
+    finally:
+        store.close()
+    return 0
 
 
 def _write_parquet(store: Store, table: str, path: Path) -> None:

@@ -235,7 +235,8 @@ class Store:
                     self.db.execute(sql, params)
                 self.db.execute("COMMIT")
             except BaseException:
-                self.db.execute("ROLLBACK")
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
             self._commit_failed(exc, len(steps))

@@ -8,8 +8,10 @@ The tables (one row per recorded step, survey response, participant, event):
   vector actions), ``source_<agent>`` (text: ``human``, ``policy``, ``default``, ...),
   ``reward_<agent>`` (float, NaN stays NaN), ``terminated_<agent>`` and
   ``truncated_<agent>`` (booleans); a cell is missing (``<NA>``/NaN) where the agent
-  did not act in that step. ``infos``, ``observations`` and ``policy_outputs``
-  are JSON text (``None`` where not recorded).
+  did not act in that step. Where recorded, ``logits_<agent>``,
+  ``state_<agent>_<name>`` (each recurrent state output, flattened in C order) and
+  ``observation_<agent>`` are float64 arrays (an observation that is not one array,
+  such as a dict observation, is JSON text), and ``infos`` is JSON text (free-form).
 * ``responses``: ``participant_id``, ``scene_id``, ``time``, then ``answer_<question>``
   per question (numbers, text, or lists for multiple choice).
 * ``participants``: ``participant_id``, ``created``, ``updated`` (datetimes),
@@ -25,9 +27,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from mug.errors import MugError
 
@@ -46,7 +50,6 @@ PER_AGENT = (
     ("terminated", "terminated"),
     ("truncated", "truncated"),
 )
-STEP_JSON = ("infos", "observations", "policy_outputs")
 
 
 def _pandas() -> Any:
@@ -66,19 +69,35 @@ def _times(pd: Any, values: list[Any]) -> Any:
     return pd.to_datetime(pd.Series(values, dtype="float64"), unit="s", utc=True)
 
 
+def _numbers(value: Any) -> np.ndarray | None:
+    """A recorded tensor (nested lists; non-finite values may be the strings ``"nan"``, ``"inf"``) as a
+    flat float64 array, or ``None`` if it is not one."""
+    if value is None or isinstance(value, (dict, str)):
+        return None
+    try:
+        return np.asarray(value, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        return None
+
+
 @dataclass
 class StepSchema:
-    """The step columns of a study: its agents (in order of appearance) and the kind of each one's actions
-    (``"int"``, ``"float"`` or ``"list"``)."""
+    """The step columns of a study, read from its steps: the agents (in order of appearance), the kind of
+    each one's actions (``"int"``, ``"float"`` or ``"list"``), which agents have recorded logits, the
+    names of each agent's recorded states, and each recorded observation's kind (``"list"`` for a
+    numeric array, else ``"json"``)."""
 
-    agents: list[str]
-    action_kinds: dict[str, str]
+    agents: list[str] = field(default_factory=list)
+    action_kinds: dict[str, str] = field(default_factory=dict)
+    logits: list[str] = field(default_factory=list)
+    states: dict[str, list[str]] = field(default_factory=dict)
+    observations: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, steps: Iterable[dict[str, Any]]) -> StepSchema:
-        """Read the agents and action kinds from steps (one pass)."""
-        kinds: dict[str, str] = {}
-        rank = {"int": 0, "float": 1, "list": 2}
+        """Read the schema from steps (one pass)."""
+        schema = cls()
+        kinds, rank = schema.action_kinds, {"int": 0, "float": 1, "list": 2}
         for step in steps:
             for agent, action in (step.get("actions") or {}).items():
                 if isinstance(action, list):
@@ -87,17 +106,36 @@ class StepSchema:
                     kind = "int" if isinstance(action, int) and not isinstance(action, bool) else "float"
                 if agent not in kinds or rank[kind] > rank[kinds[agent]]:
                     kinds[agent] = kind
-        return cls(list(kinds), kinds)
+            for agent, out in (step.get("policy_outputs") or {}).items():
+                if out.get("logits") is not None and agent not in schema.logits:
+                    schema.logits.append(agent)
+                names = schema.states.setdefault(agent, [])
+                names += [n for n in out.get("states") or {} if n not in names]
+            for agent, obs in (step.get("observations") or {}).items():
+                if schema.observations.get(agent) != "json":
+                    schema.observations[agent] = "list" if _numbers(obs) is not None else "json"
+        schema.agents = list(kinds)
+        schema.states = {a: names for a, names in schema.states.items() if names}
+        return schema
+
+    def _tensor_columns(self) -> list[tuple[str, str]]:
+        """(column, arrow kind) of the logits, state and observation columns."""
+        out = [(f"logits_{a}", "list") for a in self.logits]
+        out += [(f"state_{a}_{n}", "list") for a, names in self.states.items() for n in names]
+        out += [(f"observation_{a}", kind) for a, kind in self.observations.items()]
+        return out
 
     def columns(self) -> list[str]:
         """Every steps column, in order."""
-        return [*STEP_KEYS, *(f"{prefix}_{a}" for a in self.agents for prefix, _ in PER_AGENT), *STEP_JSON]
+        per_agent = [f"{prefix}_{a}" for a in self.agents for prefix, _ in PER_AGENT]
+        return [*STEP_KEYS, *per_agent, *(c for c, _ in self._tensor_columns()), "infos"]
 
     def arrow(self) -> pa.Schema:
         """The Parquet (Arrow) schema of the steps table."""
         import pyarrow as pa
 
-        action = {"int": pa.int64(), "float": pa.float64(), "list": pa.list_(pa.float64())}
+        vector = pa.list_(pa.float64())
+        action = {"int": pa.int64(), "float": pa.float64(), "list": vector}
         fields = [pa.field(k, pa.string()) for k in STEP_KEYS[:3]]
         fields += [pa.field(k, pa.int64()) for k in STEP_KEYS[3:6]]
         fields.append(pa.field("time", pa.timestamp("ns", tz="UTC")))
@@ -109,7 +147,8 @@ class StepSchema:
                 pa.field(f"terminated_{agent}", pa.bool_()),
                 pa.field(f"truncated_{agent}", pa.bool_()),
             ]
-        fields += [pa.field(k, pa.string()) for k in STEP_JSON]
+        fields += [pa.field(c, vector if kind == "list" else pa.string()) for c, kind in self._tensor_columns()]
+        fields.append(pa.field("infos", pa.string()))
         return pa.schema(fields)
 
 
@@ -121,8 +160,8 @@ def steps_frame(steps: list[dict[str, Any]], schema: StepSchema | None = None) -
     data.update({k: pd.Series([s[k] for s in steps], dtype="int64") for k in STEP_KEYS[3:6]})
     data["time"] = _times(pd, [s["time"] for s in steps])
     for agent in schema.agents:
-        for prefix, field in PER_AGENT:
-            values = [(s.get(field) or {}).get(agent) for s in steps]
+        for prefix, source in PER_AGENT:
+            values = [(s.get(source) or {}).get(agent) for s in steps]
             if prefix == "action":
                 kind = schema.action_kinds[agent]
                 column = (
@@ -137,8 +176,19 @@ def steps_frame(steps: list[dict[str, Any]], schema: StepSchema | None = None) -
             else:
                 column = pd.Series(values, dtype="boolean")
             data[f"{prefix}_{agent}"] = column
-    for k in STEP_JSON:
-        data[k] = pd.Series([json_text(s.get(k)) for s in steps], dtype="object")
+    outputs = [s.get("policy_outputs") or {} for s in steps]
+    for agent in schema.logits:
+        data[f"logits_{agent}"] = pd.Series([_numbers((o.get(agent) or {}).get("logits")) for o in outputs], dtype="object")
+    for agent, names in schema.states.items():
+        for name in names:
+            values = [_numbers(((o.get(agent) or {}).get("states") or {}).get(name)) for o in outputs]
+            data[f"state_{agent}_{name}"] = pd.Series(values, dtype="object")
+    for agent, kind in schema.observations.items():
+        values = [(s.get("observations") or {}).get(agent) for s in steps]
+        data[f"observation_{agent}"] = pd.Series(
+            [_numbers(v) for v in values] if kind == "list" else [json_text(v) for v in values], dtype="object"
+        )
+    data["infos"] = pd.Series([json_text(s.get("infos")) for s in steps], dtype="object")
     return pd.DataFrame(data, columns=schema.columns())
 
 

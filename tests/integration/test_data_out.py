@@ -10,6 +10,7 @@ import importlib
 import io
 import shutil
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -63,6 +64,9 @@ def test_a_played_study_loads_into_typed_frames(played):
     assert steps["terminated_agent_0"].dtype == "boolean" and str(steps["time"].dtype) == "datetime64[ns, UTC]"
     assert steps["episode"].dtype == "int64" and steps["step"].dtype == "int64"
     assert set(steps["participant_id"]) == {"p1", "p2"}
+    assert "logits_agent_1" in steps and "logits_agent_0" not in steps  # only the browser-side policy has logits
+    assert all(isinstance(x, np.ndarray) and x.dtype == np.float64 and x.shape == (5,) for x in steps["logits_agent_1"])
+    assert "observations" not in steps and "policy_outputs" not in steps
     raw = Store(data, readonly=True)
     first = raw.steps()[0]
     raw.close()
@@ -88,6 +92,7 @@ def test_parquet_columns_are_typed(played, tmp_path):
     assert schema.field("truncated_agent_0").type == pa.bool_()
     assert schema.field("time").type == pa.timestamp("ns", tz="UTC")
     assert schema.field("infos").type == pa.string()  # free-form: JSON text
+    assert schema.field("logits_agent_1").type == pa.list_(pa.float64())
     assert pa.types.is_timestamp(pq.read_schema(paths["participants"]).field("created").type)
     assert pa.types.is_integer(pq.read_schema(paths["responses"]).field("answer_helpful").type)
     table = pq.read_table(paths["steps"]).to_pandas()
@@ -102,6 +107,35 @@ def test_parquet_steps_are_written_in_row_groups(played, tmp_path, monkeypatch):
     path = next(p for p in export(data, "parquet", tmp_path) if p.stem == "steps")
     n = len(mug.load(data).steps)
     assert pq.ParquetFile(path).metadata.num_row_groups == -(-n // 3)
+
+
+def test_recorded_states_and_observations_become_float_arrays(tmp_path):
+    store = Store(tmp_path)
+    for i in range(3):
+        store.add_step(
+            "p",
+            {"session_id": "s", "scene_id": "g", "episode": 0, "step": i, "decision": i, "time": 1.7e9 + i,
+             "actions": {"a": [0.5, -1.0]}, "sources": {"a": "policy"}, "rewards": {"a": float("nan")},
+             "terminated": {"a": False}, "truncated": {"a": i == 2}, "infos": {"a": {"note": i}},
+             "observations": {"a": np.full((2, 2), i, dtype=np.float32), "b": {"pos": [i], "name": "x"}},
+             "policy_outputs": {"a": {"logits": np.array([np.nan, 1.0], np.float32),
+                                      "states": {"h": np.full((1, 3), 0.5 * i, np.float32)}}}},
+        )  # fmt: skip
+    store.commit()
+    store.close()
+    steps = mug.load(tmp_path).steps
+    assert steps["action_a"].iloc[0] == [0.5, -1.0] and np.isnan(steps["reward_a"]).all()
+    assert steps["truncated_a"].tolist() == [False, False, True]
+    assert np.array_equal(steps["state_a_h"].iloc[2], [1.0, 1.0, 1.0]) and steps["state_a_h"].iloc[2].dtype == np.float64
+    assert np.isnan(steps["logits_a"].iloc[0][0]) and steps["logits_a"].iloc[0][1] == 1.0
+    assert np.array_equal(steps["observation_a"].iloc[1], [1, 1, 1, 1])
+    assert steps["observation_b"].iloc[1] == '{"name":"x","pos":[1]}'  # a dict observation: JSON text
+    assert steps["infos"].iloc[2] == '{"a":{"note":2}}'
+    path = next(p for p in export(tmp_path, "parquet") if p.stem == "steps")
+    schema = pq.read_schema(path)
+    assert schema.field("action_a").type == pa.list_(pa.float64())
+    assert schema.field("state_a_h").type == pa.list_(pa.float64()) and schema.field("observation_b").type == pa.string()
+    assert pq.read_table(path).column("state_a_h").to_pylist()[1] == [0.5, 0.5, 0.5]
 
 
 def test_csv_export_has_every_table_and_is_safe_in_a_spreadsheet(tmp_path):

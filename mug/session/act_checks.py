@@ -9,7 +9,9 @@ can produce:
   else the size of the agent's discrete action space, else the model's logit
   output);
 * ``states``: only the config's ``state_outputs``, each of its state shape
-  (``state_shapes``, else the model's state input shape at ``batch_size``);
+  (``state_shapes``, else the model's state input shape at ``batch_size``; size-1
+  dimensions may be left out, as a custom inference function's flat arrays do, and
+  are put back before storing);
 * dtype float32 (what the browser runtime sends) or the model's own output dtype;
 * every value finite or NaN (an infinity is refused).
 
@@ -99,16 +101,23 @@ def expected_outputs(config: ModelConfig, space: Any) -> PolicyOutputs:
     )
 
 
-def _check(where: str, array: np.ndarray, shape: tuple[int, ...], dtypes: tuple[str, ...], what: str) -> None:
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(d for d in shape if d != 1)
+
+
+def _checked(where: str, array: np.ndarray, shape: tuple[int, ...], dtypes: tuple[str, ...], what: str) -> np.ndarray:
+    """``array`` in ``shape`` (size-1 dimensions may differ: a custom function's ``[128]`` for ``[1, 128]``)."""
     got = f"got shape {list(array.shape)} {array.dtype}"
-    if array.shape != shape or str(array.dtype) not in dtypes:
+    if _squeezed(array.shape) != _squeezed(shape) or str(array.dtype) not in dtypes:
         raise MessageError("bad_tensor", f"{where}: {got}, expected shape {list(shape)} {' or '.join(dtypes)} ({what})")
     if array.dtype.kind == "f" and np.isinf(array).any():
         raise MessageError("bad_tensor", f"{where}: {got} holds an infinite value; expected finite values or NaN ({what})")
+    return array.reshape(shape)
 
 
 def check_policy_result(scene: GymScene, agent: str, result: dict[str, Any]) -> None:
-    """Raise ``MessageError`` (code ``bad_tensor``) unless ``result``'s logits and states fit ``agent``'s model."""
+    """Raise ``MessageError`` (code ``bad_tensor``) unless ``result``'s logits and states fit ``agent``'s model;
+    tensors that fit are put in the model's exact shapes (in ``result``)."""
     config = scene.policy_specs[agent].config
     if config is None:
         return
@@ -118,7 +127,8 @@ def check_policy_result(scene: GymScene, agent: str, result: dict[str, Any]) -> 
     if logits is not None:
         if expected.logits is None:
             raise MessageError("bad_tensor", f"{where}.logits: the model's number of actions is unknown; send no logits")
-        _check(f"{where}.logits", logits, expected.logits, expected.logit_dtypes, f"one logit per action of the {agent!r} model")
+        what = f"one logit per action of the {agent!r} model"
+        result["logits"] = _checked(f"{where}.logits", logits, expected.logits, expected.logit_dtypes, what)
     states = result.get("states") or {}
     for name, array in states.items():
         if name not in expected.states:
@@ -127,4 +137,5 @@ def check_policy_result(scene: GymScene, agent: str, result: dict[str, Any]) -> 
                 f"{where}.states: {name!r} is not a state output of the {agent!r} model; "
                 f"expected only {sorted(expected.states) or 'none (the model has no recurrent state)'}",
             )
-        _check(f"{where}.states[{name!r}]", array, expected.states[name], expected.state_dtypes[name], f"state output {name!r}")
+        what = f"state output {name!r}"
+        states[name] = _checked(f"{where}.states[{name!r}]", array, expected.states[name], expected.state_dtypes[name], what)

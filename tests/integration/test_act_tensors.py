@@ -80,7 +80,7 @@ def _lstm_scene() -> GymScene:
     ("result", "needle"),
     [
         ({"logits": np.zeros(3, np.float32)}, "logits: got shape [3] float32, expected shape [2] float32"),
-        ({"logits": np.zeros((1, 2), np.float32)}, "got shape [1, 2] float32, expected shape [2]"),
+        ({"logits": np.zeros((2, 2), np.float32)}, "got shape [2, 2] float32, expected shape [2]"),
         ({"logits": np.zeros(2, np.int32)}, "got shape [2] int32, expected shape [2] float32"),
         ({"logits": np.array([0.0, np.inf], np.float32)}, "holds an infinite value"),
         ({"states": {"state_out_9": np.zeros((1, 8), np.float32)}}, "'state_out_9' is not a state output"),
@@ -103,3 +103,6 @@ def test_what_the_model_produces_is_accepted_nan_included():
     states = {n: np.asarray(v) for n, v in out.states.items()}
     check_policy_result(scene, "agent_0", {"action": out.action, "logits": np.asarray(out.logits), "states": states})
     check_policy_result(scene, "agent_0", {"action": 0, "logits": np.array([np.nan, 0.0], np.float32), "states": {}})
+    flat = {"action": 0, "logits": None, "states": {"state_out_0": np.zeros(8, np.float32)}}  # a custom function's flat state
+    check_policy_result(scene, "agent_0", flat)
+    assert flat["states"]["state_out_0"].shape == (1, 8)  # stored in the model's shape

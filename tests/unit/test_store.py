@@ -1,4 +1,5 @@
-"""The SQLite store on its own: what a commit makes durable, read-only readers, background checkpoints."""
+"""The SQLite store on its own: what a commit makes durable, read-only readers, background checkpoints,
+a write lock held by another program, and data directories that were damaged."""
 
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ def fill(data_dir: Path, megabytes: int) -> tuple[int, int]:
 
 
 async def measure(data_dir: Path, players: int, gzip: bool, settle: float) -> dict:
-    AsyncHTTPClient.configure(None, max_clients=max(10, players + 2))
+    AsyncHTTPClient.configure(None, max_clients=max(10, players + 2), max_body_size=1 << 40)  # the CSV is big
     server = ServerProcess(["deploy", "tests/e2e/studies.py:cartpole_realtime"], data_dir).start()
     try:
         pid = server.proc.pid

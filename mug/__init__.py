@@ -9,10 +9,12 @@ Public API::
     mug.StartScene, mug.TextScene, mug.EndScene, mug.SurveyScene (FreeText, Likert, MultipleChoice)
     mug.Stager, mug.RandomizeOrder, mug.RepeatScene   the study sequence
     mug.deploy          serve a study to participants (Tornado + SQLite), returns a Deployment
+    mug.load            a deployment's data as typed pandas DataFrames (steps, responses, participants, events)
     mug.ConfigError     a configuration value is wrong (names the field)
     mug.PolicyError     running a policy failed
 """
 
+from mug.data import load
 from mug.errors import ConfigError, MugError, PolicyError
 from mug.inference import ModelConfig, PolicyRuntime, PolicyStep
 from mug.scenes import (
@@ -63,4 +65,5 @@ __all__ = [
     "TextScene",
     "__version__",
     "deploy",
+    "load",
 ]

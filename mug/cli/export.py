@@ -16,7 +16,7 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "export",
         help="write a deployment's data as CSV or Parquet",
-        description="Write steps, responses and participants tables.",
+        description="Write the steps, responses, participants and events tables (streamed: bounded memory, safe while the server runs).",
     )
     p.add_argument("data_dir", help="the deployment's data directory (holds mug.sqlite)")
     p.add_argument("--format", choices=("csv", "parquet"), default="csv")

@@ -18,7 +18,7 @@ from typing import Any
 
 from mug.errors import ConfigError, did_you_mean
 from mug.scenes.base import Scene
-from mug.scenes.policies import HOSTS, INFERENCE, PolicySpec, check_model_fits, discrete_n, policy_spec
+from mug.scenes.policies import HOSTS, INFERENCE, PolicySpec, check_model_fits, discrete_n, file_sha256, policy_spec
 from mug.session.engine import BROWSER_WAIT_S, episode_seed
 from mug.session.envs import EnvAdapter, agent_key, inspect_env
 from mug.session.inputs import keys_of
@@ -527,8 +527,12 @@ class GymScene(Scene):
         return ScenePreview(self, **options)
 
     def model_path(self, agent: str) -> str:
-        """Relative URL under which hosts serve ``agent``'s browser-side ONNX model."""
-        return f"models/{self.scene_id}/{agent}.onnx"
+        """Relative URL under which hosts serve ``agent``'s browser-side ONNX model, named by the first 16 hex
+        digits of the file's SHA-256: a changed model gets a new URL, so browsers can cache each one for good."""
+        config = self.policy_specs[agent].config
+        if config is None:
+            raise ConfigError(f"model_path: agent {agent!r} of scene {self.scene_id!r} has no ONNX model", field="agent")
+        return f"models/{self.scene_id}/{agent}/{file_sha256(config.onnx_path)[:16]}.onnx"
 
     def check_ready(self) -> None:
         """Raise ``ConfigError`` if the scene cannot run yet (no environment or no policies)."""
@@ -545,7 +549,10 @@ class GymScene(Scene):
             "body": self.body,
             "controls": self.controls,
             "agents": self.agents,
-            "policies": {a: s.client_metadata(self.model_path(a), a in in_browser) for a, s in self.policy_specs.items()},
+            "policies": {
+                a: s.client_metadata(self.model_path(a) if s.config else None, a in in_browser)
+                for a, s in self.policy_specs.items()
+            },
             "policy_seed": self.policy_seed,
             "input_mode": self.input_mode,
             "keys": sorted({k for combo in self.action_mapping for k in keys_of(combo)}),

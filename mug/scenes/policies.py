@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 import numbers
+import os
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,12 +15,27 @@ from typing import Any
 from mug.errors import ConfigError
 from mug.inference.config import ModelConfig
 
-__all__ = ["HOSTS", "INFERENCE", "Human", "Random", "PolicySpec", "check_model_fits", "discrete_n", "policy_spec"]
+__all__ = ["HOSTS", "INFERENCE", "Human", "Random", "PolicySpec", "check_model_fits", "discrete_n", "file_sha256", "policy_spec"]
 
 #: Where a ``ModelConfig`` policy may be asked to run (``GymScene.policies(inference=...)``).
 INFERENCE = ("auto", "browser", "server")
 #: Who runs a session: a participant server (``mug.deploy``) or the notebook preview.
 HOSTS = ("deployment", "preview")
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file's bytes (hex), computed again only when its size or modification time changes."""
+    info = os.stat(path)
+    return _sha256(os.fspath(path), info.st_size, info.st_mtime_ns)
 
 
 class Human:
@@ -67,7 +85,7 @@ class PolicySpec:
             return True
         return host == "preview" or step_mode == "lockstep"
 
-    def client_metadata(self, model_url: str, in_browser: bool) -> dict[str, Any]:
+    def client_metadata(self, model_url: str | None, in_browser: bool) -> dict[str, Any]:
         """What a client needs to know about this policy; ``model_url`` is where a browser-side model is served."""
         out: dict[str, Any] = {"kind": self.kind, "where": "browser" if in_browser else "server"}
         if in_browser and self.config is not None:

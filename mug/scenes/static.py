@@ -52,7 +52,10 @@ class EndScene(TextScene):
     """The last page: thanks, a completion code, and optionally a redirect.
 
     Args:
-        completion_code: shown to the participant (e.g. for Prolific).
+        completion_code: one code shown to every participant (e.g. a Prolific study's code).
+        unique_code: give each participant a code of their own instead (10 letters and digits,
+            generated once, never shared): stored with the participant, shown on the admin page
+            and in the ``participants`` export, so each payment claim can be checked.
         redirect_url: where to send the participant; ``{participant_id}`` and
             ``{completion_code}`` in it are filled in.
         redirect_delay_s: seconds before the redirect.
@@ -68,13 +71,21 @@ class EndScene(TextScene):
         completion_code: str | None = None,
         redirect_url: str | None = None,
         redirect_delay_s: float = 3.0,
+        unique_code: bool = False,
     ) -> None:
         super().__init__(scene_id, header, body, button="Finish")
         if completion_code is not None and (not isinstance(completion_code, str) or not completion_code.strip()):
             raise ConfigError(
                 f"completion_code: expected a non-empty string or None, got {completion_code!r}", field="completion_code"
             )
-        self.completion_code = completion_code
+        if not isinstance(unique_code, bool):
+            raise ConfigError(f"unique_code: expected True or False, got {unique_code!r}", field="unique_code")
+        if unique_code and completion_code is not None:
+            raise ConfigError(
+                f"unique_code=True gives each participant a code of their own; drop completion_code={completion_code!r}",
+                field="unique_code",
+            )
+        self.completion_code, self.unique_code = completion_code, unique_code
         if redirect_url is not None:
             parts = urlsplit(redirect_url) if isinstance(redirect_url, str) else None
             if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
@@ -91,15 +102,15 @@ class EndScene(TextScene):
             raise ConfigError(f"redirect_delay_s: expected a number >= 0, got {redirect_delay_s!r}", field="redirect_delay_s")
         self.redirect_delay_s = float(redirect_delay_s)
 
-    def redirect_for(self, participant_id: str) -> str | None:
-        """The redirect URL for one participant (ids are URL-quoted)."""
+    def redirect_for(self, participant_id: str, completion_code: str | None = None) -> str | None:
+        """The redirect URL for one participant (ids are URL-quoted); ``completion_code`` is the participant's
+        own code (``unique_code``), else the scene's."""
         from urllib.parse import quote
 
         if self.redirect_url is None:
             return None
-        return self.redirect_url.format(
-            participant_id=quote(participant_id, safe=""), completion_code=quote(self.completion_code or "", safe="")
-        )
+        code = completion_code if self.unique_code else self.completion_code
+        return self.redirect_url.format(participant_id=quote(participant_id, safe=""), completion_code=quote(code or "", safe=""))
 
     def client_metadata(self) -> dict[str, Any]:
         return {

@@ -23,7 +23,7 @@ from mug.errors import ConfigError
 from mug.scenes.gym_scene import GymScene
 from mug.scenes.stager import Stager
 from mug.server import logs
-from mug.server.export import TABLES, tables, to_csv
+from mug.server.export import stream_command
 from mug.server.headers import security_headers, with_nonce
 from mug.server.limits import AdmissionError, Admissions, RateLimit
 from mug.server.page import admin_page, participant_page
@@ -197,9 +197,9 @@ class MugServer:
             (r"/", ParticipantPageHandler, {"server": self}),
             (r"/ws", ParticipantSocket, {"server": self}),
             (r"/static/(.*)", StaticFiles, {"path": str(STATIC)}),
-            (r"/models/([A-Za-z0-9_-]+)/([A-Za-z0-9_.-]+)\.onnx", ModelHandler, {"server": self}),
+            (r"/models/([A-Za-z0-9_-]+)/([A-Za-z0-9_.-]+)/([0-9a-f]{16})\.onnx", ModelHandler, {"server": self}),
             (r"/admin", AdminHandler, {"server": self}),
-            (r"/admin/(steps|responses|participants)\.csv", AdminExportHandler, {"server": self}),
+            (r"/admin/(steps|responses|participants|events)\.csv", AdminExportHandler, {"server": self}),
             (r"/healthz", HealthHandler),
             (r"/assets/([^/]+)/([^/]+)", AssetHandler, {"server": self}),
         ]
@@ -430,15 +430,20 @@ class ParticipantTab:
 
 
 class ModelHandler(_Handler):
-    """``/models/<scene>/<agent>.onnx``: browser-side policies' model files."""
+    """``/models/<scene>/<agent>/<sha256[:16]>.onnx``: browser-side policies' model files, at URLs named by
+    their content (``GymScene.model_path``), so each can be cached for good; a URL of a model file that
+    has changed since is a 404 (a page from before a redeploy reloads rather than run the old model)."""
 
-    def get(self, scene_id: str, agent: str) -> None:
+    def get(self, scene_id: str, agent: str, digest: str) -> None:
         path = self.server.models.get((scene_id, agent))
         if path is None:
             raise tornado.web.HTTPError(404, reason=f"no browser-side model for scene {scene_id!r}, agent {agent!r}")
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest()[:16] != digest:
+            raise tornado.web.HTTPError(404, reason="this model file has changed since the page was loaded; reload the page")
         self.set_header("Content-Type", "application/octet-stream")
-        self.set_header("Cache-Control", "public, max-age=3600")
-        self.finish(path.read_bytes())
+        self.set_header("Cache-Control", "public, max-age=31536000, immutable")
+        self.finish(data)
 
 
 class _AdminBase(_Handler):
@@ -468,7 +473,7 @@ def _read(data_dir: Path, query: Callable[[Store], Any]) -> Any:
 
 
 class AdminHandler(_AdminBase):
-    """``/admin``: participants, their scene, progress and step counts (read in a worker thread)."""
+    """``/admin``: participants, their scene, progress, step counts and completion codes (read in a worker thread)."""
 
     async def get(self) -> None:
         if self.authorized():
@@ -477,18 +482,58 @@ class AdminHandler(_AdminBase):
             self.finish(admin_page(rows))
 
 
+async def _failure(child: asyncio.subprocess.Process) -> str | None:
+    """Wait for a finished export child; the last line of its error output if it failed, else ``None``."""
+    errors = (await child.stderr.read()).decode(errors="replace").strip().splitlines()  # type: ignore[union-attr]
+    if await child.wait() == 0:
+        return None
+    return errors[-1] if errors else f"exit status {child.returncode}"
+
+
 class AdminExportHandler(_AdminBase):
-    """``/admin/<table>.csv``: download steps, responses or participants (built in a worker thread)."""
+    """``/admin/<table>.csv``: download steps, responses, participants or events, streamed.
+
+    A child process at lower priority (``mug.server.export.stream_command``) reads the table in
+    batches and writes CSV (gzipped when the browser takes it); each chunk is sent and flushed
+    before the next is read, so memory stays bounded and the games keep their frame rate whatever
+    the size of the table. A download cut short ends without its last chunk (never a silently
+    truncated file).
+    """
 
     async def get(self, table: str) -> None:
         if not self.authorized():
             return
-        text = await IOLoop.current().run_in_executor(
-            None, _read, self.server.store.data_dir, lambda store: to_csv(tables(store)[table], TABLES[table])
+        gzip = "gzip" in self.request.headers.get("Accept-Encoding", "")
+        child = await asyncio.create_subprocess_exec(
+            *stream_command(self.server.store.data_dir, table, gzip),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
-        self.set_header("Content-Type", "text/csv; charset=utf-8")
-        self.set_header("Content-Disposition", f'attachment; filename="{table}.csv"')
-        self.finish(text)
+        assert child.stdout is not None and child.stderr is not None
+        try:
+            first = await child.stdout.read(1 << 16)
+            if not first and (problem := await _failure(child)):
+                log.error("admin download of %s failed: %s", table, problem)
+                raise tornado.web.HTTPError(500, reason=f"reading the {table} table failed; see the server log")
+            self.set_header("Content-Type", "text/csv; charset=utf-8")
+            self.set_header("Content-Disposition", f'attachment; filename="{table}.csv"')
+            self.set_header("Cache-Control", "no-store")
+            if gzip:
+                self.set_header("Content-Encoding", "gzip")  # compressed by the child, so Tornado does not on the loop
+            chunk = first
+            while chunk:
+                self.write(chunk)
+                await self.flush()
+                chunk = await child.stdout.read(1 << 16)
+            if problem := await _failure(child):
+                log.error("admin download of %s broke off: %s", table, problem)
+                self.request.connection.close()  # type: ignore[union-attr]
+                return
+        finally:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
+        self.finish()
 
 
 class HealthHandler(_Guarded):

@@ -12,11 +12,12 @@ import signal
 import socket
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tornado.httpserver
 import tornado.netutil
 
+from mug.data import participants_frame, responses_frame, steps_frame
 from mug.errors import ConfigError
 from mug.scenes.base import Scene
 from mug.scenes.stager import Stager
@@ -24,6 +25,9 @@ from mug.scenes.survey import SurveyScene
 from mug.server.app import MAX_FRAME_BYTES, MugServer
 from mug.server.headers import check_frame_ancestors
 from mug.server.http import GuardedHTTPServer
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Deployment", "deploy"]
 
@@ -50,13 +54,15 @@ class Deployment:
         self.stopped = False
 
     @property
-    def participants(self) -> list[dict[str, Any]]:
-        """Every participant: id, current scene, progress, step count, completed."""
+    def participants(self) -> pd.DataFrame:
+        """Every participant (a DataFrame, see :func:`mug.data.participants_frame`): id, start and last
+        change (UTC datetimes), current scene, progress, step count, completed, completion code."""
         self._server.store.commit()
-        return self._server.store.participants()
+        return participants_frame(self._server.store.participants())
 
-    def data(self, scene_id: str) -> list[dict[str, Any]]:
-        """Recorded data of one scene: survey responses for a survey scene, else every step."""
+    def data(self, scene_id: str) -> pd.DataFrame:
+        """Recorded data of one scene as a typed DataFrame (the columns of :func:`mug.load`): the survey
+        responses of a survey scene, else every step (one typed column per agent for actions, sources, rewards)."""
         scene = self._server.stager.scenes.get(scene_id)
         if scene is None:
             raise ConfigError(
@@ -64,8 +70,8 @@ class Deployment:
             )
         self._server.store.commit()
         if isinstance(scene, SurveyScene):
-            return self._server.store.responses(scene_id)
-        return self._server.store.steps(scene_id)
+            return responses_frame(self._server.store.responses(scene_id))
+        return steps_frame(self._server.store.steps(scene_id))
 
     def stop(self) -> None:
         """Stop serving (on the loop that runs the server) and close the data file."""

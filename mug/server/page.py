@@ -42,7 +42,8 @@ startParticipant(document.getElementById("mug-root"), {html.escape(config, quote
 
 
 def admin_page(participants: list[dict[str, Any]]) -> str:
-    """The researcher's overview: one row per participant, with export links."""
+    """The researcher's overview: one row per participant (with their own completion code where the study
+    gives one), with export links."""
     rows = "".join(
         "<tr>"
         + "".join(
@@ -54,15 +55,17 @@ def admin_page(participants: list[dict[str, Any]]) -> str:
                 f"{p['scene_index']} / {p['scenes']}",
                 p["steps"],
                 "yes" if p["completed"] else "no",
+                p.get("completion_code") or "-",
             )
         )
         + "</tr>"
         for p in participants
     )
+    links = " · ".join(f'<a href="admin/{t}.csv">{t}.csv</a>' for t in ("steps", "responses", "participants", "events"))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>MUG admin</title><link rel="icon" href="data:,"><style>{_STYLE}
 table {{ border-collapse: collapse; width: 100%; }} td, th {{ border-bottom: 1px solid #ddd; padding: .4rem; text-align: left; }}</style></head>
 <body><main id="mug-root"><div class="mug-card"><h1>Participants ({len(participants)})</h1>
-<p>Export: <a href="admin/steps.csv">steps.csv</a> · <a href="admin/responses.csv">responses.csv</a> · <a href="admin/participants.csv">participants.csv</a></p>
-<table><thead><tr><th>participant</th><th>started</th><th>scene</th><th>progress</th><th>steps</th><th>completed</th></tr></thead>
+<p>Export: {links}</p>
+<table><thead><tr><th>participant</th><th>started</th><th>scene</th><th>progress</th><th>steps</th><th>completed</th><th>completion code</th></tr></thead>
 <tbody>{rows}</tbody></table></div></main></body></html>"""

@@ -17,16 +17,28 @@ Memory: a participant whose tab has been closed for ``IDLE_AFTER_S`` seconds
 (at once, once the study is complete) is dropped from memory. A game left
 that long is ended with an ``interrupted`` event; coming back later is like
 coming back after a restart (the scene starts again; everything recorded stays).
+
+Store trouble: while the store cannot commit (another program holds the write
+lock), nothing is delivered (frames and acks wait for their steps), games do
+not tick (they pause, as for a disconnect), and the commit is retried every
+``RETRY_S`` seconds; no queued step is dropped and no connection is closed.
+
+Records: every game session starts with a ``session`` event naming the mug
+version and, per agent, the policy kind, its ``ModelConfig`` and the SHA-256
+of its ONNX file.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
+import mug
 from mug.scenes.gym_scene import GymScene
+from mug.scenes.policies import file_sha256
 from mug.scenes.stager import Stager, StagerRun
 from mug.scenes.static import EndScene
 from mug.scenes.survey import SurveyScene
@@ -43,13 +55,38 @@ log = logging.getLogger("mug.server")
 
 #: Seconds a participant may be away before their game is ended and they are dropped from memory.
 IDLE_AFTER_S = 30 * 60.0
+#: Seconds between commit attempts while the store cannot commit.
+RETRY_S = 0.05
+#: Letters of generated completion codes (no 0/O, 1/I/L: codes are typed in by hand).
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 10
+
+
+def session_record(scene: GymScene) -> dict[str, Any]:
+    """What a game session ran: the mug version and each agent's policy (kind, where it ran, and for a model
+    what ``inference=`` asked, its config and the model's SHA-256)."""
+    policies: dict[str, Any] = {}
+    in_browser = set(scene.browser_policies("deployment"))
+    for agent, spec in scene.policy_specs.items():
+        where = "browser" if agent in in_browser or spec.kind == "human" else "server"
+        entry: dict[str, Any] = {"kind": spec.kind, "where": where}
+        if spec.config is not None:
+            entry["inference"] = spec.where
+            entry["config"] = spec.config.to_dict()
+            entry["model_sha256"] = file_sha256(spec.config.onnx_path)
+        policies[agent] = entry
+    return {"scene_id": scene.scene_id, "mug_version": mug.__version__, "policies": policies}
 
 
 class Participant:
     """One participant (see module docstring)."""
 
-    def __init__(self, registry: ParticipantRegistry, participant_id: str, run: StagerRun, token: str) -> None:
+    def __init__(
+        self, registry: ParticipantRegistry, participant_id: str, run: StagerRun, token: str, completion_code: str | None = None
+    ) -> None:
         self.registry, self.participant_id, self.run, self.token = registry, participant_id, run, token
+        #: This participant's own completion code (given at the first ``EndScene(unique_code=True)``).
+        self.completion_code = completion_code
         self.connection: ParticipantTab | None = None
         self.game: GameSession | None = None
         self.outbox: list[bytes] = []
@@ -114,6 +151,7 @@ class Participant:
             return
         if isinstance(scene, GymScene):
             session_id = f"{self.participant_id}-{scene.scene_id}-{self.run.repeat}-{secrets.token_hex(3)}"
+            store.add_event(self.participant_id, "session", {"session_id": session_id, **session_record(scene)})
             self.game = GameSession(
                 scene,
                 [self.participant_id],
@@ -127,10 +165,16 @@ class Participant:
         self.game = None
         if isinstance(scene, EndScene):
             store.save_participant(self.participant_id, self.run.progress(), scene.scene_id, True)
+            if scene.unique_code and self.completion_code is None:
+                self.completion_code = self.registry.new_completion_code()
+                store.set_completion_code(self.participant_id, self.completion_code)
             store.add_event(
-                self.participant_id, "completed", {"scene_id": scene.scene_id, "completion_code": scene.completion_code}
+                self.participant_id, "completed", {"scene_id": scene.scene_id, "completion_code": self._code_of(scene)}
             )
         self._show(scene)
+
+    def _code_of(self, scene: EndScene) -> str | None:
+        return self.completion_code if scene.unique_code else scene.completion_code
 
     def _show(self, scene: Any) -> None:
         """Send a static or survey scene to the tab."""
@@ -139,7 +183,8 @@ class Participant:
             return
         meta = scene.client_metadata()
         if isinstance(scene, EndScene):
-            meta["redirect_url"] = scene.redirect_for(self.participant_id)
+            meta["completion_code"] = self._code_of(scene)
+            meta["redirect_url"] = scene.redirect_for(self.participant_id, meta["completion_code"])
         self.send({"type": "scene", "scene": meta, "participant_id": self.participant_id})
 
     def advance(self) -> None:
@@ -201,6 +246,7 @@ class ParticipantRegistry:
         self.participants: dict[str, Participant] = {}
         #: Participants with queued messages since the last flush (a flush touches only these).
         self.pending: dict[str, Participant] = {}
+        self._retry: asyncio.TimerHandle | None = None
 
     def get_or_create(self, participant_id: str) -> Participant:
         """The participant, loaded from the store or newly started (with a fresh browser token)."""
@@ -208,16 +254,26 @@ class ParticipantRegistry:
         if known is not None:
             return known
         row = self.store.participant(participant_id)
+        code = None
         if row is not None:
             run = self.stager.resume(row["progress"])
-            token = row["metadata"].get("token", "")
+            token, code = row["metadata"].get("token", ""), row["completion_code"]
         else:
             run = self.stager.start(participant_id)
             token = secrets.token_urlsafe(18)
             self.store.save_participant(participant_id, run.progress(), None, False, {"token": token})
-            self.store.commit()
-        participant = self.participants[participant_id] = Participant(self, participant_id, run, token)
+            if not self.store.commit():
+                self._retry_soon()
+        participant = self.participants[participant_id] = Participant(self, participant_id, run, token, code)
         return participant
+
+    def new_completion_code(self) -> str:
+        """A completion code no participant has (checked against the store and those in memory)."""
+        in_memory = {p.completion_code for p in self.participants.values()}
+        while True:
+            code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+            if code not in in_memory and not self.store.completion_code_taken(code):
+                return code
 
     def send(self, client_id: str, message: dict[str, Any], buffers: list[bytes]) -> None:
         """Transport for ``GameSession``: client ids are participant ids."""
@@ -249,13 +305,16 @@ class ParticipantRegistry:
         return gone
 
     def games(self) -> list[Participant]:
-        """Participants whose game is running and connected (ticking)."""
+        """Participants whose game is running and connected (ticking); none while the store cannot commit."""
+        if self.store.failing_since is not None:
+            return []
         return [p for p in self.participants.values() if p.game is not None and not p.game.done and p.connection is not None]
 
     def flush(self) -> None:
         """Commit the store, then deliver every queued message; finished games move on to the next scene.
 
         Only participants with queued messages are visited (a game that ends queues its ``scene_end``).
+        If the commit fails, nothing is delivered and a retry is scheduled (see module docstring).
         """
         if not self.pending and not self.store.dirty:
             return
@@ -263,9 +322,25 @@ class ParticipantRegistry:
             if participant.game is not None and participant.game.done and not participant.game.failure:
                 participant.game = None
                 participant.advance()
-        self.store.commit()
+        if not self.store.commit():
+            self._retry_soon()
+            return
         pending, self.pending = self.pending, {}
         for participant in pending.values():
             out, participant.outbox = participant.outbox, []
             if out and participant.connection is not None:
                 participant.connection.deliver(out)
+
+    def _retry_soon(self) -> None:
+        """Call :meth:`flush` again in ``RETRY_S`` (once; on the running event loop, if there is one)."""
+        if self._retry is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._retry = loop.call_later(RETRY_S, self._flush_again)
+
+    def _flush_again(self) -> None:
+        self._retry = None
+        self.flush()

@@ -12,6 +12,16 @@ session per commit (about 8 µs a row, and megabytes of WAL a second).
 Readers scan it in recording order instead. WAL checkpoints (copying the
 log back into the database file, with an fsync) run in a background thread,
 never in the commit that acknowledges a frame.
+
+Another program holding the write lock (a ``sqlite3`` shell in a transaction,
+a DB browser) never blocks the server: the busy timeout is 0, a commit that
+cannot get the lock keeps everything queued and says so (``commit()`` returns
+``False``), and the caller retries (see ``ParticipantRegistry.flush``; frames
+wait for their steps). Readers iterate in batches (bounded memory), each on its
+own read-only connection.
+
+At start the data directory is checked (:mod:`mug.server.datadir`): a directory
+that held a study and now holds nothing refuses to open.
 """
 
 from __future__ import annotations
@@ -21,11 +31,13 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mug.server.datadir import check_data_dir, mark_data_dir
 from mug.session.messages import jsonable
 
 __all__ = ["Store", "SessionRecorder", "STEP_COLUMNS"]
@@ -40,7 +52,8 @@ CREATE TABLE IF NOT EXISTS participants (
     progress TEXT NOT NULL,
     scene_id TEXT,
     completed INTEGER NOT NULL DEFAULT 0,
-    metadata TEXT NOT NULL DEFAULT '{}'
+    metadata TEXT NOT NULL DEFAULT '{}',
+    completion_code TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
@@ -90,6 +103,10 @@ def _plain(value: Any) -> Any:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=_plain, allow_nan=True, check_circular=False)
 #: Seconds between background WAL checkpoints while commits keep coming.
 CHECKPOINT_INTERVAL_S = 1.0
+#: Seconds between warnings while commits keep failing (another program holds the write lock).
+WARN_EVERY_S = 5.0
+#: Rows fetched from SQLite at a time by the readers.
+BATCH_ROWS = 1000
 
 
 def _dump(value: Any) -> str | None:
@@ -105,18 +122,31 @@ class Store:
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / "mug.sqlite"
         if readonly:
-            self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+            self.db = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            )
         else:
+            import mug
+
+            check_data_dir(self.data_dir, self.path)
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            # timeout=0: a lock held by another program fails the commit at once (kept queued and retried)
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint_soon
             self.db.executescript(SCHEMA)
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(participants)")}
+            if "completion_code" not in columns:  # a data file from before per-participant completion codes
+                self.db.execute("ALTER TABLE participants ADD COLUMN completion_code TEXT")
+            mark_data_dir(self.data_dir, mug.__version__)
         self._pending_steps: list[tuple] = []
         self._pending_other: list[tuple[str, tuple]] = []
         self._checkpointer: threading.Thread | None = None
         self._last_checkpoint = time.monotonic()
+        #: Since when commits fail (``time.monotonic()``), ``None`` while they succeed.
+        self.failing_since: float | None = None
+        self._last_warning = 0.0
 
     # -- writing (buffered until commit) -------------------------------------------------
 
@@ -168,27 +198,71 @@ class Store:
             )
         )
 
+    def set_completion_code(self, participant_id: str, code: str) -> None:
+        """Queue the participant's own completion code (see ``EndScene(unique_code=True)``)."""
+        self._pending_other.append(
+            ("UPDATE participants SET completion_code = ? WHERE participant_id = ?", (code, participant_id))
+        )
+
+    def completion_code_taken(self, code: str) -> bool:
+        """Whether a committed participant already has ``code``."""
+        return self.db.execute("SELECT 1 FROM participants WHERE completion_code = ? LIMIT 1", (code,)).fetchone() is not None
+
     @property
     def dirty(self) -> bool:
         """Whether anything waits for :meth:`commit`."""
         return bool(self._pending_steps or self._pending_other)
 
-    def commit(self) -> None:
-        """Write everything queued in one transaction."""
+    def commit(self) -> bool:
+        """Write everything queued in one transaction; ``True`` once it is committed (or nothing was queued).
+
+        If the transaction fails (another program holds the write lock, the disk is full), everything
+        stays queued for the next call, a warning is logged (at most every ``WARN_EVERY_S``) and this
+        returns ``False`` at once: it never waits for the lock.
+        """
         if not self.dirty:
-            return
+            return True
         steps, other = self._pending_steps, self._pending_other
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                if steps:
+                    self.db.executemany(
+                        f"INSERT INTO steps ({', '.join(_KEY_COLUMNS)}, record) VALUES ({', '.join('?' * (len(_KEY_COLUMNS) + 1))})",
+                        steps,
+                    )
+                for sql, params in other:
+                    self.db.execute(sql, params)
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            self._commit_failed(exc, len(steps))
+            return False
         self._pending_steps, self._pending_other = [], []
-        with self.db:
-            self.db.execute("BEGIN")
-            if steps:
-                self.db.executemany(
-                    f"INSERT INTO steps ({', '.join(_KEY_COLUMNS)}, record) VALUES ({', '.join('?' * (len(_KEY_COLUMNS) + 1))})",
-                    steps,
-                )
-            for sql, params in other:
-                self.db.execute(sql, params)
+        if self.failing_since is not None:
+            log.warning("store: commits succeed again after %.1f s", time.monotonic() - self.failing_since)
+            self.failing_since = None
         self._checkpoint_soon()
+        return True
+
+    def _commit_failed(self, exc: sqlite3.Error, steps: int) -> None:
+        now = time.monotonic()
+        if self.failing_since is None:
+            self.failing_since = now
+        if now - self._last_warning >= WARN_EVERY_S:
+            self._last_warning = now
+            log.warning(
+                "store: cannot commit to %s (%s) for %.1f s; %d step(s) and %d other row(s) stay queued and games "
+                "wait (is another program holding the database open in a transaction?)",
+                self.path,
+                exc,
+                now - self.failing_since,
+                steps,
+                len(self._pending_other),
+            )
 
     def _checkpoint_soon(self) -> None:
         """Start a background WAL checkpoint if the last one is done and old enough."""
@@ -214,7 +288,8 @@ class Store:
     def participant(self, participant_id: str) -> dict[str, Any] | None:
         """The stored participant row (progress decoded), or ``None``."""
         row = self.db.execute(
-            "SELECT participant_id, created, updated, progress, scene_id, completed, metadata FROM participants WHERE participant_id = ?",
+            "SELECT participant_id, created, updated, progress, scene_id, completed, metadata, completion_code "
+            "FROM participants WHERE participant_id = ?",
             (participant_id,),
         ).fetchone()
         if row is None:
@@ -227,17 +302,29 @@ class Store:
             "scene_id": row[4],
             "completed": bool(row[5]),
             "metadata": json.loads(row[6]),
+            "completion_code": row[7],
         }
 
+    def _rows(self, sql: str, params: tuple = ()) -> Iterator[tuple]:
+        """The rows of ``sql``, fetched ``BATCH_ROWS`` at a time."""
+        cursor = self.db.execute(sql, params)
+        try:
+            while batch := cursor.fetchmany(BATCH_ROWS):
+                yield from batch
+        finally:
+            cursor.close()
+
     def participants(self) -> list[dict[str, Any]]:
-        """Every participant with progress and step count."""
+        """Every participant with progress, step count and completion code (``None`` unless the study gives
+        each participant their own)."""
         rows = self.db.execute(
-            "SELECT p.participant_id, p.created, p.updated, p.scene_id, p.completed, p.progress, COALESCE(c.n, 0) "
-            "FROM participants p LEFT JOIN (SELECT participant_id, COUNT(*) AS n FROM steps GROUP BY participant_id) c "
+            "SELECT p.participant_id, p.created, p.updated, p.scene_id, p.completed, p.progress, COALESCE(c.n, 0), "
+            "p.completion_code FROM participants p LEFT JOIN "
+            "(SELECT participant_id, COUNT(*) AS n FROM steps GROUP BY participant_id) c "
             "USING (participant_id) ORDER BY p.created"
         ).fetchall()
         out = []
-        for pid, created, updated, scene, completed, progress, steps in rows:
+        for pid, created, updated, scene, completed, progress, steps, code in rows:
             prog = json.loads(progress)
             out.append(
                 {
@@ -249,48 +336,63 @@ class Store:
                     "scene_index": prog.get("index", 0),
                     "scenes": len(prog.get("order", [])),
                     "steps": steps,
+                    "completion_code": code,
                 }
             )
         return out
 
-    def steps(self, scene_id: str | None = None) -> list[dict[str, Any]]:
-        """Recorded steps, optionally of one scene, in recording order: the key columns plus
-        ``actions``, ``sources``, ``rewards``, ``terminated``, ``truncated``, ``infos``,
+    def iter_steps(self, scene_id: str | None = None) -> Iterator[dict[str, Any]]:
+        """Recorded steps, optionally of one scene, in recording order (read in batches): the key columns
+        plus ``actions``, ``sources``, ``rewards``, ``terminated``, ``truncated``, ``infos``,
         ``observations`` and ``policy_outputs`` (``None`` where not recorded)."""
         sql = f"SELECT {', '.join(_KEY_COLUMNS)}, record FROM steps"
-        rows = self.db.execute(
+        for row in self._rows(
             sql + (" WHERE scene_id = ? ORDER BY id" if scene_id else " ORDER BY id"), (scene_id,) if scene_id else ()
-        ).fetchall()
-        out = []
-        for row in rows:
+        ):
             step = dict(zip(_KEY_COLUMNS, row[:-1]))
             record = json.loads(row[-1])
             step.update({f: record.get(f) for f in _JSON_STEP_FIELDS})
-            out.append(step)
-        return out
+            yield step
+
+    def steps(self, scene_id: str | None = None) -> list[dict[str, Any]]:
+        """:meth:`iter_steps` as a list."""
+        return list(self.iter_steps(scene_id))
+
+    def iter_responses(self, scene_id: str | None = None) -> Iterator[dict[str, Any]]:
+        """Survey responses, optionally of one scene, in order (read in batches)."""
+        sql = "SELECT participant_id, scene_id, time, answers FROM responses"
+        for p, s, t, a in self._rows(
+            sql + (" WHERE scene_id = ? ORDER BY id" if scene_id else " ORDER BY id"), (scene_id,) if scene_id else ()
+        ):
+            yield {"participant_id": p, "scene_id": s, "time": t, "answers": json.loads(a)}
 
     def responses(self, scene_id: str | None = None) -> list[dict[str, Any]]:
-        """Survey responses, optionally of one scene."""
-        sql = "SELECT participant_id, scene_id, time, answers FROM responses"
-        rows = self.db.execute(
-            sql + (" WHERE scene_id = ? ORDER BY id" if scene_id else " ORDER BY id"), (scene_id,) if scene_id else ()
-        ).fetchall()
-        return [{"participant_id": p, "scene_id": s, "time": t, "answers": json.loads(a)} for p, s, t, a in rows]
+        """:meth:`iter_responses` as a list."""
+        return list(self.iter_responses(scene_id))
+
+    def iter_events(self, kind: str | None = None) -> Iterator[dict[str, Any]]:
+        """Non-step events, optionally of one kind, in order (read in batches)."""
+        sql = "SELECT participant_id, session_id, scene_id, kind, time, data FROM events"
+        for p, se, sc, k, t, d in self._rows(
+            sql + (" WHERE kind = ? ORDER BY id" if kind else " ORDER BY id"), (kind,) if kind else ()
+        ):
+            yield {"participant_id": p, "session_id": se, "scene_id": sc, "kind": k, "time": t, "data": json.loads(d)}
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
-        """Non-step events, optionally of one kind."""
-        sql = "SELECT participant_id, session_id, scene_id, kind, time, data FROM events"
-        rows = self.db.execute(
-            sql + (" WHERE kind = ? ORDER BY id" if kind else " ORDER BY id"), (kind,) if kind else ()
-        ).fetchall()
-        return [
-            {"participant_id": p, "session_id": se, "scene_id": sc, "kind": k, "time": t, "data": json.loads(d)}
-            for p, se, sc, k, t, d in rows
-        ]
+        """:meth:`iter_events` as a list."""
+        return list(self.iter_events(kind))
 
     def close(self) -> None:
-        """Commit what is queued and close the file."""
-        self.commit()
+        """Commit what is queued (waiting up to 10 s for a lock another program holds) and close the file."""
+        deadline = time.monotonic() + 10.0
+        while not self.commit() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.dirty:
+            log.error(
+                "store: closing %s with %d uncommitted step(s): the write lock never came free",
+                self.path,
+                len(self._pending_steps),
+            )
         if self._checkpointer is not None:
             self._checkpointer.join()
         self.db.close()

@@ -40,6 +40,7 @@ from mug.inference.runtime import PolicyRuntime
 from mug.inference.sampling import fnv1a32
 from mug.rendering.frames import encode_rgb
 from mug.rendering.surface import Surface
+from mug.session.act_checks import check_policy_result
 from mug.session.inputs import KeyMap
 from mug.session.messages import MAX_MESSAGE_BYTES, MessageError, decode_inbound, jsonable, tensor_ref
 from mug.session.recording import Recorder
@@ -346,6 +347,7 @@ class GameSession:
             action = result["action"]
             if not _contains(space, action):
                 raise MessageError("bad_action", f"action {action!r} for agent {agent!r} is not in its action space {space}")
+            check_policy_result(self.scene, agent, result)  # logits/states as the model makes them, before storing
         self._take_keys(client, message["keys"])
         self._loaded.add(client)
         for agent, result in message["policies"].items():

@@ -85,13 +85,15 @@ def test_participant_completes_the_demo_with_the_keyboard(browser, demo, tmp_pat
         if fmt == "csv":
             with open(out / "steps.csv") as f:
                 rows = list(csv.DictReader(f))
+            actions = [json.loads(r["actions"]) for r in rows if r["scene_id"] == "coins"]
         else:
             import pyarrow.parquet as pq
 
-            rows = pq.read_table(out / "steps.parquet").to_pylist()
+            rows = pq.read_table(out / "steps.parquet").to_pylist()  # typed: one action column per agent
+            actions = [{a: r[f"action_{a}"] for a in ("agent_0", "agent_1")} for r in rows if r["scene_id"] == "coins"]
         exported = [r for r in rows if r["scene_id"] == "coins"]
         assert len(exported) == len(steps)
-        assert [json.loads(r["actions"]) for r in exported] == [s["actions"] for s in steps]
+        assert actions == [s["actions"] for s in steps]
         assert [int(r["step"]) for r in exported] == [s["step"] for s in steps]
     store.close()
 

@@ -16,6 +16,7 @@ from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, websocket_connect
 
 import mug
+from mug.examples.demo import demo_study
 from mug.server.app import MugServer
 from mug.server.store import Store
 from mug.session.messages import decode_envelope, encode_envelope
@@ -176,7 +177,7 @@ def test_assets_have_types_and_caching(demo):
         client = AsyncHTTPClient()
         wasm = await client.fetch(demo.url + "static/ort-wasm-simd-threaded.wasm")
         js = await client.fetch(demo.url + "static/client.js")
-        model = await client.fetch(demo.url + "models/coins/agent_1.onnx")
+        model = await client.fetch(demo.url + demo_study().scenes["coins"].model_path("agent_1"))
         return wasm, js, model
 
     wasm, js, model = run_async(main())

@@ -1,4 +1,5 @@
-"""The SQLite store on its own: what a commit makes durable, read-only readers, background checkpoints."""
+"""The SQLite store on its own: what a commit makes durable, read-only readers, background checkpoints,
+a write lock held by another program, and data directories that were damaged."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 import mug.server.store as store_module
+from mug.errors import MugError
 from mug.server.store import Store
 
 
@@ -72,3 +74,73 @@ def test_checkpoints_run_in_the_background_and_copy_the_log_back(tmp_path, monke
     (copy / "mug.sqlite").write_bytes((tmp_path / "mug.sqlite").read_bytes())  # the database file alone, no WAL
     assert len(Store(copy, readonly=True).steps()) == 200  # the checkpoint put every committed row there
     store.close()
+
+
+def test_a_commit_that_cannot_get_the_lock_keeps_its_rows_and_succeeds_later(tmp_path):
+    store = Store(tmp_path)
+    store.save_participant("p1", {"index": 0, "order": ["game"]}, "game", False)
+    store.add_step("p1", _step("s1", 0))
+    other = sqlite3.connect(tmp_path / "mug.sqlite", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another program holds the write lock
+    assert store.commit() is False
+    assert store.dirty and store.failing_since is not None
+    store.add_step("p1", _step("s1", 1))
+    assert store.commit() is False
+    other.execute("COMMIT")
+    other.close()
+    assert store.commit() is True and not store.dirty and store.failing_since is None
+    assert [s["step"] for s in store.steps()] == [0, 1]
+    assert store.participant("p1") is not None
+    store.close()
+
+
+def _used_study(path):
+    store = Store(path)
+    store.save_participant("p1", {"index": 0, "order": ["game"]}, "game", False)
+    store.add_step("p1", _step("s1", 0))
+    store.commit()
+    return store
+
+
+def test_a_used_data_dir_reopens_after_a_clean_stop(tmp_path):
+    _used_study(tmp_path).close()
+    assert not (tmp_path / "mug.sqlite-wal").exists()  # a clean stop folds the log back in
+    reader = Store(tmp_path, readonly=True)
+    reader.steps()
+    reader.close()  # a reader leaves an empty log and index behind: still fine
+    store = Store(tmp_path)
+    assert len(store.steps()) == 1
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("damage", "needle"),
+    [
+        (lambda d: (d / "mug.sqlite").write_bytes(b""), "mug.sqlite is empty (0 bytes)"),
+        (lambda d: (d / "mug.sqlite").unlink(), "mug.sqlite is missing"),
+        (lambda d: (d / "mug.sqlite").write_bytes((d / "blank.sqlite").read_bytes()), "holds no MUG tables"),
+    ],
+)
+def test_a_data_dir_that_held_a_study_and_now_holds_nothing_refuses_to_open(tmp_path, damage, needle):
+    _used_study(tmp_path).close()
+    sqlite3.connect(tmp_path / "blank.sqlite").execute("CREATE TABLE other (x)").connection.close()
+    damage(tmp_path)
+    with pytest.raises(MugError, match="held a MUG study") as info:
+        Store(tmp_path)
+    assert needle in str(info.value) and "backup" in str(info.value)
+
+
+def test_a_data_dir_whose_log_was_removed_after_a_crash_refuses_to_open(tmp_path):
+    store = _used_study(tmp_path)  # committed, not yet checkpointed: the rows are only in the log
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("mug.sqlite", "mug.sqlite-shm", "mug-data.json"):  # a crash, then the log deleted
+        (copy / name).write_bytes((tmp_path / name).read_bytes())
+    store.close()
+    with pytest.raises(MugError) as info:
+        Store(copy)
+    assert "mug.sqlite-wal is missing" in str(info.value) and "Put mug.sqlite-wal back" in str(info.value)
+    (copy / "mug.sqlite-wal").write_bytes(b"")  # an empty log in its place does not hide the loss
+    with pytest.raises(MugError) as info:
+        Store(copy)
+    assert "mug.sqlite-wal is cut short" in str(info.value)

@@ -255,8 +255,8 @@ def test_security_headers_on_every_response(demo):
 def test_cookies_are_lax_and_secure_under_https_behind_a_trusted_proxy(tmp_path):
     plain = ServerProcess(["demo"], tmp_path / "plain").start()
     proxied = ServerProcess(["demo", "--trust-proxy", "--frame-ancestors", "https://recruit.example"], tmp_path / "proxied")
-    proxied.start()
     try:
+        proxied.start()
 
         async def main():
             client = AsyncHTTPClient()

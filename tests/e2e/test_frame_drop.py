@@ -10,6 +10,7 @@ import pytest
 
 import mug
 from mug.examples import CoinGrid
+from mug.scenes.policies import file_sha256
 from mug.session import GameSession, MemoryTransport
 from mug.session.messages import tensor_from_ref
 from tests.e2e.partner_studies import KEYS, PARTNER
@@ -62,8 +63,9 @@ class Clock:
 def page(browser, asset_server):
     base, root = asset_server
     (root / "game.html").write_text(PAGE)
-    (root / "models" / "grid").mkdir(parents=True, exist_ok=True)
-    (root / "models" / "grid" / "agent_1.onnx").write_bytes(Path(PARTNER.onnx_path).read_bytes())
+    model = root / "models" / "grid" / "agent_1" / f"{file_sha256(PARTNER.onnx_path)[:16]}.onnx"  # GymScene.model_path
+    model.parent.mkdir(parents=True, exist_ok=True)
+    model.write_bytes(Path(PARTNER.onnx_path).read_bytes())
     page = browser.new_page(viewport={"width": 400, "height": 400}, device_scale_factor=1)
     page.goto(f"{base}/game.html")
     page.wait_for_function("window.ready === true")

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from mug.errors import ConfigError, did_you_mean
 from mug.scenes.base import Scene
@@ -532,7 +533,8 @@ class GymScene(Scene):
         config = self.policy_specs[agent].config
         if config is None:
             raise ConfigError(f"model_path: agent {agent!r} of scene {self.scene_id!r} has no ONNX model", field="agent")
-        return f"models/{self.scene_id}/{agent}/{file_sha256(config.onnx_path)[:16]}.onnx"
+        # the agent's wire id, percent-escaped: env ids may hold spaces or slashes (a tuple's repr)
+        return f"models/{self.scene_id}/{quote(agent, safe='')}/{file_sha256(config.onnx_path)[:16]}.onnx"
 
     def check_ready(self) -> None:
         """Raise ``ConfigError`` if the scene cannot run yet (no environment or no policies)."""

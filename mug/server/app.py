@@ -21,6 +21,7 @@ from tornado.ioloop import IOLoop
 
 from mug.errors import ConfigError
 from mug.scenes.gym_scene import GymScene
+from mug.scenes.policies import file_sha256
 from mug.scenes.stager import Stager
 from mug.server import logs
 from mug.server.export import stream_command
@@ -197,7 +198,7 @@ class MugServer:
             (r"/", ParticipantPageHandler, {"server": self}),
             (r"/ws", ParticipantSocket, {"server": self}),
             (r"/static/(.*)", StaticFiles, {"path": str(STATIC)}),
-            (r"/models/([A-Za-z0-9_-]+)/([A-Za-z0-9_.-]+)/([0-9a-f]{16})\.onnx", ModelHandler, {"server": self}),
+            (r"/models/([A-Za-z0-9_-]+)/([^/]+)/([0-9a-f]{16})\.onnx", ModelHandler, {"server": self}),
             (r"/admin", AdminHandler, {"server": self}),
             (r"/admin/(steps|responses|participants|events)\.csv", AdminExportHandler, {"server": self}),
             (r"/healthz", HealthHandler),
@@ -434,12 +435,12 @@ class ModelHandler(_Handler):
     their content (``GymScene.model_path``), so each can be cached for good; a URL of a model file that
     has changed since is a 404 (a page from before a redeploy reloads rather than run the old model)."""
 
-    def get(self, scene_id: str, agent: str, digest: str) -> None:
-        path = self.server.models.get((scene_id, agent))
+    async def get(self, scene_id: str, agent: str, digest: str) -> None:
+        path = self.server.models.get((scene_id, agent))  # ``agent``: the URL's percent-escapes already undone
         if path is None:
             raise tornado.web.HTTPError(404, reason=f"no browser-side model for scene {scene_id!r}, agent {agent!r}")
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest()[:16] != digest:
+        data = await IOLoop.current().run_in_executor(None, path.read_bytes)  # a big model must not stall the games
+        if file_sha256(path)[:16] != digest:
             raise tornado.web.HTTPError(404, reason="this model file has changed since the page was loaded; reload the page")
         self.set_header("Content-Type", "application/octet-stream")
         self.set_header("Cache-Control", "public, max-age=31536000, immutable")

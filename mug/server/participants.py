@@ -322,9 +322,14 @@ class ParticipantRegistry:
             if participant.game is not None and participant.game.done and not participant.game.failure:
                 participant.game = None
                 participant.advance()
+        stalled = self.store.failing_since is not None
         if not self.store.commit():
             self._retry_soon()
             return
+        if stalled:  # frames held back by the stall reach their clients only now: their waits start now
+            for participant in self.participants.values():
+                if participant.game is not None:
+                    participant.game.restart_wait()
         pending, self.pending = self.pending, {}
         for participant in pending.values():
             out, participant.outbox = participant.outbox, []

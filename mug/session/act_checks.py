@@ -17,6 +17,9 @@ can produce:
 
 So the bytes a step can store are bounded by the model, whatever a client sends.
 A custom inference function's logits and states are held to the same rules.
+A result whose tensors do not fit keeps its (checked) action, so the game goes
+on: only its tensors are left out of the record, the client gets a
+``bad_tensor`` error naming them, and a ``bad_tensor`` event records it.
 """
 
 from __future__ import annotations

@@ -347,7 +347,16 @@ class GameSession:
             action = result["action"]
             if not _contains(space, action):
                 raise MessageError("bad_action", f"action {action!r} for agent {agent!r} is not in its action space {space}")
-            check_policy_result(self.scene, agent, result)  # logits/states as the model makes them, before storing
+        unfit = []
+        for agent, result in message["policies"].items():
+            try:  # logits/states as the model makes them, before they are stored
+                check_policy_result(self.scene, agent, result)
+            except MessageError as exc:  # the action stands (checked above): only the tensors are left out
+                result["logits"], result["states"], result["rng"] = None, {}, None
+                unfit.append(str(exc))
+        if unfit:
+            self._reject(client, "bad_tensor", "; ".join(unfit))
+            self._record("bad_tensor", {"client": client, "episode": episode, "step": step, "problems": unfit})
         self._take_keys(client, message["keys"])
         self._loaded.add(client)
         for agent, result in message["policies"].items():
@@ -393,6 +402,11 @@ class GameSession:
 
     def _everyone_acted(self) -> bool:
         return all(c in self._acted for c in self.clients if self.human_of.get(c) or self.runs_models[c])
+
+    def restart_wait(self) -> None:
+        """The current frame reaches its clients only now (a host held it back, e.g. while its store could not
+        commit): the wait for this step's acts (``act_timeout_s``) starts again."""
+        self._step_started = self.clock()
 
     def _awaited(self) -> list[str]:
         """Browser-side agents whose result for the current step has not arrived."""

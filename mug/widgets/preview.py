@@ -220,7 +220,12 @@ class ScenePreview(anywidget.AnyWidget):
             elif action == "reset":
                 self.reset()
             elif action == "drive":
+                handover = bool(self._driver) and view != self._driver
                 self._driver = view
+                if handover and self.session is not None and not self.session.done:
+                    # the old driver's act for the current step may be lost in flight: every view gets the scene
+                    # again with the policy state from before this step (as after a reconnect) and acts on it anew
+                    self.session.receive(CLIENT, {"type": "ready"})
             elif action == "release" and self._driver == view:
                 self._driver = ""  # the driving view is gone: the next view to act drives
             return

@@ -22,7 +22,8 @@ LSTM = Path(mug.__file__).parent / "examples" / "cartpole_lstm.onnx"
 
 
 class Amplifier(SimulatedParticipant):
-    """Runs the partner policy honestly, but every ``every``-th act carries huge logits and an invented state."""
+    """Runs the partner policy honestly, but every ``every``-th act carries huge logits and an invented state
+    (its action a fair one: the act counts, its tensors are left out)."""
 
     def __init__(self, *args: Any, every: int = 2, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -41,7 +42,6 @@ class Amplifier(SimulatedParticipant):
         await self.send(
             {"type": "act", "step": frame["step"], "episode": frame["episode"], "keys": [], "policies": {"agent_1": huge}}, out
         )
-        await super().act(frame, buffers)  # then the honest act for the same step
 
 
 def test_tensor_amplification_is_refused_with_a_clear_error_and_the_store_stays_bounded(tmp_path):
@@ -59,9 +59,13 @@ def test_tensor_amplification_is_refused_with_a_clear_error_and_the_store_stays_
     assert "act.policies['agent_1'].logits" in message and "[60000] float32" in message and "expected shape [5]" in message
     store = Store(tmp_path, readonly=True)
     steps = store.steps("coins")
+    problems = store.events("bad_tensor")
     record_bytes = store.db.execute("SELECT MAX(LENGTH(record)) FROM steps").fetchone()[0]
     store.close()
-    assert steps and all(len(s["policy_outputs"]["agent_1"]["logits"]) == 5 for s in steps)
+    logits = [s["policy_outputs"]["agent_1"]["logits"] for s in steps]
+    assert len(steps) == 20 and {s["sources"]["agent_1"] for s in steps} == {"policy"}  # every act counted
+    assert logits.count(None) == len(problems) == len(errors) >= 5  # the amplified tensors were left out, and said so
+    assert all(len(x) == 5 for x in logits if x is not None)
     assert all(s["policy_outputs"]["agent_1"]["states"] == {} for s in steps)
     assert record_bytes < 2000  # a step of this model: 5 logits, no state; never the 240 KB that was sent
 

@@ -285,3 +285,52 @@ def test_models_are_served_at_content_hashed_urls_and_sessions_record_what_they_
     assert record["policies"]["agent_0"] == {"kind": "human", "where": "browser"}
     assert record["policies"]["agent_1"]["where"] == "browser" and record["policies"]["agent_1"]["inference"] == "auto"
     assert result.errors == []
+
+
+class _Teams:
+    """A Parallel-API env whose agent ids are a string with a space and a tuple (their wire ids hold ' ', '(', "'")."""
+
+    possible_agents = ["red team", ("blue", 1)]
+
+    def __init__(self) -> None:
+        import gymnasium as gym
+
+        self.agents = list(self.possible_agents)
+        self.observation_spaces = {a: gym.spaces.Box(0.0, 1.0, (4,), np.float32) for a in self.possible_agents}
+        self.action_spaces = {a: gym.spaces.Discrete(3) for a in self.possible_agents}
+
+    def reset(self, seed=None, options=None):
+        self.t = 0
+        return {a: np.zeros(4, np.float32) for a in self.possible_agents}, {a: {} for a in self.possible_agents}
+
+    def step(self, actions):
+        self.t += 1
+        obs = {a: np.full(4, self.t / 10, np.float32) for a in self.possible_agents}
+        done = {a: self.t >= 5 for a in self.possible_agents}
+        return obs, dict.fromkeys(self.possible_agents, 0.0), done, dict.fromkeys(self.possible_agents, False), {}
+
+    def render(self):
+        return np.zeros((8, 8, 3), np.uint8)
+
+
+def test_a_browser_side_model_is_served_for_an_agent_id_that_is_no_url_word(tmp_path):
+    from tests.synthetic import recurrent_model
+
+    config = mug.ModelConfig.from_onnx(recurrent_model(tmp_path / "blue.onnx", obs=4, actions=3))
+    scene = (
+        mug.GymScene("teams")
+        .environment(_Teams, check_determinism=False)
+        .policies({"red team": mug.Human, ("blue", 1): config})
+        .gameplay(action_mapping={"ArrowUp": 1}, mode="lockstep")  # lockstep: the model runs in the browser
+    )
+
+    async def main():
+        deployment = mug.deploy(mug.Stager([scene]), port=0, data_dir=tmp_path / "data")
+        url = scene.model_path("('blue', 1)")
+        served = await AsyncHTTPClient().fetch(deployment.url + url, raise_error=False)
+        deployment.stop()
+        return url, served
+
+    url, served = run_async(main())
+    assert "%28%27blue%27%2C%201%29" in url  # percent-escaped in the URL
+    assert served.code == 200 and served.body == (tmp_path / "blue.onnx").read_bytes()

@@ -175,3 +175,15 @@ def test_the_preview_never_steps_without_the_browser_result(policy):
     error = transport.last("c1", "error")[0]
     assert error["code"] == "no_policy_result" and "agent_1" in error["message"] and error["fatal"] is True
     assert [st["sources"]["agent_1"] for st in recorder.of_kind("step")] == ["policy"]
+
+
+def test_a_frame_held_back_by_its_host_starts_its_wait_when_it_leaves(policy):
+    s, transport, recorder, clock = start(scene(policy, "browser", act_timeout_s=0.5))
+    browser = mug.PolicyRuntime(policy, seed=0)
+    s.receive("c1", act_for(s, transport, browser)[0])
+    assert s.tick() is True  # step 0 on its result; the frame of step 1 is queued
+    clock.now += 10  # the server's store could not commit: the frame did not leave
+    s.restart_wait()  # delivered now (ParticipantRegistry.flush after the stall)
+    assert s.tick() is False  # its wait starts now: no late step on a frame the client has only just got
+    s.receive("c1", act_for(s, transport, browser)[0])
+    assert [st["sources"]["agent_1"] for st in recorder.of_kind("step")] == ["policy", "policy"]

@@ -290,11 +290,10 @@ def test_models_are_served_at_content_hashed_urls_and_sessions_record_what_they_
 class _Teams:
     """A Parallel-API env whose agent ids are a string with a space and a tuple (their wire ids hold ' ', '(', "'")."""
 
-    possible_agents = ["red team", ("blue", 1)]
-
     def __init__(self) -> None:
         import gymnasium as gym
 
+        self.possible_agents = ["red team", ("blue", 1)]
         self.agents = list(self.possible_agents)
         self.observation_spaces = {a: gym.spaces.Box(0.0, 1.0, (4,), np.float32) for a in self.possible_agents}
         self.action_spaces = {a: gym.spaces.Discrete(3) for a in self.possible_agents}

@@ -134,11 +134,12 @@ def _write_parquet(store: Store, table: str, path: Path) -> None:
         )
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
         return
-    schema = StepSchema.of(store.iter_steps())  # a first pass: agents and action kinds give the typed columns
+    last = store.last_step_id()  # both passes read the same rows, though the server goes on recording
+    schema = StepSchema.of(store.iter_steps(up_to=last))  # a first pass: agents and action kinds give the typed columns
     arrow = schema.arrow()
     with pq.ParquetWriter(path, arrow) as writer:
         batch: list[dict[str, Any]] = []
-        for step in store.iter_steps():
+        for step in store.iter_steps(up_to=last):
             batch.append(step)
             if len(batch) >= PARQUET_ROWS:
                 writer.write_table(pa.Table.from_pandas(steps_frame(batch, schema), schema=arrow, preserve_index=False))

@@ -341,18 +341,28 @@ class Store:
             )
         return out
 
-    def iter_steps(self, scene_id: str | None = None) -> Iterator[dict[str, Any]]:
+    def iter_steps(self, scene_id: str | None = None, *, up_to: int | None = None) -> Iterator[dict[str, Any]]:
         """Recorded steps, optionally of one scene, in recording order (read in batches): the key columns
         plus ``actions``, ``sources``, ``rewards``, ``terminated``, ``truncated``, ``infos``,
-        ``observations`` and ``policy_outputs`` (``None`` where not recorded)."""
+        ``observations`` and ``policy_outputs`` (``None`` where not recorded). ``up_to``: only rows up to
+        that row id (:meth:`last_step_id`), so that two passes over a live store read the same rows."""
+        where, params = [], []
+        if scene_id:
+            where.append("scene_id = ?")
+            params.append(scene_id)
+        if up_to is not None:
+            where.append("id <= ?")
+            params.append(up_to)
         sql = f"SELECT {', '.join(_KEY_COLUMNS)}, record FROM steps"
-        for row in self._rows(
-            sql + (" WHERE scene_id = ? ORDER BY id" if scene_id else " ORDER BY id"), (scene_id,) if scene_id else ()
-        ):
+        for row in self._rows(sql + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id", tuple(params)):
             step = dict(zip(_KEY_COLUMNS, row[:-1]))
             record = json.loads(row[-1])
             step.update({f: record.get(f) for f in _JSON_STEP_FIELDS})
             yield step
+
+    def last_step_id(self) -> int:
+        """The row id of the latest recorded step (0 when there is none)."""
+        return int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM steps").fetchone()[0])
 
     def steps(self, scene_id: str | None = None) -> list[dict[str, Any]]:
         """:meth:`iter_steps` as a list."""

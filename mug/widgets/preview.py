@@ -30,6 +30,7 @@ from mug.jupyter import STATIC
 from mug.scenes.policies import PolicySpec
 from mug.session.clock import FrameClock
 from mug.session.engine import BROWSER_WAIT_S, GameSession
+from mug.session.envs import agent_key
 from mug.widgets.trace import Trace
 
 if TYPE_CHECKING:
@@ -410,11 +411,14 @@ class ScenePreview(anywidget.AnyWidget):
 def _action_labels(scene: GymScene, names: Sequence[str] | Mapping[str, Sequence[str]] | None) -> dict[str, list[str]]:
     """Per agent with a discrete action space: one label per action (``action_names``, else the mapped keys)."""
     labels: dict[str, list[str]] = {}
+    by_agent = (  # keyed by the env's own ids, as everywhere researcher code names agents
+        {agent_key(scene.agent_ids, a, "action_names"): v for a, v in names.items()} if isinstance(names, Mapping) else None
+    )
     for agent in scene.agents:
         n = getattr(scene.action_space(agent), "n", None)
         if n is None:
             continue
-        given = names.get(agent) if isinstance(names, Mapping) else names
+        given = by_agent.get(agent) if by_agent is not None else names
         if given is None:
             keys: dict[int, list[str]] = {}
             for combo, action in scene.action_mapping.items():
@@ -424,15 +428,9 @@ def _action_labels(scene: GymScene, names: Sequence[str] | Mapping[str, Sequence
         given = list(given)
         if len(given) != int(n) or not all(isinstance(g, str) for g in given):
             raise ConfigError(
-                f"action_names for agent {agent!r}: expected {int(n)} names (one per action of {scene.action_space(agent)}),"
+                f"action_names for agent {scene.agent_ids.get(agent, agent)!r}: expected {int(n)} names (one per action of {scene.action_space(agent)}),"
                 f" got {given!r}",
                 field="action_names",
             )
         labels[agent] = given
-    if isinstance(names, Mapping):
-        unknown = sorted(set(map(str, names)) - set(map(str, scene.agents)))
-        if unknown:
-            raise ConfigError(
-                f"action_names: no agent {unknown} in the scene; its agents are {scene.agents}", field="action_names"
-            )
     return labels

@@ -241,3 +241,11 @@ def test_a_registered_id_with_its_own_limit_warns():
     scene = mug.GymScene("c").environment("CartPole-v1").policies({"agent_0": mug.Random})
     with pytest.warns(UserWarning, match=re.escape("after 500 steps, before max_steps=1000; pass max_episode_steps=1000")):
         scene.gameplay(max_steps=1000)
+
+
+def test_preview_action_names_are_keyed_by_the_env_ids():
+    scene = int_scene()[0].policies({0: mug.Human, 1: mug.Random}).gameplay(action_mapping={"ArrowUp": 1})
+    names = {1: ["stay", "up", "down"]}
+    assert scene.preview(action_names=names)._action_names[str(1)] == ["stay", "up", "down"]
+    with pytest.raises(mug.ConfigError, match=r"no agent '1'\. Did you mean 1\?"):
+        scene.preview(action_names={"1": ["stay", "up", "down"]})

@@ -144,3 +144,17 @@ def test_a_data_dir_whose_log_was_removed_after_a_crash_refuses_to_open(tmp_path
     with pytest.raises(MugError) as info:
         Store(copy)
     assert "mug.sqlite-wal is cut short" in str(info.value)
+
+
+def test_a_reader_bounded_by_the_last_step_id_skips_rows_recorded_after_it(tmp_path):
+    store = Store(tmp_path)
+    for i in range(3):
+        store.add_step("p1", _step("s1", i))
+    store.commit()
+    last = store.last_step_id()
+    store.add_step("p1", _step("s1", 3))  # the server goes on recording between an export's two passes
+    store.commit()
+    assert [s["step"] for s in store.iter_steps(up_to=last)] == [0, 1, 2]
+    assert [s["step"] for s in store.iter_steps("game", up_to=last)] == [0, 1, 2]
+    assert len(store.steps()) == 4
+    store.close()

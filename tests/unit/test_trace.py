@@ -104,7 +104,7 @@ def test_action_names_come_from_the_action_mapping_or_are_given_and_checked():
     assert scene.preview(action_names=["push left", "push right"])._action_names == {"agent_0": ["push left", "push right"]}
     with pytest.raises(mug.ConfigError, match=r"expected 2 names \(one per action of Discrete\(2\)\), got \['left'\]"):
         scene.preview(action_names=["left"])
-    with pytest.raises(mug.ConfigError, match=r"action_names: no agent \['agent_9'\] in the scene"):
+    with pytest.raises(mug.ConfigError, match=r"action_names: the environment has no agent 'agent_9'"):
         scene.preview(action_names={"agent_9": ["a", "b"]})
 
 

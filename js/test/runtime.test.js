@@ -173,3 +173,15 @@ test("a model that is not ONNX is reported", async () => {
     /policy 'junk': onnxruntime-web cannot load the model/,
   );
 });
+
+test("a custom function that reports no states resumes from a saved entry without them (a reloaded page)", async () => {
+  const sampler = "return { logits: [0, 0, 0, 0, 0, 0, 0] };"; // keeps no hidden state of its own
+  const before = await create({ custom_inference_fn: sampler }, 3);
+  for (let k = 0; k < 4; k++) await before.step(observation(116, k), "p");
+  const after = await create({ custom_inference_fn: sampler }, 3);
+  const { rng, steps } = before.position("p");
+  after.resume("p", { states: {}, rng, steps });
+  for (let k = 4; k < 8; k++) {
+    assert.equal((await after.step(observation(116, k), "p")).action, (await before.step(observation(116, k), "p")).action);
+  }
+});

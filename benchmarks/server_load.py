@@ -1,6 +1,7 @@
 """Participant-server load: N bot participants playing CartPole at 30 fps against one server process.
 
     python benchmarks/server_load.py [--sizes 10,50,100,200,300] [--seconds 8] [--pin SERVER_CPU,BOTS_CPU]
+                                     [--players human|server-ai]
 
 The server (``mug deploy tests/e2e/studies.py:cartpole_realtime``) runs the
 environment, draws CartPole as a two-object Surface and records every step
@@ -122,21 +123,28 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _start_server(data_dir: Path, pin: tuple[int, int] | None) -> ServerProcess:
+#: ``--players``: who plays each participant's CartPole (the bots send their keys either way).
+STUDIES = {
+    "human": ("tests/e2e/studies.py:cartpole_realtime", "a human (the bot's keys)"),
+    "server-ai": ("tests/e2e/studies.py:cartpole_server_ai", "the CartPole LSTM, run by the server (inference='auto')"),
+}
+
+
+def _start_server(data_dir: Path, pin: tuple[int, int] | None, players: str) -> ServerProcess:
     """The server process; with ``pin`` (server CPU, bots CPU) it runs on its CPU and this process on the other."""
     if pin is not None:
         os.sched_setaffinity(0, {pin[0]})  # the server process inherits this at its start...
-    study = ["deploy", "tests/e2e/studies.py:cartpole_realtime", "--participants-per-address", "0"]  # all bots: one address
+    study = ["deploy", STUDIES[players][0], "--participants-per-address", "0"]  # all bots: one address
     server = ServerProcess(study, data_dir).start()
     if pin is not None:
         os.sched_setaffinity(0, {pin[1]})  # ...then the bots move to their own
     return server
 
 
-async def measure(n: int, seconds: float, warmup: float, pin: tuple[int, int] | None) -> dict:
+async def measure(n: int, seconds: float, warmup: float, pin: tuple[int, int] | None, players: str = "human") -> dict:
     AsyncHTTPClient.configure(None, max_clients=max(10, n))
     with tempfile.TemporaryDirectory() as tmp:
-        server = _start_server(Path(tmp) / "data", pin)
+        server = _start_server(Path(tmp) / "data", pin, players)
         try:
             pid = server.proc.pid
             _, rss_idle = _proc_stats(pid)
@@ -192,18 +200,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--pin", default=None, metavar="SERVER_CPU,BOTS_CPU", help="pin server and bots to these CPUs")
+    parser.add_argument("--players", choices=sorted(STUDIES), default="human", help="who plays CartPole (default: human)")
     args = parser.parse_args()
     pin = tuple(int(x) for x in args.pin.split(",")) if args.pin else None
     if pin is not None and len(pin) != 2:
         parser.error("--pin takes two CPU numbers, e.g. 0,1")
     where = f"server on CPU {pin[0]}, bots on CPU {pin[1]}" if pin else f"server and bots sharing {os.cpu_count()} cores"
-    print(f"CartPole-v1 as a 2-object Surface at 30 fps, one server process, bots on the same machine ({where})")
+    print(
+        f"CartPole-v1 as a 2-object Surface at 30 fps played by {STUDIES[args.players][1]}, one server process, "
+        f"bots on the same machine ({where})"
+    )
     print(
         f"{'N':>5} {'frames/s/client':>16} {'gap p50 ms':>11} {'gap p99 ms':>11} {'input->frame p50':>17} {'p99 ms':>8}"
         f" {'server CPU %':>13} {'KiB/session':>12} {'bots CPU %':>11}  target (30 fps, p99 gap < 50 ms)"
     )
     for n in (int(x) for x in args.sizes.split(",")):
-        r = asyncio.run(measure(n, args.seconds, args.warmup, pin))
+        r = asyncio.run(measure(n, args.seconds, args.warmup, pin, args.players))
         verdict = "ok" if r["fps"] >= 29.7 and r["gap99"] < 50 else "MISSED"
         print(
             f"{r['n']:>5} {r['fps']:>16.1f} {r['gap50']:>11.1f} {r['gap99']:>11.1f} {r['lat50']:>17.1f} {r['lat99']:>8.1f}"

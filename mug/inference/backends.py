@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import os
 from typing import Protocol
 
 import numpy as np
@@ -62,11 +64,20 @@ class ReferenceBackend:
 
 
 def open_backend(path: str, backend: str = "auto") -> Backend:
-    """Load ``path`` with ``backend`` (``"auto"`` picks ONNX Runtime when it is installed)."""
+    """Load ``path`` with ``backend`` (``"auto"`` picks ONNX Runtime when it is installed).
+
+    Runtimes of the same unchanged file share one loaded graph: a backend holds no per-agent
+    state (``PolicyRuntime`` keeps that), so a server with hundreds of sessions running one
+    model loads it once (memory, and a cache that holds it). A changed file is loaded anew.
+    """
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {list(BACKENDS)}, got {backend!r}")
     if backend == "auto":
         backend = "onnxruntime" if importlib.util.find_spec("onnxruntime") else "reference"
-    if backend == "onnxruntime":
-        return OnnxRuntimeBackend(path)
-    return ReferenceBackend(path)
+    info = os.stat(path)
+    return _loaded(os.path.abspath(path), info.st_size, info.st_mtime_ns, backend)
+
+
+@functools.lru_cache(maxsize=32)
+def _loaded(path: str, size: int, mtime_ns: int, backend: str) -> Backend:
+    return OnnxRuntimeBackend(path) if backend == "onnxruntime" else ReferenceBackend(path)

@@ -26,6 +26,18 @@ cartpole_realtime = mug.Stager(
     ]
 )
 
+#: The same game played by the trained CartPole LSTM (realtime, ``inference="auto"``: the server runs it).
+cartpole_server_ai = mug.Stager(
+    [
+        mug.GymScene("cartpole")
+        .environment("CartPole-v1", seed=1)
+        .policies({"agent_0": mug.ModelConfig.from_onnx(Path(mug.__file__).parent / "examples" / "cartpole_lstm.onnx")})
+        .gameplay(num_episodes=1000, max_steps=500)
+        .rendering(mode="surface", draw=draw_cartpole, fps=30),
+        mug.EndScene(completion_code="DONE"),
+    ]
+)
+
 ASSETS = Path(__file__).with_name("assets")
 
 #: A scene with a researcher's asset directory (a sprite drawn with surface.image).

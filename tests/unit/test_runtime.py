@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import numpy as np
 import onnxruntime
 import pytest
@@ -175,3 +178,18 @@ def test_restore_rejects_a_foreign_snapshot(config):
 def test_bad_seed_is_named(config, seed):
     with pytest.raises(mug.ConfigError, match=r"seed: expected an integer in \[0, 2\*\*32\)"):
         mug.PolicyRuntime(config, seed=seed)
+
+
+def test_runtimes_of_one_model_file_share_its_graph_but_not_their_state(tmp_path, observations):
+    path = tmp_path / "lstm.onnx"
+    shutil.copy(LSTM, path)
+    config = mug.ModelConfig.from_onnx(path)
+    alone = mug.PolicyRuntime(config, seed=1)
+    solo = [alone.step(o).logits.copy() for o in observations[:6]]
+    a, b = mug.PolicyRuntime(config, seed=1), mug.PolicyRuntime(config, seed=1)
+    assert a._backend is b._backend  # loaded once
+    for i, o in enumerate(observations[:6]):  # interleaved: each keeps its own hidden state
+        np.testing.assert_array_equal(a.step(o).logits, solo[i])
+        np.testing.assert_array_equal(b.step(o).logits, solo[i])
+    os.utime(path, ns=(1, 1))  # the same bytes, another modification time: a redeployed file
+    assert mug.PolicyRuntime(config, seed=1)._backend is not a._backend  # a changed file is loaded anew

@@ -16,7 +16,8 @@ server-side policy's action for the current observation.
 No AI agent acts on an observation older than the step it acts in. A
 browser-side policy in a realtime scene therefore holds the step back: a due
 tick waits until that step's result has arrived (the step is then taken on
-its arrival), up to ``act_timeout_s`` (default :data:`BROWSER_WAIT_S`), after
+its arrival), up to ``act_timeout_s`` (default :data:`BROWSER_WAIT_S`; the
+preview waits at least :data:`PREVIEW_WAIT_S`), after
 the client has loaded its policies (its first ``act``; until then up to
 :data:`LOAD_WAIT_S`). Past the deadline a deployment steps with the agent's
 previous action, recorded with source ``late`` (the result, when it comes, is
@@ -49,11 +50,14 @@ from mug.session.transport import Transport
 if TYPE_CHECKING:
     from mug.scenes.gym_scene import GymScene
 
-__all__ = ["BROWSER_WAIT_S", "LOAD_WAIT_S", "GameSession", "episode_seed"]
+__all__ = ["BROWSER_WAIT_S", "LOAD_WAIT_S", "PREVIEW_WAIT_S", "GameSession", "episode_seed"]
 
 log = logging.getLogger("mug.session")
 #: Seconds a realtime step waits for a browser-side policy's result by default (``runtime(act_timeout_s=)``).
 BROWSER_WAIT_S = 1.0
+#: Seconds the notebook preview waits at least (a longer ``act_timeout_s`` counts) before a missing result
+#: stops it: far above any healthy comm round trip, which also paces it.
+PREVIEW_WAIT_S = 10.0
 #: Seconds a client has to load its browser-side policies (ONNX Runtime and the models) before its first result.
 LOAD_WAIT_S = 120.0
 
@@ -415,7 +419,10 @@ class GameSession:
     def _wait_limit(self) -> float:
         if self.clients[0] not in self._loaded:  # the first client runs every browser-side policy
             return LOAD_WAIT_S
-        return self.scene.act_timeout_s if self.scene.act_timeout_s is not None else BROWSER_WAIT_S
+        asked = self.scene.act_timeout_s
+        if self.host == "preview":
+            return max(asked or 0.0, PREVIEW_WAIT_S)
+        return asked if asked is not None else BROWSER_WAIT_S
 
     def tick(self) -> bool:
         """One frame tick; returns whether the env stepped."""

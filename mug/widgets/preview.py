@@ -8,7 +8,7 @@ anywidget custom messages with binary buffers.
 Live play takes every step on the browser runtime's result for that step's
 observation: the kernel ticks at the scene's frame rate, and a tick whose
 result has not arrived waits for it (the engine takes the step on arrival), up
-to :data:`PREVIEW_WAIT_S`. So the achieved frame rate is what the comm round
+to :data:`mug.session.engine.PREVIEW_WAIT_S`. So the achieved frame rate is what the comm round
 trip allows; the widget shows it. One view drives the session: with the same
 preview displayed twice, the view created or focused last sends the acts (the
 others draw the same frames and run the same policies, passively).
@@ -29,7 +29,7 @@ from mug.errors import ConfigError
 from mug.jupyter import STATIC
 from mug.scenes.policies import PolicySpec
 from mug.session.clock import FrameClock
-from mug.session.engine import BROWSER_WAIT_S, GameSession
+from mug.session.engine import GameSession
 from mug.session.envs import agent_key
 from mug.widgets.trace import Trace
 
@@ -39,9 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["ScenePreview"]
 
 CLIENT = "preview"
-#: Seconds a live step waits for the browser runtime's result before the preview stops with an error
-#: (``act_timeout_s`` when the scene sets a longer one): far above any healthy comm round trip.
-PREVIEW_WAIT_S = 10.0
 #: Seconds :meth:`ScenePreview.parity_ready` waits for a front end to show the widget before it stops waiting.
 FRONTEND_WAIT_S = 5.0
 #: What :attr:`ScenePreview.status` can say.
@@ -132,8 +129,6 @@ class ScenePreview(anywidget.AnyWidget):
         scene = copy.copy(self.scene)
         scene.record_observations = True
         scene.record_policy_outputs = True
-        if scene.step_mode == "realtime":  # a slow but healthy comm must not stop the preview
-            scene.act_timeout_s = max(scene.act_timeout_s or BROWSER_WAIT_S, PREVIEW_WAIT_S)
         self.session = GameSession(scene, [CLIENT], _WidgetTransport(self), self.trace, session_id="preview", host="preview")
         self.session.start()
         self._update_status()

@@ -15,10 +15,9 @@ import pytest
 
 import mug
 from mug.examples import CoinGrid
-from mug.session import GameSession, MemoryRecorder, MemoryTransport, encode_envelope
-from mug.session.engine import BROWSER_WAIT_S, LOAD_WAIT_S
-from mug.session.messages import tensor_from_ref, tensor_ref
-from tests.synthetic import recurrent_model
+from mug.session import GameSession, MemoryRecorder, MemoryTransport
+from mug.session.engine import BROWSER_WAIT_S, LOAD_WAIT_S, PREVIEW_WAIT_S
+from tests.synthetic import browser_act, recurrent_model
 
 KEYS = {"ArrowUp": 1, "ArrowDown": 2, "ArrowLeft": 3, "ArrowRight": 4}
 
@@ -56,19 +55,10 @@ def start(s_scene, host="deployment"):
     return s, transport, recorder, clock
 
 
-def act_for(s, transport, browser, step=None):
+def act_for(s, transport, browser):
     """What the browser would send for the latest frame (its policy run on that frame's observation)."""
     frame, buffers = transport.last("c1", "frame")
-    obs = tensor_from_ref(frame["observations"]["agent_1"], buffers, "obs")
-    out = browser.step(obs)
-    bufs: list[bytes] = []
-    result = {
-        "action": out.action,
-        "logits": tensor_ref(out.logits, bufs),
-        "states": {"h_out": tensor_ref(out.states["h_out"], bufs)},
-    }
-    message = {"type": "act", "step": frame["step"] if step is None else step, "episode": frame["episode"]}
-    return encode_envelope({**message, "keys": [], "policies": {"agent_1": result}}, bufs), obs
+    return browser_act(frame, buffers, browser, "agent_1", [])
 
 
 def test_auto_runs_a_realtime_deployment_policy_on_the_server(policy):
@@ -170,6 +160,8 @@ def test_the_preview_never_steps_without_the_browser_result(policy):
     assert s.client_models == ["agent_1"]
     s.receive("c1", act_for(s, transport, mug.PolicyRuntime(policy, seed=0))[0])
     assert s.tick() is True
+    clock.now += PREVIEW_WAIT_S - 1  # far past a deployment's deadline: a slow comm is no fault
+    assert s.tick() is False and not s.done
     clock.now += 1000
     assert s.tick() is False and s.done
     error = transport.last("c1", "error")[0]

@@ -84,3 +84,21 @@ def lstm_model(path: Path, *, obs: int = 4, hidden: int = 32, actions: int = 2, 
     shapes = {"W": (4 * hidden, obs), "R": (4 * hidden, hidden), "B": (8 * hidden,), "V": (hidden, actions), "b": (actions,)}
     onnx.save(lstm_policy({k: rng.standard_normal(v) * 0.3 for k, v in shapes.items()}), path)
     return path
+
+
+def browser_act(frame: dict, buffers: list[bytes], runtime, agent: str, keys: list[str]) -> tuple[bytes, np.ndarray]:
+    """The ``act`` a browser sends for ``frame``: ``runtime`` (standing in for the JS one) run on the frame's
+    observation for ``agent``, with its logits and states; returns the encoded message and that observation."""
+    from mug.session import encode_envelope
+    from mug.session.messages import tensor_from_ref, tensor_ref
+
+    obs = tensor_from_ref(frame["observations"][agent], buffers, "obs")
+    out = runtime.step(obs)
+    bufs: list[bytes] = []
+    result = {
+        "action": out.action,
+        "logits": tensor_ref(out.logits, bufs),
+        "states": {name: tensor_ref(t, bufs) for name, t in out.states.items()},
+    }
+    message = {"type": "act", "step": frame["step"], "episode": frame["episode"], "keys": keys, "policies": {agent: result}}
+    return encode_envelope(message, bufs), obs

@@ -50,30 +50,28 @@ def _play(browser, url: str, pid: str, presses: int) -> tuple[list[str], list[st
     return violations, errors
 
 
-def test_the_demo_plays_under_the_content_security_policy(browser, tmp_path):
-    server = ServerProcess(["demo"], tmp_path / "data").start()
+def _play_study(browser, args: list[str], data_dir, participant: str, presses: int) -> list[dict]:
+    """Serve ``mug ARGS``, play it in Chromium; assert no CSP violation or page error; the recorded steps."""
+    server = ServerProcess(args, data_dir).start()
     try:
-        violations, errors = _play(browser, server.url, "csp1", 4)
+        violations, errors = _play(browser, server.url, participant, presses)
     finally:
         server.stop()
     assert violations == [] and errors == []
-    store = Store(tmp_path / "data")
+    store = Store(data_dir)
     steps = store.steps("coins")
     store.close()
+    return steps
+
+
+def test_the_demo_plays_under_the_content_security_policy(browser, tmp_path):
+    steps = _play_study(browser, ["demo"], tmp_path / "data", "csp1", 4)
     assert len(steps) >= 4 and {s["sources"]["agent_1"] for s in steps} == {"policy"}  # ORT ran in the browser
 
 
 def test_a_custom_inference_function_runs_under_the_policy(browser, tmp_path):
     (tmp_path / "custom.py").write_text(CUSTOM_STUDY)
-    server = ServerProcess(["deploy", str(tmp_path / "custom.py")], tmp_path / "data").start()
-    try:
-        violations, errors = _play(browser, server.url, "csp2", 3)
-    finally:
-        server.stop()
-    assert violations == [] and errors == []
-    store = Store(tmp_path / "data")
-    steps = store.steps("coins")
-    store.close()
+    steps = _play_study(browser, ["deploy", str(tmp_path / "custom.py")], tmp_path / "data", "csp2", 3)
     assert steps and {s["actions"]["agent_1"] for s in steps} == {3}  # what the function returned
 
 

@@ -10,9 +10,8 @@ from PIL import Image
 
 import mug
 from mug.examples import CoinGrid
-from mug.session import GameSession, MemoryRecorder, MemoryTransport, encode_envelope
-from mug.session.messages import tensor_from_ref, tensor_ref
-from tests.synthetic import recurrent_model
+from mug.session import GameSession, MemoryRecorder, MemoryTransport
+from tests.synthetic import browser_act, recurrent_model
 
 KEYS = {"ArrowLeft": 0, "ArrowRight": 1}
 
@@ -139,19 +138,9 @@ def test_gridworld_human_with_a_client_side_onnx_policy(grid_policy):
         frames += 1
         if frame["step"] == 0:
             browser.reset()
-        obs = tensor_from_ref(frame["observations"]["agent_1"], buffers, "obs")
+        message, obs = browser_act(frame, buffers, browser, "agent_1", ["ArrowDown"])
         sent.append(obs.copy())
-        out = browser.step(obs)
-        bufs: list[bytes] = []
-        result = {
-            "action": out.action,
-            "logits": tensor_ref(out.logits, bufs),
-            "states": {"h_out": tensor_ref(out.states["h_out"], bufs)},
-        }
-        s.receive(
-            "c1",
-            encode_envelope({"type": "act", "step": frame["step"], "keys": ["ArrowDown"], "policies": {"agent_1": result}}, bufs),
-        )
+        s.receive("c1", message)
         s.tick()
     steps = recorder.of_kind("step")
     assert frames == len(steps)  # one frame per decision

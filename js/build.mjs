@@ -6,9 +6,11 @@
  *   policy-trace.mjs   Node command used by `mug check-policy` and parity tests
  *   compile-custom.mjs Node command compiling a custom_inference_fn for `ModelConfig.validate()`
  *   ort-wasm-simd-threaded.wasm  ORT's wasm, loaded by both
+ *   pyodide/           Pyodide's core files (npm `pyodide`), for environments that run in the browser
+ *                      and for `mug check-env` under Node; `pyodide/VERSION` names the release
  */
 import { build } from "esbuild";
-import { copyFileSync, mkdirSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -30,4 +32,11 @@ for (const command of ["policy-trace.mjs", "compile-custom.mjs"]) {
 
 const wasm = "ort-wasm-simd-threaded.wasm";
 copyFileSync(join(dirname(fileURLToPath(import.meta.resolve("onnxruntime-web/wasm"))), wasm), join(outdir, wasm));
+const pyodideDir = dirname(fileURLToPath(import.meta.resolve("pyodide/package.json")));
+const pyodideOut = join(outdir, "pyodide");
+mkdirSync(pyodideOut, { recursive: true });
+for (const file of ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json"]) {
+  copyFileSync(join(pyodideDir, file), join(pyodideOut, file));
+}
+writeFileSync(join(pyodideOut, "VERSION"), JSON.parse(readFileSync(join(pyodideDir, "package.json"), "utf8")).version);
 console.log(`built into ${outdir}`);

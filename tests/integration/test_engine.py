@@ -236,7 +236,6 @@ def test_two_humans_on_two_clients():
     scene = (
         mug.GymScene("grid")
         .environment(CoinGrid, {"max_steps": 10}, seed=1)
-        .multiplayer(group_size=2)
         .policies({"agent_0": mug.Human, "agent_1": mug.Human})
         .gameplay(action_mapping={"ArrowUp": 1, "ArrowDown": 2}, mode="lockstep")
     )

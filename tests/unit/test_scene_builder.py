@@ -67,12 +67,6 @@ CASES = [
         "expected mug.Human, mug.Random, a ModelConfig",
     ),
     (
-        "two humans without multiplayer",
-        lambda: grid().policies({"agent_0": mug.Human, "agent_1": mug.Human}),
-        "policies",
-        "need .multiplayer(group_size=...)",
-    ),
-    (
         "bad inference place",
         lambda: grid().policies({"agent_0": mug.Human, "agent_1": mug.Random}, inference="cloud"),
         "inference",
@@ -127,16 +121,17 @@ CASES = [
     ("surface without draw", lambda: ready_grid().rendering(mode="surface"), "draw", "mode='surface' needs draw="),
     ("unknown encoding", lambda: ready_grid().rendering(encoding="jpeg"), "encoding", "expected one of ['png', 'zlib', 'raw']"),
     ("missing asset directory", lambda: ready_grid().assets(directory="/no/such/dir"), "directory", "is not a directory"),
-    ("group size of one", lambda: ready_grid().multiplayer(group_size=1), "group_size", "expected an integer in 2..16"),
-    (
-        "group size against humans",
-        lambda: ready_grid().multiplayer(group_size=2),
-        "group_size",
-        "group_size=2 but 1 agents are mug.Human",
-    ),
+    ("p2p not yet", lambda: ready_grid().multiplayer(mode="p2p"), "mode", 'mode="p2p"'),
+    ("unknown partner loss", lambda: ready_grid().multiplayer(on_partner_loss="bot"), "on_partner_loss", "expected one of"),
+    ("ai timeout without fill", lambda: ready_grid().waitroom(on_timeout="ai"), "fill_with", 'on_timeout="ai"'),
+    ("human fill", lambda: ready_grid().waitroom(fill_with=mug.Human), "fill_with", "mug.Human cannot"),
+    ("matchmaker not callable", lambda: ready_grid().matchmaking(matchmaker="fifo"), "matchmaker", "expected a function"),
+    ("keep_groups not bool", lambda: ready_grid().matchmaking(keep_groups=1), "keep_groups", "expected True or False"),
+    ("violations over window", lambda: ready_grid().monitoring(rtt_window=3, rtt_violations=4), "rtt_violations", "window"),
+    ("warn after exclude", lambda: ready_grid().monitoring(warn_hidden_s=5, max_hidden_s=2), "warn_hidden_s", "must come before"),
     ("data flag not bool", lambda: ready_grid().data(record_observations="yes"), "record_observations", "expected True or False"),
     ("negative act timeout", lambda: ready_grid().runtime(act_timeout_s=0), "act_timeout_s", "expected a number of seconds > 0"),
-    ("waitroom too long", lambda: ready_grid().waitroom(timeout_s=10_000), "timeout_s", "expected seconds in 1..3600"),
+    ("waitroom too long", lambda: ready_grid().waitroom(timeout_s=10_000), "timeout_s", "expected a number in 1..3600"),
 ]
 
 

@@ -1,0 +1,246 @@
+"""Options of scenes played by several participants together: waitroom, matchmaking, partner loss, monitoring.
+
+A :class:`~mug.GymScene` with two or more ``mug.Human`` agents is played by a
+*match*: one game, one seat per Human agent, each seat a participant. These
+option classes hold what ``GymScene.waitroom(...)``, ``.matchmaking(...)``,
+``.multiplayer(...)`` and ``.monitoring(...)`` were given, checked when the
+method is called (a bad value raises :class:`~mug.ConfigError` naming the
+field). The server side that reads them lives in :mod:`mug.server.matches`.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mug.errors import ConfigError, did_you_mean
+from mug.scenes.policies import PolicySpec, policy_spec
+
+__all__ = [
+    "Candidate",
+    "MatchmakingOptions",
+    "MonitoringOptions",
+    "MultiplayerOptions",
+    "WaitroomOptions",
+    "ON_TIMEOUT",
+    "ON_PARTNER_LOSS",
+    "AFTER_PARTNER_LOSS",
+]
+
+ON_TIMEOUT = ("end", "skip", "ai")
+ON_PARTNER_LOSS = ("end", "wait", "ai")
+AFTER_PARTNER_LOSS = ("next", "end")
+MODES = ("server", "p2p")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A participant waiting for a match, as a custom matchmaker sees them.
+
+    Attributes:
+        participant_id: the participant's id.
+        waited_s: seconds since they entered the waitroom (server clock).
+        rtt_ms: the median of the server's recent WebSocket ping round trips to them, ``None`` before the first.
+        params: the query parameters of their study link (``{"PROLIFIC_PID": ..., ...}``).
+        answers: their earlier survey answers, ``{scene_id: {question: answer}}``.
+        partners: ids of everyone they were in a match with before.
+    """
+
+    participant_id: str
+    waited_s: float
+    rtt_ms: float | None
+    params: dict[str, str] = field(default_factory=dict)
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    partners: frozenset[str] = frozenset()
+
+
+def seconds(value: Any, field_name: str, low: float, high: float, *, optional: bool = False) -> float | None:
+    """``value`` as seconds in ``low..high`` (``None`` allowed if ``optional``); else a ``ConfigError``."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high:
+        extra = " or None" if optional else ""
+        raise ConfigError(f"{field_name}: expected a number in {low:g}..{high:g}{extra}, got {value!r}", field=field_name)
+    return float(value)
+
+
+def _count(value: Any, field_name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+        raise ConfigError(f"{field_name}: expected an integer in {low}..{high}, got {value!r}", field=field_name)
+    return int(value)
+
+
+def _one_of(value: Any, field_name: str, options: tuple[str, ...]) -> str:
+    if value not in options:
+        raise ConfigError(
+            f"{field_name}: expected one of {list(options)}, got {value!r}.{did_you_mean(str(value), options)}", field=field_name
+        )
+    return value
+
+
+def _text(value: Any, field_name: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{field_name}: expected a string, got {value!r}", field=field_name)
+    return value
+
+
+def _callable(value: Any, field_name: str) -> Callable[..., Any] | None:
+    if value is not None and not callable(value):
+        raise ConfigError(f"{field_name}: expected a function or None, got {value!r}", field=field_name)
+    return value
+
+
+def _fill_spec(value: Any, field_name: str) -> PolicySpec:
+    """A fill-in policy: a ModelConfig (run on the server), ``mug.Random`` or a callable; never ``mug.Human``."""
+    spec = policy_spec(field_name, value, "server")
+    if spec.kind == "human":
+        raise ConfigError(f"{field_name}: a fill-in policy plays a seat nobody holds; mug.Human cannot", field=field_name)
+    return spec
+
+
+@dataclass(frozen=True)
+class WaitroomOptions:
+    """``GymScene.waitroom(...)``; see that method."""
+
+    timeout_s: float = 120.0
+    on_timeout: str = "end"
+    fill_with: PolicySpec | dict[Hashable, PolicySpec] | None = None
+    show_count: bool = True
+    message: str = "Waiting for other participants…"
+    timeout_message: str = "Nobody else arrived in time. Thank you for waiting; here is your completion code."
+    leave_grace_s: float = 10.0
+
+    @classmethod
+    def make(
+        cls,
+        timeout_s: Any,
+        on_timeout: Any,
+        fill_with: Any,
+        show_count: Any,
+        message: Any,
+        timeout_message: Any,
+        leave_grace_s: Any,
+    ) -> WaitroomOptions:
+        """Checked options (``ConfigError`` naming the field)."""
+        fill: PolicySpec | dict[Hashable, PolicySpec] | None = None
+        if isinstance(fill_with, Mapping):
+            if not fill_with:
+                raise ConfigError("fill_with: expected a policy or a non-empty dict of agent -> policy", field="fill_with")
+            fill = {agent: _fill_spec(policy, f"fill_with[{agent!r}]") for agent, policy in fill_with.items()}
+        elif fill_with is not None:
+            fill = _fill_spec(fill_with, "fill_with")
+        on_timeout = _one_of(on_timeout, "on_timeout", ON_TIMEOUT)
+        if on_timeout == "ai" and fill is None:
+            raise ConfigError('on_timeout="ai" fills the missing seats with fill_with=...; give it a policy', field="fill_with")
+        if not isinstance(show_count, bool):
+            raise ConfigError(f"show_count: expected True or False, got {show_count!r}", field="show_count")
+        return cls(
+            timeout_s=seconds(timeout_s, "timeout_s", 1, 3600),  # type: ignore[arg-type]
+            on_timeout=on_timeout,
+            fill_with=fill,
+            show_count=show_count,
+            message=_text(message, "message"),
+            timeout_message=_text(timeout_message, "timeout_message"),
+            leave_grace_s=seconds(leave_grace_s, "leave_grace_s", 0, 600),  # type: ignore[arg-type]
+        )
+
+    def fill_for(self, agent: str, agent_ids: Mapping[str, Hashable]) -> PolicySpec | None:
+        """The fill-in policy of ``agent`` (its wire id; a dict names agents by the env's ids or wire ids)."""
+        if isinstance(self.fill_with, dict):
+            for key in (agent_ids.get(agent, agent), agent):
+                if key in self.fill_with:
+                    return self.fill_with[key]
+            return None
+        return self.fill_with
+
+
+@dataclass(frozen=True)
+class MatchmakingOptions:
+    """``GymScene.matchmaking(...)``; see that method."""
+
+    matchmaker: Callable[..., Any] | None = None
+    max_rtt_ms: float | None = None
+    keep_groups: bool = False
+    seats: Callable[..., Any] | None = None
+
+    @classmethod
+    def make(cls, matchmaker: Any, max_rtt_ms: Any, keep_groups: Any, seats: Any) -> MatchmakingOptions:
+        """Checked options (``ConfigError`` naming the field)."""
+        if not isinstance(keep_groups, bool):
+            raise ConfigError(f"keep_groups: expected True or False, got {keep_groups!r}", field="keep_groups")
+        return cls(
+            matchmaker=_callable(matchmaker, "matchmaker"),
+            max_rtt_ms=seconds(max_rtt_ms, "max_rtt_ms", 1, 60_000, optional=True),
+            keep_groups=keep_groups,
+            seats=_callable(seats, "seats"),
+        )
+
+
+@dataclass(frozen=True)
+class MultiplayerOptions:
+    """``GymScene.multiplayer(...)``; see that method."""
+
+    mode: str = "server"
+    on_partner_loss: str = "end"
+    reconnect_timeout_s: float = 30.0
+    after_partner_loss: str = "next"
+    partner_loss_message: str = "Your partner left the game."
+
+    @classmethod
+    def make(
+        cls, mode: Any, on_partner_loss: Any, reconnect_timeout_s: Any, after_partner_loss: Any, partner_loss_message: Any
+    ) -> MultiplayerOptions:
+        """Checked options (``ConfigError`` naming the field)."""
+        if _one_of(mode, "mode", MODES) == "p2p":
+            raise ConfigError(
+                'mode="p2p" (peer-to-peer play with rollback) is not available yet; use mode="server"', field="mode"
+            )
+        return cls(
+            mode=mode,
+            on_partner_loss=_one_of(on_partner_loss, "on_partner_loss", ON_PARTNER_LOSS),
+            reconnect_timeout_s=seconds(reconnect_timeout_s, "reconnect_timeout_s", 0, 3600),  # type: ignore[arg-type]
+            after_partner_loss=_one_of(after_partner_loss, "after_partner_loss", AFTER_PARTNER_LOSS),
+            partner_loss_message=_text(partner_loss_message, "partner_loss_message"),
+        )
+
+
+@dataclass(frozen=True)
+class MonitoringOptions:
+    """``GymScene.monitoring(...)``; see that method."""
+
+    max_rtt_ms: float | None = None
+    rtt_window: int = 10
+    rtt_violations: int = 5
+    warn_hidden_s: float | None = None
+    max_hidden_s: float | None = None
+    exclusion_message: str = "You were removed from this study because your connection or attention was lost."
+
+    @classmethod
+    def make(
+        cls, max_rtt_ms: Any, rtt_window: Any, rtt_violations: Any, warn_hidden_s: Any, max_hidden_s: Any, exclusion_message: Any
+    ) -> MonitoringOptions:
+        """Checked options (``ConfigError`` naming the field)."""
+        window = _count(rtt_window, "rtt_window", 1, 1000)
+        violations = _count(rtt_violations, "rtt_violations", 1, 1000)
+        if violations > window:
+            raise ConfigError(
+                f"rtt_violations: {violations} violations cannot happen within a window of rtt_window={window} samples",
+                field="rtt_violations",
+            )
+        warn = seconds(warn_hidden_s, "warn_hidden_s", 0, 3600, optional=True)
+        hidden = seconds(max_hidden_s, "max_hidden_s", 0, 3600, optional=True)
+        if warn is not None and hidden is not None and warn >= hidden:
+            raise ConfigError(
+                f"warn_hidden_s: the warning ({warn:g} s) must come before the exclusion (max_hidden_s={hidden:g} s)",
+                field="warn_hidden_s",
+            )
+        return cls(
+            max_rtt_ms=seconds(max_rtt_ms, "max_rtt_ms", 1, 60_000, optional=True),
+            rtt_window=window,
+            rtt_violations=violations,
+            warn_hidden_s=warn,
+            max_hidden_s=hidden,
+            exclusion_message=_text(exclusion_message, "exclusion_message"),
+        )

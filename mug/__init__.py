@@ -8,6 +8,8 @@ Public API::
     mug.Human, mug.Random                       policy values for GymScene.policies
     mug.StartScene, mug.TextScene, mug.EndScene, mug.SurveyScene (FreeText, Likert, MultipleChoice)
     mug.Stager, mug.RandomizeOrder, mug.RepeatScene   the study sequence
+    mug.ScreeningScene  an entry check (device, browser, round trip) decided by the server
+    mug.Candidate       a waiting participant as a custom matchmaker sees them
     mug.deploy          serve a study to participants (Tornado + SQLite), returns a Deployment
     mug.load            a deployment's data as typed pandas DataFrames (steps, responses, participants, events)
     mug.ConfigError     a configuration value is wrong (names the field)
@@ -18,6 +20,7 @@ from mug.data import load
 from mug.errors import ConfigError, MugError, PolicyError
 from mug.inference import ModelConfig, PolicyRuntime, PolicyStep
 from mug.scenes import (
+    Candidate,
     EndScene,
     FreeText,
     GymScene,
@@ -27,6 +30,7 @@ from mug.scenes import (
     Random,
     RandomizeOrder,
     RepeatScene,
+    ScreeningScene,
     Stager,
     StartScene,
     SurveyScene,
@@ -43,6 +47,7 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 
 __all__ = [
+    "Candidate",
     "ConfigError",
     "Deployment",
     "EndScene",
@@ -59,6 +64,7 @@ __all__ = [
     "Random",
     "RandomizeOrder",
     "RepeatScene",
+    "ScreeningScene",
     "Stager",
     "StartScene",
     "SurveyScene",

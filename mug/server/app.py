@@ -27,6 +27,7 @@ from mug.server import logs
 from mug.server.export import stream_command
 from mug.server.headers import security_headers, with_nonce
 from mug.server.limits import AdmissionError, Admissions, RateLimit
+from mug.server.matches.monitor import PING_EVERY_S
 from mug.server.page import admin_page, participant_page
 from mug.server.participants import Participant, ParticipantRegistry
 from mug.server.store import Store
@@ -51,6 +52,8 @@ SWEEP_EVERY_S = 10.0
 ATTACH_TIMEOUT_S = 5.0
 #: WebSockets refused (not attached) that may wait for their closing handshake; more are dropped at once.
 MAX_UNATTACHED = 256
+#: Seconds between the match room's checks (waitrooms, reconnect timeouts, monitoring, screening).
+CHECK_EVERY_S = 0.25
 #: Days an admin session (its signed cookie) lasts.
 ADMIN_SESSION_DAYS = 7
 mimetypes.add_type("application/wasm", ".wasm")
@@ -123,6 +126,8 @@ class MugServer:
                 field="data_dir",
             ) from None
         self.registry = ParticipantRegistry(stager, self.store, max_message_bytes)
+        #: Waitrooms and matches; ``matches.status()`` is the admin's live view.
+        self.matches = self.registry.matches
         self.admissions = Admissions(max_new_participants, participants_per_address)
         self.frame_ancestors = frame_ancestors
         self.send_budget = SendBudget(max_unsent_bytes)
@@ -156,6 +161,30 @@ class MugServer:
         loop = asyncio.get_running_loop()
         self._tickers = [loop.create_task(self._run_ticker(fps)) for fps in sorted({g.fps for g in self.games})]
         self._tickers.append(loop.create_task(self._sweep_idle()))
+        self._tickers.append(loop.create_task(self._run_checks()))
+
+    async def _run_checks(self) -> None:
+        """The match room's checks a few times a second; pings every ``PING_EVERY_S`` (and every check for
+        participants in entry screening, so it has its round trips quickly)."""
+        loop = asyncio.get_running_loop()
+        pinged = loop.time()
+        while True:
+            await asyncio.sleep(CHECK_EVERY_S)
+            try:
+                now = loop.time()
+                everyone = now - pinged >= PING_EVERY_S
+                if everyone:
+                    pinged = now
+                for participant in (
+                    self.registry.participants.values() if everyone else [p for p, _ in self.matches.screening.values()]
+                ):
+                    if participant.connection is not None:
+                        participant.connection.socket.ping()
+                if self.store.failing_since is None:
+                    self.matches.check()
+                    self.registry.flush()
+            except Exception:
+                log.exception("match room check failed")
 
     async def _sweep_idle(self) -> None:
         while True:
@@ -187,6 +216,8 @@ class MugServer:
         for participant in self.registry.games():
             if participant.game.scene.fps == fps:  # type: ignore[union-attr]
                 participant.game.tick()  # type: ignore[union-attr]
+        if self.store.failing_since is None:
+            self.matches.tick(fps)
         self.registry.flush()
 
     # -- application --------------------------------------------------------------------
@@ -309,6 +340,8 @@ class ParticipantPageHandler(_Handler):
             except AdmissionError as exc:
                 raise tornado.web.HTTPError(exc.status, reason=exc.reason) from None
         participant = registry.get_or_create(participant_id)
+        participant.user_agent = self.request.headers.get("User-Agent", "")[:1024]
+        participant.params = {k: v[-1].decode(errors="replace")[:256] for k, v in list(self.request.query_arguments.items())[:32]}
         if not known:
             self.set_cookie(_cookie_name(participant_id), participant.token, expires_days=30, **_cookie_options(self))
         elif not same_secret(self.get_cookie(_cookie_name(participant_id)), participant.token):
@@ -330,7 +363,7 @@ class ParticipantSocket(_Handler):
             return
         tab = ParticipantTab(self.server, socket)
         try:
-            tab.open(participant_id, cookie)
+            tab.open(participant_id, cookie, self.request.headers.get("User-Agent", "")[:1024])
         except Exception:  # a bug of ours: the socket must not stay open unattached
             log.exception("opening a websocket failed")
             tab.close_with({"type": "error", "code": "server_error", "message": "the server failed; reload", "fatal": True})
@@ -351,8 +384,8 @@ class ParticipantTab:
         if self.participant is None:
             self.socket.abort()
 
-    def open(self, participant_id: str, cookie: str | None) -> None:
-        """Attach the tab to its participant, or tell it why not and close."""
+    def open(self, participant_id: str, cookie: str | None, user_agent: str = "") -> None:
+        """Attach the tab to its participant, or tell it why not and close; its round trips are measured from now."""
         registry = self.server.registry
         if not PARTICIPANT_ID.match(participant_id) or (
             participant_id not in registry.participants and self.server.store.participant(participant_id) is None
@@ -376,7 +409,10 @@ class ParticipantTab:
         self.participant = participant
         self.server.unattached.discard(self)
         self._deadline.cancel()
+        participant.user_agent = participant.user_agent or user_agent
+        self.socket.on_rtt = participant.monitor.add_rtt
         participant.attach(self)
+        self.socket.ping()
         registry.flush()
 
     def on_messages(self, messages: list[bytes | str]) -> None:

@@ -23,6 +23,20 @@ lock), nothing is delivered (frames and acks wait for their steps), games do
 not tick (they pause, as for a disconnect), and the commit is retried every
 ``RETRY_S`` seconds; no queued step is dropped and no connection is closed.
 
+Matches: a scene with two or more ``mug.Human`` agents is played by a match
+(:mod:`mug.server.matches`). Entering it puts the participant in its waitroom;
+once matched, ``match`` is their seat in the shared game (ticked, recorded and
+delivered once per match). A reload during a match takes the seat back at the
+current step (within ``multiplayer(reconnect_timeout_s=...)``). After the match
+each member goes on with their own study. A participant the server ends early
+(waitroom timeout ``"end"``, exclusion, a lost partner with
+``after_partner_loss="end"``, failed entry screening) gets an end page made by
+the server with the researcher's message and a completion code of their own
+(logged and stored); it is kept in their ``metadata`` (``ending``) so a reload
+shows it again. After a server restart (even SIGKILL) members of a match that was
+running get a ``notice`` ``interrupted`` and enter its waitroom again (see
+:mod:`mug.server.matches.room`).
+
 Records: every game session starts with a ``session`` event naming the mug
 version and, per agent, the policy kind, its ``ModelConfig`` and the SHA-256
 of its ONNX file.
@@ -39,15 +53,20 @@ from typing import TYPE_CHECKING, Any
 import mug
 from mug.scenes.gym_scene import GymScene
 from mug.scenes.policies import file_sha256
+from mug.scenes.screening import ScreeningScene
 from mug.scenes.stager import Stager, StagerRun
 from mug.scenes.static import EndScene
 from mug.scenes.survey import SurveyScene
+from mug.server.matches.monitor import Monitor
+from mug.server.matches.room import MatchRoom
 from mug.server.store import SessionRecorder, Store
 from mug.session.engine import GameSession
 from mug.session.messages import MessageError, decode_inbound, encode_envelope
 
 if TYPE_CHECKING:
     from mug.server.app import ParticipantTab
+    from mug.server.matches.match import Match
+    from mug.server.matches.waitroom import Waitroom
 
 __all__ = ["Participant", "ParticipantRegistry"]
 
@@ -82,13 +101,30 @@ class Participant:
     """One participant (see module docstring)."""
 
     def __init__(
-        self, registry: ParticipantRegistry, participant_id: str, run: StagerRun, token: str, completion_code: str | None = None
+        self,
+        registry: ParticipantRegistry,
+        participant_id: str,
+        run: StagerRun,
+        token: str,
+        completion_code: str | None = None,
+        ending: dict[str, Any] | None = None,
     ) -> None:
         self.registry, self.participant_id, self.run, self.token = registry, participant_id, run, token
         #: This participant's own completion code (given at the first ``EndScene(unique_code=True)``).
         self.completion_code = completion_code
+        #: The end page the server made for them (``end_with``), if it ended their study early.
+        self.ending = ending
         self.connection: ParticipantTab | None = None
         self.game: GameSession | None = None
+        #: Their seat's match while they play one, the waitroom while they wait for one.
+        self.match: Match | None = None
+        self.waiting: Waitroom | None = None
+        #: Round trips and visibility, as the server measured them.
+        self.monitor = Monitor()
+        #: The study link's query parameters and the browser's User-Agent (captured when the page is opened).
+        self.params: dict[str, str] = {}
+        self.user_agent: str | None = None
+        self._answers: dict[str, dict[str, Any]] | None = None
         self.outbox: list[bytes] = []
         self.entered = False
         self.left_at: float | None = time.monotonic()  # since when no tab is open (None while one is)
@@ -112,13 +148,21 @@ class Participant:
 
     def resume(self) -> None:
         """The tab said ``ready`` (opened or reconnected): show where the participant is."""
-        if self.game is not None and not self.game.done:
+        if self.ending is not None:
+            self.send({"type": "scene", "scene": self.ending, "participant_id": self.participant_id})
+        elif self.match is not None:
+            self.match.rejoin(self.participant_id)
+        elif self.waiting is not None:
+            self.waiting.join(self)
+        elif isinstance(self.run.current, ScreeningScene) and self.participant_id in self.registry.matches.screening:
+            self.send({"type": "scene", "scene": self.run.current.client_metadata(), "participant_id": self.participant_id})
+        elif self.game is not None and not self.game.done:
             self.game.receive(self.participant_id, {"type": "ready"})
         elif self.game is not None and not self.game.failure:
             self.game = None
             self.advance()
-        elif not self.entered or self.game is not None:
-            self.enter_scene()  # first time in this process (or a failed game): start the scene
+        elif not self.entered or self.game is not None or isinstance(self.run.current, (GymScene, ScreeningScene)):
+            self.enter_scene()  # first time in this process, a failed game, a waitroom left while away: start the scene
         else:
             self._show(self.run.current)
 
@@ -127,6 +171,8 @@ class Participant:
         if self.connection is connection:
             self.connection = None
             self.left_at = time.monotonic()
+            if self.match is not None:
+                self.match.left(self.participant_id)
 
     @property
     def complete(self) -> bool:
@@ -148,6 +194,14 @@ class Participant:
         store.save_participant(self.participant_id, self.run.progress(), None if scene is None else scene.scene_id, self.run.done)
         if scene is None:
             self.send({"type": "scene_end", "scene_id": None})
+            return
+        if isinstance(scene, GymScene) and scene.is_match:
+            self.game = None
+            self.registry.matches.enter(self, scene)
+            return
+        if isinstance(scene, ScreeningScene):
+            self.game = None
+            self.registry.matches.screen(self, scene)
             return
         if isinstance(scene, GymScene):
             session_id = f"{self.participant_id}-{scene.scene_id}-{self.run.repeat}-{secrets.token_hex(3)}"
@@ -172,6 +226,48 @@ class Participant:
                 self.participant_id, "completed", {"scene_id": scene.scene_id, "completion_code": self._code_of(scene)}
             )
         self._show(scene)
+
+    def end_with(self, reason: str, message: str) -> None:
+        """End this participant's study now with a server-made end page: ``message`` and a completion code of
+        their own (stored, logged). ``reason``: ``waitroom_timeout``, ``partner_lost``, ``hidden``, ``rtt``, ``screening``."""
+        store = self.registry.store
+        if self.completion_code is None:
+            self.completion_code = self.registry.new_completion_code()
+            store.set_completion_code(self.participant_id, self.completion_code)
+        scene = self.run.current
+        scene_id = scene.scene_id if scene is not None else "end"
+        self.ending = {
+            "scene_id": f"{scene_id}-{reason}",
+            "kind": "end",
+            "header": "Thank you",
+            "body": message,
+            "button": "Finish",
+            "completion_code": self.completion_code,
+            "redirect_delay_s": 0.0,
+            "redirects": False,
+            "redirect_url": None,
+            "reason": reason,
+        }
+        self.run.index = len(self.run.order)
+        store.save_participant(self.participant_id, self.run.progress(), scene_id, True)
+        store.set_ending(self.participant_id, self.ending)
+        store.add_event(
+            self.participant_id,
+            "completed",
+            {"scene_id": scene_id, "completion_code": self.completion_code, "reason": reason},
+        )
+        log.info("participant %s ended by the server (%s); completion code %s", self.participant_id, reason, self.completion_code)
+        self.send({"type": "scene", "scene": self.ending, "participant_id": self.participant_id})
+
+    def store_event(self, kind: str, data: dict[str, Any]) -> None:
+        """Queue an event of this participant."""
+        self.registry.store.add_event(self.participant_id, kind, data)
+
+    def answers(self) -> dict[str, dict[str, Any]]:
+        """Their survey answers so far, ``{scene_id: answers}`` (read from the store once, then kept)."""
+        if self._answers is None:
+            self._answers = self.registry.store.responses_of(self.participant_id)
+        return self._answers
 
     def _code_of(self, scene: EndScene) -> str | None:
         return self.completion_code if scene.unique_code else scene.completion_code
@@ -200,6 +296,11 @@ class Participant:
             message = decode_inbound(raw, max_bytes=self.registry.max_message_bytes)
             if message["type"] == "ready":
                 self.resume()
+            elif message["type"] == "visibility":
+                if self.monitor.set_hidden(message["hidden"]):
+                    self.store_event("visibility", {"hidden": message["hidden"], "match_id": self.match and self.match.match_id})
+            elif self.match is not None:
+                self.match.handle(self.participant_id, message)
             elif self.game is not None and not self.game.done:
                 self.game.handle(self.participant_id, message)
             else:
@@ -230,10 +331,11 @@ class Participant:
             except ValueError as exc:
                 raise MessageError("bad_response", str(exc)) from exc
             self.registry.store.add_response(self.participant_id, scene.scene_id, answers)
+            self.answers()[scene.scene_id] = answers
             self.send({"type": "ack", "scene_id": scene.scene_id})
             self.advance()
             return
-        if isinstance(scene, (SurveyScene, EndScene)):
+        if isinstance(scene, (SurveyScene, EndScene, ScreeningScene)) or self.ending is not None or self.waiting is not None:
             raise MessageError("wrong_scene", f"scene {scene.scene_id!r} cannot be skipped with advance")
         self.advance()
 
@@ -247,6 +349,8 @@ class ParticipantRegistry:
         #: Participants with queued messages since the last flush (a flush touches only these).
         self.pending: dict[str, Participant] = {}
         self._retry: asyncio.TimerHandle | None = None
+        #: Waitrooms and matches (scenes with several ``mug.Human`` agents).
+        self.matches = MatchRoom(self, store, stager.seed)
 
     def get_or_create(self, participant_id: str) -> Participant:
         """The participant, loaded from the store or newly started (with a fresh browser token)."""
@@ -254,17 +358,17 @@ class ParticipantRegistry:
         if known is not None:
             return known
         row = self.store.participant(participant_id)
-        code = None
+        code = ending = None
         if row is not None:
             run = self.stager.resume(row["progress"])
-            token, code = row["metadata"].get("token", ""), row["completion_code"]
+            token, code, ending = row["metadata"].get("token", ""), row["completion_code"], row["metadata"].get("ending")
         else:
             run = self.stager.start(participant_id)
             token = secrets.token_urlsafe(18)
             self.store.save_participant(participant_id, run.progress(), None, False, {"token": token})
             if not self.store.commit():
                 self._retry_soon()
-        participant = self.participants[participant_id] = Participant(self, participant_id, run, token, code)
+        participant = self.participants[participant_id] = Participant(self, participant_id, run, token, code, ending)
         return participant
 
     def new_completion_code(self) -> str:
@@ -292,6 +396,8 @@ class ParticipantRegistry:
             left = participant.left_at
             if participant.connection is not None or left is None or participant_id in self.pending:
                 continue
+            if participant.match is not None or participant.waiting is not None or participant_id in self.matches.screening:
+                continue  # the match room lets them go by its own rules
             if not participant.complete and now - left < idle_after:
                 continue
             game = participant.game
@@ -322,6 +428,8 @@ class ParticipantRegistry:
             if participant.game is not None and participant.game.done and not participant.game.failure:
                 participant.game = None
                 participant.advance()
+            elif participant.match is not None:
+                self.matches.settle(participant)
         stalled = self.store.failing_since is not None
         if not self.store.commit():
             self._retry_soon()
@@ -330,6 +438,8 @@ class ParticipantRegistry:
             for participant in self.participants.values():
                 if participant.game is not None:
                     participant.game.restart_wait()
+            for match in self.matches.matches.values():
+                match.session.restart_wait()
         pending, self.pending = self.pending, {}
         for participant in pending.values():
             out, participant.outbox = participant.outbox, []

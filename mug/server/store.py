@@ -73,9 +73,19 @@ CREATE TABLE IF NOT EXISTS steps (
     step INTEGER NOT NULL,
     decision INTEGER NOT NULL,
     time REAL NOT NULL,
-    record TEXT NOT NULL  -- JSON object: actions, sources, rewards, terminated, truncated, infos?, observations?, policy_outputs?
+    record TEXT NOT NULL,  -- JSON object: actions, sources, rewards, terminated, truncated, infos?, observations?, policy_outputs?
+    match_id TEXT  -- the match whose step this is (NULL for a one-participant game)
 );
 DROP INDEX IF EXISTS steps_by_scene;
+CREATE TABLE IF NOT EXISTS matches (
+    match_id TEXT PRIMARY KEY,
+    scene_id TEXT NOT NULL,
+    seats TEXT NOT NULL,  -- JSON object: Human agent -> participant id (seats played by fill_with are absent)
+    formed REAL NOT NULL,
+    started REAL,
+    ended REAL,
+    end_reason TEXT  -- done, partner_lost, abandoned, error, interrupted
+);
 CREATE TABLE IF NOT EXISTS responses (
     id INTEGER PRIMARY KEY,
     participant_id TEXT NOT NULL,
@@ -86,11 +96,11 @@ CREATE TABLE IF NOT EXISTS responses (
 """
 
 STEP_COLUMNS = (
-    "participant_id", "session_id", "scene_id", "episode", "step", "decision", "time",
+    "participant_id", "session_id", "scene_id", "episode", "step", "decision", "time", "match_id",
     "actions", "sources", "rewards", "terminated", "truncated", "infos", "observations", "policy_outputs",
 )  # fmt: skip
 _JSON_STEP_FIELDS = ("actions", "sources", "rewards", "terminated", "truncated", "infos", "observations", "policy_outputs")
-_KEY_COLUMNS = STEP_COLUMNS[:7]
+_KEY_COLUMNS = STEP_COLUMNS[:8]
 
 
 def _plain(value: Any) -> Any:
@@ -139,6 +149,8 @@ class Store:
             columns = {row[1] for row in self.db.execute("PRAGMA table_info(participants)")}
             if "completion_code" not in columns:  # a data file from before per-participant completion codes
                 self.db.execute("ALTER TABLE participants ADD COLUMN completion_code TEXT")
+            if "match_id" not in {row[1] for row in self.db.execute("PRAGMA table_info(steps)")}:  # from before matches
+                self.db.execute("ALTER TABLE steps ADD COLUMN match_id TEXT")
             mark_data_dir(self.data_dir, mug.__version__)
         self._pending_steps: list[tuple] = []
         self._pending_other: list[tuple[str, tuple]] = []
@@ -150,8 +162,9 @@ class Store:
 
     # -- writing (buffered until commit) -------------------------------------------------
 
-    def add_step(self, participant_id: str, data: dict[str, Any]) -> None:
-        """Queue one step event (``GameSession``'s ``step`` data) for the next :meth:`commit`."""
+    def add_step(self, participant_id: str, data: dict[str, Any], match_id: str | None = None) -> None:
+        """Queue one step event (``GameSession``'s ``step`` data) for the next :meth:`commit`; a match's step
+        is stored once, under its ``match_id`` (see :mod:`mug.server.matches.match`)."""
         record = {f: data[f] for f in _JSON_STEP_FIELDS if f in data}
         self._pending_steps.append(
             (
@@ -162,6 +175,7 @@ class Store:
                 data["step"],
                 data["decision"],
                 data["time"],
+                match_id,
                 _dump(record),
             )
         )
@@ -195,6 +209,47 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(participant_id) DO UPDATE SET "
                 "updated=excluded.updated, progress=excluded.progress, scene_id=excluded.scene_id, completed=excluded.completed",
                 (participant_id, now, now, json.dumps(progress), scene_id, int(completed), json.dumps(metadata or {})),
+            )
+        )
+
+    def add_match(self, match_id: str, scene_id: str, seats: dict[str, str], formed: float, started: float) -> None:
+        """Queue a new match row."""
+        self._pending_other.append(
+            (
+                "INSERT INTO matches (match_id, scene_id, seats, formed, started) VALUES (?, ?, ?, ?, ?)",
+                (match_id, scene_id, json.dumps(seats), formed, started),
+            )
+        )
+
+    def end_match(self, match_id: str, ended: float, reason: str) -> None:
+        """Queue a match's end."""
+        self._pending_other.append(
+            ("UPDATE matches SET ended = ?, end_reason = ? WHERE match_id = ? AND ended IS NULL", (ended, reason, match_id))
+        )
+
+    def interrupt_open_matches(self) -> list[tuple[str, str, dict[str, str]]]:
+        """Queue ``interrupted`` as the end of every match left unended (a server was killed); returns
+        ``(match_id, scene_id, seats)`` of each, with an ``interrupted`` event per match."""
+        rows = self.db.execute("SELECT match_id, scene_id, seats FROM matches WHERE ended IS NULL").fetchall()
+        now = time.time()
+        out = []
+        for match_id, scene_id, seats in rows:
+            self.end_match(match_id, now, "interrupted")
+            self.add_event(
+                match_id,
+                "interrupted",
+                {"session_id": match_id, "scene_id": scene_id, "reason": "the server stopped during the match", "time": now},
+            )
+            out.append((match_id, scene_id, json.loads(seats)))
+        return out
+
+    def set_ending(self, participant_id: str, ending: dict[str, Any]) -> None:
+        """Queue the end page the server made for a participant (kept in their ``metadata`` as ``ending``)."""
+        self._pending_other.append(
+            (
+                "UPDATE participants SET metadata = json_set(metadata, '$.ending', json(?)), completed = 1 "
+                "WHERE participant_id = ?",
+                (json.dumps(ending), participant_id),
             )
         )
 
@@ -340,6 +395,22 @@ class Store:
                 }
             )
         return out
+
+    def matches(self) -> list[dict[str, Any]]:
+        """Every match: ``match_id``, ``scene_id``, ``seats`` ({agent: participant id}), ``formed``, ``started``,
+        ``ended`` (seconds since the epoch; ``None`` while running) and ``end_reason``."""
+        rows = self.db.execute(
+            "SELECT match_id, scene_id, seats, formed, started, ended, end_reason FROM matches ORDER BY formed, match_id"
+        ).fetchall()
+        keys = ("match_id", "scene_id", "seats", "formed", "started", "ended", "end_reason")
+        return [{**dict(zip(keys, row)), "seats": json.loads(row[2])} for row in rows]
+
+    def responses_of(self, participant_id: str) -> dict[str, dict[str, Any]]:
+        """One participant's survey answers, ``{scene_id: answers}`` (the latest per scene)."""
+        rows = self.db.execute(
+            "SELECT scene_id, answers FROM responses WHERE participant_id = ? ORDER BY id", (participant_id,)
+        ).fetchall()
+        return {scene: json.loads(answers) for scene, answers in rows}
 
     def iter_steps(self, scene_id: str | None = None, *, up_to: int | None = None) -> Iterator[dict[str, Any]]:
         """Recorded steps, optionally of one scene, in recording order (read in batches): the key columns

@@ -49,7 +49,7 @@ __all__ = [
 MAGIC = b"MUG1"
 _DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 MAX_MESSAGE_BYTES = 1 << 20
-INBOUND_TYPES = ("ready", "act", "advance", "response", "client_error")
+INBOUND_TYPES = ("ready", "act", "advance", "response", "client_error", "visibility")
 TENSOR_DTYPES = ("float32", "float64", "int32", "int64", "uint8", "int8", "bool")
 _KEY_MAX = 40
 _KEYS_MAX = 16
@@ -258,6 +258,11 @@ def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: i
         if not isinstance(text, str):
             raise MessageError("bad_field", f"client_error.message: expected text, got {_short(text)}")
         return {"type": "client_error", "message": text[:2000]}
+    if kind == "visibility":
+        hidden = raw.get("hidden")
+        if not isinstance(hidden, bool):
+            raise MessageError("bad_field", f"visibility.hidden: expected true or false, got {_short(hidden)}")
+        return {"type": "visibility", "hidden": hidden}
     return {"type": "ready"}
 
 

@@ -62,13 +62,17 @@ class RawSocket:
         self.writer.write(bytes([(0x80 if fin else 0) | opcode]) + size + mask + masked)
 
     async def read(self, timeout: float = 5.0) -> tuple[int, bytes]:
-        head = await asyncio.wait_for(self.reader.readexactly(2), timeout)
-        n = head[1] & 0x7F
-        if n == 126:
-            (n,) = struct.unpack("!H", await self.reader.readexactly(2))
-        elif n == 127:
-            (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
-        return head[0] & 0x0F, await self.reader.readexactly(n)
+        """The next frame, skipping the server's pings (it measures round trips; unanswered pings cost nothing)."""
+        while True:
+            head = await asyncio.wait_for(self.reader.readexactly(2), timeout)
+            n = head[1] & 0x7F
+            if n == 126:
+                (n,) = struct.unpack("!H", await self.reader.readexactly(2))
+            elif n == 127:
+                (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
+            payload = await self.reader.readexactly(n)
+            if head[0] & 0x0F != 0x9:
+                return head[0] & 0x0F, payload
 
     async def message(self, kind: str) -> dict:
         """The next message of type ``kind`` (game frames in between are skipped)."""

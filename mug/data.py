@@ -3,9 +3,12 @@
 The tables (one row per recorded step, survey response, participant, event):
 
 * ``steps``: ``participant_id``, ``session_id``, ``scene_id`` (text), ``episode``,
-  ``step``, ``decision`` (integers), ``time`` (UTC datetime), then per agent
+  ``step``, ``decision`` (integers), ``time`` (UTC datetime), ``match_id`` (text; missing
+  for one-participant games), then per agent
   ``action_<agent>`` (integer for discrete actions, float, or a list of numbers for
-  vector actions), ``source_<agent>`` (text: ``human``, ``policy``, ``default``, ...),
+  vector actions), ``source_<agent>`` (text: ``human``, ``policy``, ``default``, ...;
+  in a match a human seat's source names its participant, ``human:<participant_id>`` or
+  ``default:<participant_id>``, and a match's rows have the match id as ``participant_id``),
   ``reward_<agent>`` (float, NaN stays NaN), ``terminated_<agent>`` and
   ``truncated_<agent>`` (booleans); a cell is missing (``<NA>``/NaN) where the agent
   did not act in that step. Where recorded, ``logits_<agent>``,
@@ -17,7 +20,15 @@ The tables (one row per recorded step, survey response, participant, event):
 * ``participants``: ``participant_id``, ``created``, ``updated`` (datetimes),
   ``scene_id``, ``completed``, ``scene_index``, ``scenes``, ``steps``, ``completion_code``.
 * ``events``: ``participant_id``, ``session_id``, ``scene_id``, ``kind``, ``time``,
-  ``data`` (JSON text: scene and episode boundaries, sessions, errors, ...).
+  ``data`` (JSON text: scene and episode boundaries, sessions, errors, ...; for matches
+  ``waitroom_joined``, ``waitroom_left`` {reason, waited_s}, ``waitroom_timeout``
+  {waited_s, on_timeout}, ``matched`` {match_id, agent, waited_s}, ``partner_lost``,
+  ``seat_ai``, ``seat_returned``, ``excluded`` {reason, values}, ``hidden_warning``,
+  ``visibility`` {hidden}, ``screening`` {passed, values}, ``interrupted``).
+* ``matches``: ``match_id``, ``scene_id`` (text), ``seats`` (JSON text: Human agent ->
+  participant id; seats played by ``fill_with`` from the start are absent), ``formed``,
+  ``started``, ``ended`` (UTC datetimes; ``ended`` missing while running) and ``end_reason``
+  (``done``, ``partner_lost``, ``abandoned``, ``error``, ``interrupted``).
 
 The Parquet export (``mug export --format parquet``) writes the same columns
 with the same types. Needs pandas (``pip install 'mug[data]'``).
@@ -39,9 +50,18 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["StudyData", "StepSchema", "load", "steps_frame", "responses_frame", "participants_frame", "events_frame"]
+__all__ = [
+    "StudyData",
+    "StepSchema",
+    "load",
+    "steps_frame",
+    "responses_frame",
+    "participants_frame",
+    "events_frame",
+    "matches_frame",
+]
 
-STEP_KEYS = ("participant_id", "session_id", "scene_id", "episode", "step", "decision", "time")
+STEP_KEYS = ("participant_id", "session_id", "scene_id", "episode", "step", "decision", "time", "match_id")
 #: Per-agent step columns: the column prefix and the record field it comes from.
 PER_AGENT = (
     ("action", "actions"),
@@ -139,6 +159,7 @@ class StepSchema:
         fields = [pa.field(k, pa.string()) for k in STEP_KEYS[:3]]
         fields += [pa.field(k, pa.int64()) for k in STEP_KEYS[3:6]]
         fields.append(pa.field("time", pa.timestamp("ns", tz="UTC")))
+        fields.append(pa.field("match_id", pa.string()))
         for agent in self.agents:
             fields += [
                 pa.field(f"action_{agent}", action[self.action_kinds[agent]]),
@@ -159,6 +180,7 @@ def steps_frame(steps: list[dict[str, Any]], schema: StepSchema | None = None) -
     data: dict[str, Any] = {k: pd.Series([s[k] for s in steps], dtype="string") for k in STEP_KEYS[:3]}
     data.update({k: pd.Series([s[k] for s in steps], dtype="int64") for k in STEP_KEYS[3:6]})
     data["time"] = _times(pd, [s["time"] for s in steps])
+    data["match_id"] = pd.Series([s.get("match_id") for s in steps], dtype="string")
     for agent in schema.agents:
         for prefix, source in PER_AGENT:
             values = [(s.get(source) or {}).get(agent) for s in steps]
@@ -254,6 +276,22 @@ def events_frame(events: list[dict[str, Any]]) -> pd.DataFrame:
     )
 
 
+def matches_frame(matches: list[dict[str, Any]]) -> pd.DataFrame:
+    """Matches (``Store.matches()``) as a DataFrame: seats as JSON text, datetimes."""
+    pd = _pandas()
+    return pd.DataFrame(
+        {
+            "match_id": pd.Series([m["match_id"] for m in matches], dtype="string"),
+            "scene_id": pd.Series([m["scene_id"] for m in matches], dtype="string"),
+            "seats": pd.Series([json_text(m["seats"]) for m in matches], dtype="object"),
+            "formed": _times(pd, [m["formed"] for m in matches]),
+            "started": _times(pd, [m["started"] for m in matches]),
+            "ended": _times(pd, [m["ended"] for m in matches]),
+            "end_reason": pd.Series([m["end_reason"] for m in matches], dtype="string"),
+        }
+    )
+
+
 @dataclass
 class StudyData:
     """Every table of a study (see :mod:`mug.data`)."""
@@ -262,6 +300,7 @@ class StudyData:
     responses: pd.DataFrame
     participants: pd.DataFrame
     events: pd.DataFrame
+    matches: pd.DataFrame
 
 
 def load(data_dir: str | Path) -> StudyData:
@@ -284,6 +323,7 @@ def load(data_dir: str | Path) -> StudyData:
             responses=responses_frame(store.responses()),
             participants=participants_frame(store.participants()),
             events=events_frame(store.events()),
+            matches=matches_frame(store.matches()),
         )
     finally:
         store.close()

@@ -231,7 +231,7 @@ class MugServer:
             (r"/static/(.*)", StaticFiles, {"path": str(STATIC)}),
             (r"/models/([A-Za-z0-9_-]+)/([^/]+)/([0-9a-f]{16})\.onnx", ModelHandler, {"server": self}),
             (r"/admin", AdminHandler, {"server": self}),
-            (r"/admin/(steps|responses|participants|events)\.csv", AdminExportHandler, {"server": self}),
+            (r"/admin/(steps|responses|participants|events|matches)\.csv", AdminExportHandler, {"server": self}),
             (r"/healthz", HealthHandler),
             (r"/assets/([^/]+)/([^/]+)", AssetHandler, {"server": self}),
         ]
@@ -528,7 +528,7 @@ async def _failure(child: asyncio.subprocess.Process) -> str | None:
 
 
 class AdminExportHandler(_AdminBase):
-    """``/admin/<table>.csv``: download steps, responses, participants or events, streamed.
+    """``/admin/<table>.csv``: download steps, responses, participants, events or matches, streamed.
 
     A child process at lower priority (``mug.server.export.stream_command``) reads the table in
     batches and writes CSV (gzipped when the browser takes it); each chunk is sent and flushed

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import tornado.httpserver
 import tornado.netutil
 
-from mug.data import participants_frame, responses_frame, steps_frame
+from mug.data import matches_frame, participants_frame, responses_frame, steps_frame
 from mug.errors import ConfigError
 from mug.scenes.base import Scene
 from mug.scenes.stager import Stager
@@ -60,9 +60,17 @@ class Deployment:
         self._server.store.commit()
         return participants_frame(self._server.store.participants())
 
+    @property
+    def matches(self) -> pd.DataFrame:
+        """Every match so far (a DataFrame, see :func:`mug.data.matches_frame`): id, scene, seats
+        (agent -> participant id), formed / started / ended, end reason."""
+        self._server.store.commit()
+        return matches_frame(self._server.store.matches())
+
     def data(self, scene_id: str) -> pd.DataFrame:
         """Recorded data of one scene as a typed DataFrame (the columns of :func:`mug.load`): the survey
-        responses of a survey scene, else every step (one typed column per agent for actions, sources, rewards)."""
+        responses of a survey scene, else every step (one typed column per agent for actions, sources, rewards;
+        a match scene's steps once per match, with ``match_id`` and each human seat's participant in its source)."""
         scene = self._server.stager.scenes.get(scene_id)
         if scene is None:
             raise ConfigError(

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mug.data import StepSchema, events_frame, json_text, participants_frame, responses_frame, steps_frame
+from mug.data import StepSchema, events_frame, json_text, matches_frame, participants_frame, responses_frame, steps_frame
 from mug.errors import MugError
 from mug.server.store import STEP_COLUMNS, Store
 
@@ -35,6 +35,7 @@ TABLES = {
         "participant_id", "created", "updated", "scene_id", "completed", "scene_index", "scenes", "steps", "completion_code",
     ],
     "events": ["participant_id", "session_id", "scene_id", "kind", "time", "data"],
+    "matches": ["match_id", "scene_id", "seats", "formed", "started", "ended", "end_reason"],
 }  # fmt: skip
 #: Characters that make a spreadsheet read a cell as a formula.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -54,6 +55,8 @@ def iter_rows(store: Store, table: str) -> Iterator[dict[str, Any]]:
         return store.iter_events()
     if table == "participants":
         return iter(store.participants())
+    if table == "matches":
+        return iter(store.matches())
     raise MugError(f"export: no table {table!r}; tables: {sorted(TABLES)}")
 
 
@@ -129,7 +132,12 @@ def _write_parquet(store: Store, table: str, path: Path) -> None:
     except ImportError as exc:
         raise MugError("Parquet export needs pyarrow and pandas: pip install 'mug[data]'") from exc
     if table != "steps":  # small tables: one frame
-        frame = {"responses": responses_frame, "participants": participants_frame, "events": events_frame}[table](
+        frame = {
+            "responses": responses_frame,
+            "participants": participants_frame,
+            "events": events_frame,
+            "matches": matches_frame,
+        }[table](
             list(iter_rows(store, table))
         )
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
@@ -149,7 +157,7 @@ def _write_parquet(store: Store, table: str, path: Path) -> None:
 
 
 def export(data_dir: str | Path, fmt: str = "csv", out_dir: str | Path | None = None) -> list[Path]:
-    """Write ``steps``, ``responses``, ``participants`` and ``events`` of ``data_dir`` as CSV or Parquet files
+    """Write ``steps``, ``responses``, ``participants``, ``events`` and ``matches`` of ``data_dir`` as CSV or Parquet files
     (streamed: bounded memory; safe while the server runs); return their paths."""
     data_dir = Path(data_dir)
     if not (data_dir / "mug.sqlite").is_file():

@@ -20,6 +20,14 @@ cannot get the lock keeps everything queued and says so (``commit()`` returns
 wait for their steps). Readers iterate in batches (bounded memory), each on its
 own read-only connection.
 
+Matches (:mod:`mug.server.matches`): the ``matches`` table holds one row per
+match (``match_id``, ``scene_id``, ``seats`` JSON ``{agent: participant_id}``,
+``formed``, ``started``, ``ended``, ``end_reason``). A match's steps are stored
+once, with ``participant_id`` and ``match_id`` both the match id; each agent's
+source names the participant of a human seat (``human:<participant_id>``, or
+``default:<participant_id>`` when none of their keys gave an action). A data
+file from before matches gets the ``match_id`` column when a server opens it.
+
 At start the data directory is checked (:mod:`mug.server.datadir`): a directory
 that held a study and now holds nothing refuses to open.
 """
@@ -152,6 +160,11 @@ class Store:
             if "match_id" not in {row[1] for row in self.db.execute("PRAGMA table_info(steps)")}:  # from before matches
                 self.db.execute("ALTER TABLE steps ADD COLUMN match_id TEXT")
             mark_data_dir(self.data_dir, mug.__version__)
+        # a read-only store of a data dir from before matches reads NULL match ids and no matches
+        tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        step_columns = {row[1] for row in self.db.execute("PRAGMA table_info(steps)")}
+        self._has_matches = "matches" in tables
+        self._step_select = ", ".join(c if c in step_columns or c != "match_id" else "NULL" for c in _KEY_COLUMNS)
         self._pending_steps: list[tuple] = []
         self._pending_other: list[tuple[str, tuple]] = []
         self._checkpointer: threading.Thread | None = None
@@ -399,6 +412,8 @@ class Store:
     def matches(self) -> list[dict[str, Any]]:
         """Every match: ``match_id``, ``scene_id``, ``seats`` ({agent: participant id}), ``formed``, ``started``,
         ``ended`` (seconds since the epoch; ``None`` while running) and ``end_reason``."""
+        if not self._has_matches:
+            return []
         rows = self.db.execute(
             "SELECT match_id, scene_id, seats, formed, started, ended, end_reason FROM matches ORDER BY formed, match_id"
         ).fetchall()
@@ -424,7 +439,7 @@ class Store:
         if up_to is not None:
             where.append("id <= ?")
             params.append(up_to)
-        sql = f"SELECT {', '.join(_KEY_COLUMNS)}, record FROM steps"
+        sql = f"SELECT {self._step_select}, record FROM steps"
         for row in self._rows(sql + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id", tuple(params)):
             step = dict(zip(_KEY_COLUMNS, row[:-1]))
             record = json.loads(row[-1])

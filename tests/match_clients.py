@@ -31,6 +31,8 @@ class Player:
         self.base_url, self.participant_id, self.keys, self.cookie = base_url, participant_id, keys or ["ArrowUp"], cookie
         self.messages: list[dict[str, Any]] = []
         self.playing = True
+        #: Whether text pages are continued at once.
+        self.auto_advance = True
         self.acked = 0
         self.ws_url = base_url.replace("http://", "ws://") + f"ws?participant={participant_id}"
         self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
@@ -76,7 +78,7 @@ class Player:
                         )
                     except WebSocketClosedError:
                         pass
-            elif message["type"] == "scene" and message["scene"]["kind"] in ("text", "start") and self.playing:
+            elif message["type"] == "scene" and message["scene"]["kind"] in ("text", "start") and self.auto_advance:
                 await self.send({"type": "advance", "scene_id": message["scene"]["scene_id"]})
             await self._queue.put(message)
 

@@ -260,17 +260,15 @@ def test_keep_groups_re_forms_the_same_groups_in_a_later_match_scene(tmp_path):
         async with deployed(study, tmp_path) as d:
             players = {pid: Player(d.url, pid) for pid in "adbc"}
             for p in players.values():
-                p.playing = True
+                p.auto_advance = False
             for pid in "adbc":  # arrivals: a, d form a group, then b, c
                 await players[pid].open()
                 await players[pid].next("waitroom")
             for p in players.values():
                 await p.scene("text")
-                p.playing = False
             for pid in "abcd":  # arrive in the second waitroom in this order: first come first served would pair a, b
                 p = players[pid]
                 await p.send({"type": "advance", "scene_id": "break"})
-                p.playing = True
                 await p.next("waitroom")
                 await asyncio.sleep(0.3)
             for p in players.values():

@@ -103,6 +103,14 @@ class MatchSession(GameSession):
         self.runs_models = {c: (self.client_models if c == to else []) for c in self.clients}
         self._on_ready(to)
 
+    def _on_ready(self, client: str) -> None:
+        """A member (re)connected: the scene and the current frame go to them only (the partners have it)."""
+        everyone, self.clients = self.clients, [client]
+        try:
+            super()._on_ready(client)
+        finally:
+            self.clients = everyone
+
     def _everyone_acted(self) -> bool:
         return all(
             c in self._acted

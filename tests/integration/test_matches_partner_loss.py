@@ -1,0 +1,212 @@
+"""Losing a member of a match: each on_partner_loss policy, reconnecting into the same seat, released keys, exclusion."""
+
+from __future__ import annotations
+
+import asyncio
+
+import mug
+from tests.bots import run_async
+from tests.integration.test_matches import deployed, kinds_of, stored
+from tests.match_clients import Player
+from tests.match_studies import duo
+
+
+async def pair(d, alice_keys=None, bob_keys=None):
+    alice = await Player(d.url, "alice", keys=alice_keys).open()
+    bob = await Player(d.url, "bob", keys=bob_keys or ["ArrowDown"]).open()
+    seats = {p.participant_id: (await p.next("match"))["seat"] for p in (alice, bob)}
+    return alice, bob, seats
+
+
+def test_end_moves_the_partner_on_after_the_reconnect_timeout_and_the_lost_member_on_return(tmp_path):
+    async def main():
+        async with deployed(duo(multiplayer={"on_partner_loss": "end", "reconnect_timeout_s": 0.5}), tmp_path) as d:
+            alice, bob, seats = await pair(d)
+            await bob.next("frame")
+            bob.close()
+            notice = await alice.next("notice")
+            after = await alice.scene("text")
+            back = await Player(d.url, "bob", cookie=bob.cookie).open()
+            returned = await back.scene("text")
+            alice.close(), back.close()
+            return notice, after, returned
+
+    notice, after, returned = run_async(main())
+    assert notice == {"type": "notice", "code": "partner_lost", "message": "Your partner left the game."}
+    assert after["scene"]["scene_id"] == returned["scene"]["scene_id"] == "after"
+    _, events, matches = stored(tmp_path)
+    assert matches[0]["end_reason"] == "partner_lost"
+    assert kinds_of(events, "partner_lost")[0]["participant_id"] == "bob"
+
+
+def test_end_with_after_partner_loss_end_gives_the_partner_an_end_page_with_a_code(tmp_path):
+    options = {"on_partner_loss": "end", "reconnect_timeout_s": 0.3, "after_partner_loss": "end", "partner_loss_message": "Gone"}
+
+    async def main():
+        async with deployed(duo(multiplayer=options), tmp_path) as d:
+            alice, bob, _ = await pair(d)
+            bob.close()
+            end = await alice.scene("end")
+            alice.close()
+            return end
+
+    end = run_async(main())
+    assert end["scene"]["body"] == "Gone" and len(end["scene"]["completion_code"]) == 10
+
+
+def test_wait_pauses_everyone_and_a_reconnect_takes_the_same_seat_back_at_the_current_step(tmp_path):
+    options = {"on_partner_loss": "wait", "reconnect_timeout_s": 20}
+
+    async def main():
+        async with deployed(duo(mode="realtime", max_steps=10_000, multiplayer=options), tmp_path) as d:
+            alice, bob, seats = await pair(d)
+            for _ in range(5):
+                await alice.next("frame")
+            bob.close()
+            paused = await alice.next("paused")
+            mark = len(alice.messages)
+            await asyncio.sleep(0.5)
+            during = [m for m in alice.messages[mark:] if m["type"] == "frame"]
+            back = await Player(d.url, "bob", cookie=bob.cookie, keys=["ArrowDown"]).open()
+            rematch = await back.next("match")
+            frame = await back.next("frame")
+            resumed = await alice.next("resumed")
+            later = [await alice.next("frame") for _ in range(5)]
+            session_step = d._server.matches.status()["duo"]["running"][0]["step"]
+            alice.close(), back.close()
+            return seats, paused, during, rematch, frame, resumed, later, session_step
+
+    seats, paused, during, rematch, frame, resumed, later, session_step = run_async(main())
+    assert paused["reason"] == "partner_lost" and 0 < paused["time_left_s"] <= 20 and paused["scene_id"] == "duo"
+    assert during == []  # nobody steps while paused
+    assert rematch["seat"] == seats["bob"]
+    assert resumed == {"type": "resumed", "scene_id": "duo"}
+    assert later[0]["step"] >= frame["step"]
+    steps, events, matches = stored(tmp_path)
+    assert len({s["session_id"] for s in steps}) == 1  # the same game went on
+    assert [s["step"] for s in steps] == list(range(len(steps)))
+    assert {s["sources"][seats["bob"]].split(":")[1] for s in steps} == {"bob"}
+    assert kinds_of(events, "rejoined")[0]["participant_id"] == "bob"
+
+
+def test_ai_hands_the_seat_to_the_fill_in_policy_and_back_on_return(tmp_path):
+    study = duo(
+        max_steps=10_000,
+        waitroom={"fill_with": mug.Random},
+        multiplayer={"on_partner_loss": "ai", "reconnect_timeout_s": 20},
+    )
+
+    async def main():
+        async with deployed(study, tmp_path) as d:
+            alice, bob, seats = await pair(d)
+            await alice.next("frame", where=lambda m: m["step"] >= 3)
+            bob.close()
+            await alice.next("frame", where=lambda m: m["step"] >= 10)  # lockstep goes on without bob
+            back = await Player(d.url, "bob", cookie=bob.cookie).open()
+            await back.next("match")
+            await back.next("frame", where=lambda m: m["step"] >= 20)
+            alice.close(), back.close()
+            await asyncio.sleep(0.1)
+            return seats, alice, back
+
+    seats, alice, back = run_async(main())
+    steps, events, _ = stored(tmp_path)
+    steps = steps[:20]  # before the players closed their tabs at the end
+    sources = [s["sources"][seats["bob"]] for s in steps]
+    assert sources[0] == "human:bob" and "random" in sources and sources[-1] == "human:bob"
+    first_ai = sources.index("random")
+    returned = len(sources) - sources[::-1].index("random")
+    assert set(sources[first_ai:returned]) == {"random"}
+    assert {s["sources"][seats["alice"]] for s in steps} == {"human:alice"}
+    assert [e["participant_id"] for e in kinds_of(events, "seat_ai")][:1] == ["bob"]
+    assert [e["participant_id"] for e in kinds_of(events, "seat_returned")] == ["bob"]
+    errors = [m for p in (alice, back) for m in p.messages if m["type"] == "error"]
+    assert errors == []  # a reconnect sends the current frame to the returning member only
+
+
+def test_ai_past_the_timeout_keeps_the_policy_and_moves_the_lost_member_on(tmp_path):
+    study = duo(max_steps=40, waitroom={"fill_with": mug.Random}, multiplayer={"on_partner_loss": "ai", "reconnect_timeout_s": 0.3})
+
+    async def main():
+        async with deployed(study, tmp_path) as d:
+            alice, bob, _ = await pair(d)
+            bob.close()
+            await asyncio.sleep(0.8)
+            back = await Player(d.url, "bob", cookie=bob.cookie).open()
+            bob_next = await back.scene("text")
+            await alice.scene("end")
+            alice.close(), back.close()
+            return bob_next
+
+    bob_next = run_async(main())
+    assert bob_next["scene"]["scene_id"] == "after"
+    steps, events, matches = stored(tmp_path)
+    assert len(steps) == 40 and matches[0]["end_reason"] == "done"
+    assert kinds_of(events, "match_left")[0]["data"]["reason"] == "timeout"
+
+
+def test_a_departed_realtime_players_keys_are_released_at_once(tmp_path):
+    async def main():
+        options = {"on_partner_loss": "end", "reconnect_timeout_s": 30}
+        async with deployed(duo(mode="realtime", max_steps=10_000, multiplayer=options), tmp_path) as d:
+            alice, bob, seats = await pair(d, bob_keys=["ArrowDown"])
+            await bob.next("frame", where=lambda m: m["step"] >= 5)
+            bob.close()
+            await asyncio.sleep(0.2)
+            await alice.next("frame")
+            gone_at = d._server.matches.status()["duo"]["running"][0]["step"]
+            await alice.next("frame", where=lambda m: m["step"] >= gone_at + 10)
+            alice.close()
+            return seats, gone_at
+
+    seats, gone_at = run_async(main())
+    steps, _, _ = stored(tmp_path)
+    bob_seat = seats["bob"]
+    assert any(s["sources"][bob_seat] == "human:bob" and s["actions"][bob_seat] == 2 for s in steps)
+    after = [s for s in steps if s["step"] >= gone_at]
+    assert after and all(s["actions"][bob_seat] == 0 and s["sources"][bob_seat] == "default:bob" for s in after)
+
+
+def test_a_hidden_tab_is_warned_then_excluded_and_the_partner_handled_as_partner_loss(tmp_path):
+    monitoring = {"warn_hidden_s": 0.3, "max_hidden_s": 1.0, "exclusion_message": "You left the tab"}
+
+    async def main():
+        async with deployed(duo(max_steps=10_000, monitoring=monitoring), tmp_path) as d:
+            alice, bob, _ = await pair(d)
+            await bob.send({"type": "visibility", "hidden": True})
+            warning = await bob.next("notice")
+            excluded = await bob.next("notice")
+            end = await bob.scene("end")
+            lost = await alice.next("notice")
+            after = await alice.scene("text")
+            alice.close(), bob.close()
+            return warning, excluded, end, lost, after
+
+    warning, excluded, end, lost, after = run_async(main())
+    assert warning["code"] == "hidden_warning" and excluded == {"type": "notice", "code": "excluded", "message": "You left the tab"}
+    assert end["scene"]["body"] == "You left the tab" and end["scene"]["completion_code"]
+    assert lost["code"] == "partner_lost" and after["scene"]["scene_id"] == "after"
+    _, events, matches = stored(tmp_path)
+    (ex,) = kinds_of(events, "excluded")
+    assert ex["participant_id"] == "bob" and ex["data"]["reason"] == "hidden"
+    assert 1.0 <= ex["data"]["values"]["hidden_s"] < 5 and ex["data"]["values"]["max_hidden_s"] == 1.0
+    assert matches[0]["end_reason"] == "partner_lost"
+
+
+def test_a_visible_tab_again_resets_the_hidden_stretch(tmp_path):
+    monitoring = {"max_hidden_s": 1.0}
+
+    async def main():
+        async with deployed(duo(max_steps=10_000, monitoring=monitoring), tmp_path) as d:
+            alice, bob, _ = await pair(d)
+            for _ in range(3):
+                await bob.send({"type": "visibility", "hidden": True})
+                await asyncio.sleep(0.6)
+                await bob.send({"type": "visibility", "hidden": False})
+            await asyncio.sleep(0.4)
+            status = d._server.matches.status()["duo"]
+            alice.close(), bob.close()
+            return status
+
+    status = run_async(main())
+    assert len(status["running"]) == 1  # three 0.6 s stretches: nobody excluded

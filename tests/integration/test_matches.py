@@ -283,3 +283,55 @@ def test_keep_groups_re_forms_the_same_groups_in_a_later_match_scene(tmp_path):
     store.close()
     assert groups["first"] == {frozenset("ad"), frozenset("bc")}
     assert groups["second"] == groups["first"]
+
+
+def test_sigkill_mid_match_loses_no_acknowledged_step_and_members_come_back_to_the_waitroom(tmp_path):
+    import signal
+
+    from tests.servers import ServerProcess
+
+    data = tmp_path / "data"
+    server = ServerProcess(["deploy", "tests/match_studies.py:duo_kill"], data).start()
+
+    async def play():
+        alice = await Player(server.url, "alice").open()
+        bob = await Player(server.url, "bob").open()
+        first = await alice.next("match")
+        await alice.next("frame", where=lambda m: m["step"] >= 30)
+        return alice, bob, first
+
+    try:
+        alice, bob, first = run_async(play())
+        acked = {p.participant_id: p.acked for p in (alice, bob)}
+    finally:
+        server.stop(signal.SIGKILL)
+    store = Store(data, readonly=True)
+    steps = store.steps("duo")
+    store.close()
+    assert len(steps) >= max(acked.values()) >= 30  # every step a frame was sent after is committed
+
+    restarted = ServerProcess(["deploy", "tests/match_studies.py:duo_kill"], data).start()
+
+    async def come_back():
+        back = [await Player(restarted.url, p.participant_id, cookie=p.cookie).open() for p in (alice, bob)]
+        notices = [await p.next("notice") for p in back]
+        rooms = [await p.next("waitroom") for p in back]
+        matches = [await p.next("match") for p in back]
+        await back[0].next("frame", where=lambda m: m["step"] >= 3)
+        for p in back:
+            p.close()
+        return notices, rooms, matches
+
+    try:
+        notices, rooms, matches = run_async(come_back())
+    finally:
+        restarted.stop()
+    assert [n["code"] for n in notices] == ["interrupted", "interrupted"]
+    assert all(r["scene_id"] == "duo" for r in rooms)
+    assert matches[0]["match_id"] == matches[1]["match_id"] != first["match_id"]
+    store = Store(data, readonly=True)
+    rows = {m["match_id"]: m for m in store.matches()}
+    after = store.steps("duo")
+    store.close()
+    assert rows[first["match_id"]]["end_reason"] == "interrupted"
+    assert len([s for s in after if s["match_id"] == first["match_id"]]) == len(steps)  # nothing lost or added

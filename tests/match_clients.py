@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -72,12 +73,10 @@ class Player:
                 if self.playing:
                     key = self.keys[(message["step"]) % len(self.keys)]
                     self._acted = True
-                    try:
+                    with contextlib.suppress(WebSocketClosedError):
                         await self.send(
                             {"type": "act", "step": message["step"], "episode": message["episode"], "keys": [key], "policies": {}}
                         )
-                    except WebSocketClosedError:
-                        pass
             elif message["type"] == "scene" and message["scene"]["kind"] in ("text", "start") and self.auto_advance:
                 await self.send({"type": "advance", "scene_id": message["scene"]["scene_id"]})
             await self._queue.put(message)

@@ -137,9 +137,7 @@ def _write_parquet(store: Store, table: str, path: Path) -> None:
             "participants": participants_frame,
             "events": events_frame,
             "matches": matches_frame,
-        }[table](
-            list(iter_rows(store, table))
-        )
+        }[table](list(iter_rows(store, table)))
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
         return
     last = store.last_step_id()  # both passes read the same rows, though the server goes on recording

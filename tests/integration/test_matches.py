@@ -151,7 +151,7 @@ def test_waitroom_timeout_ai_starts_the_match_with_the_fill_in_policy(tmp_path):
             return match
 
     match = run_async(main())
-    steps, events, matches = stored(tmp_path)
+    steps, _events, matches = stored(tmp_path)
     other = "agent_1" if match["seat"] == "agent_0" else "agent_0"
     assert matches[0]["seats"] == {match["seat"]: "alice"} and matches[0]["end_reason"] == "done"
     assert len(steps) == 8

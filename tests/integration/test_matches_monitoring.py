@@ -26,7 +26,7 @@ class DelayingProxy:
 
     async def start(self) -> str:
         self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
-        return "127.0.0.1:%d" % self.server.sockets[0].getsockname()[1]
+        return f"127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
@@ -104,7 +104,7 @@ def test_matchmaking_max_rtt_keeps_a_slow_participant_waiting(tmp_path):
             proxy.close()
             return match, timeout
 
-    match, timeout = run_async(main())
+    _match, timeout = run_async(main())
     assert timeout["code"] == "waitroom_timeout"
     _, _, matches = stored(tmp_path)
     assert sorted(matches[0]["seats"].values()) == ["fast1", "fast2"]

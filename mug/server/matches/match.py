@@ -58,6 +58,18 @@ class MatchRecorder:
             self.store.add_event(self.match_id, kind, data)
 
 
+class _MembersPresent:
+    """The game's transport: messages to a lost member are dropped until they are back (``ready``), so a tab
+    that has connected but not yet said ``ready`` gets no frame twice."""
+
+    def __init__(self, match: Match) -> None:
+        self.match = match
+
+    def send(self, client: str, message: dict[str, Any], buffers: list[bytes]) -> None:
+        if client not in self.match.lost:
+            self.match.room.registry.send(client, message, buffers)
+
+
 class Match:
     """One running match (see module docstring).
 
@@ -85,7 +97,7 @@ class Match:
         self.session = MatchSession(
             scene,
             clients,
-            room.registry,
+            _MembersPresent(self),
             MatchRecorder(room.store, match_id),
             fills,
             session_id=match_id,
@@ -203,7 +215,9 @@ class Match:
             if monitoring.warn_hidden_s is not None and hidden >= monitoring.warn_hidden_s and not member.monitor.warned:
                 member.monitor.warned = True
                 self._event(pid, "hidden_warning", {"hidden_s": round(hidden, 3), "warn_hidden_s": monitoring.warn_hidden_s})
-                member.send({"type": "notice", "code": "hidden_warning", "message": "Please keep this tab visible while you play."})
+                member.send(
+                    {"type": "notice", "code": "hidden_warning", "message": "Please keep this tab visible while you play."}
+                )
             if monitoring.max_rtt_ms is not None:
                 window = member.monitor.window(monitoring.rtt_window, since=self.started_mono)
                 over = [r for r in window if r > monitoring.max_rtt_ms]
@@ -280,7 +294,9 @@ class Match:
             member.advance()
 
     def _event(self, pid: str, kind: str, data: dict[str, Any]) -> None:
-        self.room.store.add_event(pid, kind, {"session_id": self.match_id, "scene_id": self.scene.scene_id, "match_id": self.match_id, **data})
+        self.room.store.add_event(
+            pid, kind, {"session_id": self.match_id, "scene_id": self.scene.scene_id, "match_id": self.match_id, **data}
+        )
 
     def status(self) -> dict[str, Any]:
         """This match for the admin's live view."""

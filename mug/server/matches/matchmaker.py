@@ -64,11 +64,7 @@ def assign_seats(
         except Exception as exc:
             problem = f"raised {type(exc).__name__}: {exc}"
         else:
-            if (
-                isinstance(answer, dict)
-                and set(answer) <= set(agents)
-                and sorted(map(str, answer.values())) == sorted(group)
-            ):
+            if isinstance(answer, dict) and set(answer) <= set(agents) and sorted(map(str, answer.values())) == sorted(group):
                 return {str(a): str(p) for a, p in answer.items()}, None
             problem = f"returned {answer!r}, not a dict of Human agent -> participant covering {sorted(group)}"
         log.error("the seats function %s; seats are assigned from the study seed", problem)

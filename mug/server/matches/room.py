@@ -75,7 +75,9 @@ class MatchRoom:
         """``participant`` enters match scene ``scene``: into its waitroom."""
         match_id = self.interrupted.pop(participant.participant_id, None)
         if match_id is not None:
-            self.store.add_event(participant.participant_id, "interrupted_notice", {"scene_id": scene.scene_id, "match_id": match_id})
+            self.store.add_event(
+                participant.participant_id, "interrupted_notice", {"scene_id": scene.scene_id, "match_id": match_id}
+            )
             participant.send({"type": "notice", "code": "interrupted", "message": INTERRUPTED_MESSAGE})
         room = self.waitrooms.get(scene.scene_id)
         if room is None:
@@ -119,12 +121,11 @@ class MatchRoom:
         for agent, pid in seats.items():
             member = match.members[pid]
             member.match = match
-            member.store_event("matched", {"scene_id": scene.scene_id, "match_id": match_id, "agent": agent, "waited_s": round(waited[pid], 3)})
+            member.store_event(
+                "matched", {"scene_id": scene.scene_id, "match_id": match_id, "agent": agent, "waited_s": round(waited[pid], 3)}
+            )
         log.info("match %s started: %s", match_id, seats)
         match.start()
-        for agent, pid in seats.items():
-            if match.members[pid].connection is None:  # cannot happen for candidates; kept safe for ``ai`` timeouts
-                match.left(pid)
         return match
 
     def ended(self, match: Match, lost: str | None) -> None:

@@ -156,4 +156,3 @@ class MatchSession(GameSession):
             space = self._fill_spaces[agent] = copy.deepcopy(self.scene.action_space(agent))
             space.seed(int(np.random.SeedSequence([self.scene.policy_seed, fnv1a32(agent), 1]).generate_state(1)[0]))
         return space.sample(), "random", None
-

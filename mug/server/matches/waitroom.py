@@ -8,7 +8,8 @@ with ``show_count=False``) on entering, whenever the count changes, and every
 1. removes whoever has had no open tab for ``leave_grace_s`` (``waitroom_left``);
 2. applies ``on_timeout`` to whoever waited ``timeout_s`` (``waitroom_timeout``):
    ``"end"`` (an end page with ``timeout_message`` and a completion code), ``"skip"``
-   (the next scene) or ``"ai"`` (a match now, with ``fill_with`` in the empty seats);
+   (the next scene) or ``"ai"`` (a match now, with ``fill_with`` in the empty seats; for a
+   participant with an open tab: one without waits for it until ``leave_grace_s``);
 3. forms groups from the candidates: waiting participants with an open tab (and,
    with ``matchmaking(max_rtt_ms=...)``, a measured round trip at most that), with
    kept groups first (``keep_groups``), then the matchmaker (first come, first served
@@ -81,8 +82,11 @@ class Waitroom:
             if participant.connection is None and left is not None and now - left >= options.leave_grace_s:
                 self.leave(participant, "left")
         for participant, since in list(self.waiting.values()):
-            if participant.participant_id in self.waiting and now - since >= options.timeout_s:
-                self._timed_out(participant, now - since)
+            if participant.participant_id not in self.waiting or now - since < options.timeout_s:
+                continue
+            if options.on_timeout == "ai" and participant.connection is None:
+                continue  # no match starts with an empty seat: theirs waits for their tab (or the grace ends)
+            self._timed_out(participant, now - since)
         self._form(now)
         if len(self.waiting) != self._count or now - self._updated >= UPDATE_EVERY_S:
             for participant, _ in self.waiting.values():
@@ -153,9 +157,7 @@ class Waitroom:
                     return
             group, problem = choose_group(candidates, self.seats, options.matchmaker, self.scene.scene_id)
             if problem is not None:
-                self.room.store.add_event(
-                    "", "matchmaker_error", {"scene_id": self.scene.scene_id, "problem": problem[:2000]}
-                )
+                self.room.store.add_event("", "matchmaker_error", {"scene_id": self.scene.scene_id, "problem": problem[:2000]})
             if group is None:
                 return
             self._start(group)

@@ -81,8 +81,8 @@ CREATE TABLE IF NOT EXISTS steps (
     step INTEGER NOT NULL,
     decision INTEGER NOT NULL,
     time REAL NOT NULL,
-    record TEXT NOT NULL,  -- JSON object: actions, sources, rewards, terminated, truncated, infos?, observations?, policy_outputs?
-    match_id TEXT  -- the match whose step this is (NULL for a one-participant game)
+    match_id TEXT,  -- the match whose step this is (NULL for a one-participant game)
+    record TEXT NOT NULL  -- JSON object: actions, sources, rewards, terminated, truncated, infos?, observations?, policy_outputs?
 );
 DROP INDEX IF EXISTS steps_by_scene;
 CREATE TABLE IF NOT EXISTS matches (

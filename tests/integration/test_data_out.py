@@ -84,7 +84,7 @@ def test_a_played_study_loads_into_typed_frames(played):
 def test_parquet_columns_are_typed(played, tmp_path):
     data, _ = played
     paths = {p.stem: p for p in export(data, "parquet", tmp_path)}
-    assert sorted(paths) == ["events", "participants", "responses", "steps"]
+    assert sorted(paths) == ["events", "matches", "participants", "responses", "steps"]
     schema = pq.read_schema(paths["steps"])
     assert schema.field("action_agent_0").type == pa.int64()
     assert schema.field("reward_agent_1").type == pa.float64()
@@ -146,7 +146,7 @@ def test_csv_export_has_every_table_and_is_safe_in_a_spreadsheet(tmp_path):
     store.commit()
     store.close()
     paths = {p.stem: p for p in export(tmp_path, "csv")}
-    assert sorted(paths) == ["events", "participants", "responses", "steps"]
+    assert sorted(paths) == ["events", "matches", "participants", "responses", "steps"]
     for table in ("participants", "events"):
         ids = [row["participant_id"] for row in csv.DictReader(paths[table].open(newline=""))]
         assert ids == ['\'=HYPERLINK("http://evil")', "'+1", "'-2", "'@SUM(A1)", "'\tx", "plain"]

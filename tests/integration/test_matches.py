@@ -335,3 +335,27 @@ def test_sigkill_mid_match_loses_no_acknowledged_step_and_members_come_back_to_t
     store.close()
     assert rows[first["match_id"]]["end_reason"] == "interrupted"
     assert len([s for s in after if s["match_id"] == first["match_id"]]) == len(steps)  # nothing lost or added
+
+
+def test_match_data_in_exports_and_the_deployment_handle(tmp_path):
+    import pyarrow.parquet as pq
+
+    from mug.server.export import export
+
+    async def main():
+        async with deployed(duo(max_steps=4), tmp_path) as d:
+            alice = await Player(d.url, "alice").open()
+            bob = await Player(d.url, "bob").open()
+            await alice.scene("end")
+            await bob.scene("end")
+            alice.close(), bob.close()
+            return d.matches, d.data("duo")
+
+    matches, steps = run_async(main())
+    assert list(matches["end_reason"]) == ["done"] and str(matches["ended"].dtype).startswith("datetime64")
+    assert len(steps) == 4 and steps["match_id"].nunique() == 1
+    paths = {p.stem: p for p in export(tmp_path / "data", "parquet", tmp_path / "out")}
+    assert pq.read_table(paths["matches"]).num_rows == 1
+    assert pq.read_schema(paths["steps"]).field("match_id").type.equals(__import__("pyarrow").string())
+    csv_paths = {p.stem: p for p in export(tmp_path / "data", "csv", tmp_path / "csv")}
+    assert "duo-00001" in csv_paths["matches"].read_text()

@@ -158,3 +158,48 @@ def test_a_reader_bounded_by_the_last_step_id_skips_rows_recorded_after_it(tmp_p
     assert [s["step"] for s in store.iter_steps("game", up_to=last)] == [0, 1, 2]
     assert len(store.steps()) == 4
     store.close()
+
+
+def test_a_data_file_from_before_matches_is_read_and_migrated(tmp_path):
+    store = Store(tmp_path)
+    store.add_step("p1", _step("s1", 0))
+    store.commit()
+    store.close()
+    db = sqlite3.connect(tmp_path / "mug.sqlite")  # the shape of a data file made before matches existed
+    db.execute("ALTER TABLE steps DROP COLUMN match_id")
+    db.execute("DROP TABLE matches")
+    db.commit()
+    db.close()
+    old = Store(tmp_path, readonly=True)
+    assert [s["match_id"] for s in old.steps()] == [None] and old.matches() == []
+    old.close()
+    store = Store(tmp_path)  # a server opening it adds what is missing
+    store.add_step("m1", _step("m1", 0), match_id="m1")
+    store.add_match("m1", "game", {"agent_0": "p1"}, 1.0, 2.0)
+    store.commit()
+    assert [s["match_id"] for s in store.steps()] == [None, "m1"]
+    assert store.matches() == [
+        {
+            "match_id": "m1",
+            "scene_id": "game",
+            "seats": {"agent_0": "p1"},
+            "formed": 1.0,
+            "started": 2.0,
+            "ended": None,
+            "end_reason": None,
+        }
+    ]
+    store.close()
+
+
+def test_matches_left_open_are_ended_as_interrupted(tmp_path):
+    store = Store(tmp_path)
+    store.add_match("m1", "game", {"a": "p1", "b": "p2"}, 1.0, 1.0)
+    store.add_match("m2", "game", {"a": "p3"}, 1.0, 1.0)
+    store.end_match("m2", 5.0, "done")
+    store.commit()
+    assert store.interrupt_open_matches() == [("m1", "game", {"a": "p1", "b": "p2"})]
+    store.commit()
+    assert {m["match_id"]: m["end_reason"] for m in store.matches()} == {"m1": "interrupted", "m2": "done"}
+    assert [e["participant_id"] for e in store.events("interrupted")] == ["m1"]
+    store.close()

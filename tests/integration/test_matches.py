@@ -59,6 +59,8 @@ def test_two_humans_share_one_game_and_each_step_names_both_participants(tmp_pat
         for pid, agent in seats.items():
             assert step["sources"][agent] == f"human:{pid}"
             assert step["actions"][agent] == key_action[pid]
+    (session,) = kinds_of(events, "session")
+    assert session["participant_id"] == match["match_id"] and set(session["data"]["policies"]) == {"agent_0", "agent_1"}
     matched = kinds_of(events, "matched")
     assert {e["participant_id"] for e in matched} == {"alice", "bob"}
     assert all(e["data"]["waited_s"] >= 0 and e["data"]["match_id"] == match["match_id"] for e in matched)

@@ -107,7 +107,11 @@ class Match:
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Tell every member their seat and start the game."""
+        """Record what the game runs (a ``session`` event under the match id), tell every member their seat,
+        and start the game."""
+        from mug.server.participants import session_record  # the one record of a game's policies
+
+        self.room.store.add_event(self.match_id, "session", {"session_id": self.match_id, **session_record(self.scene)})
         for pid in self.members:
             self._send_match(pid)
         self.session.start()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
 
 import mug
 from mug.examples import CoinGrid
@@ -50,3 +53,56 @@ def duo(*scenes: Any, **kwargs: Any) -> mug.Stager:
 
 #: A long realtime match (for the SIGKILL test).
 duo_kill = duo(duo_scene(mode="realtime", max_steps=100_000, multiplayer={"reconnect_timeout_s": 60}))
+
+
+class Tally:
+    """A tiny Parallel-API env for ``n`` agents: each step every agent adds its action to its own count."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"]}
+
+    def __init__(self, n: int = 3, render_mode: str | None = None) -> None:
+        self.possible_agents = [f"p{i}" for i in range(n)]
+        self.agents: list[str] = []
+        self.counts = np.zeros(n, np.float32)
+        self.render_mode = render_mode
+
+    def observation_space(self, agent: str) -> spaces.Box:
+        return spaces.Box(0.0, np.inf, (len(self.possible_agents),), np.float32)
+
+    def action_space(self, agent: str) -> spaces.Discrete:
+        return spaces.Discrete(5)
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        self.agents = list(self.possible_agents)
+        self.counts[:] = 0
+        return {a: self.counts.copy() for a in self.agents}, {a: {} for a in self.agents}
+
+    def step(self, actions: dict[str, int]) -> tuple[dict, dict, dict, dict, dict]:
+        for i, agent in enumerate(self.possible_agents):
+            self.counts[i] += int(actions.get(agent, 0))
+        agents = list(self.agents)
+        return (
+            {a: self.counts.copy() for a in agents},
+            {a: float(actions.get(a, 0)) for a in agents},
+            dict.fromkeys(agents, False),
+            dict.fromkeys(agents, False),
+            {a: {} for a in agents},
+        )
+
+    def render(self) -> np.ndarray:
+        return np.full((8, 8 * len(self.possible_agents), 3), 255, np.uint8)
+
+    def close(self) -> None:
+        pass
+
+
+def trio_scene(**options: Any) -> mug.GymScene:
+    """Three humans in one ``Tally`` game (lockstep)."""
+    return (
+        mug.GymScene("trio")
+        .environment(Tally, {"n": 3}, seed=1)
+        .policies({"p0": mug.Human, "p1": mug.Human, "p2": mug.Human})
+        .gameplay(action_mapping=KEYS, mode="lockstep", max_steps=options.pop("max_steps", 10))
+        .rendering(width=48, height=16)
+        .multiplayer(**options)
+    )

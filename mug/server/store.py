@@ -383,14 +383,17 @@ class Store:
             cursor.close()
 
     def participants(self) -> list[dict[str, Any]]:
-        """Every participant with progress, step count and completion code (``None`` unless the study gives
-        each participant their own)."""
+        """Every participant with progress, step count (the steps of their own games and of the matches they
+        held a seat in) and completion code (``None`` unless the study gives each participant their own)."""
+        counts = dict(self.db.execute("SELECT participant_id, COUNT(*) FROM steps GROUP BY participant_id").fetchall())
+        for match in self.matches():  # a match's steps are stored once, under its id
+            for pid in match["seats"].values():
+                counts[pid] = counts.get(pid, 0) + counts.get(match["match_id"], 0)
         rows = self.db.execute(
-            "SELECT p.participant_id, p.created, p.updated, p.scene_id, p.completed, p.progress, COALESCE(c.n, 0), "
-            "p.completion_code FROM participants p LEFT JOIN "
-            "(SELECT participant_id, COUNT(*) AS n FROM steps GROUP BY participant_id) c "
-            "USING (participant_id) ORDER BY p.created"
+            "SELECT participant_id, created, updated, scene_id, completed, progress, completion_code "
+            "FROM participants ORDER BY created"
         ).fetchall()
+        rows = [(*row[:6], counts.get(row[0], 0), row[6]) for row in rows]
         out = []
         for pid, created, updated, scene, completed, progress, steps, code in rows:
             prog = json.loads(progress)

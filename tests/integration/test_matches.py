@@ -42,9 +42,10 @@ def test_two_humans_share_one_game_and_each_step_names_both_participants(tmp_pat
             ends = [await p.scene("end") for p in (alice, bob)]
             status = d._server.matches.status()
             alice.close(), bob.close()
-            return seats, ends, status, alice, bob
+            return seats, ends, status, alice, bob, d.participants
 
-    seats, ends, status, alice, bob = run_async(main())
+    seats, ends, status, alice, bob, participants = run_async(main())
+    assert participants.set_index("participant_id")["steps"].to_dict() == {"alice": 12, "bob": 12}
     assert sorted(seats.values()) == ["agent_0", "agent_1"]
     assert all(e["scene"]["completion_code"] for e in ends)
     frames = [[(m["episode"], m["step"]) for m in p.messages if m["type"] == "frame"] for p in (alice, bob)]
@@ -361,3 +362,36 @@ def test_match_data_in_exports_and_the_deployment_handle(tmp_path):
     assert pq.read_schema(paths["steps"]).field("match_id").type.equals(__import__("pyarrow").string())
     csv_paths = {p.stem: p for p in export(tmp_path / "data", "csv", tmp_path / "csv")}
     assert "duo-00001" in csv_paths["matches"].read_text()
+
+
+def test_three_humans_in_one_game_and_a_pause_for_two_when_the_third_is_lost(tmp_path):
+    from tests.match_studies import trio_scene
+
+    study = mug.Stager([trio_scene(max_steps=10_000, on_partner_loss="wait", reconnect_timeout_s=20), mug.EndScene()])
+    keys = {"ann": "ArrowUp", "ben": "ArrowDown", "cat": "ArrowLeft"}
+
+    async def main():
+        async with deployed(study, tmp_path) as d:
+            players = {pid: await Player(d.url, pid, keys=[key]).open() for pid, key in keys.items()}
+            seats = {pid: (await p.next("match"))["seat"] for pid, p in players.items()}
+            await players["ann"].next("frame", where=lambda m: m["step"] >= 5)
+            players["cat"].close()
+            paused = [await players[pid].next("paused") for pid in ("ann", "ben")]
+            back = await Player(d.url, "cat", cookie=players["cat"].cookie, keys=["ArrowLeft"]).open()
+            await back.next("match")
+            resumed = [await players[pid].next("resumed") for pid in ("ann", "ben")]
+            await back.next("frame", where=lambda m: m["step"] >= 10)
+            for p in (players["ann"], players["ben"], back):
+                p.close()
+            return seats, paused, resumed
+
+    seats, paused, resumed = run_async(main())
+    assert sorted(seats.values()) == ["p0", "p1", "p2"] and all(p["reason"] == "partner_lost" for p in paused)
+    assert all(r["type"] == "resumed" for r in resumed)
+    store = Store(tmp_path / "data", readonly=True)
+    steps = store.steps("trio")[:10]
+    store.close()
+    action = {"ArrowUp": 1, "ArrowDown": 2, "ArrowLeft": 3}
+    for step in steps:
+        for pid, agent in seats.items():
+            assert step["sources"][agent] == f"human:{pid}" and step["actions"][agent] == action[keys[pid]]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import WebSocketClosedError, websocket_connect
 
-from mug.session.messages import decode_envelope, encode_envelope
+import mug
+from mug.session.messages import decode_envelope, encode_envelope, tensor_from_ref, tensor_ref
 
 __all__ = ["Player", "open_page"]
 
@@ -40,6 +43,8 @@ class Player:
         self._reader: asyncio.Task | None = None
         self._acted = False
         self.connection: Any = None
+        #: Browser-side policies this tab runs (as the page would, with the Python runtime), by agent.
+        self.runtimes: dict[str, mug.PolicyRuntime] = {}
 
     async def open(self, via: str | None = None, user_agent: str | None = None) -> Player:
         """Open the page (first time) and the socket (through ``via``, ``host:port`` of a proxy), and say ``ready``."""
@@ -64,8 +69,10 @@ class Player:
             if raw is None:
                 await self._queue.put(None)
                 return
-            message, _ = decode_envelope(raw)
+            message, buffers = decode_envelope(raw)
             self.messages.append(message)
+            if message["type"] == "scene" and message["scene"]["kind"] == "gym":
+                await self._load_policies(message["scene"])
             if message["type"] == "frame":
                 if self._acted:
                     self.acked += 1
@@ -73,13 +80,27 @@ class Player:
                 if self.playing:
                     key = self.keys[(message["step"]) % len(self.keys)]
                     self._acted = True
+                    out: list[bytes] = []
+                    policies = {}
+                    for agent, ref in message["observations"].items():
+                        result = self.runtimes[agent].step(tensor_from_ref(ref, buffers, "obs"), agent)
+                        policies[agent] = {"action": result.action, "logits": tensor_ref(result.logits, out), "states": {}}
+                    act = {"type": "act", "step": message["step"], "episode": message["episode"], "keys": [key]}
                     with contextlib.suppress(WebSocketClosedError):
-                        await self.send(
-                            {"type": "act", "step": message["step"], "episode": message["episode"], "keys": [key], "policies": {}}
-                        )
+                        await self.connection.write_message(encode_envelope({**act, "policies": policies}, out), binary=True)
             elif message["type"] == "scene" and message["scene"]["kind"] in ("text", "start") and self.auto_advance:
                 await self.send({"type": "advance", "scene_id": message["scene"]["scene_id"]})
             await self._queue.put(message)
+
+    async def _load_policies(self, meta: dict[str, Any]) -> None:
+        self.runtimes = {}
+        for agent in meta["you"]["runs_policies"]:
+            spec = meta["policies"][agent]
+            body = (await AsyncHTTPClient().fetch(self.base_url + spec["model_url"])).body
+            path = Path(tempfile.mkdtemp(prefix="player-model-")) / "model.onnx"
+            path.write_bytes(body)
+            config = mug.ModelConfig.from_dict({**spec["config"], "onnx_path": str(path)})
+            self.runtimes[agent] = mug.PolicyRuntime(config, seed=meta["policy_seed"])
 
     async def next(self, kind: str, timeout: float = 20.0, where: Any = None) -> dict[str, Any]:
         """The next message of type ``kind`` (and satisfying ``where``); others are skipped (kept in ``messages``)."""

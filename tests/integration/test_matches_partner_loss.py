@@ -218,3 +218,66 @@ def test_a_visible_tab_again_resets_the_hidden_stretch(tmp_path):
 
     status = run_async(main())
     assert len(status["running"]) == 1  # three 0.6 s stretches (1.8 s in all): nobody excluded
+
+
+def _linear_model(path):
+    """``logits = obs @ W``: 3 observation values, 5 actions."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(1).standard_normal((3, 5)).astype(np.float32), "W")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["obs", "W"], ["logits"])],
+        "linear",
+        [helper.make_tensor_value_info("obs", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 5])],
+        [w],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_browser_side_policies_move_to_a_present_member_when_their_runner_is_lost(tmp_path):
+    from tests.match_studies import Tally
+
+    model = mug.ModelConfig.from_onnx(_linear_model(tmp_path / "linear.onnx"))
+    scene = (
+        mug.GymScene("trio")
+        .environment(Tally, {"n": 3}, seed=1)
+        .policies({"p0": mug.Human, "p1": mug.Human, "p2": model})  # lockstep: the model runs in a browser
+        .gameplay(action_mapping={"ArrowUp": 1}, mode="lockstep", max_steps=10_000)
+        .rendering(width=48, height=16)
+        .waitroom(fill_with=mug.Random)
+        .multiplayer(on_partner_loss="ai", reconnect_timeout_s=20)
+    )
+
+    async def main():
+        async with deployed(mug.Stager([scene, mug.EndScene()]), tmp_path) as d:
+            alice = await Player(d.url, "alice").open()
+            bob = await Player(d.url, "bob").open()
+            scenes = {p.participant_id: await p.scene("gym") for p in (alice, bob)}
+            runner, other = (alice, bob) if scenes["alice"]["scene"]["you"]["runs_policies"] else (bob, alice)
+            await other.next("frame", where=lambda m: m["step"] >= 3)
+            runner.close()
+            moved = await other.scene("gym")
+            await other.next("frame", where=lambda m: m["step"] >= 12)
+            other.close()
+            return runner.participant_id, moved
+
+    runner, moved = run_async(main())
+    assert moved["scene"]["you"]["runs_policies"] == ["p2"]
+    store = mug.load(tmp_path / "data")
+    sources = list(store.steps["source_p2"])[:12]
+    assert set(sources) == {"policy"}  # the model kept acting through the hand-over
+    assert kinds_of(stored_events(tmp_path), "seat_ai")[0]["participant_id"] == runner
+
+
+def stored_events(tmp_path):
+    from mug.server.store import Store
+
+    store = Store(tmp_path / "data", readonly=True)
+    try:
+        return store.events()
+    finally:
+        store.close()

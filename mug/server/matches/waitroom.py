@@ -97,11 +97,8 @@ class Waitroom:
         options = self.scene.waitroom_options
         self._event(participant, "waitroom_timeout", {"waited_s": round(waited, 3), "on_timeout": options.on_timeout})
         if options.on_timeout == "ai":
-            group = [participant.participant_id]
-            group += [c.participant_id for c in self._candidates(time.monotonic()) if c.participant_id not in group][
-                : self.seats - 1
-            ]
-            self._start(group)
+            pid = participant.participant_id
+            self._start([pid, *[p for p in self._eligible() if p != pid][: self.seats - 1]])
             return
         self.leave(participant, "timeout")
         participant.send({"type": "notice", "code": "waitroom_timeout", "message": options.timeout_message})
@@ -110,57 +107,55 @@ class Waitroom:
         else:
             participant.advance()
 
-    def _candidates(self, now: float) -> list[Candidate]:
+    def _eligible(self) -> list[str]:
+        """Ids of waiting participants who may be matched now (an open tab; within ``max_rtt_ms``), oldest first."""
         max_rtt = self.scene.matchmaking_options.max_rtt_ms
         out = []
-        for pid, (participant, since) in self.waiting.items():
+        for pid, (participant, _) in self.waiting.items():
             if participant.connection is None:
                 continue
-            rtt = participant.monitor.rtt_ms()
-            if max_rtt is not None and (rtt is None or rtt > max_rtt):
+            if max_rtt is not None and ((rtt := participant.monitor.rtt_ms()) is None or rtt > max_rtt):
                 continue
-            out.append(
-                Candidate(
-                    participant_id=pid,
-                    waited_s=now - since,
-                    rtt_ms=rtt,
-                    params=dict(participant.params),
-                    answers=participant.answers(),
-                    partners=frozenset(self.room.partners.get(pid, ())),
-                )
-            )
+            out.append(pid)
         return out
+
+    def _candidate(self, pid: str, now: float) -> Candidate:
+        participant, since = self.waiting[pid]
+        return Candidate(
+            participant_id=pid,
+            waited_s=now - since,
+            rtt_ms=participant.monitor.rtt_ms(),
+            params=dict(participant.params),
+            answers=participant.answers(),
+            partners=frozenset(self.room.partners.get(pid, ())),
+        )
 
     def _form(self, now: float) -> None:
         options = self.scene.matchmaking_options
-        while True:
-            candidates = self._candidates(now)
-            if len(candidates) < self.seats:
-                return
-            if options.keep_groups:
-                by_id = {c.participant_id: c for c in candidates}
-                kept = next(
-                    (
-                        sorted(group)
-                        for c in candidates
-                        if len(group := self.room.groups.get(c.participant_id, frozenset())) == self.seats
-                        and group <= by_id.keys()
-                    ),
-                    None,
-                )
-                if kept is not None:
-                    self._start(kept)
-                    continue
-                # members of an earlier group of this size wait for their own group
-                candidates = [c for c in candidates if len(self.room.groups.get(c.participant_id, ())) != self.seats]
-                if len(candidates) < self.seats:
-                    return
-            group, problem = choose_group(candidates, self.seats, options.matchmaker, self.scene.scene_id)
-            if problem is not None:
-                self.room.store.add_event("", "matchmaker_error", {"scene_id": self.scene.scene_id, "problem": problem[:2000]})
+        eligible = self._eligible()
+        if options.keep_groups:  # earlier groups of this size first; their members wait for their own group
+            present = set(eligible)
+            for pid in list(eligible):
+                group = self.room.groups.get(pid, frozenset())
+                if len(group) == self.seats and group <= present:
+                    self._start(sorted(group))
+                    present -= group
+            eligible = [p for p in eligible if p in present and len(self.room.groups.get(p, ())) != self.seats]
+        while len(eligible) >= self.seats:
+            if options.matchmaker is None:
+                group: list[str] | None = eligible[: self.seats]
+            else:
+                candidates = [self._candidate(pid, now) for pid in eligible]
+                group, problem = choose_group(candidates, self.seats, options.matchmaker, self.scene.scene_id)
+                if problem is not None:
+                    self.room.store.add_event(
+                        "", "matchmaker_error", {"scene_id": self.scene.scene_id, "problem": problem[:2000]}
+                    )
             if group is None:
                 return
             self._start(group)
+            taken = set(group)
+            eligible = [p for p in eligible if p not in taken]
 
     def _start(self, group: list[str]) -> None:
         waited = {}

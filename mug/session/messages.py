@@ -13,13 +13,15 @@ A tensor inside a message is a reference ``{"buffer": i, "dtype": "float32",
 "shape": [116]}``. The JavaScript twin is ``js/src/client/messages.js``.
 
 Inbound (client -> engine): ``ready``, ``act``, ``advance``, ``response``,
-``client_error`` (a browser-side failure, e.g. a custom inference function that threw).
+``client_error`` (a browser-side failure, e.g. a custom inference function that threw),
+``visibility`` ``{hidden}`` (the page's tab was hidden or shown; the server times it).
 An ``act`` holds the client's keys and, per browser-side agent, its action,
 logits, hidden states and (together) ``rng``/``steps``: the sampling stream
 and step count after the step, which the engine hands back to a reloading
 page; ``dropped`` counts the frames it did not draw since its last act.
 Outbound (engine -> client): ``scene``, ``frame``, ``episode_end``,
-``scene_end``, ``ack``, ``error``.
+``scene_end``, ``ack``, ``error``; from the server's match room (:mod:`mug.server.matches`):
+``waitroom``, ``match``, ``paused``, ``resumed``, ``notice``.
 """
 
 from __future__ import annotations

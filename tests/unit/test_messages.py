@@ -57,3 +57,13 @@ def test_jsonable_handles_numpy_and_odd_values():
         "3": "nan",
         "o": "<class 'object'>",
     }
+
+
+def test_visibility_messages_are_checked():
+    from mug.session.messages import MessageError, decode_inbound
+
+    assert decode_inbound('{"type": "visibility", "hidden": true}') == {"type": "visibility", "hidden": True}
+    for bad in ('{"type": "visibility"}', '{"type": "visibility", "hidden": "yes"}', '{"type": "visibility", "hidden": 1}'):
+        with pytest.raises(MessageError) as info:
+            decode_inbound(bad)
+        assert info.value.code == "bad_field" and "visibility.hidden" in str(info.value)

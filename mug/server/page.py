@@ -22,6 +22,11 @@ button { font-size: 1rem; padding: .5rem 1.2rem; margin-top: 1rem; cursor: point
 .mug-question { margin: 1.2rem 0; }
 .mug-likert label { margin-right: .8rem; }
 .mug-code { font: 700 1.4rem monospace; letter-spacing: .1em; }
+.mug-notice { background: #fef3c7; color: #78350f; padding: .75rem 1rem; border-radius: 6px; margin: 1rem 0; }
+.mug-seat { color: #666; font-size: .9rem; margin: 0 0 .5rem; }
+.mug-waitroom-count, .mug-waitroom-time { font-size: 1.2rem; }
+.mug-paused { position: fixed; inset: 0; display: flex; flex-direction: column; align-items: center; justify-content: center;
+  background: rgba(246,246,244,.92); font-size: 1.2rem; text-align: center; padding: 1rem; }
 """
 
 

@@ -189,10 +189,20 @@ class MugServer:
                 participant.game.tick()  # type: ignore[union-attr]
         self.registry.flush()
 
+    # -- the admin's live view ------------------------------------------------------------
+
+    def match_status(self) -> dict[str, dict[str, Any]]:
+        """The live state of each multi-human scene, for ``/admin/live`` (shape in :mod:`mug.server.admin_live`)."""
+        from mug.server.admin_live import no_matches
+
+        return {g.scene_id: no_matches() for g in self.games if len(g.humans) >= 2}
+
     # -- application --------------------------------------------------------------------
 
     def application(self) -> tornado.web.Application:
         """The Tornado application."""
+        from mug.server.admin_live import AdminLiveHandler  # it builds on this module's admin authorisation
+
         logs.install()
         routes: list[Any] = [
             (r"/", ParticipantPageHandler, {"server": self}),
@@ -200,6 +210,7 @@ class MugServer:
             (r"/static/(.*)", StaticFiles, {"path": str(STATIC)}),
             (r"/models/([A-Za-z0-9_-]+)/([^/]+)/([0-9a-f]{16})\.onnx", ModelHandler, {"server": self}),
             (r"/admin", AdminHandler, {"server": self}),
+            (r"/admin/live", AdminLiveHandler, {"server": self, "status": self.match_status}),
             (r"/admin/(steps|responses|participants|events)\.csv", AdminExportHandler, {"server": self}),
             (r"/healthz", HealthHandler),
             (r"/assets/([^/]+)/([^/]+)", AssetHandler, {"server": self}),

@@ -48,7 +48,8 @@ startParticipant(document.getElementById("mug-root"), {html.escape(config, quote
 
 def admin_page(participants: list[dict[str, Any]]) -> str:
     """The researcher's overview: one row per participant (with their own completion code where the study
-    gives one), with export links."""
+    gives one), with export links, and the live view of the matches (``static/admin.js`` fills it from
+    ``/admin/live``, see :mod:`mug.server.admin_live`)."""
     rows = "".join(
         "<tr>"
         + "".join(
@@ -73,4 +74,6 @@ table {{ border-collapse: collapse; width: 100%; }} td, th {{ border-bottom: 1px
 <body><main id="mug-root"><div class="mug-card"><h1>Participants ({len(participants)})</h1>
 <p>Export: {links}</p>
 <table><thead><tr><th>participant</th><th>started</th><th>scene</th><th>progress</th><th>steps</th><th>completed</th><th>completion code</th></tr></thead>
-<tbody>{rows}</tbody></table></div></main></body></html>"""
+<tbody>{rows}</tbody></table></div>
+<div class="mug-card" id="mug-live"><h1>Matches, live</h1><p class="mug-loading">Loading…</p></div></main>
+<script type="module" src="static/admin.js"></script></body></html>"""

@@ -3,9 +3,7 @@ without a reload, and ``/admin/live`` is the admin's only (403 without the token
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -13,11 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
-from tornado.netutil import bind_sockets
 
 from mug.server.admin_live import no_matches
 from mug.server.app import MugServer
-from mug.server.http import GuardedHTTPServer
+from tests.e2e.live_server import serving
 from tests.e2e.studies import cartpole_realtime
 
 TOKEN = "live-admin-token"
@@ -38,39 +35,12 @@ class Status:
 
 @pytest.fixture()
 def live(tmp_path) -> Iterator[tuple[str, Status]]:
-    """A real MUG server on a loopback port, in a thread of its own, whose status provider is a ``Status``."""
+    """A real MUG server whose status provider is a ``Status``."""
     status = Status()
     server = MugServer(cartpole_realtime, tmp_path / "data", TOKEN)
     server.match_status = status  # the provider the route calls (the matches' ``status()`` once they run)
-    loop = asyncio.new_event_loop()
-    ready: dict = {}
-    up = threading.Event()
-
-    async def serve() -> None:
-        sockets = bind_sockets(0, "127.0.0.1")
-        ready["http"] = http = GuardedHTTPServer(server.application())
-        http.add_sockets(sockets)
-        ready["url"] = f"http://127.0.0.1:{sockets[0].getsockname()[1]}/"
-        up.set()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(serve())
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert up.wait(10)
-    yield ready["url"], status
-
-    async def stop() -> None:
-        ready["http"].stop()
-        await ready["http"].close_all_connections()
-
-    asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    server.store.close()
+    with serving(server) as serve:
+        yield serve.url, status
 
 
 def get(url: str, headers: dict | None = None) -> tuple[int, bytes]:

@@ -1,7 +1,7 @@
 """``/admin/live``: the matches of a deployment as they are now, for the admin page's live view.
 
 The admin page (:func:`mug.server.page.admin_page`) loads ``static/admin.js``, which asks this
-route every :data:`REFRESH_S` seconds and redraws its tables without reloading the page. The
+route every 2 seconds and redraws its tables without reloading the page. The
 answer is JSON, one entry per multi-human scene, in the shape of ``matches.status()``::
 
     {scene_id: {"waiting": int,                # participants in the waitroom now
@@ -23,12 +23,10 @@ import tornado.web
 
 from mug.server.app import _AdminBase
 
-__all__ = ["AdminLiveHandler", "MatchStatus", "REFRESH_S", "no_matches"]
+__all__ = ["AdminLiveHandler", "MatchStatus", "no_matches"]
 
 log = logging.getLogger("mug.server")
 
-#: Seconds between the admin page's requests.
-REFRESH_S = 2.0
 #: What a status provider returns: the live state per multi-human scene (shape in the module docstring).
 MatchStatus = dict[str, dict[str, Any]]
 

@@ -6,8 +6,8 @@
  */
 import { formatSeconds } from "./waitroom.js";
 
-/** Milliseconds between two requests (`mug.server.admin_live.REFRESH_S`). */
-export const REFRESH_MS = 2000;
+/** Milliseconds between two requests. */
+const REFRESH_MS = 2000;
 
 /**
  * A match's seats as text: `agent: participant` pairs.

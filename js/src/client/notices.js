@@ -5,7 +5,7 @@
  */
 
 /** Milliseconds a transient banner stays. */
-export const TRANSIENT_MS = 8000;
+const TRANSIENT_MS = 8000;
 
 /**
  * Whether a notice is a passing warning (a banner that goes by itself) rather than news that

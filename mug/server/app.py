@@ -224,6 +224,8 @@ class MugServer:
 
     def application(self) -> tornado.web.Application:
         """The Tornado application."""
+        from mug.server.admin_live import AdminLiveHandler  # it builds on this module's admin authorisation
+
         logs.install()
         routes: list[Any] = [
             (r"/", ParticipantPageHandler, {"server": self}),
@@ -231,6 +233,7 @@ class MugServer:
             (r"/static/(.*)", StaticFiles, {"path": str(STATIC)}),
             (r"/models/([A-Za-z0-9_-]+)/([^/]+)/([0-9a-f]{16})\.onnx", ModelHandler, {"server": self}),
             (r"/admin", AdminHandler, {"server": self}),
+            (r"/admin/live", AdminLiveHandler, {"server": self, "status": self.matches.status}),
             (r"/admin/(steps|responses|participants|events|matches)\.csv", AdminExportHandler, {"server": self}),
             (r"/healthz", HealthHandler),
             (r"/assets/([^/]+)/([^/]+)", AssetHandler, {"server": self}),

@@ -22,6 +22,11 @@ button { font-size: 1rem; padding: .5rem 1.2rem; margin-top: 1rem; cursor: point
 .mug-question { margin: 1.2rem 0; }
 .mug-likert label { margin-right: .8rem; }
 .mug-code { font: 700 1.4rem monospace; letter-spacing: .1em; }
+.mug-notice { background: #fef3c7; color: #78350f; padding: .75rem 1rem; border-radius: 6px; margin: 1rem 0; }
+.mug-seat { color: #666; font-size: .9rem; margin: 0 0 .5rem; }
+.mug-waitroom-count, .mug-waitroom-time { font-size: 1.2rem; }
+.mug-paused { position: fixed; inset: 0; display: flex; flex-direction: column; align-items: center; justify-content: center;
+  background: rgba(246,246,244,.92); font-size: 1.2rem; text-align: center; padding: 1rem; }
 """
 
 
@@ -43,7 +48,8 @@ startParticipant(document.getElementById("mug-root"), {html.escape(config, quote
 
 def admin_page(participants: list[dict[str, Any]]) -> str:
     """The researcher's overview: one row per participant (with their own completion code where the study
-    gives one), with export links."""
+    gives one), with export links, and the live view of the matches (``static/admin.js`` fills it from
+    ``/admin/live``, see :mod:`mug.server.admin_live`)."""
     rows = "".join(
         "<tr>"
         + "".join(
@@ -68,4 +74,6 @@ table {{ border-collapse: collapse; width: 100%; }} td, th {{ border-bottom: 1px
 <body><main id="mug-root"><div class="mug-card"><h1>Participants ({len(participants)})</h1>
 <p>Export: {links}</p>
 <table><thead><tr><th>participant</th><th>started</th><th>scene</th><th>progress</th><th>steps</th><th>completed</th><th>completion code</th></tr></thead>
-<tbody>{rows}</tbody></table></div></main></body></html>"""
+<tbody>{rows}</tbody></table></div>
+<div class="mug-card" id="mug-live"><h1>Matches, live</h1><p class="mug-loading">Loading…</p></div></main>
+<script type="module" src="static/admin.js"></script></body></html>"""

@@ -5,7 +5,10 @@
 import { configureOrt } from "../runtime/ort.js";
 import { Connection } from "./connection.js";
 import { GameView } from "./game.js";
+import { matchOf, visibilityMessage } from "./messages.js";
+import { NoticeBoard, showSeat } from "./notices.js";
 import { showEnd, showError, showSurvey, showText } from "./pages.js";
+import { PausedOverlay, WaitroomView } from "./waitroom.js";
 
 /**
  * Run the participant page inside `root`.
@@ -21,13 +24,25 @@ export function startParticipant(root, { participantId, socketPath, staticPath }
   let game = null;
   let survey = null;
   let sceneId = null;
+  let waitroom = null;
+  let paused = null;
+  const notices = new NoticeBoard(root);
+  const leave = () => {
+    game?.close();
+    waitroom?.close();
+    paused?.close();
+    game = survey = waitroom = paused = null;
+  };
+  const sendVisibility = () => connection.send(visibilityMessage(document.hidden));
   const connection = new Connection(url, {
-    onStatus: (status) => status === "reconnecting" && showError(root, "Connection lost; reconnecting…"),
+    onStatus: (status) => {
+      if (status === "reconnecting") showError(root, "Connection lost; reconnecting…");
+      else if (status === "open" && document.hidden) sendVisibility(); // after `ready`: the server learns the tab is hidden
+    },
     onMessage: (message, buffers) => {
       switch (message.type) {
         case "scene": {
-          game?.close();
-          game = survey = null;
+          leave();
           const meta = message.scene;
           sceneId = meta.scene_id;
           if (meta.kind === "gym") {
@@ -40,6 +55,8 @@ export function startParticipant(root, { participantId, socketPath, staticPath }
               },
               onError: (text) => showError(root, text),
             });
+            const match = matchOf(message);
+            if (match) showSeat(root.querySelector(".mug-card"), match, meta);
           } else if (meta.kind === "survey") {
             survey = showSurvey(root, meta, (answers) => connection.send({ type: "response", scene_id: sceneId, answers }));
           } else if (meta.kind === "end") {
@@ -47,8 +64,28 @@ export function startParticipant(root, { participantId, socketPath, staticPath }
           } else {
             showText(root, meta, () => connection.send({ type: "advance", scene_id: sceneId }));
           }
+          notices.pageShown();
           break;
         }
+        case "waitroom":
+          if (waitroom?.sceneId === message.scene_id) waitroom.update(message);
+          else {
+            leave();
+            waitroom = new WaitroomView(root, message);
+            notices.pageShown();
+          }
+          break;
+        case "paused":
+          if (paused) paused.update(message);
+          else paused = new PausedOverlay(root, message);
+          break;
+        case "resumed":
+          paused?.close();
+          paused = null;
+          break;
+        case "notice":
+          notices.post(message);
+          break;
         case "frame":
           game?.frame(message, buffers);
           break;
@@ -64,6 +101,7 @@ export function startParticipant(root, { participantId, socketPath, staticPath }
       }
     },
   });
+  document.addEventListener("visibilitychange", sendVisibility);
   connection.open();
   return connection;
 }

@@ -1,5 +1,5 @@
 /**
- * The participant's WebSocket: binary envelopes, `ready` on every (re)open,
+ * The participant's WebSocket: binary envelopes, `ready` on every (re)open (then the "open" status),
  * reconnection with backoff until told to stop.
  * @module client/connection
  */
@@ -26,8 +26,8 @@ export class Connection {
     this.socket = socket;
     socket.onopen = () => {
       this.delay = 250;
-      this.onStatus("open");
       this.send({ type: "ready" });
+      this.onStatus("open");
     };
     socket.onmessage = (event) => {
       let message;

@@ -15,7 +15,7 @@ const DTYPES = {
   int8: Int8Array,
   bool: Uint8Array,
 };
-const SERVER_TYPES = ["scene", "frame", "episode_end", "scene_end", "ack", "error"];
+const SERVER_TYPES = ["scene", "frame", "episode_end", "scene_end", "ack", "error", "waitroom", "paused", "resumed", "notice"];
 
 /** A message from the engine that does not fit the vocabulary. */
 export class ProtocolError extends Error {
@@ -118,7 +118,56 @@ export function checkServerMessage(message) {
   if (message.type === "scene" && (!message.scene || typeof message.scene.scene_id !== "string")) {
     throw new ProtocolError("scene message without a scene");
   }
+  const check = CHECKS[message.type];
+  if (check) check(message);
   return message;
+}
+
+const isCount = (v) => v === null || (Number.isInteger(v) && v >= 0);
+const isSeconds = (v) => typeof v === "number" && Number.isFinite(v) && v >= 0;
+const short = (v) => JSON.stringify(v)?.slice(0, 80);
+
+/** Checks of the match messages (issue 11), by type; each throws `ProtocolError` naming the field. */
+const CHECKS = {
+  waitroom(m) {
+    if (!isCount(m.waiting) || !isCount(m.needed)) throw new ProtocolError(`waitroom message: waiting and needed must be counts or null, got ${short([m.waiting, m.needed])}`);
+    if (!isSeconds(m.time_left_s)) throw new ProtocolError(`waitroom message: time_left_s must be seconds >= 0, got ${short(m.time_left_s)}`);
+    if (typeof m.message !== "string") throw new ProtocolError(`waitroom message: message must be text, got ${short(m.message)}`);
+  },
+  paused(m) {
+    if (typeof m.reason !== "string") throw new ProtocolError(`paused message: reason must be text, got ${short(m.reason)}`);
+    if (!isSeconds(m.time_left_s)) throw new ProtocolError(`paused message: time_left_s must be seconds >= 0, got ${short(m.time_left_s)}`);
+    if (typeof m.message !== "string") throw new ProtocolError(`paused message: message must be text, got ${short(m.message)}`);
+  },
+  notice(m) {
+    if (typeof m.code !== "string" || typeof m.message !== "string") throw new ProtocolError(`notice message: code and message must be text, got ${short([m.code, m.message])}`);
+  },
+  scene(m) {
+    const match = matchOf(m);
+    if (match === undefined) return;
+    if (!match || typeof match !== "object" || typeof match.seat !== "string" || !Number.isInteger(match.seats) || match.seats < 1) {
+      throw new ProtocolError(`scene message: match must be {match_id, seat: text, seats: integer >= 1}, got ${short(match)}`);
+    }
+  },
+};
+
+/**
+ * The `match` block of a `scene` message (a gym scene played in a match), or `undefined`.
+ * Read from the message (`{type: "scene", scene, match}`) or, equally, from its scene metadata.
+ * @param {Object} message a `scene` message
+ * @returns {{match_id: string, seat: string, seats: number}|undefined}
+ */
+export function matchOf(message) {
+  return message.match ?? message.scene?.match;
+}
+
+/**
+ * The `visibility` message (page -> server): whether the tab is hidden now; the server timestamps it.
+ * @param {boolean} hidden
+ * @returns {{type: "visibility", hidden: boolean}}
+ */
+export function visibilityMessage(hidden) {
+  return { type: "visibility", hidden: Boolean(hidden) };
 }
 
 /**

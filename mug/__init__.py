@@ -9,6 +9,7 @@ Public API::
     mug.StartScene, mug.TextScene, mug.EndScene, mug.SurveyScene (FreeText, Likert, MultipleChoice)
     mug.Stager, mug.RandomizeOrder, mug.RepeatScene   the study sequence
     mug.deploy          serve a study to participants (Tornado + SQLite), returns a Deployment
+    mug.simulate        run simulated participants (the page's own code, under Node) through a deployed study
     mug.load            a deployment's data as typed pandas DataFrames (steps, responses, participants, events)
     mug.ConfigError     a configuration value is wrong (names the field)
     mug.PolicyError     running a policy failed
@@ -33,6 +34,7 @@ from mug.scenes import (
     TextScene,
 )
 from mug.server import Deployment, deploy
+from mug.server.simulate import simulate
 
 __version__ = "0.1.0"
 
@@ -66,4 +68,5 @@ __all__ = [
     "__version__",
     "deploy",
     "load",
+    "simulate",
 ]

@@ -82,7 +82,8 @@ async function runBot(options, deadline) {
   return new Promise((finish) => {
     const socketUrl = new URL(`ws?participant=${encodeURIComponent(joined.participantId)}`, new URL(".", base));
     socketUrl.protocol = base.protocol === "https:" ? "wss:" : "ws:";
-    const socket = new WebSocket(socketUrl, { headers: joined.cookie ? { Cookie: joined.cookie } : {} });
+    // no permessage-deflate: ws inflates on a small thread pool, which holds frames back under load
+    const socket = new WebSocket(socketUrl, { headers: joined.cookie ? { Cookie: joined.cookie } : {}, perMessageDeflate: false });
     const timers = [];
     let dropped = 0;
     const bot = new Bot(
@@ -135,4 +136,4 @@ await Promise.all(
     process.stdout.write(JSON.stringify({ bot: index, ...stats }) + "\n");
   }),
 );
-process.exit(0);
+process.stdout.write("", () => process.exit(0)); // exit once every line is out (a pipe may still hold some)

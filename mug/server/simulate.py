@@ -26,7 +26,7 @@ import statistics
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,8 @@ class ParticipantStats:
     and gaps seconds. ``frame_log`` holds one ``(episode, step, frame_hash, time)`` per frame received,
     where ``frame_hash`` covers what the frame shows (render payload and HUD, not the observations only
     this client is sent): the members of one match see the same hashes for the same steps.
-    ``latencies`` are the times from each act to the next frame (or episode end) that answered it.
+    ``latency_log`` holds one ``(time, seconds)`` per act: from sending it to the next frame (or episode
+    end) that answered it.
     ``ended`` says how the run ended: ``"end"`` (the end page), ``"acks"`` (``stop_after_acks``),
     ``"fatal"`` (a fatal error), ``"timeout"``, ``"closed"`` (the server closed the socket) or
     ``"join_failed"``. ``waitroom``, ``matches``, ``pauses`` and ``notices`` record the multi-human
@@ -60,7 +61,7 @@ class ParticipantStats:
     acked_steps: int = 0
     frames: int = 0
     frame_log: list[tuple[int, int, str, float]] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
+    latency_log: list[tuple[float, float]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     client_errors: list[str] = field(default_factory=list)
     scenes: list[str] = field(default_factory=list)
@@ -82,7 +83,7 @@ class ParticipantStats:
             acked_steps=data.get("acked_steps", 0),
             frames=data.get("frames", 0),
             frame_log=[tuple(entry) for entry in data.get("frame_log", [])],
-            latencies=[ms / 1000 for ms in data.get("latencies_ms", [])],
+            latency_log=[(t, ms / 1000) for t, ms in data.get("latency_log", [])],
             errors=data.get("errors", []),
             client_errors=data.get("client_errors", []),
             scenes=data.get("scenes", []),
@@ -96,6 +97,11 @@ class ParticipantStats:
             dropped_messages=data.get("dropped_messages", 0),
             ended=data.get("ended"),
         )
+
+    @property
+    def latencies(self) -> list[float]:
+        """Seconds from each act to the frame that answered it."""
+        return [latency for _, latency in self.latency_log]
 
     @property
     def frame_times(self) -> list[float]:
@@ -112,6 +118,14 @@ class ParticipantStats:
         """Seconds between consecutive frames of one episode (the pause between episodes or scenes is not a gap)."""
         log = self.frame_log
         return [b[3] - a[3] for a, b in pairwise(log) if b[0] == a[0] and b[1] > a[1]]
+
+    def during(self, start: float, end: float) -> ParticipantStats:
+        """These stats with only the frames and latency samples from ``start`` to ``end`` (epoch seconds)."""
+        return replace(
+            self,
+            frame_log=[e for e in self.frame_log if start <= e[3] <= end],
+            latency_log=[e for e in self.latency_log if start <= e[0] <= end],
+        )
 
     @property
     def waited_s(self) -> float | None:

@@ -93,7 +93,7 @@ export class Bot {
       acked_steps: 0,
       frames: 0,
       frame_log: [],
-      latencies_ms: [],
+      latency_log: [],
       errors: [],
       client_errors: [],
       notices: [],
@@ -142,7 +142,7 @@ export class Bot {
     const now = this.host.now();
     if ((message.type === "frame" || message.type === "episode_end") && this.waitingAck !== null) {
       this.stats.acked_steps += 1; // the step our last act caused has been committed
-      this.stats.latencies_ms.push(now - this.waitingAck);
+      this.stats.latency_log.push([now / 1000, now - this.waitingAck]); // [when (epoch s), latency ms]
       this.waitingAck = null;
       if (this.options.stopAfterAcks !== null && this.stats.acked_steps >= this.options.stopAfterAcks) return this.finish("acks");
     }

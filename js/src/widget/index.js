@@ -142,6 +142,7 @@ function render({ model, el }) {
   seatMenu.addEventListener("change", () => {
     game?.close();
     game = null;
+    stage.replaceChildren();
     send({ type: "ready", seat: seatMenu.value }); // the kernel sends this seat's scene and frame
     root.focus();
   });

@@ -62,6 +62,7 @@ def test_two_hundred_arrivals_are_each_matched_once_or_handled_by_on_timeout(tmp
     results = run_async(main())
     by_id = {r.participant_id: r for r in results}
     assert len(by_id) == ARRIVALS
+    assert all(r.dropped_messages == 0 and r.errors == [] for r in results)  # every message fit the page's vocabulary
     assert all(r.ended == "end" for r in results), [(r.participant_id, r.ended, r.scenes) for r in results if r.ended != "end"]
     matched = [r for r in results if r.matches]
     timed_out = [r for r in results if not r.matches]

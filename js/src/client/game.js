@@ -1,6 +1,7 @@
 /**
- * An environment scene in the browser: the canvas, the HUD, the keyboard, and
- * the AI agents this client runs (the same PolicyRuntime as everywhere).
+ * An environment scene in the browser: the canvas, the HUD and the keyboard
+ * around this client's `Player` (client/player.js: the keys -> act and the AI
+ * agents this client runs, shared with the simulated participants).
  * Host-agnostic: it talks through `send(message, buffers)`, so the participant
  * page and the notebook preview both use it.
  * @module client/game

@@ -44,7 +44,9 @@ function observationBuffers(observations) {
  * @returns {string}
  */
 export function frameHash(message, buffers) {
-  let h = fnv1a(new TextEncoder().encode(JSON.stringify([message.render, message.hud ?? null])));
+  const text = JSON.stringify([message.render, message.hud ?? null]);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0; // FNV-1a over UTF-16 units
   const own = observationBuffers(message.observations);
   buffers.forEach((b, i) => {
     if (!own.has(i)) h = fnv1a(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), h);

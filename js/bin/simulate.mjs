@@ -8,13 +8,16 @@
  *
  * spec.json: {"url": <study URL>, "timeout_s": 120, "hooks": <path of an ES module>|null,
  *   "bots": [{"participant_id": <id>|null, "cookie": <"name=value">|null, "keys": [...]|null,
- *             "answers": {...}, "hidden": [[after_s, for_s], ...], "stop_after_acks": <n>|null,
- *             "arrive_after_s": 0}, ...]}
+ *             "answers": {...}, "hidden": [[after_s, for_s], ...], "disconnect": [[after_s, for_s], ...],
+ *             "stop_after_acks": <n>|null, "arrive_after_s": 0}, ...]}
+ * `disconnect` spans (seconds from joining) close the bot's socket and open it again afterwards with the
+ * same cookie, as a reloaded tab or a dropped network would.
  * A bot without a participant id gets a new one from the study's redirect, as a browser does.
  * `hooks` may export `act(message, buffers, n)` returning a replacement `{message, buffers}` for the
  * n-th act a bot would send (tests use it to send what a page never would).
  * Prints one JSON line per bot when it is done, in the order they finish: `Bot.stats` plus `bot` (its index
- * in `bots`), `cookie` and `dropped_messages` (malformed messages dropped, as the page drops them).
+ * in `bots`), `cookie`, `dropped_messages` (malformed messages dropped, as the page drops them) and
+ * `reconnects`.
  * `timeout_s` counts from the start of this command, arrivals included.
  * Python's `mug.server.simulate` runs this command and reads its output.
  */
@@ -82,10 +85,11 @@ async function runBot(options, deadline) {
   return new Promise((finish) => {
     const socketUrl = new URL(`ws?participant=${encodeURIComponent(joined.participantId)}`, new URL(".", base));
     socketUrl.protocol = base.protocol === "https:" ? "wss:" : "ws:";
-    // no permessage-deflate: ws inflates on a small thread pool, which holds frames back under load
-    const socket = new WebSocket(socketUrl, { headers: joined.cookie ? { Cookie: joined.cookie } : {}, perMessageDeflate: false });
     const timers = [];
+    let socket = null;
+    let away = false; // inside a `disconnect` span: the socket was closed on purpose and comes back
     let dropped = 0;
+    let reconnects = 0;
     const bot = new Bot(
       {
         participantId: joined.participantId,
@@ -96,36 +100,55 @@ async function runBot(options, deadline) {
         actHook: hooks.act ?? null,
       },
       {
-        send: (message, buffers = []) => socket.readyState === WebSocket.OPEN && socket.send(encodeEnvelope(message, buffers)),
+        send: (message, buffers = []) => socket?.readyState === WebSocket.OPEN && socket.send(encodeEnvelope(message, buffers)),
         fetchAsset,
-        stop: () => socket.close(),
+        stop: () => (away ? done("closed") : socket?.close()), // away: its socket is closed already
         setTimer: (fn, ms) => timers.push(setTimeout(fn, ms)),
       },
     );
-    const giveUp = setTimeout(() => bot.finish("timeout"), Math.max(0, deadline - Date.now()));
-    socket.binaryType = "arraybuffer";
-    socket.on("open", () => bot.start());
-    socket.on("message", (data, isBinary) => {
-      let message;
-      let buffers = [];
-      try {
-        if (isBinary) ({ message, buffers } = decodeEnvelope(new Uint8Array(data)));
-        else message = JSON.parse(data.toString());
-        checkServerMessage(message);
-      } catch {
-        dropped += 1; // as the page does: a malformed message is dropped, the session goes on
-        return;
-      }
-      bot.handle(message, buffers);
-    });
     const done = (reason) => {
       clearTimeout(giveUp);
       timers.forEach(clearTimeout);
       if (!bot.done) bot.finish(reason);
-      finish({ ...bot.stats, cookie: joined.cookie ?? null, dropped_messages: dropped });
+      finish({ ...bot.stats, cookie: joined.cookie ?? null, dropped_messages: dropped, reconnects });
     };
-    socket.on("error", (error) => bot.stats.errors.push({ type: "error", code: "socket", message: error.message }));
-    socket.on("close", () => done("closed"));
+    const open = () => {
+      // no permessage-deflate: ws inflates on a small thread pool, which holds frames back under load
+      const current = new WebSocket(socketUrl, { headers: joined.cookie ? { Cookie: joined.cookie } : {}, perMessageDeflate: false });
+      socket = current;
+      current.binaryType = "arraybuffer";
+      current.on("open", () => bot.start());
+      current.on("message", (data, isBinary) => {
+        let message;
+        let buffers = [];
+        try {
+          if (isBinary) ({ message, buffers } = decodeEnvelope(new Uint8Array(data)));
+          else message = JSON.parse(data.toString());
+          checkServerMessage(message);
+        } catch {
+          dropped += 1; // as the page does: a malformed message is dropped, the session goes on
+          return;
+        }
+        bot.handle(message, buffers);
+      });
+      current.on("error", (error) => bot.stats.errors.push({ type: "error", code: "socket", message: error.message }));
+      current.on("close", () => (away && !bot.done ? undefined : done("closed")));
+    };
+    const giveUp = setTimeout(() => bot.finish("timeout"), Math.max(0, deadline - Date.now()));
+    for (const [after, span] of options.disconnect ?? []) {
+      timers.push(
+        setTimeout(() => {
+          away = true;
+          socket?.close(); // the tab closed, or the network dropped
+        }, after * 1000),
+        setTimeout(() => {
+          away = false;
+          reconnects += 1;
+          if (!bot.done) open(); // the same browser (cookie) comes back
+        }, (after + span) * 1000),
+      );
+    }
+    open();
   });
 }
 

@@ -54,7 +54,9 @@ class ParticipantStats:
     ``ended`` says how the run ended: ``"end"`` (the end page), ``"acks"`` (``stop_after_acks``),
     ``"fatal"`` (a fatal error), ``"timeout"``, ``"closed"`` (the server closed the socket) or
     ``"join_failed"``. ``waitroom``, ``matches``, ``pauses`` and ``notices`` record the multi-human
-    scenes' messages as they came; ``visibility`` the hidden/visible reports the bot sent.
+    scenes' messages as they came; ``visibility`` the hidden/visible reports the bot sent;
+    ``reconnects`` how often it came back after a ``disconnect`` span; ``dropped_messages`` how many
+    server messages failed the page's checks (and were dropped, as the page drops them).
     """
 
     participant_id: str
@@ -73,6 +75,7 @@ class ParticipantStats:
     notices: list[dict[str, Any]] = field(default_factory=list)
     visibility: list[dict[str, Any]] = field(default_factory=list)
     dropped_messages: int = 0
+    reconnects: int = 0
     ended: str | None = None
 
     @classmethod
@@ -95,6 +98,7 @@ class ParticipantStats:
             notices=data.get("notices", []),
             visibility=data.get("visibility", []),
             dropped_messages=data.get("dropped_messages", 0),
+            reconnects=data.get("reconnects", 0),
             ended=data.get("ended"),
         )
 
@@ -172,6 +176,8 @@ class SimulatedParticipant:
             browser.
         hidden: ``(after_s, for_s)`` spans, from when it connects, in which it reports its tab hidden
             (``visibility`` messages) and presses nothing.
+        disconnect: ``(after_s, for_s)`` spans, from when it joins, in which its WebSocket is closed (a
+            closed tab, a dropped network); it then connects again as the same browser (``reconnects``).
         arrive_after_s: seconds to wait before opening the study page.
     """
 
@@ -184,6 +190,7 @@ class SimulatedParticipant:
         answers: dict[str, Any] | None = None,
         cookie: str | None = None,
         hidden: Sequence[tuple[float, float]] = (),
+        disconnect: Sequence[tuple[float, float]] = (),
         arrive_after_s: float = 0.0,
     ) -> None:
         self.base_url, self.participant_id = base_url, participant_id
@@ -191,6 +198,7 @@ class SimulatedParticipant:
         self.answers = dict(answers or {})
         self.cookie = cookie
         self.hidden = [(float(a), float(b)) for a, b in hidden]
+        self.disconnect = [(float(a), float(b)) for a, b in disconnect]
         self.arrive_after_s = float(arrive_after_s)
         self.stats: ParticipantStats | None = None
 
@@ -202,6 +210,7 @@ class SimulatedParticipant:
             "keys": self.keys,
             "answers": self.answers,
             "hidden": self.hidden,
+            "disconnect": self.disconnect,
             "stop_after_acks": stop_after_acks,
             "arrive_after_s": self.arrive_after_s,
         }

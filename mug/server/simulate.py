@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import statistics
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -137,19 +136,6 @@ class ParticipantStats:
         if not self.waitroom or not self.matches:
             return None
         return self.matches[0]["t"] - self.waitroom[0]["t"]
-
-    def summary(self) -> dict[str, Any]:
-        """Counts and medians, for printing."""
-        return {
-            "participant_id": self.participant_id,
-            "scenes": len(self.scenes),
-            "frames": self.frames,
-            "acked_steps": self.acked_steps,
-            "latency_p50_ms": 1000 * statistics.median(self.latencies) if self.latencies else None,
-            "gap_p50_ms": 1000 * statistics.median(self.gaps) if len(self.frame_log) > 1 else None,
-            "errors": len(self.errors),
-            "ended": self.ended,
-        }
 
 
 async def join(base_url: str, participant_id: str) -> str:

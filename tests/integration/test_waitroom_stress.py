@@ -70,6 +70,7 @@ def test_two_hundred_arrivals_are_each_matched_once_or_handled_by_on_timeout(tmp
     assert all(r.completion_code == "DUO-DONE" and r.frames > 0 for r in matched)  # they played, then went on
     assert all(r.completion_code for r in timed_out)  # on_timeout="end": the end page with a code, paid all the same
     assert all(r.waitroom for r in results)  # everyone saw the waitroom (its counts and time left)
+    assert all(0 <= r.waited_s <= TIMEOUT_S + 1 for r in matched)  # as the bots saw it (their clock)
 
     # both members of a match saw the same frames (step numbers and payload hashes)
     members: dict[str, list[Any]] = {}

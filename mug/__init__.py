@@ -11,6 +11,7 @@ Public API::
     mug.ScreeningScene  an entry check (device, browser, round trip) decided by the server
     mug.Candidate       a waiting participant as a custom matchmaker sees them
     mug.deploy          serve a study to participants (Tornado + SQLite), returns a Deployment
+    mug.simulate        run simulated participants (the page's own code, under Node) through a deployed study
     mug.load            a deployment's data as typed pandas DataFrames (steps, responses, participants, events)
     mug.ConfigError     a configuration value is wrong (names the field)
     mug.PolicyError     running a policy failed
@@ -37,6 +38,7 @@ from mug.scenes import (
     TextScene,
 )
 from mug.server import Deployment, deploy
+from mug.server.simulate import simulate
 
 __version__ = "0.1.0"
 
@@ -72,4 +74,5 @@ __all__ = [
     "__version__",
     "deploy",
     "load",
+    "simulate",
 ]

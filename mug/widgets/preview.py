@@ -12,6 +12,14 @@ to :data:`mug.session.engine.PREVIEW_WAIT_S`. So the achieved frame rate is what
 trip allows; the widget shows it. One view drives the session: with the same
 preview displayed twice, the view created or focused last sends the acts (the
 others draw the same frames and run the same policies, passively).
+
+A scene with several ``mug.Human`` agents is previewed with one seat per
+Human agent (one session client each, as in a match): each view plays one
+seat, chosen in its seat menu (a new view takes the first seat nobody plays
+yet), so the researcher plays every seat from one view by switching, or from
+two views side by side (``display(preview)`` again). ``seats=`` picks the
+seats played from the notebook; ``others=`` plays the rest (``mug.Random``, a
+``ModelConfig``, a callable).
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import traitlets
 
 from mug.errors import ConfigError
 from mug.jupyter import STATIC
-from mug.scenes.policies import PolicySpec
+from mug.scenes.policies import PolicySpec, check_model_fits, policy_spec
 from mug.session.clock import FrameClock
 from mug.session.engine import GameSession
 from mug.session.envs import agent_key
@@ -38,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ScenePreview"]
 
+#: The session client of the first seat (the only one of a scene with one Human agent, or none).
 CLIENT = "preview"
 #: Seconds :meth:`ScenePreview.parity_ready` waits for a front end to show the widget before it stops waiting.
 FRONTEND_WAIT_S = 5.0
@@ -57,13 +66,14 @@ class _WidgetTransport:
         self.widget = widget
 
     def send(self, client_id: str, message: dict[str, Any], buffers: list[bytes]) -> None:
-        if message["type"] == "error":
+        seat = self.widget._seat_of_client[client_id]
+        if message["type"] == "error":  # one told to every seat is shown once
             self.widget._add_error(f"{message['code']}: {message['message']}")
             return
         if message["type"] == "scene":  # views tag their acts with it: acts of a replaced scene are dropped
-            self.widget._generation += 1
-            message = {**message, "generation": self.widget._generation}
-        self.widget.send({"channel": "engine", **message}, buffers)
+            self.widget._generation[seat] = generation = self.widget._generation.get(seat, 0) + 1
+            message = {**message, "generation": generation}
+        self.widget.send({"channel": "engine", "seat": seat, **message}, buffers)
 
 
 class ScenePreview(anywidget.AnyWidget):
@@ -81,6 +91,11 @@ class ScenePreview(anywidget.AnyWidget):
         action_names: labels for the inspector's action bars: a list (every
             policy agent) or a dict of agent -> list, one name per action.
             By default the keys of ``action_mapping`` name the actions they map to.
+        seats: the Human agents played from the notebook (env ids; default: every one). Each view
+            plays one of them, picked in its seat menu.
+        others: who plays the Human agents left out of ``seats``: a policy as in
+            :meth:`GymScene.policies` (``mug.Random``, a ``ModelConfig``, a callable), or a dict of
+            agent -> policy.
 
     Attributes:
         status: what the preview is doing, one of :data:`STATUSES` (``"scene over"``
@@ -88,6 +103,7 @@ class ScenePreview(anywidget.AnyWidget):
         errors: every error shown in the widget's error box (scene faults, browser
             runtime errors, rejected messages), oldest first.
         parity: the JS-vs-Python comparison of the last :meth:`rollout` (see there).
+        seats: the seats played from the notebook (env ids, in the scene's order of Human agents).
     """
 
     _esm = STATIC / "widget.js"
@@ -95,7 +111,9 @@ class ScenePreview(anywidget.AnyWidget):
     speed = traitlets.Float(1.0).tag(sync=True)
     errors = traitlets.List(traitlets.Unicode()).tag(sync=True)
     status = traitlets.Unicode("not shown").tag(sync=True)
-    _driver = traitlets.Unicode("").tag(sync=True)  # the view whose acts drive the session
+    _seats = traitlets.List(traitlets.Unicode()).tag(sync=True)  # seat keys ("" for a scene without Human agents)
+    _view_seats = traitlets.Dict().tag(sync=True)  # view -> the seat it plays
+    _drivers = traitlets.Dict().tag(sync=True)  # seat -> the view whose acts drive it
     _action_names = traitlets.Dict().tag(sync=True)
 
     def __init__(
@@ -105,10 +123,17 @@ class ScenePreview(anywidget.AnyWidget):
         autoplay: bool = False,
         speed: float = 1.0,
         action_names: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+        seats: Sequence[Any] | None = None,
+        others: Any = None,
     ) -> None:
         super().__init__()
         scene.check_ready()
-        self.scene = scene
+        self.scene = scene = _seated(scene, seats, others)
+        keys = scene.humans or [""]
+        self._seats = keys
+        self.seats = [scene.agent_ids.get(k, k) for k in scene.humans]
+        self._client_of_seat = {k: CLIENT if i == 0 else f"{CLIENT}:{k}" for i, k in enumerate(keys)}
+        self._seat_of_client = {c: k for k, c in self._client_of_seat.items()}
         self.speed = speed
         self._action_names = _action_labels(scene, action_names)
         self.trace = Trace({a: s.config.temperature for a, s in scene.policy_specs.items() if s.config is not None})
@@ -120,7 +145,7 @@ class ScenePreview(anywidget.AnyWidget):
         self._ticker: asyncio.Task | None = None
         self._recompute: list[tuple[dict[str, Any], list[bytes]]] = []
         self._parity_pending = 0  # browser-side agents whose JS re-evaluation has not come back
-        self._generation = 0
+        self._generation: dict[str, int] = {}  # per seat: its latest scene message
         self.on_msg(self._on_front_end)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -129,7 +154,8 @@ class ScenePreview(anywidget.AnyWidget):
         scene = copy.copy(self.scene)
         scene.record_observations = True
         scene.record_policy_outputs = True
-        self.session = GameSession(scene, [CLIENT], _WidgetTransport(self), self.trace, session_id="preview", host="preview")
+        clients = list(self._client_of_seat.values())
+        self.session = GameSession(scene, clients, _WidgetTransport(self), self.trace, session_id="preview", host="preview")
         self.session.start()
         self._update_status()
 
@@ -200,30 +226,13 @@ class ScenePreview(anywidget.AnyWidget):
 
     def _on_front_end(self, _widget: Any, content: dict[str, Any], buffers: list[Any]) -> None:
         kind = content.get("type")
-        view = content.get("view", "")
+        view = str(content.get("view", ""))
         if kind == "shown":
             self._shown = True
             self._update_status()
             return
         if kind == "control":
-            action = content.get("action")
-            if action == "play":
-                self.play()
-            elif action == "pause":
-                self.pause()
-            elif action == "step":
-                self.step()
-            elif action == "reset":
-                self.reset()
-            elif action == "drive":
-                handover = bool(self._driver) and view != self._driver
-                self._driver = view
-                if handover and self.session is not None and not self.session.done:
-                    # the old driver's act for the current step may be lost in flight: every view gets the scene
-                    # again with the policy state from before this step (as after a reconnect) and acts on it anew
-                    self.session.receive(CLIENT, {"type": "ready"})
-            elif action == "release" and self._driver == view:
-                self._driver = ""  # the driving view is gone: the next view to act drives
+            self._on_control(view, content.get("action"))
             return
         if kind == "asset_request":
             self._send_asset(content.get("name", ""))
@@ -231,31 +240,70 @@ class ScenePreview(anywidget.AnyWidget):
         if kind == "recomputed":
             self._compare(content, buffers)
             return
+        if kind == "ready":
+            self._on_view_ready(view, content)
+            return
+        seat = self._view_seats.get(view, self._seats[0])
+        client = self._client_of_seat[seat]
         if kind == "client_error":
             self._add_error(str(content.get("message", ""))[:2000])
         if kind == "act":
-            self._driver = self._driver or view
-            if view != self._driver or content.get("generation") != self._generation:
+            if not self._drivers.get(seat):
+                self._drive(seat, view)
+            if view != self._drivers.get(seat) or content.get("generation") != self._generation.get(seat):
                 return  # a passive view's act, or one for a scene this preview has replaced
             if self.session is None or self.session.done:
                 self._update_status()
                 return  # the scene is over: a state, not an error
-        if kind == "ready":
-            self._shown = True
-            self._driver = view  # the newest view drives
-            if self.session is None:
-                self._start_session()  # it sends the scene and the first frame
-                if self._autoplay:
-                    self.play()
-            else:
-                self.session.receive(CLIENT, content, [])
-            self.frontend = True
-            if self._recompute:  # a rollout ran before the widget was on screen; the scene went first
-                self.parity = {"ran": False, "reason": "JS comparison pending"}
-                self._send_recompute()
-        elif self.session is not None:
-            self.session.receive(CLIENT, content, [bytes(b) for b in buffers])
+        if self.session is not None:
+            self.session.receive(client, content, [bytes(b) for b in buffers])
         self._update_status()
+
+    def _drive(self, seat: str, view: str) -> None:
+        self._drivers = {**self._drivers, seat: view}
+
+    def _on_view_ready(self, view: str, content: dict[str, Any]) -> None:
+        """A view (re)loaded, or picked a seat (``seat``): it plays that seat (else the one it played, else the
+        first seat nobody drives, else the first) and drives it (the newest view drives)."""
+        self._shown = True
+        asked = content.get("seat", self._view_seats.get(view))
+        if asked not in self._seats:
+            free = [k for k in self._seats if self._drivers.get(k) in (None, "", view)]
+            asked = free[0] if free else self._seats[0]
+        self._view_seats = {**self._view_seats, view: asked}
+        self._drive(asked, view)
+        if self.session is None:
+            self._start_session()  # it sends the scene and the first frame to every seat
+            if self._autoplay:
+                self.play()
+        else:
+            self.session.receive(self._client_of_seat[asked], {"type": "ready"}, [])
+        self.frontend = True
+        if self._recompute:  # a rollout ran before the widget was on screen; the scene went first
+            self.parity = {"ran": False, "reason": "JS comparison pending"}
+            self._send_recompute()
+        self._update_status()
+
+    def _on_control(self, view: str, action: Any) -> None:
+        if action == "play":
+            self.play()
+        elif action == "pause":
+            self.pause()
+        elif action == "step":
+            self.step()
+        elif action == "reset":
+            self.reset()
+        elif action == "drive":
+            seat = self._view_seats.get(view, self._seats[0])
+            handover = bool(self._drivers.get(seat)) and view != self._drivers[seat]
+            self._drive(seat, view)
+            if handover and self.session is not None and not self.session.done:
+                # the old driver's act for the current step may be lost in flight: the seat's views get the scene
+                # again with the policy state from before this step (as after a reconnect) and act on it anew
+                self.session.receive(self._client_of_seat[seat], {"type": "ready"})
+        elif action == "release":  # the view is gone: the next view to act on its seat drives it
+            self._drivers = {k: v for k, v in self._drivers.items() if v != view}
+            self._view_seats = {v: k for v, k in self._view_seats.items() if v != view}
 
     def _send_asset(self, name: str) -> None:
         """The ORT wasm (when the server extension is not there), a declared image or a browser-side policy's model."""
@@ -304,7 +352,9 @@ class ScenePreview(anywidget.AnyWidget):
             a: PolicySpec(s.kind, "server", s.config, s.fn) if s.kind == "model" else s for a, s in scene.policy_specs.items()
         }
         trace = Trace(self.trace.temperatures)
-        session = GameSession(scene, [CLIENT], _NullTransport(), trace, session_id="rollout", render=False)
+        session = GameSession(
+            scene, list(self._client_of_seat.values()), _NullTransport(), trace, session_id="rollout", render=False
+        )
         session.start()
         while len(trace) < steps and not session.done:
             session.tick()
@@ -401,6 +451,46 @@ class ScenePreview(anywidget.AnyWidget):
 
     def __repr__(self) -> str:
         return f"ScenePreview(scene={self.scene.scene_id!r}, steps={len(self.trace)})"
+
+
+def _seated(scene: GymScene, seats: Sequence[Any] | None, others: Any) -> GymScene:
+    """``scene``, or a copy in which the Human agents left out of ``seats`` are played by ``others``."""
+    if seats is None:
+        if others is not None:
+            raise ConfigError("others: give seats=[...] too: others plays the Human agents left out of seats", field="others")
+        return scene
+    if isinstance(seats, (str, bytes)) or not isinstance(seats, Sequence) or not seats:
+        raise ConfigError(f"seats: expected a non-empty list of Human agents, got {seats!r}", field="seats")
+    humans = [scene.agent_ids.get(h, h) for h in scene.humans]
+    chosen = [agent_key(scene.agent_ids, a, "seats") for a in seats]
+    wrong = [scene.agent_ids.get(k, k) for k in chosen if k not in scene.humans]
+    if wrong:
+        raise ConfigError(
+            f"seats: {wrong} are not mug.Human agents of scene {scene.scene_id!r}; its Human agents: {humans}", field="seats"
+        )
+    left = [k for k in scene.humans if k not in chosen]
+    if not left:
+        return scene
+    if others is None:
+        names = [scene.agent_ids.get(k, k) for k in left]
+        raise ConfigError(
+            f"others: nobody plays seat(s) {names}: give others=mug.Random, a ModelConfig or a callable", field="others"
+        )
+    by_agent = {agent_key(scene.agent_ids, a, "others"): v for a, v in others.items()} if isinstance(others, Mapping) else None
+    specs = dict(scene.policy_specs)
+    for key in left:
+        agent = scene.agent_ids.get(key, key)
+        if by_agent is not None and key not in by_agent:
+            raise ConfigError(f"others: no policy for seat {agent!r}", field="others")
+        spec = policy_spec(agent, by_agent[key] if by_agent is not None else others, "auto")
+        if spec.kind == "human":
+            raise ConfigError(f"others[{agent!r}]: mug.Human is a seat; list it in seats instead", field="others")
+        if spec.kind == "model":
+            check_model_fits(agent, spec.config, scene.action_space(key), scene.observation_space(key))  # type: ignore[arg-type]
+        specs[key] = spec
+    seated = copy.copy(scene)
+    seated.policy_specs = specs
+    return seated
 
 
 def _action_labels(scene: GymScene, names: Sequence[str] | Mapping[str, Sequence[str]] | None) -> dict[str, list[str]]:

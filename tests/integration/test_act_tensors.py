@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -15,39 +14,17 @@ from mug.scenes.gym_scene import GymScene
 from mug.server.simulate import SimulatedParticipant
 from mug.server.store import Store
 from mug.session.act_checks import check_policy_result
-from mug.session.messages import MessageError, tensor_ref
+from mug.session.messages import MessageError
 from tests.bots import DEMO_ANSWERS, run_async
 
 LSTM = Path(mug.__file__).parent / "examples" / "cartpole_lstm.onnx"
-
-
-class Amplifier(SimulatedParticipant):
-    """Runs the partner policy honestly, but every ``every``-th act carries huge logits and an invented state
-    (its action a fair one: the act counts, its tensors are left out)."""
-
-    def __init__(self, *args: Any, every: int = 2, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.every, self.acts = every, 0
-
-    async def act(self, frame: dict[str, Any], buffers: list[bytes]) -> None:
-        self.acts += 1
-        if self.acts % self.every:
-            return await super().act(frame, buffers)
-        out: list[bytes] = []
-        huge = {
-            "action": 0,
-            "logits": tensor_ref(np.zeros(60_000, dtype=np.float32), out),
-            "states": {"padding": tensor_ref(np.zeros((1, 1000), dtype=np.float32), out)},
-        }
-        await self.send(
-            {"type": "act", "step": frame["step"], "episode": frame["episode"], "keys": [], "policies": {"agent_1": huge}}, out
-        )
+AMPLIFY = Path(__file__).with_name("amplify_act.mjs")  # every second act: huge logits, an invented state
 
 
 def test_tensor_amplification_is_refused_with_a_clear_error_and_the_store_stays_bounded(tmp_path):
     async def main():
         deployment = mug.deploy(demo_study(episodes=1, max_steps=20), port=0, data_dir=tmp_path)
-        stats = await Amplifier(deployment.url, "attacker", answers=DEMO_ANSWERS).run()
+        stats = await SimulatedParticipant(deployment.url, "attacker", answers=DEMO_ANSWERS).run(hooks=AMPLIFY)
         deployment.stop()
         return stats
 

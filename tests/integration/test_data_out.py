@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import gzip
 import hashlib
@@ -20,6 +19,7 @@ from tornado.httpclient import AsyncHTTPClient
 import mug
 from mug.examples.demo import PARTNER_MODEL, demo_study
 from mug.server.export import csv_chunks, export
+from mug.server.simulate import simulate
 from mug.server.store import Store
 from tests.bots import DEMO_ANSWERS, Bot, run_async
 
@@ -37,7 +37,7 @@ def _study(model=PARTNER_MODEL, **end):
 def _play(study, data_dir, ids, before_stop=None):
     async def main():
         deployment = mug.deploy(study, port=0, data_dir=data_dir)
-        results = await asyncio.gather(*(Bot(deployment.url, pid).run() for pid in ids))
+        results = await simulate(deployment.url, [Bot(deployment.url, pid) for pid in ids])
         extra = await before_stop(deployment) if before_stop else None
         deployment.stop()
         return results, extra

@@ -18,6 +18,7 @@ from tornado.websocket import WebSocketClosedError, websocket_connect
 import mug
 from mug.examples.demo import demo_study
 from mug.server.app import MugServer
+from mug.server.simulate import simulate
 from mug.server.store import Store
 from mug.session.messages import decode_envelope, encode_envelope
 from tests.bots import Bot, join, raw_http, run_async
@@ -38,7 +39,7 @@ def test_twenty_concurrent_bots_complete_the_study_and_every_acked_step_is_store
             Bot(demo.url, f"bot{i:02d}", keys=[*["ArrowRight", "ArrowUp", "ArrowLeft", "ArrowDown"][i % 4 :], "s"])
             for i in range(20)
         ]
-        return await asyncio.gather(*(b.run() for b in bots))
+        return await simulate(demo.url, bots)  # all twenty in one Node process
 
     results = run_async(main())
     assert all(r.completion_code == "MUGDEMO" for r in results), [r.scenes for r in results]

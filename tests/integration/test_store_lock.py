@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from typing import Any
+import time
 
 import mug
-from mug.server.simulate import SimulatedParticipant
+from mug.server.simulate import SimulatedParticipant, simulate
 from mug.server.store import Store
 from tests.bots import run_async
 from tests.e2e.studies import cartpole_realtime
@@ -25,19 +25,6 @@ print("released", flush=True)
 """
 
 
-class FrameLog(SimulatedParticipant):
-    """A simulated participant that remembers the (episode, step) of every frame it was sent."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.seen: list[tuple[int, int]] = []
-
-    async def handle(self, message: dict[str, Any], buffers: list[bytes]) -> bool:
-        if message["type"] == "frame":
-            self.seen.append((message["episode"], message["step"]))
-        return await super().handle(message, buffers)
-
-
 def test_an_external_write_lock_loses_no_acknowledged_step_and_closes_no_connection(tmp_path):
     data = tmp_path / "data"
 
@@ -52,24 +39,25 @@ def test_an_external_write_lock_loses_no_acknowledged_step_and_closes_no_connect
                 await asyncio.sleep(0.05)
 
         beat = asyncio.create_task(heartbeat())
-        bots = [FrameLog(deployment.url, f"bot{i}", keys=["ArrowLeft", "ArrowRight"]) for i in range(5)]
-        playing = [asyncio.create_task(b.run(stop_after_acks=150, timeout=90)) for b in bots]
-        await asyncio.sleep(1.0)
+        bots = [SimulatedParticipant(deployment.url, f"bot{i}", keys=["ArrowLeft", "ArrowRight"]) for i in range(5)]
+        playing = asyncio.create_task(simulate(deployment.url, bots, stop_after_acks=150, timeout=90))
+        await asyncio.sleep(1.5)  # the bots' Node process starts and they play
         holder = await asyncio.create_subprocess_exec(
             sys.executable, "-c", HOLD_LOCK, str(data / "mug.sqlite"), str(LOCK_S), stdout=subprocess.PIPE
         )
         assert (await holder.stdout.readline()).strip() == b"locked"
-        locked_at, frames_before = loop.time(), sum(len(b.seen) for b in bots)
+        locked_at, locked_wall = loop.time(), time.time()
         assert (await holder.stdout.readline()).strip() == b"released"
-        released_at, frames_during = loop.time(), sum(len(b.seen) for b in bots) - frames_before
+        released_at, released_wall = loop.time(), time.time()
         await holder.wait()
-        results = await asyncio.gather(*playing)
+        results = await playing
         beat.cancel()
         deployment.stop()
         during = [b for b in beats if locked_at <= b <= released_at]
-        return bots, results, during, locked_at, released_at, frames_during
+        frames_during = sum(locked_wall <= t <= released_wall for r in results for t in r.frame_times)
+        return results, during, locked_at, released_at, frames_during
 
-    bots, results, during, locked_at, released_at, frames_during = run_async(main())
+    results, during, locked_at, released_at, frames_during = run_async(main())
     # the loop saw the lock start and end LOCK_S apart: it was not blocked waiting for the lock meanwhile
     assert released_at - locked_at >= LOCK_S - 0.5, "the event loop was blocked for the whole lock"
     # the event loop kept running through the lock (a commit that waited for it would stall it for seconds)
@@ -81,8 +69,8 @@ def test_an_external_write_lock_loses_no_acknowledged_step_and_closes_no_connect
     store = Store(data, readonly=True)
     steps = store.steps("cartpole")
     store.close()
-    for bot in bots:
-        stored = {(s["episode"], s["decision"]) for s in steps if s["participant_id"] == bot.participant_id}
-        acknowledged = {(episode, step - 1) for episode, step in bot.seen if step > 0}
-        assert acknowledged <= stored, f"{bot.participant_id}: acknowledged steps missing: {sorted(acknowledged - stored)[:5]}"
+    for r in results:
+        stored = {(s["episode"], s["decision"]) for s in steps if s["participant_id"] == r.participant_id}
+        acknowledged = {(episode, step - 1) for episode, step in r.steps if step > 0}
+        assert acknowledged <= stored, f"{r.participant_id}: acknowledged steps missing: {sorted(acknowledged - stored)[:5]}"
         assert len(stored) >= 150

@@ -1,7 +1,9 @@
 /**
  * The notebook preview widget (anywidget module of `mug.widgets.ScenePreview`):
  * the participant's game view, play/pause/step/reset, a speed control, the
- * policy inspector and an error panel.
+ * policy inspector and an error panel; in a scene with several Human agents, a
+ * seat menu (each view plays one seat; the kernel tags every engine message
+ * with the seat it is for).
  * @module widget
  */
 import { GameView } from "../client/game.js";
@@ -40,6 +42,7 @@ const STYLE = `
 .mug-load { font-size: 12px; color: #1e40af; } .mug-load:empty { display: none; }
 .mug-load.mug-stalled { color: #92400e; } .mug-load.mug-failed { color: #991b1b; font-weight: 600; }
 .mug-preview.mug-passive { border-style: dashed; }
+.mug-seat { margin: 0 6px; }
 `;
 
 function button(label, onClick) {
@@ -133,7 +136,17 @@ function render({ model, el }) {
   });
   const focusNote = Object.assign(document.createElement("span"), { className: "mug-focus", textContent: " click here, then use the keys" });
   const fps = Object.assign(document.createElement("span"), { className: "mug-fps" });
-  toolbar.append(button("Play", control("play")), button("Pause", control("pause")), button("Step", control("step")), button("Reset", control("reset")), speed, fps, focusNote);
+  const seatMenu = Object.assign(document.createElement("select"), { className: "mug-seat", title: "The seat this view plays" });
+  for (const seat of model.get("_seats")) seatMenu.append(new Option(`seat: ${seat}`, seat));
+  seatMenu.hidden = model.get("_seats").length < 2;
+  seatMenu.addEventListener("change", () => {
+    game?.close();
+    game = null;
+    stage.replaceChildren();
+    send({ type: "ready", seat: seatMenu.value }); // the kernel sends this seat's scene and frame
+    root.focus();
+  });
+  toolbar.append(button("Play", control("play")), button("Pause", control("pause")), button("Step", control("step")), button("Reset", control("reset")), speed, seatMenu, fps, focusNote);
   const statusLine = Object.assign(document.createElement("div"), { className: "mug-status" });
   const loading = Object.assign(document.createElement("div"), { className: "mug-load" });
   const lastEpisode = Object.assign(document.createElement("div"), { className: "mug-episode" });
@@ -163,13 +176,17 @@ function render({ model, el }) {
   };
   model.on("change:status", showStatus);
   showStatus();
-  const driving = () => model.get("_driver") === view;
+  const mySeat = () => model.get("_view_seats")[view];
+  const driving = () => model.get("_drivers")[mySeat()] === view;
+  const runsPolicies = () => model.get("_drivers")[model.get("_seats")[0]] === view; // the first seat's view runs them
   const showDriver = () => {
-    const passive = Boolean(model.get("_driver")) && !driving();
+    const passive = Boolean(model.get("_drivers")[mySeat()]) && !driving();
     root.classList.toggle("mug-passive", passive);
+    if (mySeat() !== undefined) seatMenu.value = mySeat();
     focusNote.textContent = passive ? " another view of this preview drives it: click here to drive from this one" : " click here, then use the keys";
   };
-  model.on("change:_driver", showDriver);
+  model.on("change:_drivers", showDriver);
+  model.on("change:_view_seats", showDriver);
   root.addEventListener("focusin", () => {
     if (!driving()) send({ type: "control", action: "drive" });
   });
@@ -200,6 +217,7 @@ function render({ model, el }) {
   };
 
   const onEngine = async (message, buffers) => {
+    if (message.seat !== mySeat()) return; // another seat's view plays it
     if (message.type === "scene") {
       game?.close();
       sceneMeta = message.scene;
@@ -229,7 +247,7 @@ function render({ model, el }) {
   };
 
   const recompute = async (message, buffers) => {
-    if (!driving()) return; // one view answers
+    if (!runsPolicies()) return; // one view answers
     const policy = sceneMeta.policies[message.agent];
     const runtime = await PolicyRuntime.create({ model: await assets.request(policy.model_url), config: policy.config, seed: message.seed, name: message.agent });
     const [steps, size] = message.shape;

@@ -118,6 +118,10 @@ class Player:
             if message["type"] == kind and (where is None or where(message)):
                 return message
 
+    async def seat(self, timeout: float = 20.0) -> dict[str, Any]:
+        """The ``match`` block (``{match_id, seat, seats}``) of the next game ``scene`` message played in a match."""
+        return (await self.next("scene", timeout, lambda m: "match" in m))["match"]
+
     async def scene(self, kind: str, timeout: float = 20.0) -> dict[str, Any]:
         """The next ``scene`` message of scene kind ``kind``."""
         return await self.next("scene", timeout, lambda m: m["scene"]["kind"] == kind)

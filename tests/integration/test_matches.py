@@ -38,7 +38,7 @@ def test_two_humans_share_one_game_and_each_step_names_both_participants(tmp_pat
         async with deployed(duo(max_steps=12), tmp_path) as d:
             alice = await Player(d.url, "alice", keys=["ArrowUp"]).open()
             bob = await Player(d.url, "bob", keys=["ArrowDown"]).open()
-            seats = {p.participant_id: (await p.next("match"))["seat"] for p in (alice, bob)}
+            seats = {p.participant_id: (await p.seat())["seat"] for p in (alice, bob)}
             ends = [await p.scene("end") for p in (alice, bob)]
             status = d._server.matches.status()
             alice.close(), bob.close()
@@ -79,7 +79,7 @@ def test_the_status_lists_waiting_and_running_matches(tmp_path):
             await alice.next("waitroom")
             waiting = d._server.matches.status()["duo"]
             bob = await Player(d.url, "bob").open()
-            await alice.next("match")
+            await alice.seat()
             await alice.next("frame")
             running = d._server.matches.status()["duo"]
             alice.close(), bob.close()
@@ -148,7 +148,7 @@ def test_waitroom_timeout_ai_starts_the_match_with_the_fill_in_policy(tmp_path):
         study = duo(max_steps=8, waitroom={"timeout_s": 1, "on_timeout": "ai", "fill_with": mug.Random})
         async with deployed(study, tmp_path) as d:
             alice = await Player(d.url, "alice").open()
-            match = await alice.next("match")
+            match = await alice.seat()
             await alice.scene("end")
             alice.close()
             return match
@@ -192,7 +192,7 @@ def test_a_throwing_matchmaker_falls_back_to_first_come_first_served(tmp_path):
         async with deployed(duo(max_steps=3, matchmaking={"matchmaker": matchmaker}), tmp_path) as d:
             alice = await Player(d.url, "alice").open()
             bob = await Player(d.url, "bob").open()
-            matches = [await p.next("match") for p in (alice, bob)]
+            matches = [await p.seat() for p in (alice, bob)]
             alice.close(), bob.close()
             return matches
 
@@ -214,7 +214,7 @@ def test_a_custom_matchmaker_sees_candidates_and_may_wait(tmp_path):
     async def main():
         async with deployed(duo(max_steps=3, matchmaking={"matchmaker": matchmaker}), tmp_path) as d:
             players = [await Player(d.url, pid).open() for pid in ("alice", "bob", "carol")]
-            match = await players[2].next("match")
+            match = await players[2].seat()
             for p in players:
                 p.close()
             return match
@@ -240,7 +240,7 @@ def test_seats_are_deterministic_from_the_study_seed_and_a_seats_function_is_use
         async with deployed(duo(max_steps=3, matchmaking=matching), tmp_path / tag) as d:
             alice = await Player(d.url, "alice").open()
             bob = await Player(d.url, "bob").open()
-            seat = (await alice.next("match"))["seat"]
+            seat = (await alice.seat())["seat"]
             alice.close(), bob.close()
             return seat
 
@@ -299,7 +299,7 @@ def test_sigkill_mid_match_loses_no_acknowledged_step_and_members_come_back_to_t
     async def play():
         alice = await Player(server.url, "alice").open()
         bob = await Player(server.url, "bob").open()
-        first = await alice.next("match")
+        first = await alice.seat()
         await alice.next("frame", where=lambda m: m["step"] >= 30)
         return alice, bob, first
 
@@ -319,7 +319,7 @@ def test_sigkill_mid_match_loses_no_acknowledged_step_and_members_come_back_to_t
         back = [await Player(restarted.url, p.participant_id, cookie=p.cookie).open() for p in (alice, bob)]
         notices = [await p.next("notice") for p in back]
         rooms = [await p.next("waitroom") for p in back]
-        matches = [await p.next("match") for p in back]
+        matches = [await p.seat() for p in back]
         await back[0].next("frame", where=lambda m: m["step"] >= 3)
         for p in back:
             p.close()
@@ -373,12 +373,12 @@ def test_three_humans_in_one_game_and_a_pause_for_two_when_the_third_is_lost(tmp
     async def main():
         async with deployed(study, tmp_path) as d:
             players = {pid: await Player(d.url, pid, keys=[key]).open() for pid, key in keys.items()}
-            seats = {pid: (await p.next("match"))["seat"] for pid, p in players.items()}
+            seats = {pid: (await p.seat())["seat"] for pid, p in players.items()}
             await players["ann"].next("frame", where=lambda m: m["step"] >= 5)
             players["cat"].close()
             paused = [await players[pid].next("paused") for pid in ("ann", "ben")]
             back = await Player(d.url, "cat", cookie=players["cat"].cookie, keys=["ArrowLeft"]).open()
-            await back.next("match")
+            await back.seat()
             resumed = [await players[pid].next("resumed") for pid in ("ann", "ben")]
             await back.next("frame", where=lambda m: m["step"] >= 10)
             for p in (players["ann"], players["ben"], back):

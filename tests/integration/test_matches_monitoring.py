@@ -97,7 +97,7 @@ def test_matchmaking_max_rtt_keeps_a_slow_participant_waiting(tmp_path):
             await asyncio.sleep(0.8)
             fast1 = await Player(d.url, "fast1").open()
             fast2 = await Player(d.url, "fast2").open()
-            match = await fast1.next("match")
+            match = await fast1.seat()
             timeout = await slow.next("notice", timeout=10)
             for p in (slow, fast1, fast2):
                 p.close()

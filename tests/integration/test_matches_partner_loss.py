@@ -14,7 +14,7 @@ from tests.match_studies import duo
 async def pair(d, alice_keys=None, bob_keys=None):
     alice = await Player(d.url, "alice", keys=alice_keys).open()
     bob = await Player(d.url, "bob", keys=bob_keys or ["ArrowDown"]).open()
-    seats = {p.participant_id: (await p.next("match"))["seat"] for p in (alice, bob)}
+    seats = {p.participant_id: (await p.seat())["seat"] for p in (alice, bob)}
     return alice, bob, seats
 
 
@@ -68,7 +68,7 @@ def test_wait_pauses_everyone_and_a_reconnect_takes_the_same_seat_back_at_the_cu
             await asyncio.sleep(0.5)
             during = [m for m in alice.messages[mark:] if m["type"] == "frame"]
             back = await Player(d.url, "bob", cookie=bob.cookie, keys=["ArrowDown"]).open()
-            rematch = await back.next("match")
+            rematch = await back.seat()
             frame = await back.next("frame")
             resumed = await alice.next("resumed")
             later = [await alice.next("frame") for _ in range(5)]
@@ -103,7 +103,7 @@ def test_ai_hands_the_seat_to_the_fill_in_policy_and_back_on_return(tmp_path):
             bob.close()
             await alice.next("frame", where=lambda m: m["step"] >= 10)  # lockstep goes on without bob
             back = await Player(d.url, "bob", cookie=bob.cookie).open()
-            await back.next("match")
+            await back.seat()
             await back.next("frame", where=lambda m: m["step"] >= 20)
             alice.close(), back.close()
             await asyncio.sleep(0.1)
@@ -269,6 +269,7 @@ def test_browser_side_policies_move_to_a_present_member_when_their_runner_is_los
     assert moved["scene"]["you"]["runs_policies"] == ["p2"]
     store = mug.load(tmp_path / "data")
     sources = list(store.steps["source_p2"])[:12]
+    print("SOURCES", list(store.steps["source_p2"])[:14], list(store.steps["step"])[:14])
     assert set(sources) == {"policy"}  # the model kept acting through the hand-over
     assert kinds_of(stored_events(tmp_path), "seat_ai")[0]["participant_id"] == runner
 

@@ -11,14 +11,10 @@ import json
 import random
 from typing import Any
 
-import pytest
-
 import mug
 from mug.examples import CoinGrid
 from mug.server.simulate import SimulatedParticipant, simulate
 from tests.bots import run_async
-
-pytestmark = pytest.mark.skipif(not hasattr(mug, "Candidate"), reason="needs the server side of matches (mug.Candidate)")
 
 ARRIVALS = 200
 SPREAD_S = 60.0

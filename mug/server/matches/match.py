@@ -60,14 +60,18 @@ class MatchRecorder:
 
 class _MembersPresent:
     """The game's transport: messages to a lost member are dropped until they are back (``ready``), so a tab
-    that has connected but not yet said ``ready`` gets no frame twice."""
+    that has connected but not yet said ``ready`` gets no frame twice; each member's ``scene`` message carries
+    their seat (``match`` ``{match_id, seat, seats}``)."""
 
     def __init__(self, match: Match) -> None:
         self.match = match
 
     def send(self, client: str, message: dict[str, Any], buffers: list[bytes]) -> None:
-        if client not in self.match.lost:
-            self.match.room.registry.send(client, message, buffers)
+        if client in self.match.lost:
+            return
+        if message.get("type") == "scene" and client in self.match.agent_of:
+            message = {**message, "match": self.match.seat_of(client)}
+        self.match.room.registry.send(client, message, buffers)
 
 
 class Match:
@@ -112,14 +116,11 @@ class Match:
         from mug.server.participants import session_record  # the one record of a game's policies
 
         self.room.store.add_event(self.match_id, "session", {"session_id": self.match_id, **session_record(self.scene)})
-        for pid in self.members:
-            self._send_match(pid)
         self.session.start()
 
-    def _send_match(self, pid: str) -> None:
-        self.members[pid].send(
-            {"type": "match", "match_id": self.match_id, "seat": self.agent_of[pid], "seats": len(self.scene.humans)}
-        )
+    def seat_of(self, pid: str) -> dict[str, Any]:
+        """Member ``pid``'s seat, as the ``match`` block of their ``scene`` message."""
+        return {"match_id": self.match_id, "seat": str(self.agent_of[pid]), "seats": len(self.scene.humans)}
 
     @property
     def running(self) -> bool:
@@ -147,7 +148,6 @@ class Match:
                 self.session.hand_back(agent)
                 self._event(pid, "seat_returned", {"agent": agent})
             self._event(pid, "rejoined", {"agent": agent})
-        self._send_match(pid)
         if self.paused:
             self._send_paused(pid)
         self.session.handle(pid, {"type": "ready"})

@@ -112,6 +112,8 @@ class MatchSession(GameSession):
             self.clients = everyone
 
     def _everyone_acted(self) -> bool:
+        if self._awaited():  # e.g. the new runner's act for a frame sent before the hand-over carries no results
+            return False
         return all(
             c in self._acted
             for c in self.clients

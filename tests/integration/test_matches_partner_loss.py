@@ -104,19 +104,22 @@ def test_ai_hands_the_seat_to_the_fill_in_policy_and_back_on_return(tmp_path):
             await alice.next("frame", where=lambda m: m["step"] >= 10)  # lockstep goes on without bob
             back = await Player(d.url, "bob", cookie=bob.cookie).open()
             await back.seat()
-            await back.next("frame", where=lambda m: m["step"] >= 20)
+            returned = (await back.next("frame"))["step"]  # the step bob's seat is his again
+            await back.next("frame", where=lambda m: m["step"] >= returned + 5)
             alice.close(), back.close()
             await asyncio.sleep(0.1)
-            return seats, alice, back
+            return seats, alice, back, returned
 
-    seats, alice, back = run_async(main())
+    seats, alice, back, returned = run_async(main())
     steps, events, _ = stored(tmp_path)
-    steps = steps[:20]  # before the players closed their tabs at the end
     sources = [s["sources"][seats["bob"]] for s in steps]
-    assert sources[0] == "human:bob" and "random" in sources and sources[-1] == "human:bob"
+    assert sources[0] == "human:bob" and "random" in sources[:returned]
+    assert set(sources[returned : returned + 5]) == {"human:bob"}
+    steps = steps[: returned + 5]  # before the players closed their tabs at the end
+    sources = sources[: returned + 5]
     first_ai = sources.index("random")
-    returned = len(sources) - sources[::-1].index("random")
-    assert set(sources[first_ai:returned]) == {"random"}
+    after_ai = len(sources) - sources[::-1].index("random")
+    assert set(sources[first_ai:after_ai]) == {"random"}
     assert {s["sources"][seats["alice"]] for s in steps} == {"human:alice"}
     assert [e["participant_id"] for e in kinds_of(events, "seat_ai")][:1] == ["bob"]
     assert [e["participant_id"] for e in kinds_of(events, "seat_returned")] == ["bob"]

@@ -147,11 +147,11 @@ test("hidden spans: visibility reported hidden then visible, and no key pressed 
   assert.deepEqual(bot.stats.visibility.map((v) => v.hidden), [true, false]);
 });
 
-test("waitroom, match, paused/resumed and notice messages are recorded", () => {
+test("waitroom, the match block of a scene, paused/resumed and notice messages are recorded", () => {
   const { bot, clock } = harness();
   bot.handle({ type: "waitroom", scene_id: "duo", waiting: 1, needed: 2, time_left_s: 60, message: "wait" }, []);
   clock.t += 1500;
-  bot.handle({ type: "match", match_id: "m1", seat: "agent_1", seats: 2 }, []);
+  bot.handle({ type: "scene", scene: { scene_id: "duo", kind: "screening" }, match: { match_id: "m1", seat: "agent_1", seats: 2 } }, []);
   bot.handle({ type: "paused", scene_id: "duo", reason: "partner_lost", message: "…", time_left_s: 30 }, []);
   clock.t += 500;
   bot.handle({ type: "resumed", scene_id: "duo" }, []);

@@ -61,6 +61,8 @@ export function startParticipant(root, { participantId, socketPath, staticPath }
             survey = showSurvey(root, meta, (answers) => connection.send({ type: "response", scene_id: sceneId, answers }));
           } else if (meta.kind === "end") {
             showEnd(root, meta);
+          } else if (meta.kind === "screening") {
+            showText(root, meta, null);
           } else {
             showText(root, meta, () => connection.send({ type: "advance", scene_id: sceneId }));
           }

@@ -9,6 +9,7 @@
  * @module client/bot
  */
 import { Player } from "./player.js";
+import { matchOf } from "./messages.js";
 
 /** Fatal error codes after which the page stops reconnecting (as `client/app.js` does). */
 const FATAL_CODES = ["replaced", "forbidden", "unknown_participant"];
@@ -149,8 +150,11 @@ export class Bot {
       if (this.options.stopAfterAcks !== null && this.stats.acked_steps >= this.options.stopAfterAcks) return this.finish("acks");
     }
     switch (message.type) {
-      case "scene":
+      case "scene": {
+        const match = matchOf(message);
+        if (match) this.stats.matches.push({ match_id: match.match_id, seat: match.seat, seats: match.seats, t: now / 1000 });
         return this.scene(message.scene);
+      }
       case "frame":
         return this.frame(message, buffers, now);
       case "error":
@@ -159,9 +163,6 @@ export class Bot {
         return;
       case "waitroom":
         this.stats.waitroom.push({ t: now / 1000, waiting: message.waiting, needed: message.needed, time_left_s: message.time_left_s });
-        return;
-      case "match":
-        this.stats.matches.push({ match_id: message.match_id, seat: message.seat, seats: message.seats, t: now / 1000 });
         return;
       case "paused":
         this.player?.releaseAll();

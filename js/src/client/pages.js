@@ -27,13 +27,14 @@ export function card(root, meta) {
 }
 
 /**
- * A start or text page with a continue button.
+ * A start or text page, with a continue button unless `onContinue` is null (a page the server moves on by itself).
  * @param {HTMLElement} root
  * @param {Object} meta the scene's client metadata
- * @param {() => void} onContinue
+ * @param {(() => void)|null} onContinue
  */
 export function showText(root, meta, onContinue) {
   const box = card(root, meta);
+  if (!onContinue) return; // a page the server moves on by itself (e.g. the entry screening's check)
   const button = element("button", { type: "button", text: meta.button || "Continue" });
   button.addEventListener("click", () => {
     button.disabled = true;

@@ -33,23 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import mug
 from mug.examples import CoinGrid
+from mug.server.matches.matchmaker import choose_group
 
-
-def _need_matches() -> Any:
-    """``mug.server.matches``, or exit with a clear message when this build has no server side of matches."""
-    try:
-        from mug.server import matches
-    except ImportError:
-        matches = None
-    if matches is None or not hasattr(mug, "Candidate"):
-        raise SystemExit(
-            "match_load needs the server side of matches (mug.server.matches and mug.Candidate, issue 11); "
-            "this build of mug lacks them. Run it on a build that has them."
-        )
-    return matches
-
-
-matches = _need_matches()  # before the study: a build without matches cannot build a two-human scene
 KEYS = {"ArrowUp": 1, "ArrowDown": 2, "ArrowLeft": 3, "ArrowRight": 4}
 #: The study the server deploys (``mug deploy benchmarks/match_load.py:study``).
 study = mug.Stager(
@@ -86,17 +71,6 @@ async def measure(m: int, seconds: float, warmup: float, pin: tuple[int, int] | 
     return {"m": m, **r, "mem": r["rss"] / m / 1024}
 
 
-def _default_matchmaker(matches: Any) -> Any:
-    """The waitroom's default (FIFO) matchmaker, as ``mug.server.matches`` names it."""
-    for name in ("fifo", "fifo_matchmaker", "default_matchmaker"):
-        if callable(getattr(matches, name, None)):
-            return getattr(matches, name)
-    raise SystemExit(
-        "mug.server.matches exposes no default matchmaker under the names fifo, fifo_matchmaker or "
-        f"default_matchmaker (it has: {sorted(n for n in dir(matches) if not n.startswith('_'))})"
-    )
-
-
 def _by_rtt(candidates: list[Any], seats: int) -> list[str] | None:
     """A researcher's matchmaker: the ``seats`` waiting longest among those with the lowest measured RTT."""
     known = sorted((c for c in candidates if c.rtt_ms is not None), key=lambda c: (c.rtt_ms, -c.waited_s))
@@ -117,7 +91,11 @@ def matching_cost(n: int, repeats: int = 50) -> list[tuple[str, float, float]]:
         for i in range(n)
     ]
     out = []
-    for name, matchmaker in (("default", _default_matchmaker(matches)), ("by RTT (callable)", _by_rtt)):
+    for name, custom in (("default (FIFO)", None), ("by RTT (callable)", _by_rtt)):
+
+        def matchmaker(waiting: list[Any], seats: int, custom: Any = custom) -> list[str] | None:
+            return choose_group(waiting, seats, custom, "bench")[0]
+
         t0 = time.perf_counter()
         for _ in range(repeats):
             group = matchmaker(list(candidates), 2)

@@ -3,6 +3,7 @@
  * hatch-jupyter-builder calls on `pip install`):
  *   client.js          browser ES module: the participant page (messages, canvas renderer, policy runtime)
  *   widget.js          browser ES module: the notebook preview widget (anywidget), same client code
+ *   pyworker.js        browser module Worker: Pyodide and the engine of environments that run in the browser
  *   policy-trace.mjs   Node command used by `mug check-policy` and parity tests
  *   compile-custom.mjs Node command compiling a custom_inference_fn for `ModelConfig.validate()`
  *   ort-wasm-simd-threaded.wasm  ORT's wasm, loaded by both
@@ -23,6 +24,7 @@ const common = { bundle: true, format: "esm", target: "es2022", logLevel: "warni
 for (const [entry, out] of [
   ["src/client/index.js", "client.js"],
   ["src/widget/index.js", "widget.js"],
+  ["src/pyworker/worker.js", "pyworker.js"],
 ]) {
   await build({ ...common, entryPoints: [join(here, entry)], outfile: join(outdir, out), platform: "browser", minify: true });
 }

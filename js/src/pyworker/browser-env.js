@@ -1,0 +1,157 @@
+/**
+ * Browser-side environments in the participant page: the glue between the
+ * server's `scene` (with `environment.where == "browser"`), the Pyodide
+ * worker and the page's one message dispatch. The worker's engine messages
+ * (`scene`, `frame`, ...) go to the same dispatch as the server's, so the
+ * ordinary `GameView` plays them; its `act`s come back here and go to the
+ * worker. `steps` records go to the server through a `StepUploader`.
+ * @module pyworker/browser-env
+ */
+import { checkServerMessage } from "../client/messages.js";
+import { card, showError } from "../client/pages.js";
+import { ProgressView } from "./progress-view.js";
+import { absoluteEnvironment, PyWorker } from "./py-worker.js";
+import { StepUploader } from "./step-uploader.js";
+
+/** What the participant is told when the game failed in their browser. */
+export const ENV_FAILED_TEXT = "Sorry, the game stopped because of an error on our side. This round has ended; what you played so far is saved.";
+/** What the participant is told when the game could not be loaded. */
+export const LOAD_FAILED_TEXT =
+  "Sorry, the game could not be loaded in your browser. Check your internet connection and reload the page; " +
+  "if this keeps happening, please contact the researcher.";
+
+/** The browser-side environment scenes of one participant page. */
+export class BrowserEnvironments {
+  /**
+   * @param {{root: HTMLElement, base: string|URL, workerUrl: string|URL, sendToServer: (message: Object) => void,
+   *   deliver: (message: Object, buffers: Uint8Array[]) => void, onStopped: () => void,
+   *   storage?: Storage|null, storageKey?: string, makeWorker?: Function}} options
+   *   `deliver`: the page's dispatch for engine messages; `onStopped`: the game ended by a failure (close its view)
+   */
+  constructor({ root, base, workerUrl, sendToServer, deliver, onStopped, storage = null, storageKey, makeWorker }) {
+    Object.assign(this, { root, base, sendToServer, deliver, onStopped });
+    this.uploader = new StepUploader({ send: sendToServer, storage, key: storageKey });
+    this.worker = new PyWorker(
+      workerUrl,
+      {
+        onProgress: (progress) => this.view?.show(progress),
+        onEngine: (message, buffers) => this.fromEngine(message, buffers),
+        onFailed: (failure) => this.loadFailed(failure),
+        onException: (exception) => this.failed(exception),
+      },
+      makeWorker,
+    );
+    /** The running browser-side scene: `{sceneId, serverSession, sessionId, episode, step, over}`. */
+    this.current = null;
+  }
+
+  /**
+   * A server `scene` message's `preload` {pyodide, bundles}: start loading during this scene.
+   * @param {{pyodide: string, bundles: string[]}|undefined} preload
+   */
+  preload(preload) {
+    if (preload?.pyodide) this.worker.preload(absoluteEnvironment(preload, this.base));
+  }
+
+  /**
+   * Whether `message` (a server `scene`) is a browser-side scene; if so, it starts here (or, for the scene
+   * already running, such as after a reconnect, goes on).
+   * @param {Object} message
+   * @returns {boolean}
+   */
+  begin(message) {
+    const meta = message.scene;
+    if (meta.environment?.where !== "browser") {
+      this.leave();
+      return false;
+    }
+    const same = this.current && !this.current.over && this.current.sceneId === meta.scene_id;
+    if (same && this.current.serverSession === (message.session_id ?? null)) return true;
+    this.leave();
+    this.current = { sceneId: meta.scene_id, serverSession: message.session_id ?? null, sessionId: null, episode: null, step: null };
+    this.view = new ProgressView(card(this.root, meta));
+    if (this.worker.progress) this.view.show(this.worker.progress);
+    this.worker.start(absoluteEnvironment(meta.environment, this.base), meta.fps);
+    this.worker.send({ type: "ready" });
+    return true;
+  }
+
+  /** The participant left the browser-side scene (the server moved on): stop its game. */
+  leave() {
+    if (!this.current) return;
+    this.worker.stop();
+    this.current = null;
+    this.view = null;
+  }
+
+  /** The `send` of the `GameView` playing a browser-side scene: to the worker's engine. */
+  send(message, buffers) {
+    this.worker.send(message, buffers);
+  }
+
+  fromEngine(message, buffers) {
+    const current = this.current;
+    if (!current) return;
+    if (message.type === "steps") {
+      this.uploader.add(message);
+      return;
+    }
+    try {
+      checkServerMessage(message);
+    } catch (error) {
+      this.failed({ message: `the engine sent a malformed message: ${error.message}`, traceback: "" });
+      return;
+    }
+    if (message.type === "scene") {
+      current.sessionId = message.session_id ?? null;
+      this.view = null;
+    } else if (message.type === "frame") Object.assign(current, { episode: message.episode, step: message.step });
+    else if (message.type === "scene_end") current.over = true;
+    else if (message.type === "error" && message.fatal) {
+      this.failed({ message: `${message.code}: ${message.message}`, traceback: message.traceback ?? "" });
+      return;
+    }
+    this.deliver(message, buffers);
+  }
+
+  /** The engine failed (Python raised, or the engine reported a fatal error): tell the participant and the server. */
+  failed({ message, traceback }) {
+    const current = this.current;
+    if (!current || current.over) return;
+    current.over = true;
+    this.worker.stop();
+    this.onStopped();
+    showError(this.root, ENV_FAILED_TEXT);
+    this.sendToServer({
+      type: "env_error",
+      session_id: current.sessionId,
+      episode: current.episode,
+      step: current.step,
+      message: String(message).slice(0, 2000),
+      traceback: String(traceback).slice(0, 20000),
+    });
+  }
+
+  loadFailed({ stage, message }) {
+    if (!this.current || this.current.over) return; // a preload failed: the scene that needs it reports it
+    this.current.over = true;
+    showError(this.root, LOAD_FAILED_TEXT);
+    this.sendToServer({ type: "client_error", message: `loading Python (${stage}) failed: ${message}`.slice(0, 2000) });
+  }
+
+  /** The server's `steps_ack`. */
+  ack(message) {
+    this.uploader.ack(message);
+  }
+
+  /** The socket (re)opened: send the records not acknowledged again. */
+  reconnected() {
+    this.uploader.resend();
+    if (this.current && !this.current.over) this.root.querySelector(":scope > .mug-error")?.remove(); // the game went on
+  }
+
+  /** Whether a browser-side scene is being played here (server frames are not for it). */
+  get active() {
+    return this.current !== null;
+  }
+}

@@ -28,8 +28,8 @@ from mug.server.export import stream_command
 from mug.server.headers import security_headers, with_nonce
 from mug.server.limits import AdmissionError, Admissions, RateLimit
 from mug.server.page import admin_page, participant_page
-from mug.server.pyodide_files import PyodideHandler, package_origins, pyodide_files
 from mug.server.participants import Participant, ParticipantRegistry
+from mug.server.pyodide_files import PyodideHandler, package_origins, pyodide_files
 from mug.server.store import Store
 from mug.server.websocket import SendBudget, WebSocket, upgrade
 from mug.session.clock import FrameClock
@@ -142,14 +142,18 @@ class MugServer:
         )
         #: Pyodide's core files, served under ``/pyodide/<sha16>/`` (see :mod:`mug.server.pyodide_files`).
         self.pyodide = pyodide_files(STATIC / "pyodide")
-        in_browser = [e for g in self.games if (e := g.client_metadata().get("environment")) and e.get("where") == "browser"]
+        in_browser = [
+            e for s in stager.scenes.values() if (e := s.client_metadata().get("environment")) and e.get("where") == "browser"
+        ]
         if in_browser and not self.pyodide.present:
             raise ConfigError(
                 f"a scene runs its environment in the browser, but Pyodide is not built in {str(STATIC / 'pyodide')!r}; "
                 "run `make setup` (or `cd js && npm run build`)",
                 field="environment",
             )
-        self.headers = security_headers(frame_ancestors, allow_eval, package_origins(in_browser, self.pyodide.default_package_index()))
+        self.headers = security_headers(
+            frame_ancestors, allow_eval, package_origins(in_browser, self.pyodide.default_package_index())
+        )
         self.models = {
             (g.scene_id, agent): Path(spec.config.onnx_path)
             for g in self.games

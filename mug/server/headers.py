@@ -43,9 +43,7 @@ def check_frame_ancestors(value: Iterable[str] | None) -> tuple[str, ...]:
     return origins
 
 
-def security_headers(
-    frame_ancestors: tuple[str, ...], allow_eval: bool, package_origins: tuple[str, ...] = ()
-) -> dict[str, str]:
+def security_headers(frame_ancestors: tuple[str, ...], allow_eval: bool, package_origins: tuple[str, ...] = ()) -> dict[str, str]:
     """The headers every response carries (the participant page adds its script nonce with :func:`with_nonce`).
 
     ``package_origins``: origins (``https://host``) a browser-side environment fetches compiled packages from.

@@ -27,7 +27,7 @@ export function startParticipant(root, { participantId, socketPath, staticPath }
   const dispatch = (message, buffers, fromWorker = false) => {
     switch (message.type) {
       case "scene": {
-        if (!fromWorker) browser.preload(message.preload);
+        if (!fromWorker) browser.preload(message);
         if (!fromWorker && browser.begin(message)) break;
         game?.close();
         game = survey = null;

@@ -46,10 +46,12 @@ export class BrowserEnvironments {
   }
 
   /**
-   * A server `scene` message's `preload` {pyodide, bundles}: start loading during this scene.
-   * @param {{pyodide: string, bundles: string[]}|undefined} preload
+   * Start loading, during this scene, what a later browser-side scene needs: the server `scene` message's
+   * `preload` {pyodide, bundles} (top level, as the contract has it; or in the scene's metadata).
+   * @param {Object} message a server `scene` message
    */
-  preload(preload) {
+  preload(message) {
+    const preload = message.preload ?? message.scene?.preload;
     if (preload?.pyodide) this.worker.preload(absoluteEnvironment(preload, this.base));
   }
 

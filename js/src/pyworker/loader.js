@@ -1,16 +1,44 @@
 /**
  * Loading Python into the worker, in stages, counting bytes: the Pyodide
- * runtime (its core files prefetched through a stream reader, so the bytes
- * can be counted; Pyodide then reads them from the HTTP cache: the server
- * serves them immutable), the interpreter, the Python bundles (zips unpacked
- * into site-packages), then the environment's wheels and compiled packages.
+ * runtime (its core files fetched through a stream reader, so the bytes can
+ * be counted, then handed to Pyodide's own fetches of the same URLs from
+ * memory; `pyodide.asm.mjs`, which Pyodide imports, comes from the HTTP
+ * cache: the server serves it immutable), the interpreter, the Python
+ * bundles (zips unpacked into site-packages), then the environment's wheels
+ * and compiled packages.
  * @module pyworker/loader
  */
 
 /** The stages a load goes through, in order (each `progress` names one). */
 export const STAGES = ["runtime", "python", "bundles", "env", "ready"];
-/** Core files the runtime fetches at start (the rest of the folder is fetched by name only if used). */
-const CORE = ["pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json"];
+/** Core files Pyodide fetches at start, and their types (the rest of the folder is fetched only if used). */
+const FETCHED = { "pyodide.asm.wasm": "application/wasm", "python_stdlib.zip": "application/zip", "pyodide-lock.json": "application/json" };
+/** The core file Pyodide imports (prefetched only to count its bytes: the import finds it in the HTTP cache). */
+const IMPORTED = "pyodide.asm.mjs";
+
+/**
+ * Run `start` with `fetch` answering each URL of `bytes` (once) from memory, with its type.
+ * @param {Map<string, {bytes: Uint8Array, type: string}>} bytes
+ * @param {() => Promise<T>} start
+ * @returns {Promise<T>}
+ * @template T
+ */
+async function withFetchedBytes(bytes, start) {
+  const original = globalThis.fetch;
+  globalThis.fetch = (input, init) => {
+    const url = typeof input === "string" ? input : (input?.url ?? String(input));
+    const file = bytes.get(url);
+    if (!file) return original(input, init);
+    bytes.delete(url);
+    return Promise.resolve(new Response(file.bytes, { status: 200, headers: { "Content-Type": file.type } }));
+  };
+  try {
+    return await start();
+  } finally {
+    globalThis.fetch = original;
+    bytes.clear();
+  }
+}
 
 /** A load that failed: `stage` is where, `message` says what and what to do. */
 export class LoadError extends Error {
@@ -101,8 +129,12 @@ export class PythonLoader {
   async load({ pyodide, bundles = [], wheels = [], packages = [], package_index_url: packageIndex = null }) {
     this.runtime ??= this.loadRuntime(pyodide, packageIndex);
     const py = await this.runtime;
-    if (packageIndex && this.packageIndex !== packageIndex) {
-      throw new LoadError("env", `this page loaded Python with package index ${this.packageIndex}; a scene asks for ${packageIndex}`);
+    if (packages.length && packageIndex && this.packageIndex !== packageIndex) {
+      throw new LoadError(
+        "env",
+        `this page started Python with the package index ${this.packageIndex} (one per page); ` +
+          `this scene asks for ${packageIndex}: give every browser-side scene of the study the same package_index_url`,
+      );
     }
     for (const url of bundles) {
       if (!this.unpacked.has(url)) this.unpacked.set(url, this.unpack(py, url));
@@ -121,13 +153,20 @@ export class PythonLoader {
     } catch (error) {
       throw new LoadError("runtime", `could not read ${indexURL}files.json: ${error?.message ?? error}`);
     }
-    this.total += CORE.reduce((n, file) => n + (manifest.files[file] ?? 0), 0);
-    await Promise.all(CORE.map((file) => fetchCounted(`${indexURL}${file}`, this.count("runtime"), "runtime", false)));
+    const files = [IMPORTED, ...Object.keys(FETCHED)];
+    this.total += files.reduce((n, file) => n + (manifest.files[file] ?? 0), 0);
+    const fetched = new Map();
+    await Promise.all(
+      files.map(async (file) => {
+        const bytes = await fetchCounted(`${indexURL}${file}`, this.count("runtime"), "runtime", file !== IMPORTED);
+        if (bytes) fetched.set(`${indexURL}${file}`, { bytes, type: FETCHED[file] });
+      }),
+    );
     this.report("python");
     this.packageIndex = packageIndex ?? `https://cdn.jsdelivr.net/pyodide/v${manifest.version}/full/`;
     try {
       const loadPyodide = await this.importPyodide(indexURL);
-      const py = await loadPyodide({ indexURL, packageBaseUrl: this.packageIndex });
+      const py = await withFetchedBytes(fetched, () => loadPyodide({ indexURL, packageBaseUrl: this.packageIndex }));
       this.sitePackages = py.runPython("import site; site.getsitepackages()[0]");
       return py;
     } catch (error) {

@@ -64,7 +64,7 @@ export class PyWorker {
 
   /**
    * Start loading Pyodide and bundles ahead of the scene that needs them (again: nothing).
-   * @param {{pyodide: string, bundles: string[]}} environment absolute URLs
+   * @param {{pyodide: string, bundles: string[], package_index_url?: string}} environment absolute URLs
    */
   preload(environment) {
     const key = JSON.stringify([environment.pyodide, environment.bundles]);

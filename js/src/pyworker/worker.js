@@ -3,7 +3,9 @@
  * Worker by `PyWorker`). Messages are handled one after another, in order.
  *
  * Page -> worker:
- *   `{type: "load", environment}`           load Pyodide and `environment.bundles` (preload; no game yet)
+ *   `{type: "load", environment}`           load Pyodide and `environment.bundles` (preload; no game yet;
+ *                                           Pyodide starts with `environment.package_index_url`, if given:
+ *                                           one package index per page)
  *   `{type: "start", environment, fps}`     load what is missing (wheels, packages too), build
  *                                           `BrowserGame(environment.spec, post)`, tick it at `fps`
  *   `{type: "engine", message, buffers}`    a message for the engine (`ready`, `act`); buffers transferred

@@ -38,6 +38,11 @@ function host() {
   };
   return { h, out, until };
 }
+/** An `act` for `step` whose AI result is `action` with `logits` (as `actMessage` builds it). */
+const act = (step, action, logits = [0, 0], keys = []) => [
+  { type: "act", step, episode: 0, keys, policies: { ai: { action, logits: { buffer: 0, dtype: "float32", shape: [logits.length] } } } },
+  [new Uint8Array(new Float32Array(logits).buffer)],
+];
 const engine = (out, type) => out.map((o) => o.message).filter((m) => m.type === "engine" && m.message.type === type).map((m) => m.message);
 
 test("the engine's messages come out as worker messages, buffers as transferables; acts go in; ticks step it", async () => {
@@ -54,7 +59,7 @@ test("the engine's messages come out as worker messages, buffers as transferable
   assert.deepEqual(engine(out, "steps")[0].records[0].record.event, "session");
   for (let step = 0; step < 3; step++) {
     await until((m) => m.message?.type === "frame" && m.message.step === step);
-    h.receive({ type: "act", step, episode: 0, keys: ["ArrowRight"], policies: { ai: { action: 1 } } }, [new Uint8Array([1, 2])]);
+    h.receive(...act(step, 1, [0.5, -0.25], ["ArrowRight"]));
   }
   await until((m) => m.message?.type === "scene_end");
   const records = engine(out, "steps").flatMap((m) => m.records);
@@ -64,6 +69,7 @@ test("the engine's messages come out as worker messages, buffers as transferable
     [1, { human: 2, ai: 1 }],
     [2, { human: 2, ai: 1 }],
   ]);
+  assert.deepEqual(records[1].record.policy_outputs.ai.logits, [0.5, -0.25]); // the act's buffers reached Python as bytes
   assert.equal(h.ticker.timer, null); // the scene is over: no more ticks
   h.stop();
 });
@@ -72,14 +78,14 @@ test("a Python exception in tick stops the game and comes out with its traceback
   const { h, out, until } = host();
   h.start(spec({ raise_in_tick_at: 1 }), 100);
   h.receive({ type: "ready" });
-  h.receive({ type: "act", step: 0, episode: 0, keys: [], policies: { ai: { action: 0 } } });
+  h.receive(...act(0, 0));
   await until((m) => m.message?.type === "frame" && m.message.step === 1);
-  h.receive({ type: "act", step: 1, episode: 0, keys: [], policies: { ai: { action: 0 } } });
+  h.receive(...act(1, 0));
   const exception = await until((m) => m.type === "exception");
   assert.equal(exception.message, "ZeroDivisionError: the double's tick fails on purpose");
   assert.match(exception.traceback, /Traceback \(most recent call last\)[\s\S]*in tick[\s\S]*ZeroDivisionError/);
   assert.equal(h.game, null);
-  h.receive({ type: "act", step: 1, episode: 0, keys: [], policies: { ai: { action: 0 } } }); // ignored, no throw
+  h.receive(...act(1, 0)); // ignored, no throw
 });
 
 test("a game that cannot be built (BrowserGame raises) is reported the same way, and never ticks", () => {

@@ -100,6 +100,10 @@ class PyodideHandler(tornado.web.RequestHandler):
     def initialize(self, files: PyodideFiles) -> None:
         self.files = files
 
+    def compute_etag(self) -> None:
+        """No ETag: a URL's content never changes (and hashing 10 MB per request would stall the games)."""
+        return None
+
     async def get(self, digest: str, name: str) -> None:
         if digest != self.files.digest:
             raise tornado.web.HTTPError(404, reason="this Pyodide build is no longer served; reload the page")

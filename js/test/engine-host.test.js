@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import test from "node:test";
 import { fileURLToPath } from "node:url";
 import { loadPyodide } from "pyodide";
-import { describePythonError, EngineHost } from "../src/pyworker/engine-host.js";
+import { describePythonError, EngineHost, Ticker } from "../src/pyworker/engine-host.js";
 import { PyWorker, absoluteEnvironment } from "../src/pyworker/py-worker.js";
 import { progressText } from "../src/pyworker/progress-view.js";
 
@@ -131,4 +131,23 @@ test("PyWorker: relative URLs made absolute; messages relayed; buffers copied an
 test("progress text names the stage and the megabytes", () => {
   assert.equal(progressText({ stage: "runtime", loaded: 4_100_000, total: 13_400_000 }), "Downloading the game engine… 4.1 of 13.4 MB");
   assert.equal(progressText({ stage: "env", loaded: 0, total: 0 }), "Preparing the game…");
+});
+
+test("the ticker keeps a fixed schedule, and after a stall starts a fresh one instead of a burst", () => {
+  let now = 0;
+  const delays = [];
+  let pending = null;
+  const ticker = new Ticker(10, () => {}, { now: () => now, setTimer: (fn, ms) => ((pending = fn), delays.push(ms), 1), clearTimer: () => {} });
+  const fire = (at) => {
+    now = at;
+    pending();
+  };
+  ticker.start(); // due at 100
+  fire(100);
+  fire(230); // 30 ms late: the next is still due at 300
+  fire(300);
+  fire(900); // stalled 5 periods: next due at 1000, not five ticks at once
+  ticker.stop();
+  assert.deepEqual(delays, [100, 100, 70, 100, 100]);
+  assert.equal(ticker.timer, null);
 });

@@ -67,8 +67,9 @@ export class BrowserEnvironments {
       this.leave();
       return false;
     }
-    const same = this.current && !this.current.over && this.current.sceneId === meta.scene_id;
-    if (same && this.current.serverSession === (message.session_id ?? null)) return true;
+    // the scene again (a reconnect): it goes on, or stays over (a game stopped by an error is not restarted)
+    const same = this.current?.sceneId === meta.scene_id && this.current.serverSession === (message.session_id ?? null);
+    if (same) return true;
     this.leave();
     this.current = { sceneId: meta.scene_id, serverSession: message.session_id ?? null, sessionId: null, episode: null, step: null };
     this.view = new ProgressView(card(this.root, meta));

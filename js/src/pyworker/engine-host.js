@@ -45,12 +45,17 @@ export class Ticker {
   /**
    * @param {number} fps
    * @param {() => void} tick
-   * @param {{now?: () => number}} [clock] `now` in milliseconds (default `performance.now`)
+   * @param {{now?: () => number, setTimer?: Function, clearTimer?: Function}} [clock] `now` in milliseconds
+   *   (default `performance.now`), and the timer functions (default `setTimeout`/`clearTimeout`)
    */
-  constructor(fps, tick, { now = () => performance.now() } = {}) {
+  constructor(
+    fps,
+    tick,
+    { now = () => performance.now(), setTimer = (fn, ms) => setTimeout(fn, ms), clearTimer = (id) => clearTimeout(id) } = {},
+  ) {
     this.period = 1000 / fps;
     this.tick = tick;
-    this.now = now;
+    Object.assign(this, { now, setTimer, clearTimer });
     this.timer = null;
     this.next = 0;
   }
@@ -62,7 +67,7 @@ export class Ticker {
   }
 
   schedule() {
-    this.timer = setTimeout(() => {
+    this.timer = this.setTimer(() => {
       if (this.timer === null) return;
       this.tick();
       if (this.timer === null) return;
@@ -75,7 +80,7 @@ export class Ticker {
 
   /** Stop for good. */
   stop() {
-    clearTimeout(this.timer);
+    this.clearTimer(this.timer);
     this.timer = null;
   }
 }

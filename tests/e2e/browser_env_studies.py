@@ -22,7 +22,7 @@ import mug
 from mug.server.app import STATIC
 from mug.server.pyodide_files import pyodide_files
 
-__all__ = ["PARTNER", "POLICY_SEED", "walk", "walk_raises", "walk_needs_numpy", "BUNDLE"]
+__all__ = ["PARTNER", "POLICY_SEED", "walk", "walk_lockstep", "walk_raises", "walk_needs_numpy", "BUNDLE"]
 
 DOUBLE = Path(__file__).with_name("fixtures") / "browser_double"
 #: The AI partner: the trained CartPole LSTM (4 observations, 2 actions), sampling: a stale observation shows.
@@ -49,7 +49,7 @@ with warnings.catch_warnings():
 class BrowserSideScene(mug.TextScene):
     """A scene whose environment runs in the browser, as the server announces it (see the module docstring)."""
 
-    def __init__(self, scene_id: str, fps: int = 15, **spec: Any) -> None:
+    def __init__(self, scene_id: str, fps: int = 15, mode: str = "realtime", **spec: Any) -> None:
         super().__init__(scene_id, header="Walk with your partner", body="Meet the red square.")
         self.fps = fps
         width = 300
@@ -62,9 +62,9 @@ class BrowserSideScene(mug.TextScene):
             "agents": ["human", "ai"],
             "policies": {"human": {"kind": "human"}, "ai": CARRIER.client_metadata()["policies"]["agent_0"]},
             "policy_seed": POLICY_SEED,
-            "input_mode": "pressed_keys",
+            "input_mode": "pressed_keys" if mode == "realtime" else "single_keystroke",
             "keys": ["ArrowLeft", "ArrowRight"],
-            "mode": "realtime",
+            "mode": mode,
             "fps": fps,
             "width": width,
             "height": 90,
@@ -104,6 +104,8 @@ def _study(scene: BrowserSideScene, start: mug.StartScene | None = None) -> mug.
 
 #: A start page (which preloads Python), then the browser-side scene, played with the AI partner.
 walk = _study(WALK, PreloadingStart(body="Python starts loading on this page."))
+#: Lockstep: a step per key press (the page holds its act until then).
+walk_lockstep = _study(BrowserSideScene("walk", mode="lockstep"))
 #: The env raises at step 5.
 walk_raises = _study(BrowserSideScene("walk", raise_at=5))
 #: The env needs NumPy from a package index that does not answer (a closed loopback port).

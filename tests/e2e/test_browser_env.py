@@ -147,6 +147,24 @@ def test_a_participant_plays_a_browser_side_scene_with_an_ai_partner(browser, tm
     assert stored[: len(steps)] == list(range(len(steps)))
 
 
+def test_lockstep_steps_once_per_key_press(browser, tmp_path):
+    server = deploy("walk_lockstep", tmp_path / "data")
+    try:
+        tab = Tab(browser, server.url, "stepper")
+        expect(tab.page.locator("#mug-canvas")).to_be_visible(timeout=90_000)
+        expect(tab.page.locator(".mug-hud")).to_contain_text("step 0")
+        tab.page.wait_for_timeout(500)  # several ticks: no step without a key
+        assert tab.step() == 0
+        for n, key in enumerate(["ArrowRight", "ArrowRight", "ArrowLeft", "ArrowRight"], 1):
+            tab.page.keyboard.press(key)
+            expect(tab.page.locator(".mug-hud")).to_contain_text(f"step {n} ")
+        tab.page.wait_for_timeout(300)
+    finally:
+        server.stop()
+    steps = step_records([r for m in tab.of_type("steps") for r in m["records"]])
+    assert [r["record"]["actions"]["human"] for r in steps] == [2, 2, 0, 2] and tab.errors == []
+
+
 def test_the_server_killed_mid_episode_and_restarted_gets_every_step_again(browser, tmp_path):
     data, port = tmp_path / "data", free_port()
     server = deploy("walk", data, port)

@@ -82,7 +82,7 @@ export function startParticipant(root, { participantId, socketPath, staticPath }
     workerUrl: new URL(`${staticPath}pyworker.js`, window.location.href),
     sendToServer: (message) => connection.send(message),
     deliver: (message, buffers) => dispatch(message, buffers, true),
-    onStopped: () => {
+    closeGame: () => {
       game?.close();
       game = null;
     },

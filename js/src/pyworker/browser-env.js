@@ -24,12 +24,13 @@ export const LOAD_FAILED_TEXT =
 export class BrowserEnvironments {
   /**
    * @param {{root: HTMLElement, base: string|URL, workerUrl: string|URL, sendToServer: (message: Object) => void,
-   *   deliver: (message: Object, buffers: Uint8Array[]) => void, onStopped: () => void,
+   *   deliver: (message: Object, buffers: Uint8Array[]) => void, closeGame: () => void,
    *   storage?: Storage|null, storageKey?: string, makeWorker?: Function}} options
-   *   `deliver`: the page's dispatch for engine messages; `onStopped`: the game ended by a failure (close its view)
+   *   `deliver`: the page's dispatch for engine messages; `closeGame`: close the page's game view (a browser-side
+   *   scene starts, or its game failed)
    */
-  constructor({ root, base, workerUrl, sendToServer, deliver, onStopped, storage = null, storageKey, makeWorker }) {
-    Object.assign(this, { root, base, sendToServer, deliver, onStopped });
+  constructor({ root, base, workerUrl, sendToServer, deliver, closeGame, storage = null, storageKey, makeWorker }) {
+    Object.assign(this, { root, base, sendToServer, deliver, closeGame });
     this.uploader = new StepUploader({ send: sendToServer, storage, key: storageKey });
     this.worker = new PyWorker(
       workerUrl,
@@ -71,6 +72,7 @@ export class BrowserEnvironments {
     const same = this.current?.sceneId === meta.scene_id && this.current.serverSession === (message.session_id ?? null);
     if (same) return true;
     this.leave();
+    this.closeGame();
     this.current = { sceneId: meta.scene_id, serverSession: message.session_id ?? null, sessionId: null, episode: null, step: null };
     this.view = new ProgressView(card(this.root, meta));
     if (this.worker.progress) this.view.show(this.worker.progress);
@@ -123,7 +125,7 @@ export class BrowserEnvironments {
     if (!current || current.over) return;
     current.over = true;
     this.worker.stop();
-    this.onStopped();
+    this.closeGame();
     showError(this.root, ENV_FAILED_TEXT);
     this.sendToServer({
       type: "env_error",

@@ -151,3 +151,13 @@ test("the ticker keeps a fixed schedule, and after a stall starts a fresh one in
   assert.deepEqual(delays, [100, 100, 70, 100, 100]);
   assert.equal(ticker.timer, null);
 });
+
+test("a scene without a usable fps is refused before anything runs (no busy ticking)", () => {
+  for (const fps of [undefined, 0, -5, Number.NaN]) {
+    const { h, out } = host();
+    h.start(spec(), fps);
+    assert.deepEqual(out.map((o) => o.message.type), ["exception"]);
+    assert.match(out[0].message.message, /fps must be a positive number/);
+    assert.equal(h.game, null);
+  }
+});

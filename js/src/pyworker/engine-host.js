@@ -109,6 +109,10 @@ export class EngineHost {
    * @param {number} fps
    */
   start(spec, fps) {
+    if (!(Number.isFinite(fps) && fps > 0)) {
+      this.emit({ type: "exception", message: `the scene's fps must be a positive number, got ${fps}`, traceback: "" });
+      return;
+    }
     this.guard(() => {
       this.game = this.newGame(JSON.stringify(spec), (json, buffers) => this.post(json, buffers));
     });

@@ -95,10 +95,10 @@ export async function fetchCounted(url, onBytes, stage, keep = true, onSize = ()
 export class PythonLoader {
   /**
    * @param {(progress: {stage: string, loaded: number, total: number}) => void} progress
-   * @param {(options: Object) => Promise<Object>} [importPyodide] returns `loadPyodide` (default: import
-   *   `pyodide.mjs` from the served folder)
+   * @param {(indexURL: string) => Promise<{loadPyodide: Function, version: string}>} [importPyodide] Pyodide's
+   *   module (default: `pyodide.mjs` imported from the served folder)
    */
-  constructor(progress, importPyodide = async (indexURL) => (await import(`${indexURL}pyodide.mjs`)).loadPyodide) {
+  constructor(progress, importPyodide = (indexURL) => import(`${indexURL}pyodide.mjs`)) {
     this.progress = progress;
     this.importPyodide = importPyodide;
     this.pyodide = null;
@@ -147,25 +147,25 @@ export class PythonLoader {
 
   async loadRuntime(indexURL, packageIndex) {
     this.report("runtime");
-    let manifest;
-    try {
-      manifest = await (await fetch(`${indexURL}files.json`)).json();
-    } catch (error) {
-      throw new LoadError("runtime", `could not read ${indexURL}files.json: ${error?.message ?? error}`);
-    }
+    // files.json (served with the files) gives the total up front; without it, each response's length counts
+    const manifest = await fetch(`${indexURL}files.json`)
+      .then((response) => (response.ok ? response.json() : null))
+      .catch(() => null);
+    const sizes = manifest?.files ?? {};
     const files = [IMPORTED, ...Object.keys(FETCHED)];
-    this.total += files.reduce((n, file) => n + (manifest.files[file] ?? 0), 0);
+    this.total += files.reduce((n, file) => n + (sizes[file] ?? 0), 0);
     const fetched = new Map();
     await Promise.all(
       files.map(async (file) => {
-        const bytes = await fetchCounted(`${indexURL}${file}`, this.count("runtime"), "runtime", file !== IMPORTED);
+        const onSize = sizes[file] ? () => {} : (n) => (this.total += n);
+        const bytes = await fetchCounted(`${indexURL}${file}`, this.count("runtime"), "runtime", file !== IMPORTED, onSize);
         if (bytes) fetched.set(`${indexURL}${file}`, { bytes, type: FETCHED[file] });
       }),
     );
     this.report("python");
-    this.packageIndex = packageIndex ?? `https://cdn.jsdelivr.net/pyodide/v${manifest.version}/full/`;
     try {
-      const loadPyodide = await this.importPyodide(indexURL);
+      const { loadPyodide, version } = await this.importPyodide(indexURL);
+      this.packageIndex = packageIndex ?? `https://cdn.jsdelivr.net/pyodide/v${version}/full/`;
       const py = await withFetchedBytes(fetched, () => loadPyodide({ indexURL, packageBaseUrl: this.packageIndex }));
       this.sitePackages = py.runPython("import site; site.getsitepackages()[0]");
       return py;

@@ -200,6 +200,7 @@ def test_the_server_killed_mid_episode_and_restarted_gets_every_step_again(brows
     seqs = [r["seq"] for r in kept_while_down]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # kept in the page: none lost, none twice
     assert {(r["session_id"], r["seq"]) for r in kept_while_down} <= resent  # all sent again after the reconnect
+    assert tab.sent[before]["type"] == "ready"  # first the page's ready (the restarted server resumes it), then them
     assert len({r["session_id"] for r in kept}) == 1  # the same game went on: one session
     if not INGESTS_STEPS:
         pytest.skip(NOT_INGESTED)

@@ -149,9 +149,10 @@ export class BrowserEnvironments {
     this.uploader.ack(message);
   }
 
-  /** The socket (re)opened: send the records not acknowledged again. */
+  /** The socket (re)opened: send the records not acknowledged again (after the page's `ready`, which the
+   * connection sends once its status handlers have run: a restarted server resumes the participant first). */
   reconnected() {
-    this.uploader.resend();
+    queueMicrotask(() => this.uploader.resend());
     if (this.current && !this.current.over) this.root.querySelector(":scope > .mug-error")?.remove(); // the game went on
   }
 

@@ -34,6 +34,16 @@ with zipfile.ZipFile(BUNDLE, "w") as archive:
     for path in sorted(DOUBLE.rglob("*.py")):
         archive.write(path, path.relative_to(DOUBLE).as_posix())
 
+#: A pure-Python wheel the walk's env uses (``helper``): shipped as one of the scene's ``wheels``.
+WHEEL = _ASSETS / "walkhelp-1.0-py3-none-any.whl"
+with zipfile.ZipFile(WHEEL, "w") as wheel:
+    wheel.writestr("walkhelp.py", 'VERSION = "walkhelp 1.0"\n\n\ndef reward(a, b):\n    return 1.0 if a == b else 0.0\n')
+    wheel.writestr("walkhelp-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: walkhelp\nVersion: 1.0\n")
+    wheel.writestr(
+        "walkhelp-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: mug-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
+    wheel.writestr("walkhelp-1.0.dist-info/RECORD", "")
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # a browser-side realtime policy warns; never played here
     CARRIER = (
@@ -42,7 +52,7 @@ with warnings.catch_warnings():
         .policies({"agent_0": PARTNER}, inference="browser")
         .gameplay(num_episodes=1, max_steps=5)
         .rendering(mode="surface", draw=lambda env, surface: None, fps=10)
-        .assets(directory=_ASSETS, images={"double.zip": "double.zip"})
+        .assets(directory=_ASSETS, images={"double.zip": "double.zip", WHEEL.name: WHEEL.name})
     )
 
 
@@ -77,7 +87,7 @@ class BrowserSideScene(mug.TextScene):
             "where": "browser",
             "pyodide": pyodide_files(STATIC / "pyodide").url,
             "bundles": ["assets/carrier/double.zip"],
-            "wheels": [],
+            "wheels": [f"assets/carrier/{WHEEL.name}"] if spec.get("helper") else [],
             "packages": spec.pop("packages", []),
             "package_index_url": spec.pop("package_index_url", None),
             "spec": {"scene_id": scene_id, "seed": 11, "max_steps": 400, "num_episodes": 2, "cells": 10, "meta": meta, **spec},
@@ -95,7 +105,7 @@ class PreloadingStart(mug.StartScene):
         return {**super().client_metadata(), "preload": {"pyodide": env["pyodide"], "bundles": env["bundles"]}}
 
 
-WALK = BrowserSideScene("walk")
+WALK = BrowserSideScene("walk", helper="walkhelp")
 
 
 def _study(scene: BrowserSideScene, start: mug.StartScene | None = None) -> mug.Stager:

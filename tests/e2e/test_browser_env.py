@@ -130,6 +130,7 @@ def test_a_participant_plays_a_browser_side_scene_with_an_ai_partner(browser, tm
     assert [r["seq"] for r in sent[: len(kept)]] == list(range(len(kept)))  # each sent at once, in order
     assert sent[0]["kind"] == "event" and sent[0]["record"]["event"] == "session"
     assert sent[0]["record"]["where"] == "browser" and sent[0]["record"]["pyodide_version"].startswith("3.14")
+    assert sent[0]["record"]["helper"] == "walkhelp 1.0"  # the scene's pure-Python wheel, loaded in the worker
     steps = step_records(sent)
     assert len(steps) >= 50 and [r["step"] for r in steps] == list(range(len(steps)))
     assert {r["record"]["actions"]["human"] for r in steps} >= {0, 2}  # both keys reached the env in the worker

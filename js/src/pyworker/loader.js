@@ -101,7 +101,6 @@ export class PythonLoader {
   constructor(progress, importPyodide = (indexURL) => import(`${indexURL}pyodide.mjs`)) {
     this.progress = progress;
     this.importPyodide = importPyodide;
-    this.pyodide = null;
     this.runtime = null;
     this.unpacked = new Map();
     this.loadedWheels = new Set();

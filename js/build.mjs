@@ -4,6 +4,7 @@
  *   client.js          browser ES module: the participant page (messages, canvas renderer, policy runtime)
  *   widget.js          browser ES module: the notebook preview widget (anywidget), same client code
  *   admin.js           browser ES module: the admin page's live view of the matches
+ *   pyworker.js        browser module Worker: Pyodide and the engine of environments that run in the browser
  *   policy-trace.mjs   Node command used by `mug check-policy` and parity tests
  *   compile-custom.mjs Node command compiling a custom_inference_fn for `ModelConfig.validate()`
  *   simulate.mjs       Node command running simulated participants (`mug.server.simulate`), ws bundled
@@ -26,6 +27,7 @@ for (const [entry, out] of [
   ["src/client/index.js", "client.js"],
   ["src/widget/index.js", "widget.js"],
   ["src/client/admin.js", "admin.js"],
+  ["src/pyworker/worker.js", "pyworker.js"],
 ]) {
   await build({ ...common, entryPoints: [join(here, entry)], outfile: join(outdir, out), platform: "browser", minify: true });
 }

@@ -17,15 +17,16 @@ ROOT = Path(__file__).resolve().parent.parent
 class ServerProcess:
     """A ``python -m mug ...`` server; ``url`` and ``admin_token`` are read from what it prints."""
 
-    def __init__(self, args: list[str], data_dir: Path) -> None:
-        self.args, self.data_dir = args, data_dir
+    def __init__(self, args: list[str], data_dir: Path, port: int = 0) -> None:
+        """``port``: 0 for any free one; a fixed port lets a restarted server take the place of a killed one."""
+        self.args, self.data_dir, self.port = args, data_dir, port
         self.proc: subprocess.Popen | None = None
         self.url = self.admin_token = ""
 
     def start(self, timeout: float = 30) -> ServerProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mug", *self.args, "--port", "0", "--data-dir", str(self.data_dir)],
+            [sys.executable, "-m", "mug", *self.args, "--port", str(self.port), "--data-dir", str(self.data_dir)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -30,6 +30,7 @@ from mug.server.limits import AdmissionError, Admissions, RateLimit
 from mug.server.matches.monitor import PING_EVERY_S
 from mug.server.page import admin_page, participant_page
 from mug.server.participants import Participant, ParticipantRegistry
+from mug.server.pyodide_files import PyodideHandler, package_origins, pyodide_files
 from mug.server.store import Store
 from mug.server.websocket import SendBudget, WebSocket, upgrade
 from mug.session.clock import FrameClock
@@ -144,7 +145,20 @@ class MugServer:
             for g in self.games
             for spec in g.policy_specs.values()
         )
-        self.headers = security_headers(frame_ancestors, allow_eval)
+        #: Pyodide's core files, served under ``/pyodide/<sha16>/`` (see :mod:`mug.server.pyodide_files`).
+        self.pyodide = pyodide_files(STATIC / "pyodide")
+        in_browser = [
+            e for s in stager.scenes.values() if (e := s.client_metadata().get("environment")) and e.get("where") == "browser"
+        ]
+        if in_browser and not self.pyodide.present:
+            raise ConfigError(
+                f"a scene runs its environment in the browser, but Pyodide is not built in {str(STATIC / 'pyodide')!r}; "
+                "run `make setup` (or `cd js && npm run build`)",
+                field="environment",
+            )
+        self.headers = security_headers(
+            frame_ancestors, allow_eval, package_origins(in_browser, self.pyodide.default_package_index())
+        )
         self.models = {
             (g.scene_id, agent): Path(spec.config.onnx_path)
             for g in self.games
@@ -231,6 +245,7 @@ class MugServer:
             (r"/", ParticipantPageHandler, {"server": self}),
             (r"/ws", ParticipantSocket, {"server": self}),
             (r"/static/(.*)", StaticFiles, {"path": str(STATIC)}),
+            (r"/pyodide/([0-9a-f]{16})/([^/]+)", PyodideFileHandler, {"files": self.pyodide}),
             (r"/models/([A-Za-z0-9_-]+)/([^/]+)/([0-9a-f]{16})\.onnx", ModelHandler, {"server": self}),
             (r"/admin", AdminHandler, {"server": self}),
             (r"/admin/live", AdminLiveHandler, {"server": self, "status": self.matches.status}),
@@ -289,6 +304,10 @@ class StaticFiles(_Guarded, tornado.web.StaticFileHandler):
         if "\x00" in path:  # os.path would raise on it
             raise tornado.web.HTTPError(404)
         await super().get(path, include_body)
+
+
+class PyodideFileHandler(_Guarded, PyodideHandler):
+    """``/pyodide/<sha16>/<file>``: Pyodide's core files, for environments that run in the browser."""
 
 
 class AssetHandler(_Handler):

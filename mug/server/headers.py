@@ -2,9 +2,12 @@
 
 The Content-Security-Policy lets pages run only the server's own scripts (the
 participant page's one inline script by its nonce), compile WebAssembly (ONNX
-Runtime Web needs ``'wasm-unsafe-eval'``) and connect only to the server
-(its WebSocket); a study with a ``custom_inference_fn`` also needs
-``'unsafe-eval'``, which it then gets. Images, media and fonts may also come
+Runtime Web and Pyodide need ``'wasm-unsafe-eval'``; neither needs
+``'unsafe-eval'``), start Web Workers only from the server's own scripts (the
+Pyodide worker of browser-side environments) and connect only to the server
+(its WebSocket, its files), plus the package indexes that browser-side
+environments load compiled packages from (``package_origins``); a study with
+a ``custom_inference_fn`` also needs ``'unsafe-eval'``, which it then gets. Images, media and fonts may also come
 from ``https:`` (a researcher's scene text may show them); styles may be
 inline. Framing is refused (``X-Frame-Options: DENY``, ``frame-ancestors
 'none'``) unless the deployment names the origins that may embed the study
@@ -40,8 +43,11 @@ def check_frame_ancestors(value: Iterable[str] | None) -> tuple[str, ...]:
     return origins
 
 
-def security_headers(frame_ancestors: tuple[str, ...], allow_eval: bool) -> dict[str, str]:
-    """The headers every response carries (the participant page adds its script nonce with :func:`with_nonce`)."""
+def security_headers(frame_ancestors: tuple[str, ...], allow_eval: bool, package_origins: tuple[str, ...] = ()) -> dict[str, str]:
+    """The headers every response carries (the participant page adds its script nonce with :func:`with_nonce`).
+
+    ``package_origins``: origins (``https://host``) a browser-side environment fetches compiled packages from.
+    """
     script = "script-src 'self' 'wasm-unsafe-eval'" + (" 'unsafe-eval'" if allow_eval else "")
     policy = [
         "default-src 'self'",
@@ -50,7 +56,8 @@ def security_headers(frame_ancestors: tuple[str, ...], allow_eval: bool) -> dict
         "img-src 'self' data: blob: https:",
         "media-src 'self' data: blob: https:",
         "font-src 'self' data: https:",
-        "connect-src 'self'",
+        "worker-src 'self'",
+        " ".join(["connect-src 'self'", *package_origins]),
         "object-src 'none'",
         "base-uri 'none'",
         "form-action 'self'",

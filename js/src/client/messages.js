@@ -15,7 +15,7 @@ const DTYPES = {
   int8: Int8Array,
   bool: Uint8Array,
 };
-const SERVER_TYPES = ["scene", "frame", "episode_end", "scene_end", "ack", "error", "waitroom", "paused", "resumed", "notice"];
+const SERVER_TYPES = ["scene", "frame", "episode_end", "scene_end", "ack", "steps_ack", "error", "waitroom", "paused", "resumed", "notice"];
 
 /** A message from the engine that does not fit the vocabulary. */
 export class ProtocolError extends Error {

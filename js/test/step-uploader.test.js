@@ -1,0 +1,96 @@
+import assert from "node:assert/strict";
+import test from "node:test";
+import { MAX_BATCH_BYTES, StepUploader } from "../src/pyworker/step-uploader.js";
+
+/** A socket that delivers while `open` and drops otherwise (as `Connection.send` does). */
+function fakeSocket() {
+  const socket = { open: true, sent: [] };
+  socket.send = (message) => socket.open && socket.sent.push(structuredClone(message));
+  return socket;
+}
+
+/** Storage like the tab's sessionStorage. */
+function fakeStorage() {
+  const items = new Map();
+  return { getItem: (k) => items.get(k) ?? null, setItem: (k, v) => items.set(k, String(v)), removeItem: (k) => items.delete(k), items };
+}
+
+const steps = (session, from, to) => ({
+  type: "steps",
+  session_id: session,
+  scene_id: "walk",
+  records: Array.from({ length: to - from }, (_, i) => ({ seq: from + i, kind: "step", episode: 0, step: from + i, record: { a: 1 } })),
+});
+const seqs = (messages) => messages.flatMap((m) => m.records.map((r) => `${m.session_id}:${r.seq}`));
+
+test("records are sent at once and kept until acknowledged", () => {
+  const socket = fakeSocket();
+  const uploader = new StepUploader({ send: socket.send });
+  uploader.add(steps("s1", 0, 3));
+  uploader.add(steps("s1", 3, 5));
+  assert.deepEqual(seqs(socket.sent), ["s1:0", "s1:1", "s1:2", "s1:3", "s1:4"]);
+  assert.equal(uploader.pending, 5);
+  uploader.ack({ session_id: "s1", seq: 2 });
+  assert.equal(uploader.pending, 2);
+  uploader.ack({ session_id: "s1", seq: 1 }); // an older ack changes nothing
+  uploader.ack({ session_id: "other", seq: 9 }); // nor one of another session
+  assert.equal(uploader.pending, 2);
+  uploader.ack({ session_id: "s1", seq: 4 });
+  assert.equal(uploader.pending, 0);
+});
+
+test("what was sent while the server was down, or never acknowledged, is sent again after reconnect, once each", () => {
+  const socket = fakeSocket();
+  const uploader = new StepUploader({ send: socket.send });
+  uploader.add(steps("s1", 0, 4));
+  uploader.ack({ session_id: "s1", seq: 1 }); // 2 and 3 went out but their commit was not acknowledged
+  socket.open = false;
+  uploader.add(steps("s1", 4, 7)); // dropped by the closed socket
+  uploader.add(steps("s2", 0, 2));
+  socket.open = true;
+  socket.sent.length = 0;
+  uploader.resend();
+  assert.deepEqual(seqs(socket.sent), ["s1:2", "s1:3", "s1:4", "s1:5", "s1:6", "s2:0", "s2:1"]);
+  assert.ok(socket.sent.every((m) => m.type === "steps" && m.scene_id === "walk"));
+  uploader.ack({ session_id: "s1", seq: 6 });
+  uploader.ack({ session_id: "s2", seq: 1 });
+  socket.sent.length = 0;
+  uploader.resend();
+  assert.deepEqual(socket.sent, []);
+});
+
+test("a record added twice (the engine resent it) is kept once", () => {
+  const uploader = new StepUploader({ send: () => {} });
+  uploader.add(steps("s1", 0, 3));
+  uploader.add(steps("s1", 1, 4));
+  assert.equal(uploader.pending, 4);
+});
+
+test("a resend is cut into messages under the size limit, in order", () => {
+  const socket = fakeSocket();
+  const uploader = new StepUploader({ send: socket.send });
+  const big = steps("s1", 0, 400);
+  for (const r of big.records) r.record.pad = "x".repeat(500);
+  uploader.add(big);
+  socket.sent.length = 0;
+  uploader.resend();
+  assert.ok(socket.sent.length > 1);
+  assert.ok(socket.sent.every((m) => JSON.stringify(m.records).length <= MAX_BATCH_BYTES + 1000));
+  assert.deepEqual(seqs(socket.sent), big.records.map((r) => `s1:${r.seq}`));
+});
+
+test("kept records survive a reload of the page (storage), and are forgotten there once acknowledged", () => {
+  const storage = fakeStorage();
+  const first = new StepUploader({ send: () => {}, storage, key: "mug-steps:p1" });
+  first.add(steps("s1", 0, 5));
+  first.ack({ session_id: "s1", seq: 2 });
+  const socket = fakeSocket();
+  const reloaded = new StepUploader({ send: socket.send, storage, key: "mug-steps:p1" });
+  assert.equal(reloaded.pending, 2);
+  reloaded.resend();
+  assert.deepEqual(seqs(socket.sent), ["s1:3", "s1:4"]);
+  reloaded.ack({ session_id: "s1", seq: 4 });
+  assert.equal(storage.items.has("mug-steps:p1"), false);
+  storage.setItem("mug-steps:p1", "{not json");
+  assert.equal(new StepUploader({ send: () => {}, storage, key: "mug-steps:p1" }).pending, 0); // bad storage: nothing kept, no throw
+});

@@ -9,6 +9,8 @@ a WebSocket both go in one binary frame, the *envelope*::
 where the header is ``{"message": {...}, "buffers": [length0, length1, ...]}``
 (encoded and parsed with ``orjson``: a participant server does both hundreds of
 times per frame tick; a non-finite float goes out as ``null``, as in the browser).
+In Pyodide, where ``orjson`` and NumPy may be missing, the standard ``json``
+module parses and tensors are :class:`FlatTensor` values (same checks).
 A tensor inside a message is a reference ``{"buffer": i, "dtype": "float32",
 "shape": [116]}``. The JavaScript twin is ``js/src/client/messages.js``.
 
@@ -24,15 +26,22 @@ Outbound (engine -> client): ``scene``, ``frame``, ``episode_end``,
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import struct
 from typing import Any
 
-import numpy as np
-import orjson
-
 from mug.errors import MugError
+
+try:
+    import numpy as np
+except ImportError:  # Pyodide without NumPy (a browser-side env that does not need it)
+    np = None  # type: ignore[assignment]
+try:
+    import orjson
+except ImportError:  # Pyodide: no wheel offline
+    orjson = None  # type: ignore[assignment]
 
 __all__ = [
     "MessageError",
@@ -41,13 +50,14 @@ __all__ = [
     "decode_envelope",
     "tensor_ref",
     "tensor_from_ref",
+    "FlatTensor",
     "jsonable",
     "MAX_MESSAGE_BYTES",
     "INBOUND_TYPES",
 ]
 
 MAGIC = b"MUG1"
-_DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+_DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY if orjson is not None else 0
 MAX_MESSAGE_BYTES = 1 << 20
 INBOUND_TYPES = ("ready", "act", "advance", "response", "client_error")
 TENSOR_DTYPES = ("float32", "float64", "int32", "int64", "uint8", "int8", "bool")
@@ -67,7 +77,7 @@ class MessageError(MugError):
 
 def encode_envelope(message: dict[str, Any], buffers: list[bytes] | tuple[bytes, ...] = ()) -> bytes:
     """One binary frame holding ``message`` and its ``buffers``."""
-    header = orjson.dumps({"message": message, "buffers": [len(b) for b in buffers]}, option=_DUMP_OPTIONS)
+    header = _dumps({"message": message, "buffers": [len(b) for b in buffers]})
     return b"".join([MAGIC, struct.pack("<I", len(header)), header, *buffers])
 
 
@@ -79,7 +89,7 @@ def decode_envelope(data: bytes) -> tuple[Any, list[bytes]]:
     if 8 + length > len(data):
         raise MessageError("bad_envelope", f"envelope header says {length} bytes but only {len(data) - 8} follow")
     try:
-        header = orjson.loads(data[8 : 8 + length])
+        header = _loads(data[8 : 8 + length])
         sizes = [int(n) for n in header["buffers"]]
         message = header["message"]
     except (ValueError, KeyError, TypeError) as exc:
@@ -95,15 +105,80 @@ def decode_envelope(data: bytes) -> tuple[Any, list[bytes]]:
     return message, buffers
 
 
-def tensor_ref(array: np.ndarray, buffers: list[bytes]) -> dict[str, Any]:
-    """Append ``array``'s bytes to ``buffers``; return the reference to put in the message."""
-    array = np.ascontiguousarray(array)
-    buffers.append(array.tobytes())
-    return {"buffer": len(buffers) - 1, "dtype": str(array.dtype), "shape": list(array.shape)}
+def _dumps(value: Any) -> bytes:
+    if orjson is not None:
+        return orjson.dumps(value, option=_DUMP_OPTIONS)
+    return json.dumps(jsonable(value), separators=(",", ":")).encode()
 
 
-def tensor_from_ref(ref: Any, buffers: list[bytes], where: str) -> np.ndarray:
-    """The array a reference points at; ``MessageError`` names ``where`` when it does not fit."""
+def _loads(data: str | bytes) -> Any:
+    return orjson.loads(data) if orjson is not None else json.loads(data)
+
+
+_STRUCT = {"float32": "f", "float64": "d", "int32": "i", "int64": "q", "uint8": "B", "int8": "b", "bool": "?"}
+
+
+class FlatTensor:
+    """A tensor without NumPy (Pyodide): values in C order, a dtype name of :data:`TENSOR_DTYPES` and a shape."""
+
+    __slots__ = ("data", "dtype", "shape")
+
+    def __init__(self, data: list[Any], dtype: str, shape: tuple[int, ...]) -> None:
+        self.data, self.dtype, self.shape = data, dtype, tuple(shape)
+
+    @classmethod
+    def of(cls, value: Any) -> FlatTensor:
+        """A nested list/tuple of numbers (or one number) as a tensor: bool, int64 or float64, as NumPy infers."""
+        shape: list[int] = []
+        level = [value]
+        while level and isinstance(level[0], (list, tuple)):
+            size = len(level[0])
+            if any(not isinstance(v, (list, tuple)) or len(v) != size for v in level):
+                raise ValueError(f"observation {_short(value)} is not a rectangular array of numbers")
+            shape.append(size)
+            level = [x for v in level for x in v]
+        if not all(isinstance(v, numbers.Real) for v in level):
+            raise ValueError(f"observation {_short(value)} holds values that are not numbers")
+        if all(isinstance(v, bool) for v in level):
+            dtype = "bool"
+        elif all(isinstance(v, numbers.Integral) for v in level):
+            dtype = "int64"
+        else:
+            dtype = "float64"
+        return cls(level, dtype, tuple(shape))
+
+    def tobytes(self) -> bytes:
+        return struct.pack(f"<{len(self.data)}{_STRUCT[self.dtype]}", *self.data)
+
+    def reshape(self, *shape: Any) -> FlatTensor:
+        """Only ``reshape(-1)`` (flat), what the engine asks for."""
+        if shape not in ((-1,), ((-1,),)):
+            raise ValueError(f"FlatTensor.reshape supports only -1, got {shape}")
+        return FlatTensor(self.data, self.dtype, (len(self.data),))
+
+    def tolist(self) -> Any:
+        values: Any = list(self.data)
+        for size in reversed(self.shape[1:]):
+            values = [values[i : i + size] for i in range(0, len(values), size)]
+        return values if self.shape else values[0]
+
+
+def tensor_ref(array: Any, buffers: list[bytes]) -> dict[str, Any]:
+    """Append ``array``'s bytes to ``buffers``; return the reference to put in the message.
+
+    ``array`` is a NumPy array or, without NumPy, anything :meth:`FlatTensor.of` takes."""
+    if np is not None:
+        array = np.ascontiguousarray(array)
+        buffers.append(array.tobytes())
+        return {"buffer": len(buffers) - 1, "dtype": str(array.dtype), "shape": list(array.shape)}
+    tensor = array if isinstance(array, FlatTensor) else FlatTensor.of(array)
+    buffers.append(tensor.tobytes())
+    return {"buffer": len(buffers) - 1, "dtype": tensor.dtype, "shape": list(tensor.shape)}
+
+
+def tensor_from_ref(ref: Any, buffers: list[bytes], where: str) -> Any:
+    """The array a reference points at (a :class:`FlatTensor` without NumPy); ``MessageError`` names ``where``
+    when it does not fit."""
     if not isinstance(ref, dict) or set(ref) != {"buffer", "dtype", "shape"}:
         raise MessageError("bad_tensor", f"{where}: expected {{buffer, dtype, shape}}, got {_short(ref)}")
     index, dtype, shape = ref["buffer"], ref["dtype"], ref["shape"]
@@ -113,12 +188,15 @@ def tensor_from_ref(ref: Any, buffers: list[bytes], where: str) -> np.ndarray:
         raise MessageError("bad_tensor", f"{where}: dtype {_short(dtype)} is not one of {list(TENSOR_DTYPES)}")
     if not isinstance(shape, list) or len(shape) > 8 or not all(_is_int(d) and 0 <= d <= 1 << 24 for d in shape):
         raise MessageError("bad_tensor", f"{where}: shape {_short(shape)} is not a list of sizes")
-    item = np.dtype(dtype).itemsize
+    item = struct.calcsize("<" + _STRUCT[dtype])
     if math.prod(shape) * item != len(buffers[index]):
         raise MessageError(
             "bad_tensor",
             f"{where}: shape {shape} of {dtype} needs {math.prod(shape) * item} bytes, buffer has {len(buffers[index])}",
         )
+    if np is None:
+        count = math.prod(shape)
+        return FlatTensor(list(struct.unpack(f"<{count}{_STRUCT[dtype]}", buffers[index])), dtype, tuple(shape))
     return np.frombuffer(buffers[index], dtype=dtype).reshape(shape)
 
 
@@ -231,7 +309,7 @@ def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: i
             raise MessageError("too_large", f"message of {len(raw)} characters exceeds the limit of {max_bytes}")
         text = raw
         try:
-            raw = orjson.loads(raw)
+            raw = _loads(raw)
         except ValueError as exc:
             raise MessageError("bad_json", f"message is not valid JSON: {exc}") from exc
     elif sum(len(b) for b in buffers) > max_bytes:
@@ -271,13 +349,15 @@ def jsonable(value: Any) -> Any:
         return value if math.isfinite(value) else str(value)
     if kind is dict:
         return {str(k): jsonable(v) for k, v in value.items()}
-    if kind is np.ndarray:
+    if np is not None and kind is np.ndarray:
         if value.dtype.kind in "biu" or (value.dtype.kind == "f" and np.isfinite(value).all()):
             return value.tolist()
         return jsonable(value.tolist())
     if kind is list or kind is tuple:
         return [jsonable(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
+    if kind is FlatTensor:
+        return jsonable(value.tolist())
+    if isinstance(value, bool) or (np is not None and isinstance(value, np.bool_)):
         return bool(value)
     if isinstance(value, numbers.Integral):
         return int(value)

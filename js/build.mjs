@@ -5,6 +5,7 @@
  *   widget.js          browser ES module: the notebook preview widget (anywidget), same client code
  *   policy-trace.mjs   Node command used by `mug check-policy` and parity tests
  *   compile-custom.mjs Node command compiling a custom_inference_fn for `ModelConfig.validate()`
+ *   pyodide-run.mjs    Node command running a mug function in Pyodide (`mug check-env`, Pyodide tests, benchmarks)
  *   ort-wasm-simd-threaded.wasm  ORT's wasm, loaded by both
  *   pyodide/           Pyodide's core files (npm `pyodide`), for environments that run in the browser
  *                      and for `mug check-env` under Node; `pyodide/VERSION` names the release
@@ -26,7 +27,7 @@ for (const [entry, out] of [
 ]) {
   await build({ ...common, entryPoints: [join(here, entry)], outfile: join(outdir, out), platform: "browser", minify: true });
 }
-for (const command of ["policy-trace.mjs", "compile-custom.mjs"]) {
+for (const command of ["policy-trace.mjs", "compile-custom.mjs", "pyodide-run.mjs"]) {
   await build({ ...common, entryPoints: [join(here, "bin", command)], outfile: join(outdir, command), platform: "node" });
 }
 

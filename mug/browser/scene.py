@@ -57,10 +57,14 @@ class PortableSpace:
         self._rng = random.Random(seed)
 
     def sample(self) -> Any:
-        """A uniform draw."""
+        """A uniform draw from the space's own stream."""
+        return self.sample_with(self._rng)
+
+    def sample_with(self, rng: random.Random) -> Any:
+        """A uniform draw from ``rng``."""
         if self.kind == "discrete":
-            return self.start + self._rng.randrange(self.n)
-        return [self._rng.randrange(n) for n in self.nvec]
+            return self.start + rng.randrange(self.n)
+        return [rng.randrange(n) for n in self.nvec]
 
     def contains(self, action: Any) -> bool:
         """Whether ``action`` is in the space."""

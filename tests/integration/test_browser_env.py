@@ -1,0 +1,86 @@
+"""Browser-side environments: the engine in Pyodide (under Node) against CPython, and the build-time checks."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+import mug
+from mug.browser.check import run_in_pyodide
+from mug.browser.run import game_trace
+from mug.examples.browser_grid import PyCoinGrid, draw
+from mug.inference.parity import node_available
+from mug.session.seeds import seed_word
+from tests.browser_envs import LeakyGrid, NoisyGrid
+
+needs_node = pytest.mark.skipif(not node_available(), reason="needs Node.js and the built JS (npm run build)")
+
+
+def grid_scene(creator=PyCoinGrid, **config) -> mug.GymScene:
+    return (
+        mug.GymScene("grid")
+        .environment(creator, {"max_steps": 25, **config}, seed=5)
+        .policies({"agent_0": mug.Human, "agent_1": mug.Random})
+        .gameplay(action_mapping={"ArrowUp": 1, "ArrowDown": 2, "ArrowLeft": 3, "ArrowRight": 4}, num_episodes=3)
+        .rendering(mode="surface", draw=draw, width=200, height=200)
+        .runtime(environment="browser")
+    )
+
+
+def test_seed_word_is_numpy_seed_sequence():
+    rng = random.Random(3)
+    for _ in range(500):
+        entropy = [rng.choice([0, 1, rng.getrandbits(32), rng.getrandbits(80)]) for _ in range(rng.randint(1, 6))]
+        assert seed_word(entropy) == int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+@needs_node
+def test_engine_in_pyodide_records_what_cpython_records():
+    scene = grid_scene()
+    args = {"spec": {**scene.browser_spec(), "session_id": "s"}, "ticks": 90, "seed": 2}
+    here = game_trace(args)
+    there = run_in_pyodide(scene, "mug.browser.run:game_trace", args)["result"]
+    assert here["steps"] >= 60  # three episodes of up to 25 steps, keys pressed
+    assert there["records"] == here["records"]
+    assert there["types"] == here["types"]
+    assert [r["seq"] for r in there["records"]] == list(range(len(there["records"])))
+    steps = [r for r in there["records"] if r["kind"] == "step"]
+    assert all(len(r["record"]["obs_hash"]) == 16 for r in steps)
+    assert {r["record"]["sources"]["agent_1"] for r in steps} == {"random"}
+
+
+@needs_node
+def test_check_env_passes_a_deterministic_env_and_flags_a_noisy_one():
+    report = grid_scene().check_browser_env(steps=120)
+    assert report.ok, report.lines()
+    assert report.pyodide_us_per_step > 0 and report.cpython_us_per_step > 0
+    noisy = grid_scene(NoisyGrid).check_browser_env(steps=40)
+    assert not noisy.ok
+    assert noisy.first_divergence == 0 and "rewards" in noisy.difference and "not deterministic" in noisy.difference
+
+
+def test_an_env_that_cannot_be_snapshotted_gets_the_build_time_message():
+    scene = grid_scene(LeakyGrid)
+    with pytest.raises(mug.ConfigError, match="cannot be snapshotted.*rewards.*get_state"):
+        scene.browser_spec()
+
+
+def test_a_creator_defined_in_a_function_is_refused():
+    class Local(PyCoinGrid):
+        pass
+
+    with pytest.raises(mug.ConfigError, match="top level of a Python module file"):
+        grid_scene(Local).browser_spec()
+
+
+def test_a_gymnasium_id_or_a_callable_policy_is_refused():
+    scene = grid_scene()
+    scene.policies({"agent_0": mug.Human, "agent_1": lambda obs, agent: 0})
+    with pytest.raises(mug.ConfigError, match="Python callable"):
+        scene.browser_spec()
+    with pytest.raises(mug.ConfigError, match="environment"):
+        mug.GymScene("x").runtime(environment="phone")
+    with pytest.raises(mug.ConfigError, match="none-any"):
+        mug.GymScene("x").runtime(packages=[__file__.replace(".py", ".whl")])

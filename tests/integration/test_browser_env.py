@@ -63,7 +63,7 @@ def test_check_env_passes_a_deterministic_env_and_flags_a_noisy_one():
 
 def test_an_env_that_cannot_be_snapshotted_gets_the_build_time_message():
     scene = grid_scene(LeakyGrid)
-    with pytest.raises(mug.ConfigError, match="cannot be snapshotted.*rewards.*get_state"):
+    with pytest.raises(mug.ConfigError, match=r"cannot be snapshotted.*rewards.*get_state"):
         scene.browser_spec()
 
 
@@ -75,12 +75,16 @@ def test_a_creator_defined_in_a_function_is_refused():
         grid_scene(Local).browser_spec()
 
 
-def test_a_gymnasium_id_or_a_callable_policy_is_refused():
+def test_a_callable_policy_bad_environment_or_compiled_wheel_is_refused(tmp_path):
     scene = grid_scene()
     scene.policies({"agent_0": mug.Human, "agent_1": lambda obs, agent: 0})
     with pytest.raises(mug.ConfigError, match="Python callable"):
         scene.browser_spec()
     with pytest.raises(mug.ConfigError, match="environment"):
         mug.GymScene("x").runtime(environment="phone")
+    wheel = tmp_path / "fast-1.0-cp311-cp311-linux_x86_64.whl"
+    wheel.write_bytes(b"")
     with pytest.raises(mug.ConfigError, match="none-any"):
-        mug.GymScene("x").runtime(packages=[__file__.replace(".py", ".whl")])
+        mug.GymScene("x").runtime(packages=[wheel])
+    with pytest.raises(mug.ConfigError, match="is not a file"):
+        mug.GymScene("x").runtime(packages=[tmp_path / "missing-1.0-py3-none-any.whl"])

@@ -29,6 +29,7 @@ BATCH_HINT = (
     "that size (the observation is repeated on every row and row 0 is read)"
 )
 
+
 class PolicyStep:
     """What one policy step computed: ``action``, ``logits``, ``probs`` and ``states``.
 

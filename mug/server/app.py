@@ -29,6 +29,7 @@ from mug.server.headers import security_headers, with_nonce
 from mug.server.limits import AdmissionError, Admissions, RateLimit
 from mug.server.page import admin_page, participant_page
 from mug.server.participants import Participant, ParticipantRegistry
+from mug.server.pybundle import BUNDLE_ROUTE
 from mug.server.store import Store
 from mug.server.websocket import SendBudget, WebSocket, upgrade
 from mug.session.clock import FrameClock
@@ -199,6 +200,7 @@ class MugServer:
             (r"/ws", ParticipantSocket, {"server": self}),
             (r"/static/(.*)", StaticFiles, {"path": str(STATIC)}),
             (r"/models/([A-Za-z0-9_-]+)/([^/]+)/([0-9a-f]{16})\.onnx", ModelHandler, {"server": self}),
+            (BUNDLE_ROUTE, PyBundleHandler, {"server": self}),
             (r"/admin", AdminHandler, {"server": self}),
             (r"/admin/(steps|responses|participants|events)\.csv", AdminExportHandler, {"server": self}),
             (r"/healthz", HealthHandler),
@@ -445,6 +447,19 @@ class ModelHandler(_Handler):
         self.set_header("Content-Type", "application/octet-stream")
         self.set_header("Cache-Control", "public, max-age=31536000, immutable")
         self.finish(data)
+
+
+class PyBundleHandler(_Handler):
+    """``/pybundle/<sha16>.zip``: a Python bundle of a browser-side scene (:mod:`mug.server.pybundle`); only
+    those the study declares, named by their content, so cached for good."""
+
+    def get(self, digest: str) -> None:
+        bundle = self.server.registry.browser.bundles.get(digest)
+        if bundle is None:
+            raise tornado.web.HTTPError(404)
+        self.set_header("Content-Type", "application/octet-stream" if bundle.name else "application/zip")
+        self.set_header("Cache-Control", "public, max-age=31536000, immutable")
+        self.finish(bundle.data)
 
 
 class _AdminBase(_Handler):

@@ -42,7 +42,9 @@ from mug.scenes.policies import file_sha256
 from mug.scenes.stager import Stager, StagerRun
 from mug.scenes.static import EndScene
 from mug.scenes.survey import SurveyScene
+from mug.server.browser_sessions import BrowserSession, BrowserStudy, ack_finished
 from mug.server.store import SessionRecorder, Store
+from mug.server.verify import Verifier
 from mug.session.engine import GameSession
 from mug.session.messages import MessageError, decode_inbound, encode_envelope
 
@@ -88,7 +90,7 @@ class Participant:
         #: This participant's own completion code (given at the first ``EndScene(unique_code=True)``).
         self.completion_code = completion_code
         self.connection: ParticipantTab | None = None
-        self.game: GameSession | None = None
+        self.game: GameSession | BrowserSession | None = None
         self.outbox: list[bytes] = []
         self.entered = False
         self.left_at: float | None = time.monotonic()  # since when no tab is open (None while one is)
@@ -135,6 +137,8 @@ class Participant:
 
     def send(self, message: dict[str, Any], buffers: list[bytes] | None = None) -> None:
         """Queue a message; it leaves after the next store commit (see ``ParticipantRegistry.flush``)."""
+        if message.get("type") == "scene" and self.registry.browser.preload:  # the page loads Pyodide early
+            message = {**message, "preload": self.registry.browser.preload}
         self.outbox.append(encode_envelope(message, buffers or []))
         self.registry.pending[self.participant_id] = self
 
@@ -152,6 +156,10 @@ class Participant:
         if isinstance(scene, GymScene):
             session_id = f"{self.participant_id}-{scene.scene_id}-{self.run.repeat}-{secrets.token_hex(3)}"
             store.add_event(self.participant_id, "session", {"session_id": session_id, **session_record(scene)})
+            if scene.environment_where == "browser":  # the browser runs it: see mug.server.browser_sessions
+                self.game = BrowserSession(self, scene, session_id)
+                self.game.start()
+                return
             self.game = GameSession(
                 scene,
                 [self.participant_id],
@@ -202,6 +210,8 @@ class Participant:
                 self.resume()
             elif self.game is not None and not self.game.done:
                 self.game.handle(self.participant_id, message)
+            elif message["type"] == "steps":
+                ack_finished(self, message)
             else:
                 self._static_message(message)
         except MessageError as exc:
@@ -243,6 +253,8 @@ class ParticipantRegistry:
 
     def __init__(self, stager: Stager, store: Store, max_message_bytes: int) -> None:
         self.stager, self.store, self.max_message_bytes = stager, store, max_message_bytes
+        self.browser = BrowserStudy([s for s in stager.scenes.values() if isinstance(s, GymScene)])
+        self.verifier = Verifier(self)
         self.participants: dict[str, Participant] = {}
         #: Participants with queued messages since the last flush (a flush touches only these).
         self.pending: dict[str, Participant] = {}
@@ -326,6 +338,7 @@ class ParticipantRegistry:
         if not self.store.commit():
             self._retry_soon()
             return
+        self.verifier.committed()
         if stalled:  # frames held back by the stall reach their clients only now: their waits start now
             for participant in self.participants.values():
                 if participant.game is not None:

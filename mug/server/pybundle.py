@@ -8,7 +8,8 @@ env: the top-level package directory of the env creator's module (or that
 module file alone; for a module inside ``mug`` the file alone). Each is served
 at ``/pybundle/<first 16 hex of its SHA-256>.zip`` with an immutable cache
 header; only bundles the study declares are served. Zips are built with fixed
-timestamps, so the same files give the same URL.
+timestamps, so the same files give the same URL. Pure-Python wheels of
+``runtime(packages=[...])`` are served the same way, as they are.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BUNDLE_ROUTE", "Bundle", "env_bundle", "mug_bundle"]
 
-#: URL pattern of a bundle (relative to the server root).
-BUNDLE_ROUTE = r"/pybundle/([0-9a-f]{16})\.zip"
+#: URL pattern of a bundle or wheel (relative to the server root); group 1 is the bundle's ``sha16``.
+BUNDLE_ROUTE = r"/pybundle/([0-9a-f]{16})(?:\.zip|/[A-Za-z0-9_.+-]+\.whl)"
 _ENGINE_PACKAGES = ("session", "rendering", "browser")
 _STAMP = (1980, 1, 1, 0, 0, 0)
 _SKIP = ("__pycache__", ".ipynb_checkpoints", ".git")
@@ -35,16 +36,31 @@ _SKIP = ("__pycache__", ".ipynb_checkpoints", ".git")
 class Bundle:
     """One zip: its bytes, ``sha16`` and ``url`` (``pybundle/<sha16>.zip``)."""
 
-    def __init__(self, files: dict[str, bytes]) -> None:
-        out = io.BytesIO()
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-            for name in sorted(files):
-                info = zipfile.ZipInfo(name, _STAMP)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                zf.writestr(info, files[name])
-        self.data = out.getvalue()
+    def __init__(self, files: dict[str, bytes] | None = None, *, data: bytes | None = None, name: str = "") -> None:
+        if data is None:
+            data = _zip(files or {})
+        self.data = data
         self.sha16 = hashlib.sha256(self.data).hexdigest()[:16]
-        self.url = f"pybundle/{self.sha16}.zip"
+        #: A wheel's file name, else ``""``.
+        self.name = name
+        #: Relative URL: ``pybundle/<sha16>.zip``, or ``pybundle/<sha16>/<name>.whl`` for a wheel (Pyodide's
+        #: ``loadPackage`` reads the wheel's name from its URL).
+        self.url = f"pybundle/{self.sha16}/{name}" if name else f"pybundle/{self.sha16}.zip"
+
+    @classmethod
+    def wheel(cls, path: Path) -> Bundle:
+        """A pure-Python wheel, served as it is."""
+        return cls(data=Path(path).read_bytes(), name=Path(path).name)
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, _STAMP)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, files[name])
+    return out.getvalue()
 
 
 def _tree(root: Path, prefix: str) -> dict[str, bytes]:

@@ -356,7 +356,7 @@ class GameSession:
                 )
             space = self.scene.action_space(agent)
             action = result["action"]
-            if not _contains(space, action):
+            if not contains_action(space, action):
                 raise MessageError("bad_action", f"action {action!r} for agent {agent!r} is not in its action space {space}")
         unfit = []
         if message["policies"] and np is not None:  # without NumPy (Pyodide) the server checks what it stores
@@ -494,7 +494,7 @@ class GameSession:
             elif spec.kind == "callable":
                 env_id = self.env.ids[agent]  # researcher code gets the env's own agent id
                 action = spec.fn(self._obs[agent], env_id)  # type: ignore[misc]
-                if not _contains(self.scene.action_space(agent), action):
+                if not contains_action(self.scene.action_space(agent), action):
                     raise PolicyError(
                         f"policy of agent {env_id!r} returned {action!r}, not an action of {self.scene.action_space(agent)}",
                         policy=agent,
@@ -574,7 +574,8 @@ def tensor_buffer(data: bytes, buffers: list[bytes]) -> int:
     return len(buffers) - 1
 
 
-def _contains(space: Any, action: Any) -> bool:
+def contains_action(space: Any, action: Any) -> bool:
+    """Whether ``action`` is an action of ``space`` (a Gymnasium space or a portable one)."""
     n = getattr(space, "n", None)
     if n is not None and not hasattr(space, "nvec"):
         return (

@@ -15,7 +15,10 @@ A tensor inside a message is a reference ``{"buffer": i, "dtype": "float32",
 "shape": [116]}``. The JavaScript twin is ``js/src/client/messages.js``.
 
 Inbound (client -> engine): ``ready``, ``act``, ``advance``, ``response``,
-``client_error`` (a browser-side failure, e.g. a custom inference function that threw).
+``client_error`` (a browser-side failure, e.g. a custom inference function that threw);
+for browser-side environments (client -> server, see :mod:`mug.browser.game`):
+``steps`` (records made by the engine in the browser, checked for shape here and
+for content by :mod:`mug.server.browser_sessions`) and ``env_error``.
 An ``act`` holds the client's keys and, per browser-side agent, its action,
 logits, hidden states and (together) ``rng``/``steps``: the sampling stream
 and step count after the step, which the engine hands back to a reloading
@@ -59,7 +62,9 @@ __all__ = [
 MAGIC = b"MUG1"
 _DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY if orjson is not None else 0
 MAX_MESSAGE_BYTES = 1 << 20
-INBOUND_TYPES = ("ready", "act", "advance", "response", "client_error")
+INBOUND_TYPES = ("ready", "act", "advance", "response", "client_error", "steps", "env_error")
+#: Most records one ``steps`` message may carry (a page resending after a long disconnect sends several).
+MAX_RECORDS = 512
 TENSOR_DTYPES = ("float32", "float64", "int32", "int64", "uint8", "int8", "bool")
 _KEY_MAX = 40
 _KEYS_MAX = 16
@@ -283,6 +288,63 @@ def _check_act(msg: dict[str, Any], buffers: list[bytes]) -> dict[str, Any]:
     return {"type": "act", "step": step, "episode": episode, "keys": keys, "policies": results, "dropped": dropped}
 
 
+def _text(msg: dict[str, Any], name: str, where: str, limit: int) -> str:
+    value = msg.get(name)
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        raise MessageError("bad_field", f"{where}.{name}: expected text of 1..{limit} characters, got {_short(value)}")
+    return value
+
+
+def _check_steps(msg: dict[str, Any]) -> dict[str, Any]:
+    session_id, scene_id = _text(msg, "session_id", "steps", 200), _text(msg, "scene_id", "steps", 200)
+    records = msg.get("records")
+    if not isinstance(records, list) or not 0 < len(records) <= MAX_RECORDS:
+        raise MessageError("bad_field", f"steps.records: expected a list of 1..{MAX_RECORDS} records, got {_short(records)}")
+    out = []
+    for i, r in enumerate(records):
+        where = f"steps.records[{i}]"
+        if not isinstance(r, dict) or r.get("kind") not in ("step", "event") or not isinstance(r.get("record"), dict):
+            raise MessageError("bad_field", f"{where}: expected {{seq, kind: 'step'|'event', episode, step, time, record}}")
+        seq, time_ = r.get("seq"), r.get("time")
+        if not _is_int(seq) or seq < 0:
+            raise MessageError("bad_field", f"{where}.seq: expected an integer >= 0, got {_short(seq)}")
+        if isinstance(time_, bool) or not isinstance(time_, (int, float)) or not math.isfinite(time_):
+            raise MessageError("bad_field", f"{where}.time: expected seconds since the epoch, got {_short(time_)}")
+        episode, step = r.get("episode"), r.get("step")
+        if r["kind"] == "step" and not (_is_int(episode) and episode >= 0 and _is_int(step) and step >= 0):
+            raise MessageError("bad_field", f"{where}: a step record needs episode and step (integers >= 0)")
+        name = r.get("name")
+        if r["kind"] == "event" and (not isinstance(name, str) or not 0 < len(name) <= 40):
+            raise MessageError("bad_field", f"{where}.name: an event record needs its name, got {_short(name)}")
+        out.append(
+            {
+                "seq": seq,
+                "kind": r["kind"],
+                "name": name,
+                "episode": episode,
+                "step": step,
+                "time": float(time_),
+                "record": r["record"],
+            }
+        )
+    return {"type": "steps", "session_id": session_id, "scene_id": scene_id, "records": out}
+
+
+def _check_env_error(msg: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "env_error", "session_id": _text(msg, "session_id", "env_error", 200)}
+    for name in ("episode", "step"):
+        value = msg.get(name)
+        if value is not None and (not _is_int(value) or value < -1):
+            raise MessageError("bad_field", f"env_error.{name}: expected an integer or null, got {_short(value)}")
+        out[name] = value
+    for name, limit in (("message", 2000), ("traceback", 20000)):
+        value = msg.get(name, "")
+        if not isinstance(value, str):
+            raise MessageError("bad_field", f"env_error.{name}: expected text, got {_short(value)}")
+        out[name] = value[:limit]
+    return out
+
+
 def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
     """Parse and check one inbound message.
 
@@ -331,6 +393,10 @@ def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: i
         return {"type": "response", "scene_id": raw.get("scene_id"), "answers": answers}
     if kind == "advance":
         return {"type": "advance", "scene_id": raw.get("scene_id")}
+    if kind == "steps":
+        return _check_steps(raw)
+    if kind == "env_error":
+        return _check_env_error(raw)
     if kind == "client_error":
         text = raw.get("message")
         if not isinstance(text, str):

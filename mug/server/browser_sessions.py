@@ -163,7 +163,7 @@ class BrowserSession:
         self.store.add_event(
             self.participant.participant_id,
             "browser_session",
-            {"session_id": self.current, "scene_id": self.scene.scene_id, "resume_episode": resume_episode},
+            {"session_id": self.current, "scene_id": self.scene.scene_id, "resume_episode": resume_episode, "spec": spec},
         )
         meta = self.scene.client_metadata("deployment")
         meta["environment"] = {**self.browser.environment[self.scene.scene_id], "spec": spec}

@@ -29,7 +29,7 @@ from mug.session.snapshots import observation_hash
 if TYPE_CHECKING:
     from mug.server.participants import ParticipantRegistry
 
-__all__ = ["Verifier", "verify_episode"]
+__all__ = ["Verifier", "verify_data_dir", "verify_episode"]
 
 log = logging.getLogger("mug.server")
 #: Most differing steps one verification lists (the count is exact).
@@ -147,3 +147,37 @@ class Verifier:
         """Wait for running verifications (server shutdown)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+
+
+def verify_data_dir(data_dir: Any, *, record: bool = True) -> list[dict[str, Any]]:
+    """Verify every browser-recorded episode stored in ``data_dir`` (``mug verify``); with ``record`` the results
+    are stored as ``verification`` events (the latest per episode is what the ``verified`` column shows).
+
+    The env modules named by the sessions' specs must be importable (run it where the study's files are)."""
+    from mug.errors import MugError
+    from mug.server.store import Store
+
+    reader = Store(data_dir, readonly=True)
+    try:
+        specs = {e["session_id"]: (e["participant_id"], e["data"]["spec"]) for e in reader.iter_events("browser_session")}
+        episodes: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for step in reader.iter_steps():
+            if step["session_id"] in specs:
+                episodes.setdefault((step["session_id"], step["episode"]), []).append(step)
+    finally:
+        reader.close()
+    results = []
+    for (session_id, episode), steps in episodes.items():
+        participant_id, spec = specs[session_id]
+        result = verify_episode(spec, session_id, episode, steps)
+        results.append({**result, "participant_id": participant_id, "scene_id": spec["scene_id"]})
+    if record and results:
+        writer = Store(data_dir)
+        try:
+            for r in results:
+                writer.add_event(r["participant_id"], "verification", {k: v for k, v in r.items() if k != "participant_id"})
+            if not writer.commit():
+                raise MugError(f"could not store the verifications in {data_dir}: the database stays locked by another program")
+        finally:
+            writer.close()
+    return results

@@ -88,3 +88,22 @@ def test_a_callable_policy_bad_environment_or_compiled_wheel_is_refused(tmp_path
         mug.GymScene("x").runtime(packages=[wheel])
     with pytest.raises(mug.ConfigError, match="is not a file"):
         mug.GymScene("x").runtime(packages=[tmp_path / "missing-1.0-py3-none-any.whl"])
+
+
+@needs_node
+def test_mug_check_env_reports_a_divergence_with_exit_code_1(tmp_path, capsys):
+    from mug.cli import main
+
+    study = tmp_path / "study.py"
+    study.write_text(
+        "import mug\n"
+        "from mug.examples.browser_grid import draw\n"
+        "from tests.browser_envs import NoisyGrid\n"
+        "game = (mug.GymScene('noisy').environment(NoisyGrid, {'max_steps': 10}).policies({'agent_0': mug.Human, "
+        "'agent_1': mug.Random}).rendering(mode='surface', draw=draw).runtime(environment='browser'))\n"
+        "study = mug.Stager([game])\n"
+    )
+    assert main(["check-env", f"{study}:study", "--steps", "30"]) == 1
+    out = capsys.readouterr().out
+    assert "scene 'noisy':" in out and "DIVERGES at step 0" in out and "not deterministic" in out
+    assert "snapshots round-trip" in out

@@ -230,6 +230,8 @@ def test_a_tampered_record_and_a_noisy_env_are_flagged_by_verification(tmp_path)
     assert tampered[0]["data"]["mismatches"][0]["step"] == 3 and "reward" in tampered[0]["data"]["mismatches"][0]["what"]
     steps, _ = stored(tmp_path / "a")
     assert [s["step"] for s in steps if s["verified"] is False] == [3]
+    frame = mug.load(tmp_path / "a").steps
+    assert frame["verified"].tolist() == [s["step"] != 3 for s in steps]
     noisy = run_async(run(NoisyGrid, tmp_path / "b", None))
     assert noisy[0]["data"]["verified"] is False
     steps, _ = stored(tmp_path / "b")
@@ -322,3 +324,36 @@ def test_after_a_server_restart_the_page_resends_what_was_not_acked(tmp_path):
     assert pending >= 4 and not page.unacked, page.errors
     keys = [(s["episode"], s["step"]) for s in steps]
     assert len(keys) == len(set(keys)) and keys[:5] == [(0, i) for i in range(5)] and (1, 11) in keys
+
+
+def test_mug_verify_re_simulates_a_data_dir_and_flags_tampering(tmp_path, capsys):
+    from mug.cli import main
+
+    def lie(record):
+        if record["kind"] == "step" and record["step"] == 5:
+            record["record"]["actions"] = {
+                **record["record"]["actions"],
+                "agent_0": (record["record"]["actions"]["agent_0"] + 1) % 5,
+            }
+
+    async def run(data, tamper):
+        deployment = mug.deploy(study(episodes=1), port=0, data_dir=data)
+        page = Page(deployment.url, "p6")
+        page.tamper = tamper
+        await page.connect()
+        await page.start_game(await page.read("scene"))
+        await page.play(40)
+        await page.read("scene")
+        await wait_for_verifications(data, 1)
+        deployment.stop()
+
+    run_async(run(tmp_path / "clean", None))
+    assert main(["verify", str(tmp_path / "clean")]) == 0
+    assert "1 of 1 episode(s) verified" in capsys.readouterr().out
+    run_async(run(tmp_path / "lied", lie))
+    assert main(["verify", str(tmp_path / "lied"), "--dry-run"]) == 1
+    out = capsys.readouterr().out
+    assert "DIFFER; first at step 5: observation" in out and "0 of 1 episode(s) verified" in out
+    store = Store(tmp_path / "lied", readonly=True)
+    assert len(store.events("verification")) == 1  # --dry-run stored nothing
+    store.close()

@@ -85,14 +85,13 @@ class PyCoinGrid:
         return obs, rewards, terms, truncs, {a: {"coins_left": len(self.coins)} for a in obs}
 
     def get_state(self) -> dict[str, Any]:
-        """Plain data: positions, coins, step count, live agents and the RNG's state."""
-        version, words, gauss = self._rng.getstate()
+        """Plain data: positions, coins, step count and live agents (only ``reset`` draws random numbers, and it
+        reseeds, so the RNG is not part of the state a step depends on)."""
         return {
             "positions": {a: list(p) for a, p in self.positions.items()},
             "coins": [list(c) for c in self.coins],
             "steps": self.steps,
             "agents": list(self.agents),
-            "rng": [version, list(words), gauss],
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -100,14 +99,13 @@ class PyCoinGrid:
         self.positions = {a: list(p) for a, p in state["positions"].items()}
         self.coins = [list(c) for c in state["coins"]]
         self.steps, self.agents = state["steps"], list(state["agents"])
-        version, words, gauss = state["rng"]
-        self._rng.setstate((version, tuple(words), gauss))
 
 
 def draw(env: PyCoinGrid, surface: Any) -> None:
     """Draw the grid, the coins and both agents on a :class:`~mug.rendering.Surface`."""
     cell = min(surface.width, surface.height) / env.size
+    surface.clear()  # persistent objects: only what changed (a coin taken, an agent moved) travels
     for r, c in env.coins:
-        surface.circle(x=(c + 0.5) * cell, y=(r + 0.5) * cell, radius=cell * 0.2, color="#f2c14e")
+        surface.circle(x=(c + 0.5) * cell, y=(r + 0.5) * cell, radius=cell * 0.2, color="#f2c14e", id=f"coin{r}_{c}")
     for agent, (r, c) in env.positions.items():
         surface.rect(x=c * cell + 2, y=r * cell + 2, w=cell - 4, h=cell - 4, color=COLORS[agent], id=agent)

@@ -168,10 +168,11 @@ class MugServer:
                 log.exception("dropping idle participants failed")
 
     def stop_tickers(self) -> None:
-        """Stop ticking (games pause where they are)."""
+        """Stop ticking (games pause where they are) and verifying browser-recorded episodes."""
         for ticker in self._tickers:
             ticker.cancel()
         self._tickers.clear()
+        self.registry.verifier.close()
 
     async def _run_ticker(self, fps: int) -> None:
         loop = asyncio.get_running_loop()

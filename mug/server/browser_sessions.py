@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING, Any
 
 from mug.browser.scene import PortableSpace
 from mug.scenes.browser_env import DEFAULT_PACKAGE_INDEX
-from mug.session.engine import contains_action
 from mug.session.messages import MessageError, decode_inbound
 
 if TYPE_CHECKING:
@@ -124,7 +123,7 @@ class _Ingest:
         self.last: tuple[int, int] | None = None  # (episode, step) of the last step record
         self.ended: set[int] = set()
         self.steps = 0
-        self.episode_steps: list[dict[str, Any]] = []  # the running episode's steps, for its verification
+        self.episode_steps: list[tuple[int, dict[str, Any]]] = []  # the running episode's steps, for verification
         self.started = time.monotonic()
 
 
@@ -136,6 +135,7 @@ class BrowserSession:
         self.registry = participant.registry
         self.browser = self.registry.browser
         self.spaces = {a: PortableSpace(d) for a, d in self.browser.specs[scene.scene_id]["action_spaces"].items()}
+        self.agents = frozenset(scene.agents)
         self.done = False
         self.failure: str | None = None
         self.sessions: dict[str, _Ingest] = {}
@@ -269,16 +269,16 @@ class BrowserSession:
             return f"record seq {r['seq']}: the session's first step is step {step} of episode {episode}, not step 0"
         for name in ("actions", "sources", "rewards", "terminated", "truncated"):
             value = record.get(name)
-            if not isinstance(value, dict) or not set(value) <= set(self.scene.agents):
+            if type(value) is not dict or not self.agents.issuperset(value):
                 return f"record seq {r['seq']}: {name} must map agents of {self.scene.agents} to values, got {str(value)[:80]}"
         for agent, action in record["actions"].items():
-            if not contains_action(self.spaces[agent], action):
+            if not self.spaces[agent].contains(action):
                 return (
                     f"record seq {r['seq']}: action {action!r} of agent {agent!r} is not in its action space {self.spaces[agent]}"
                 )
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in record["rewards"].values()):
+        if not all(type(v) is float or type(v) is int for v in record["rewards"].values()):
             return f"record seq {r['seq']}: rewards must be numbers"
-        if not all(isinstance(v, bool) for n in ("terminated", "truncated") for v in record[n].values()):
+        if not all(type(v) is bool for n in ("terminated", "truncated") for v in record[n].values()):
             return f"record seq {r['seq']}: terminated and truncated must be true or false"
         if not _is_count(record.get("decision")) or not isinstance(record.get("obs_hash"), str) or len(record["obs_hash"]) != 16:
             return f"record seq {r['seq']}: a step record needs its decision (integer) and obs_hash (16 hex digits)"
@@ -293,12 +293,13 @@ class BrowserSession:
                 ingest.episode_steps = []
             ingest.last = (r["episode"], r["step"])
             ingest.steps += 1
-            ingest.episode_steps.append({"step": r["step"], **{k: r["record"].get(k) for k in VERIFIED_FIELDS}})
+            ingest.episode_steps.append((r["step"], r["record"]))
         elif r["name"] == "episode_end":
             episode = r["record"]["episode"]
             ingest.ended.add(episode)
-            steps = ingest.episode_steps if ingest.last is not None and ingest.last[0] == episode else []
+            kept = ingest.episode_steps if ingest.last is not None and ingest.last[0] == episode else []
             ingest.episode_steps = []
+            steps = [{"step": step, **{k: record.get(k) for k in VERIFIED_FIELDS}} for step, record in kept]
             if steps and steps[0]["step"] == 0:  # the whole episode came through this server process
                 self.registry.verifier.after_commit(
                     self.participant.participant_id, self.browser.specs[self.scene.scene_id], session_id, episode, steps

@@ -42,6 +42,11 @@ from typing import Any
 
 import numpy as np
 
+try:
+    import orjson
+except ImportError:  # pragma: no cover - a dependency; the standard encoder does the same, slower
+    orjson = None  # type: ignore[assignment]
+
 from mug.server.datadir import check_data_dir, mark_data_dir
 from mug.session.messages import jsonable
 
@@ -157,6 +162,7 @@ class Store:
             mark_data_dir(self.data_dir, mug.__version__)
         self._pending_steps: list[tuple] = []
         self._pending_other: list[tuple[str, tuple]] = []
+        self._pending_seqs: dict[str, tuple] = {}  # browser session -> its browser_sessions row (the latest seq)
         self._checkpointer: threading.Thread | None = None
         self._last_checkpoint = time.monotonic()
         #: Since when commits fail (``time.monotonic()``), ``None`` while they succeed.
@@ -196,19 +202,19 @@ class Store:
         """Queue records a browser-side session sent (checked by :mod:`mug.server.browser_sessions`) and the
         session's new highest committed ``seq``: all of them commit together, so after any crash the stored
         ``seq`` says exactly which records are in (:meth:`browser_seq`); a record sent again is not stored again."""
+        steps = self._pending_steps
         for r in records:
-            data = {"session_id": session_id, "scene_id": scene_id, "time": r["time"], **r["record"]}
+            record = r["record"]
             if r["kind"] == "step":
-                self.add_step(participant_id, {**data, "episode": r["episode"], "step": r["step"], "seq": r["seq"]})
+                kept = {f: record[f] for f in _JSON_STEP_FIELDS if f in record}
+                # parsed JSON holds plain values only (no NaN): orjson encodes it the same, faster
+                text = orjson.dumps(kept).decode() if orjson is not None else _dump(kept)
+                row = (participant_id, session_id, scene_id, r["episode"], r["step"], record["decision"], r["time"], text)
+                steps.append(row)
             else:
-                self.add_event(participant_id, r["name"], {**data, "seq": r["seq"]})
-        self._pending_other.append(
-            (
-                "INSERT INTO browser_sessions (session_id, participant_id, scene_id, seq, updated) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT(session_id) DO UPDATE SET seq=excluded.seq, updated=excluded.updated",
-                (session_id, participant_id, scene_id, seq, time.time()),
-            )
-        )
+                data = {"session_id": session_id, "scene_id": scene_id, "time": r["time"], **record, "seq": r["seq"]}
+                self.add_event(participant_id, r["name"], data)
+        self._pending_seqs[session_id] = (session_id, participant_id, scene_id, seq, time.time())
 
     def browser_seq(self, session_id: str) -> int:
         """The highest contiguous record ``seq`` committed for a browser-side session (-1: none)."""
@@ -274,7 +280,7 @@ class Store:
     @property
     def dirty(self) -> bool:
         """Whether anything waits for :meth:`commit`."""
-        return bool(self._pending_steps or self._pending_other)
+        return bool(self._pending_steps or self._pending_other or self._pending_seqs)
 
     def commit(self) -> bool:
         """Write everything queued in one transaction; ``True`` once it is committed (or nothing was queued).
@@ -285,7 +291,7 @@ class Store:
         """
         if not self.dirty:
             return True
-        steps, other = self._pending_steps, self._pending_other
+        steps, other, seqs = self._pending_steps, self._pending_other, self._pending_seqs
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -296,6 +302,12 @@ class Store:
                     )
                 for sql, params in other:
                     self.db.execute(sql, params)
+                if seqs:
+                    self.db.executemany(
+                        "INSERT INTO browser_sessions (session_id, participant_id, scene_id, seq, updated) VALUES "
+                        "(?, ?, ?, ?, ?) ON CONFLICT(session_id) DO UPDATE SET seq=excluded.seq, updated=excluded.updated",
+                        list(seqs.values()),
+                    )
                 self.db.execute("COMMIT")
             except BaseException:
                 if self.db.in_transaction:
@@ -304,7 +316,7 @@ class Store:
         except sqlite3.Error as exc:
             self._commit_failed(exc, len(steps))
             return False
-        self._pending_steps, self._pending_other = [], []
+        self._pending_steps, self._pending_other, self._pending_seqs = [], [], {}
         if self.failing_since is not None:
             log.warning("store: commits succeed again after %.1f s", time.monotonic() - self.failing_since)
             self.failing_since = None

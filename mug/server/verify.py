@@ -10,7 +10,8 @@ deterministic). The result is stored as a ``verification`` event; the data's
 reached; empty: not verified, e.g. a server-side scene).
 
 The server verifies each episode when its ``episode_end`` is committed, in a
-worker thread (:class:`Verifier`): the event loop never waits for it.
+child process at low priority (:class:`Verifier`): neither the event loop nor
+its share of the CPU waits for a re-simulation (a thread would hold the GIL).
 ``mug verify DATA_DIR`` verifies every browser-recorded episode of a data
 directory again (e.g. episodes interrupted by a server restart).
 """
@@ -19,6 +20,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import multiprocessing
+import os
+import sys
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -100,13 +104,34 @@ def _result(session_id: str, episode: int, checked: int, mismatches: list, count
     }
 
 
+def _child_init(paths: list[str]) -> None:
+    """A verifying child: low priority, and the parent's import paths (the env modules' roots among them)."""
+    os.nice(10)
+    sys.path[:0] = [p for p in paths if p not in sys.path]
+
+
+def import_roots(modules: Iterable[str]) -> list[str]:
+    """The directories from which the already imported ``modules`` were imported (for a child process)."""
+    roots = []
+    for name in modules:
+        module = sys.modules.get(name)
+        where = getattr(module, "__file__", None)
+        if where:
+            from pathlib import Path
+
+            path = Path(where).resolve()
+            depth = len(name.split(".")) - (0 if path.name == "__init__.py" else 1)
+            roots.append(str(path.parents[depth]))
+    return roots
+
+
 class Verifier:
-    """Verifies episodes in one worker thread once their records are committed; results go back to the loop."""
+    """Verifies episodes in one child process once their records are committed; results go back to the loop."""
 
     def __init__(self, registry: ParticipantRegistry) -> None:
         self.registry = registry
         self._queued: list[tuple[str, dict[str, Any], str, int, list[dict[str, Any]]]] = []
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
     def after_commit(self, participant_id: str, spec: dict[str, Any], session_id: str, episode: int, steps: list[dict]) -> None:
         """Verify this episode once the records now queued in the store are committed (see :meth:`committed`)."""
@@ -120,7 +145,14 @@ class Verifier:
 
         loop = asyncio.get_running_loop()
         if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mug-verify")
+            specs = self.registry.browser.specs.values()
+            modules = {ref.partition(":")[0] for spec in specs for ref in _refs(spec)}
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_child_init,
+                initargs=([*import_roots(sorted(modules)), *sys.path],),
+            )
         jobs, self._queued = self._queued, []
         for participant_id, spec, session_id, episode, steps in jobs:
             future = loop.run_in_executor(self._pool, verify_episode, spec, session_id, episode, steps)
@@ -144,9 +176,14 @@ class Verifier:
         self.registry.flush()
 
     def close(self) -> None:
-        """Wait for running verifications (server shutdown)."""
+        """Stop the child process (server shutdown); episodes not verified yet are left to ``mug verify``."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+def _refs(spec: dict[str, Any]) -> list[str]:
+    return [r for r in (spec["env"]["creator"], spec["rendering"]["draw"], spec["rendering"]["hud"]) if r]
 
 
 def verify_data_dir(data_dir: Any, *, record: bool = True) -> list[dict[str, Any]]:

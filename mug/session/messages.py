@@ -216,12 +216,15 @@ def _short(value: Any, limit: int = 80) -> str:
 
 def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
     """Whether ``value`` nests lists/dicts deeper than ``limit`` (walked without recursion)."""
-    level = [value]
+    level = [value] if type(value) in _CONTAINERS else []
     for _ in range(limit + 1):
-        level = [v for c in level for v in (c.values() if isinstance(c, dict) else c if isinstance(c, list) else ())]
         if not level:
             return False
+        level = [v for c in level for v in (c.values() if type(c) is dict else c) if type(v) in _CONTAINERS]
     return True
+
+
+_CONTAINERS = (dict, list)  # what parsed JSON nests (exact types: json and orjson build plain ones)
 
 
 def _check_depth(message: Any, text: str | bytes | None) -> None:

@@ -46,13 +46,20 @@ def restore_env(env: Any, state: Any) -> None:
     env.__dict__.update(copy.deepcopy(state).__dict__)
 
 
+def _leaf(value: Any) -> Any:
+    """What ``json`` cannot encode by itself (NumPy arrays and scalars, odd objects) as :func:`jsonable` gives it."""
+    return jsonable(value.tolist() if hasattr(value, "tolist") else value)
+
+
 def _digest(value: Any) -> str:
-    text = json.dumps(jsonable(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    # plain values go straight to the encoder (the hot path in Pyodide); only NumPy and odd objects are converted
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_leaf)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def observation_hash(observations: dict[str, Any]) -> str:
-    """16 hex digits of SHA-256 over the canonical JSON of per-agent observations (NumPy or plain values)."""
+    """16 hex digits of SHA-256 over the canonical JSON of per-agent observations (NumPy or plain values: a
+    NumPy array hashes as the list of its values; a tuple as a list; a non-finite float as ``NaN``/``Infinity``)."""
     return _digest(observations)
 
 

@@ -53,9 +53,22 @@ _STEP_KEYS = ("session_id", "scene_id", "time", "episode", "step")
 
 
 def spec_sha256(spec: dict[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of ``spec`` without its per-participant parts (``session_id``, ``resume``)."""
-    shared = {k: v for k, v in spec.items() if k not in ("session_id", "resume")}
+    """SHA-256 of the canonical JSON of ``spec`` without its per-participant parts (``session_id``, ``resume``).
+
+    Integral floats count as integers: the spec reaches the worker through JavaScript, whose numbers do not
+    keep ``1.0`` apart from ``1``."""
+    shared = _canonical({k: v for k, v in spec.items() if k not in ("session_id", "resume")})
     return hashlib.sha256(json.dumps(shared, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _pyodide_version() -> str | None:
@@ -185,6 +198,9 @@ class BrowserGame:
         if kind != "step":
             self._add_event(kind, {k: v for k, v in data.items() if k not in ("session_id", "scene_id", "time")})
             return
+        record = {k: v for k, v in data.items() if k not in _STEP_KEYS}  # plain values (the engine converted infos
+        if "policy_outputs" in record:  # and observations); policy tensors become lists here
+            record["policy_outputs"] = jsonable(record["policy_outputs"])
         self._records.append(
             {
                 "seq": self.seq,
@@ -192,7 +208,7 @@ class BrowserGame:
                 "episode": data["episode"],
                 "step": data["step"],
                 "time": data["time"],
-                "record": jsonable({k: v for k, v in data.items() if k not in _STEP_KEYS}),
+                "record": record,
             }
         )
         self.seq += 1

@@ -8,6 +8,7 @@ compare. Arguments and results are plain JSON.
 from __future__ import annotations
 
 import random
+import struct
 import time
 from typing import Any
 
@@ -29,8 +30,9 @@ class _Clock:
 
 def game_trace(args: dict[str, Any]) -> dict[str, Any]:
     """Play ``args["spec"]`` with ``BrowserGame`` for up to ``ticks`` ticks, pressing keys drawn from
-    ``random.Random(seed)`` (a fake clock: 1/fps per tick). Returns every record (times left out), the
-    message types posted, and seconds per tick."""
+    ``random.Random(seed)`` (a fake clock: 1/fps per tick); browser-side policies answer with a drawn action
+    and float32 logits, as the page's runtime would. Returns every record (times left out), the message
+    types posted, and seconds per tick."""
     spec, ticks, seed = args["spec"], int(args.get("ticks", 100)), int(args.get("seed", 0))
     clock, rng, posted = _Clock(), random.Random(seed), []
     game = BrowserGame(spec, lambda message, buffers: posted.append(message), clock=clock)
@@ -41,7 +43,15 @@ def game_trace(args: dict[str, Any]) -> dict[str, Any]:
             break
         key = rng.choice(keys)
         s = game.session
-        game.receive({"type": "act", "step": s.decision, "episode": s.episode, "keys": [key] if key else []})
+        policies, buffers = {}, []
+        for agent in spec["browser_policies"]:
+            n = spec["action_spaces"][agent]["n"]
+            logits = [round(rng.uniform(-3, 3), 3) for _ in range(n)]
+            buffers.append(struct.pack(f"<{n}f", *logits))
+            ref = {"buffer": len(buffers) - 1, "dtype": "float32", "shape": [n]}
+            policies[agent] = {"action": rng.randrange(n), "logits": ref}
+        act = {"type": "act", "step": s.decision, "episode": s.episode, "keys": [key] if key else [], "policies": policies}
+        game.receive(act, buffers)
         game.tick()
         clock.now += 1.0 / spec["rendering"]["fps"]
     elapsed = time.perf_counter() - started

@@ -292,8 +292,9 @@ class GymScene(Scene):
         return [a for a, s in self.policy_specs.items() if s.runs_in_browser(host, self.step_mode)]
 
     def _warn_waiting_steps(self) -> None:
-        """One warning when a deployed realtime step will wait for a browser-side policy (it costs frame rate)."""
-        if self.step_mode != "realtime":
+        """One warning when a deployed realtime step will wait for a browser-side policy (it costs frame rate; not
+        when the env runs in the browser too: the result then comes from the same browser, no network between)."""
+        if self.step_mode != "realtime" or self.environment_where == "browser":
             return
         waiting = [a for a in self.browser_policies() if a not in self._warned_waits]
         if not waiting:

@@ -9,6 +9,9 @@ every scene change. A new connection resumes at the current scene:
   disconnected and resumes with the current frame. After a server restart the
   game is gone from memory: the scene starts again from its first episode (a
   new ``session_id``), and the steps recorded before the restart stay in the data.
+* a browser-side scene (``runtime(environment="browser")``) runs in the page's
+  worker, which resends what the server has not acknowledged; a reloaded page
+  restarts the interrupted episode in a new session (:mod:`mug.server.browser_sessions`).
 
 A second tab for the same participant takes over: the first tab is told
 (``error`` code ``replaced``) and closed.

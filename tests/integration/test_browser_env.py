@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import mug
+import mug.examples
 from mug.browser.check import run_in_pyodide
 from mug.browser.run import game_trace
 from mug.examples.browser_grid import PyCoinGrid, draw
@@ -52,6 +54,23 @@ def test_engine_in_pyodide_records_what_cpython_records():
 
 
 @needs_node
+@needs_node
+def test_a_browser_side_model_policy_acts_and_its_logits_are_recorded_the_same_in_pyodide():
+    partner = mug.ModelConfig.from_onnx(Path(mug.examples.__file__).parent / "coin_partner.onnx")
+    scene = grid_scene()
+    scene.policies({"agent_0": mug.Human, "agent_1": partner})
+    spec = {**scene.browser_spec(), "session_id": "s"}
+    assert spec["browser_policies"] == ["agent_1"]
+    args = {"spec": spec, "ticks": 30, "seed": 4}
+    here = game_trace(args)
+    there = run_in_pyodide(scene, "mug.browser.run:game_trace", args)["result"]
+    assert there["records"] == here["records"]
+    steps = [r["record"] for r in there["records"] if r["kind"] == "step"]
+    assert steps and {s["sources"]["agent_1"] for s in steps} == {"policy"}
+    assert all(len(s["policy_outputs"]["agent_1"]["logits"]) == 5 for s in steps)
+    assert "bad_tensor" not in {r.get("name") for r in here["records"]}  # the logits fit the model (CPython checks)
+
+
 def test_check_env_passes_a_deterministic_env_and_flags_a_noisy_one():
     report = grid_scene().check_browser_env(steps=120)
     assert report.ok, report.lines()

@@ -4,8 +4,8 @@ An env that defines ``get_state() -> value`` and ``set_state(value)`` is
 snapshotted through them (the value should be plain data: numbers, strings,
 lists, dicts). Any other env is snapshotted as a deep copy of its object and
 restored by copying that copy's ``__dict__`` back (the *deepcopy fallback*,
-which also covers envs whose state pickles). :func:`check_snapshots` proves at
-build time that a snapshot restores what the env does next.
+which also covers envs whose state pickles). :func:`mug.scenes.browser_env.check_snapshots`
+proves at build time that a snapshot restores what the env does next.
 
 :func:`state_hash` and :func:`observation_hash` are SHA-256 digests of the
 canonical JSON of a value, equal in CPython and Pyodide for the same values;

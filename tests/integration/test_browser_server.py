@@ -357,3 +357,25 @@ def test_mug_verify_re_simulates_a_data_dir_and_flags_tampering(tmp_path, capsys
     store = Store(tmp_path / "lied", readonly=True)
     assert len(store.events("verification")) == 1  # --dry-run stored nothing
     store.close()
+
+
+def test_steps_recorded_faster_than_the_scene_plays_are_refused(tmp_path, monkeypatch):
+    import mug.server.browser_sessions as ingestion
+
+    monkeypatch.setattr(ingestion, "RATE_SLACK", 20)  # so that a slow machine's pace still breaks the limit
+    monkeypatch.setattr(ingestion, "RATE_MARGIN", 0.2)  # 6 steps/s allowed
+
+    async def main():
+        deployment = mug.deploy(study(episodes=40), port=0, data_dir=tmp_path / "data")
+        page = Page(deployment.url, "p7")
+        await page.connect()
+        await page.start_game(await page.read("scene"))
+        await page.play(200)  # a fake clock: steps as fast as acks come back
+        deployment.stop()
+        return page
+
+    page = run_async(main())
+    steps, events = stored(tmp_path / "data")
+    assert any("faster than the scene's 30 fps allows" in e["message"] for e in page.errors)
+    assert 20 <= len(steps) < 200
+    assert any(e["kind"] == "bad_steps" for e in events)

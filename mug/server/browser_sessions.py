@@ -155,6 +155,10 @@ class BrowserSession:
     def _send_scene(self) -> None:
         ended = {e for ingest in self.sessions.values() for e in ingest.ended}  # sessions follow each other in time
         resume_episode = max(ended) + 1 if ended else 0
+        if resume_episode >= self.scene.num_episodes:  # every episode was played (its scene_end was lost): it is over
+            self.done = True
+            self.registry.pending[self.participant.participant_id] = self.participant  # the next flush moves on
+            return
         self.current = f"{self.base_id}-{len(self.sessions)}" if self.sessions else self.base_id
         self.sessions[self.current] = _Ingest(-1)
         spec = {**self.browser.specs[self.scene.scene_id], "session_id": self.current}

@@ -113,7 +113,7 @@ class Page:
         await self.read("steps_ack")
 
 
-async def wait_for_verifications(data_dir, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+async def wait_for_verifications(data_dir, count: int, timeout: float = 90.0) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         store = Store(data_dir, readonly=True)
@@ -379,3 +379,28 @@ def test_steps_recorded_faster_than_the_scene_plays_are_refused(tmp_path, monkey
     assert any("faster than the scene's 30 fps allows" in e["message"] for e in page.errors)
     assert 20 <= len(steps) < 200
     assert any(e["kind"] == "bad_steps" for e in events)
+
+
+def test_a_reload_after_the_last_episode_ended_moves_on_instead_of_playing_another(tmp_path):
+    class LosesTheEnd(Page):
+        def post(self, message, buffers):
+            if message["type"] == "steps":
+                message["records"] = [r for r in message["records"] if r.get("name") != "scene_end"]
+                if not message["records"]:
+                    return
+            super().post(message, buffers)
+
+    async def main():
+        deployment = mug.deploy(study(episodes=1), port=0, data_dir=tmp_path / "data")
+        page = LosesTheEnd(deployment.url, "p8")
+        await page.connect()
+        await page.start_game(await page.read("scene"))
+        await page.play(40)  # the episode ends; the scene_end record never reaches the server
+        page.ws.close()
+        reloaded = Page(deployment.url, "p8")
+        await reloaded.connect(page.cookie)
+        scene = await reloaded.read("scene")
+        deployment.stop()
+        return scene
+
+    assert run_async(main())["scene"]["kind"] == "end"

@@ -404,3 +404,19 @@ def test_a_reload_after_the_last_episode_ended_moves_on_instead_of_playing_anoth
         return scene
 
     assert run_async(main())["scene"]["kind"] == "end"
+
+
+def test_a_verification_cancelled_at_shutdown_is_dropped_quietly():
+    from mug.server.verify import Verifier
+
+    class Registry:
+        def __getattr__(self, name):
+            raise AssertionError(f"a cancelled verification must not touch the registry ({name})")
+
+    loop = asyncio.new_event_loop()
+    future = loop.create_future()  # what run_in_executor gives, cancelled when the child process is shut down
+    future.cancel()
+    try:
+        Verifier(Registry())._done("p", "grid", future)  # raised CancelledError in the loop's callback before
+    finally:
+        loop.close()

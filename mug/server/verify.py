@@ -159,8 +159,8 @@ class Verifier:
             future.add_done_callback(lambda f, pid=participant_id, scene=spec["scene_id"]: self._done(pid, scene, f))
 
     def _done(self, participant_id: str, scene_id: str, future: Any) -> None:
-        if future.cancelled():  # the server is stopping (see close); ``mug verify`` can verify it later
-            return
+        if future.cancelled() or self._pool is None:  # the server is stopping or stopped (see close), its store
+            return  # closed: ``mug verify`` can verify the episode later
         try:
             result = future.result()
         except Exception:  # a bug of ours: logged, the server goes on

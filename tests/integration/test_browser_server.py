@@ -420,3 +420,21 @@ def test_a_verification_cancelled_at_shutdown_is_dropped_quietly():
         Verifier(Registry())._done("p", "grid", future)  # raised CancelledError in the loop's callback before
     finally:
         loop.close()
+
+
+def test_a_verification_finishing_after_shutdown_is_dropped():
+    from mug.server.verify import Verifier
+
+    class Registry:
+        def __getattr__(self, name):
+            raise AssertionError(f"after close a verification must not touch the closed store ({name})")
+
+    loop = asyncio.new_event_loop()
+    future = loop.create_future()
+    future.set_result({"verified": True})
+    verifier = Verifier(Registry())
+    verifier.close()
+    try:
+        verifier._done("p", "grid", future)  # stored into the closed store before (a warning at every shutdown)
+    finally:
+        loop.close()

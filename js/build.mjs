@@ -8,6 +8,7 @@
  *   policy-trace.mjs   Node command used by `mug check-policy` and parity tests
  *   compile-custom.mjs Node command compiling a custom_inference_fn for `ModelConfig.validate()`
  *   simulate.mjs       Node command running simulated participants (`mug.server.simulate`), ws bundled
+ *   pyodide-run.mjs    Node command running a mug function in Pyodide (`mug check-env`, Pyodide tests, benchmarks)
  *   ort-wasm-simd-threaded.wasm  ORT's wasm, loaded by both
  *   pyodide/           Pyodide's core files (npm `pyodide`), for environments that run in the browser
  *                      and for `mug check-env` under Node; `pyodide/VERSION` names the release
@@ -33,7 +34,7 @@ for (const [entry, out] of [
 }
 // CommonJS packages bundled into a Node ES module (ws) need a `require` for Node's built-in modules
 const nodeRequire = 'import { createRequire as __mugCreateRequire } from "node:module"; const require = __mugCreateRequire(import.meta.url);';
-for (const command of ["policy-trace.mjs", "compile-custom.mjs", "simulate.mjs"]) {
+for (const command of ["policy-trace.mjs", "compile-custom.mjs", "simulate.mjs", "pyodide-run.mjs"]) {
   await build({ ...common, entryPoints: [join(here, "bin", command)], outfile: join(outdir, command), platform: "node", banner: { js: nodeRequire } });
 }
 

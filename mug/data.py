@@ -14,7 +14,11 @@ The tables (one row per recorded step, survey response, participant, event):
   did not act in that step. Where recorded, ``logits_<agent>``,
   ``state_<agent>_<name>`` (each recurrent state output, flattened in C order) and
   ``observation_<agent>`` are float64 arrays (an observation that is not one array,
-  such as a dict observation, is JSON text), and ``infos`` is JSON text (free-form).
+  such as a dict observation, is JSON text), ``infos`` is JSON text (free-form), and
+  ``verified`` (boolean) says whether a CPython re-simulation of a browser-side
+  scene's episode gave this step's observation, rewards and terminations (true),
+  or not (false); it is missing where nothing was verified (server-side scenes,
+  episodes not verified yet: see ``mug verify``).
 * ``responses``: ``participant_id``, ``scene_id``, ``time``, then ``answer_<question>``
   per question (numbers, text, or lists for multiple choice).
 * ``participants``: ``participant_id``, ``created``, ``updated`` (datetimes),
@@ -148,7 +152,7 @@ class StepSchema:
     def columns(self) -> list[str]:
         """Every steps column, in order."""
         per_agent = [f"{prefix}_{a}" for a in self.agents for prefix, _ in PER_AGENT]
-        return [*STEP_KEYS, *per_agent, *(c for c, _ in self._tensor_columns()), "infos"]
+        return [*STEP_KEYS, *per_agent, *(c for c, _ in self._tensor_columns()), "infos", "verified"]
 
     def arrow(self) -> pa.Schema:
         """The Parquet (Arrow) schema of the steps table."""
@@ -170,6 +174,7 @@ class StepSchema:
             ]
         fields += [pa.field(c, vector if kind == "list" else pa.string()) for c, kind in self._tensor_columns()]
         fields.append(pa.field("infos", pa.string()))
+        fields.append(pa.field("verified", pa.bool_()))
         return pa.schema(fields)
 
 
@@ -211,6 +216,7 @@ def steps_frame(steps: list[dict[str, Any]], schema: StepSchema | None = None) -
             [_numbers(v) for v in values] if kind == "list" else [json_text(v) for v in values], dtype="object"
         )
     data["infos"] = pd.Series([json_text(s.get("infos")) for s in steps], dtype="object")
+    data["verified"] = pd.Series([s.get("verified") for s in steps], dtype="boolean")
     return pd.DataFrame(data, columns=schema.columns())
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import NoReturn
 
-from mug.cli import check_policy, export, serve
+from mug.cli import check_env, check_policy, export, serve, verify
 
 __all__ = ["main"]
 
@@ -23,8 +23,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mug", description="Multi-User Gymnasium: browser experiments with AI agents.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     check_policy.add_parser(sub)
+    check_env.add_parser(sub)
     serve.add_parsers(sub)
     export.add_parser(sub)
+    verify.add_parser(sub)
     return parser
 
 

@@ -20,6 +20,7 @@ from mug.inference.sampling import Mulberry32, agent_seed, argmax_action, draw_a
 from mug.inference.signature import ModelSignature
 from mug.inference.tensors import ObservationEncoder, fixed_tensor, resolve_shape
 from mug.inference.validation import validate_config
+from mug.session.envs import DEFAULT_AGENT  # agent id used when ``step`` is called without one
 
 __all__ = ["PolicyRuntime", "PolicyStep", "DEFAULT_AGENT"]
 
@@ -27,9 +28,6 @@ BATCH_HINT = (
     "\n  hint: an export whose graph hard-codes a batch size fails like this with batch_size=1; set batch_size to "
     "that size (the observation is repeated on every row and row 0 is read)"
 )
-
-#: Agent id used when ``step`` is called without one.
-DEFAULT_AGENT = "agent_0"
 
 
 class PolicyStep:

@@ -36,6 +36,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mug.session.seeds import fnv1a32
+
 __all__ = ["Mulberry32", "agent_seed", "argmax_action", "draw_action", "fnv1a32", "sample_action", "softmax"]
 
 _MASK = 0xFFFFFFFF
@@ -80,14 +82,6 @@ class Mulberry32:
     def next_uint32(self) -> int:
         """Advance and return the next 32-bit output."""
         return int(self.random() * 4294967296.0)
-
-
-def fnv1a32(text: str) -> int:
-    """32-bit FNV-1a hash of the UTF-8 bytes of ``text``."""
-    h = 0x811C9DC5
-    for byte in text.encode("utf-8"):
-        h = ((h ^ byte) * 0x01000193) & _MASK
-    return h
 
 
 def agent_seed(seed: int, agent_id: object) -> int:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["encode_rgb", "ENCODINGS", "png_bytes"]
 
@@ -20,6 +21,8 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 def png_bytes(frame: np.ndarray, level: int = 6) -> bytes:
     """An 8-bit RGB or RGBA PNG of ``frame`` (H x W x 3|4, uint8), every row "Up"-filtered."""
+    import numpy as np
+
     height, width, channels = frame.shape
     color_type = {3: 2, 4: 6}[channels]
     rows = frame.reshape(height, width * channels)
@@ -41,6 +44,8 @@ def png_bytes(frame: np.ndarray, level: int = 6) -> bytes:
 
 def encode_rgb(frame: Any, encoding: str = "png") -> tuple[dict[str, Any], bytes]:
     """``(metadata, bytes)`` for an ``env.render()`` image; ``ValueError`` if it is not an RGB(A) uint8 image."""
+    import numpy as np  # here, not at import: the engine runs without NumPy in Pyodide (surface frames)
+
     if frame is None:
         raise ValueError(
             "env.render() returned None; for rgb_array rendering the env must be created with render_mode='rgb_array' "

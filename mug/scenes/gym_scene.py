@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from mug.errors import ConfigError, did_you_mean
 from mug.scenes.base import Scene
+from mug.scenes.browser_env import ENVIRONMENTS, browser_spec, check_browser_scene, check_packages
 from mug.scenes.matching import MatchmakingOptions, MonitoringOptions, MultiplayerOptions, WaitroomOptions
 from mug.scenes.policies import HOSTS, INFERENCE, PolicySpec, check_model_fits, discrete_n, file_sha256, policy_spec
 from mug.session.engine import BROWSER_WAIT_S, episode_seed
@@ -107,6 +108,10 @@ class GymScene(Scene):
         self.header, self.body, self.controls = "", "", ""
         self.policy_seed = 0
         self.act_timeout_s: float | None = None
+        self.environment_where = "server"
+        self.packages: list[str] = []
+        self.wheels: list[Path] = []
+        self.package_index_url: str | None = None
         self._warned_waits: set[str] = set()
         self.waitroom_options = WaitroomOptions()
         self.matchmaking_options = MatchmakingOptions()
@@ -283,11 +288,14 @@ class GymScene(Scene):
         """Agents whose ``ModelConfig`` runs in the participant's browser in a session run by ``host``
         (``"deployment"`` or ``"preview"``; see :meth:`PolicySpec.runs_in_browser`)."""
         _choice(host, "host", HOSTS)
+        if self.environment_where == "browser":  # the page's JS runtime runs every model: no ONNX Runtime there
+            return [a for a, s in self.policy_specs.items() if s.kind == "model"]
         return [a for a, s in self.policy_specs.items() if s.runs_in_browser(host, self.step_mode)]
 
     def _warn_waiting_steps(self) -> None:
-        """One warning when a deployed realtime step will wait for a browser-side policy (it costs frame rate)."""
-        if self.step_mode != "realtime":
+        """One warning when a deployed realtime step will wait for a browser-side policy (it costs frame rate; not
+        when the env runs in the browser too: the result then comes from the same browser, no network between)."""
+        if self.step_mode != "realtime" or self.environment_where == "browser":
             return
         waiting = [a for a in self.browser_policies() if a not in self._warned_waits]
         if not waiting:
@@ -460,8 +468,23 @@ class GymScene(Scene):
 
     # -- machinery ----------------------------------------------------------------------
 
-    def runtime(self, policy_seed: int = 0, act_timeout_s: float | None = None) -> GymScene:
-        """Policy seeding and waiting: ``policy_seed`` seeds every policy's sampling.
+    def runtime(
+        self,
+        policy_seed: int = 0,
+        act_timeout_s: float | None = None,
+        environment: str = "server",
+        packages: list[str | Path] | tuple[str | Path, ...] = (),
+        package_index_url: str | None = None,
+    ) -> GymScene:
+        """Where the env runs, policy seeding and waiting: ``policy_seed`` seeds every policy's sampling.
+
+        ``environment="browser"`` runs the env (and mug's engine) in the participant's browser with Pyodide; the
+        server stores every step the browser sends and re-simulates finished episodes to verify them (see README,
+        "Environments in the browser", and :mod:`mug.scenes.browser_env` for what is checked). ``packages`` lists
+        what the env needs there besides the standard library: Pyodide package names (``"numpy"``, loaded from
+        ``package_index_url``, default :data:`~mug.scenes.browser_env.DEFAULT_PACKAGE_INDEX`) and paths of local
+        pure-Python wheels (``*-none-any.whl``), which the server ships itself. Model policies of a browser-side
+        scene run in the page's JS runtime, and each step waits for them.
 
         ``act_timeout_s`` is how long a step waits for a client's ``act``: in lockstep
         scenes (default: no limit) before its agents take their default action; in a
@@ -477,7 +500,27 @@ class GymScene(Scene):
                 f"act_timeout_s: expected a number of seconds > 0 or None, got {act_timeout_s!r}", field="act_timeout_s"
             )
         self.act_timeout_s = act_timeout_s
+        self.environment_where = _choice(environment, "environment", ENVIRONMENTS)
+        self.packages, self.wheels, self.package_index_url = check_packages(packages, package_index_url)
         return self
+
+    @property
+    def hash_observations(self) -> bool:
+        """Whether each recorded step carries ``obs_hash`` (browser-side scenes: verification compares it)."""
+        return self.environment_where == "browser"
+
+    def browser_spec(self) -> dict[str, Any]:
+        """The plain-data spec from which the browser's engine runs this scene (``environment="browser"``);
+        ``ConfigError`` if the scene cannot run there (see :mod:`mug.scenes.browser_env`)."""
+        check_browser_scene(self)
+        return browser_spec(self)
+
+    def check_browser_env(self, steps: int = 200, seed: int | None = None) -> Any:
+        """Run the env in Pyodide under Node and in CPython side by side for ``steps`` seeded steps: the first
+        divergence, the time per step in both and whether snapshots round-trip (``mug check-env`` in a notebook)."""
+        from mug.browser.check import check_env
+
+        return check_env(self, steps=steps, seed=seed)
 
     def waitroom(
         self,

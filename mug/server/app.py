@@ -30,6 +30,7 @@ from mug.server.limits import AdmissionError, Admissions, RateLimit
 from mug.server.matches.monitor import PING_EVERY_S
 from mug.server.page import admin_page, participant_page
 from mug.server.participants import Participant, ParticipantRegistry
+from mug.server.pybundle import BUNDLE_ROUTE
 from mug.server.pyodide_files import PyodideHandler, package_origins, pyodide_files
 from mug.server.store import Store
 from mug.server.websocket import SendBudget, WebSocket, upgrade
@@ -147,9 +148,7 @@ class MugServer:
         )
         #: Pyodide's core files, served under ``/pyodide/<sha16>/`` (see :mod:`mug.server.pyodide_files`).
         self.pyodide = pyodide_files(STATIC / "pyodide")
-        in_browser = [
-            e for s in stager.scenes.values() if (e := s.client_metadata().get("environment")) and e.get("where") == "browser"
-        ]
+        in_browser = list(self.registry.browser.environment.values())
         if in_browser and not self.pyodide.present:
             raise ConfigError(
                 f"a scene runs its environment in the browser, but Pyodide is not built in {str(STATIC / 'pyodide')!r}; "
@@ -210,10 +209,11 @@ class MugServer:
                 log.exception("dropping idle participants failed")
 
     def stop_tickers(self) -> None:
-        """Stop ticking (games pause where they are)."""
+        """Stop ticking (games pause where they are) and verifying browser-recorded episodes."""
         for ticker in self._tickers:
             ticker.cancel()
         self._tickers.clear()
+        self.registry.verifier.close()
 
     async def _run_ticker(self, fps: int) -> None:
         loop = asyncio.get_running_loop()
@@ -247,6 +247,7 @@ class MugServer:
             (r"/static/(.*)", StaticFiles, {"path": str(STATIC)}),
             (r"/pyodide/([0-9a-f]{16})/([^/]+)", PyodideFileHandler, {"files": self.pyodide}),
             (r"/models/([A-Za-z0-9_-]+)/([^/]+)/([0-9a-f]{16})\.onnx", ModelHandler, {"server": self}),
+            (BUNDLE_ROUTE, PyBundleHandler, {"server": self}),
             (r"/admin", AdminHandler, {"server": self}),
             (r"/admin/live", AdminLiveHandler, {"server": self, "status": self.matches.status}),
             (r"/admin/(steps|responses|participants|events|matches)\.csv", AdminExportHandler, {"server": self}),
@@ -503,6 +504,19 @@ class ModelHandler(_Handler):
         self.set_header("Content-Type", "application/octet-stream")
         self.set_header("Cache-Control", "public, max-age=31536000, immutable")
         self.finish(data)
+
+
+class PyBundleHandler(_Handler):
+    """``/pybundle/<sha16>.zip``: a Python bundle of a browser-side scene (:mod:`mug.server.pybundle`); only
+    those the study declares, named by their content, so cached for good."""
+
+    def get(self, digest: str) -> None:
+        bundle = self.server.registry.browser.bundles.get(digest)
+        if bundle is None:
+            raise tornado.web.HTTPError(404)
+        self.set_header("Content-Type", "application/octet-stream" if bundle.name else "application/zip")
+        self.set_header("Cache-Control", "public, max-age=31536000, immutable")
+        self.finish(bundle.data)
 
 
 class _AdminBase(_Handler):

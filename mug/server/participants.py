@@ -9,6 +9,9 @@ every scene change. A new connection resumes at the current scene:
   disconnected and resumes with the current frame. After a server restart the
   game is gone from memory: the scene starts again from its first episode (a
   new ``session_id``), and the steps recorded before the restart stay in the data.
+* a browser-side scene (``runtime(environment="browser")``) runs in the page's
+  worker, which resends what the server has not acknowledged; a reloaded page
+  restarts the interrupted episode in a new session (:mod:`mug.server.browser_sessions`).
 
 A second tab for the same participant takes over: the first tab is told
 (``error`` code ``replaced``) and closed.
@@ -57,9 +60,11 @@ from mug.scenes.screening import ScreeningScene
 from mug.scenes.stager import Stager, StagerRun
 from mug.scenes.static import EndScene
 from mug.scenes.survey import SurveyScene
+from mug.server.browser_sessions import BrowserSession, BrowserStudy, ack_finished
 from mug.server.matches.monitor import Monitor
 from mug.server.matches.room import MatchRoom
 from mug.server.store import SessionRecorder, Store
+from mug.server.verify import Verifier
 from mug.session.engine import GameSession
 from mug.session.messages import MessageError, decode_inbound, encode_envelope
 
@@ -115,7 +120,7 @@ class Participant:
         #: The end page the server made for them (``end_with``), if it ended their study early.
         self.ending = ending
         self.connection: ParticipantTab | None = None
-        self.game: GameSession | None = None
+        self.game: GameSession | BrowserSession | None = None
         #: Their seat's match while they play one, the waitroom while they wait for one.
         self.match: Match | None = None
         self.waiting: Waitroom | None = None
@@ -181,6 +186,8 @@ class Participant:
 
     def send(self, message: dict[str, Any], buffers: list[bytes] | None = None) -> None:
         """Queue a message; it leaves after the next store commit (see ``ParticipantRegistry.flush``)."""
+        if message.get("type") == "scene" and self.registry.browser.preload:  # the page loads Pyodide early
+            message = {**message, "preload": self.registry.browser.preload}
         self.outbox.append(encode_envelope(message, buffers or []))
         self.registry.pending[self.participant_id] = self
 
@@ -206,6 +213,10 @@ class Participant:
         if isinstance(scene, GymScene):
             session_id = f"{self.participant_id}-{scene.scene_id}-{self.run.repeat}-{secrets.token_hex(3)}"
             store.add_event(self.participant_id, "session", {"session_id": session_id, **session_record(scene)})
+            if scene.environment_where == "browser":  # the browser runs it: see mug.server.browser_sessions
+                self.game = BrowserSession(self, scene, session_id)
+                self.game.start()
+                return
             self.game = GameSession(
                 scene,
                 [self.participant_id],
@@ -303,6 +314,8 @@ class Participant:
                 self.match.handle(self.participant_id, message)
             elif self.game is not None and not self.game.done:
                 self.game.handle(self.participant_id, message)
+            elif message["type"] == "steps":
+                ack_finished(self, message)
             else:
                 self._static_message(message)
         except MessageError as exc:
@@ -345,6 +358,8 @@ class ParticipantRegistry:
 
     def __init__(self, stager: Stager, store: Store, max_message_bytes: int) -> None:
         self.stager, self.store, self.max_message_bytes = stager, store, max_message_bytes
+        self.browser = BrowserStudy([s for s in stager.scenes.values() if isinstance(s, GymScene)])
+        self.verifier = Verifier(self)
         self.participants: dict[str, Participant] = {}
         #: Participants with queued messages since the last flush (a flush touches only these).
         self.pending: dict[str, Participant] = {}
@@ -434,6 +449,7 @@ class ParticipantRegistry:
         if not self.store.commit():
             self._retry_soon()
             return
+        self.verifier.committed()
         if stalled:  # frames held back by the stall reach their clients only now: their waits start now
             for participant in self.participants.values():
                 if participant.game is not None:

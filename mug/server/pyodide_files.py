@@ -24,7 +24,9 @@ from urllib.parse import urlsplit
 import tornado.ioloop
 import tornado.web
 
-__all__ = ["PyodideFiles", "pyodide_files", "package_origins", "CONTENT_TYPES", "DEFAULT_PACKAGE_INDEX"]
+from mug.scenes.browser_env import DEFAULT_PACKAGE_INDEX
+
+__all__ = ["PyodideFiles", "pyodide_files", "package_origins", "CONTENT_TYPES"]
 
 #: The files a page may fetch, and the type each is served as.
 CONTENT_TYPES = {
@@ -35,9 +37,6 @@ CONTENT_TYPES = {
     "pyodide-lock.json": "application/json",
     "VERSION": "text/plain; charset=utf-8",
 }
-#: Where compiled packages (NumPy, ...) come from unless a scene names another index: Pyodide's own CDN,
-#: for the release mug bundles (``{version}`` is filled in from ``pyodide/VERSION``).
-DEFAULT_PACKAGE_INDEX = "https://cdn.jsdelivr.net/pyodide/v{version}/full/"
 
 
 class PyodideFiles:

@@ -6,6 +6,11 @@ every committed transaction across a killed server process). The server
 commits once per frame tick for all sessions, so the cost of a commit is
 shared by everyone stepping in that tick.
 
+Browser-side sessions (:mod:`mug.server.browser_sessions`) keep, in the
+``browser_sessions`` table, the highest record ``seq`` committed, updated in the
+same transaction as the records: that makes storing idempotent (a resent record
+at or below it is skipped) without an index on the steps table.
+
 The steps table has no secondary index: with hundreds of sessions stepping
 at once, an index keyed by participant or scene rewrote one B-tree page per
 session per commit (about 8 µs a row, and megabytes of WAL a second).
@@ -44,6 +49,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - a dependency; the standard encoder does the same, slower
+    orjson = None  # type: ignore[assignment]
 
 from mug.server.datadir import check_data_dir, mark_data_dir
 from mug.session.messages import jsonable
@@ -94,6 +104,13 @@ CREATE TABLE IF NOT EXISTS matches (
     ended REAL,
     end_reason TEXT  -- done, partner_lost, abandoned, error, interrupted
 );
+CREATE TABLE IF NOT EXISTS browser_sessions (
+    session_id TEXT PRIMARY KEY,
+    participant_id TEXT NOT NULL,
+    scene_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,  -- highest contiguous record seq committed; updated in the transaction that stores them
+    updated REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS responses (
     id INTEGER PRIMARY KEY,
     participant_id TEXT NOT NULL,
@@ -106,8 +123,11 @@ CREATE TABLE IF NOT EXISTS responses (
 STEP_COLUMNS = (
     "participant_id", "session_id", "scene_id", "episode", "step", "decision", "time", "match_id",
     "actions", "sources", "rewards", "terminated", "truncated", "infos", "observations", "policy_outputs",
+    "obs_hash", "verified",
 )  # fmt: skip
-_JSON_STEP_FIELDS = ("actions", "sources", "rewards", "terminated", "truncated", "infos", "observations", "policy_outputs")
+_JSON_STEP_FIELDS = (
+    "actions", "sources", "rewards", "terminated", "truncated", "infos", "observations", "policy_outputs", "obs_hash",
+)  # fmt: skip
 _KEY_COLUMNS = STEP_COLUMNS[:8]
 
 
@@ -167,6 +187,7 @@ class Store:
         self._step_select = ", ".join(c if c in step_columns or c != "match_id" else "NULL" for c in _KEY_COLUMNS)
         self._pending_steps: list[tuple] = []
         self._pending_other: list[tuple[str, tuple]] = []
+        self._pending_seqs: dict[str, tuple] = {}  # browser session -> its browser_sessions row (the latest seq)
         self._checkpointer: threading.Thread | None = None
         self._last_checkpoint = time.monotonic()
         #: Since when commits fail (``time.monotonic()``), ``None`` while they succeed.
@@ -201,6 +222,54 @@ class Store:
                 (participant_id, data.get("session_id"), data.get("scene_id"), kind, data.get("time", time.time()), _dump(data)),
             )
         )
+
+    def add_browser_records(
+        self, participant_id: str, session_id: str, scene_id: str, records: list[dict[str, Any]], seq: int
+    ) -> None:
+        """Queue records a browser-side session sent (checked by :mod:`mug.server.browser_sessions`) and the
+        session's new highest committed ``seq``: all of them commit together, so after any crash the stored
+        ``seq`` says exactly which records are in (:meth:`browser_seq`); a record sent again is not stored again."""
+        steps = self._pending_steps
+        for r in records:
+            record = r["record"]
+            if r["kind"] == "step":
+                kept = {f: record[f] for f in _JSON_STEP_FIELDS if f in record}
+                # parsed JSON holds plain values only (no NaN): orjson encodes it the same, faster
+                text = orjson.dumps(kept).decode() if orjson is not None else _dump(kept)
+                row = (participant_id, session_id, scene_id, r["episode"], r["step"], record["decision"], r["time"], None, text)
+                steps.append(row)
+            else:
+                data = {"session_id": session_id, "scene_id": scene_id, "time": r["time"], **record, "seq": r["seq"]}
+                self.add_event(participant_id, r["name"], data)
+        self._pending_seqs[session_id] = (session_id, participant_id, scene_id, seq, time.time())
+
+    def browser_seq(self, session_id: str) -> int:
+        """The highest contiguous record ``seq`` committed for a browser-side session (-1: none)."""
+        row = self.db.execute("SELECT seq FROM browser_sessions WHERE session_id = ?", (session_id,)).fetchone()
+        return -1 if row is None else int(row[0])
+
+    def browser_progress(self, session_id: str) -> tuple[tuple[int, int] | None, set[int], int]:
+        """A stored browser session's last ``(episode, step)``, its finished episodes and its step count
+        (read when a server restarted meets the session again: one scan of the steps table)."""
+        last = self.db.execute(
+            "SELECT episode, step FROM steps WHERE session_id = ? ORDER BY id DESC LIMIT 1", (session_id,)
+        ).fetchone()
+        count = self.db.execute("SELECT COUNT(*) FROM steps WHERE session_id = ?", (session_id,)).fetchone()[0]
+        ended = {
+            int(json.loads(d)["episode"])
+            for (d,) in self.db.execute("SELECT data FROM events WHERE session_id = ? AND kind = 'episode_end'", (session_id,))
+        }
+        return (None if last is None else (int(last[0]), int(last[1]))), ended, int(count)
+
+    def browser_sessions(self, participant_id: str, scene_id: str) -> list[str]:
+        """Browser-side sessions of a participant in a scene, oldest first."""
+        return [
+            row[0]
+            for row in self.db.execute(
+                "SELECT session_id FROM browser_sessions WHERE participant_id = ? AND scene_id = ? ORDER BY rowid",
+                (participant_id, scene_id),
+            )
+        ]
 
     def add_response(self, participant_id: str, scene_id: str, answers: dict[str, Any]) -> None:
         """Queue a survey response."""
@@ -279,7 +348,7 @@ class Store:
     @property
     def dirty(self) -> bool:
         """Whether anything waits for :meth:`commit`."""
-        return bool(self._pending_steps or self._pending_other)
+        return bool(self._pending_steps or self._pending_other or self._pending_seqs)
 
     def commit(self) -> bool:
         """Write everything queued in one transaction; ``True`` once it is committed (or nothing was queued).
@@ -290,7 +359,7 @@ class Store:
         """
         if not self.dirty:
             return True
-        steps, other = self._pending_steps, self._pending_other
+        steps, other, seqs = self._pending_steps, self._pending_other, self._pending_seqs
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -301,6 +370,12 @@ class Store:
                     )
                 for sql, params in other:
                     self.db.execute(sql, params)
+                if seqs:
+                    self.db.executemany(
+                        "INSERT INTO browser_sessions (session_id, participant_id, scene_id, seq, updated) VALUES "
+                        "(?, ?, ?, ?, ?) ON CONFLICT(session_id) DO UPDATE SET seq=excluded.seq, updated=excluded.updated",
+                        list(seqs.values()),
+                    )
                 self.db.execute("COMMIT")
             except BaseException:
                 if self.db.in_transaction:
@@ -309,7 +384,7 @@ class Store:
         except sqlite3.Error as exc:
             self._commit_failed(exc, len(steps))
             return False
-        self._pending_steps, self._pending_other = [], []
+        self._pending_steps, self._pending_other, self._pending_seqs = [], [], {}
         if self.failing_since is not None:
             log.warning("store: commits succeed again after %.1f s", time.monotonic() - self.failing_since)
             self.failing_since = None
@@ -442,12 +517,24 @@ class Store:
         if up_to is not None:
             where.append("id <= ?")
             params.append(up_to)
+        verdicts = self.verifications()
         sql = f"SELECT {self._step_select}, record FROM steps"
         for row in self._rows(sql + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id", tuple(params)):
             step = dict(zip(_KEY_COLUMNS, row[:-1]))
             record = json.loads(row[-1])
             step.update({f: record.get(f) for f in _JSON_STEP_FIELDS})
+            verdict = verdicts.get((step["session_id"], step["episode"]))
+            step["verified"] = None if verdict is None else step["step"] < verdict[0] and step["step"] not in verdict[1]
             yield step
+
+    def verifications(self) -> dict[tuple[str, int], tuple[int, set[int]]]:
+        """``(session_id, episode) -> (steps checked, steps that differed)`` from the ``verification`` events
+        (the latest per episode): a step is verified when it was checked and did not differ."""
+        out = {}
+        for (data,) in self.db.execute("SELECT data FROM events WHERE kind = 'verification' ORDER BY id"):
+            v = json.loads(data)
+            out[(v["session_id"], v["episode"])] = (int(v["checked"]), {int(m["step"]) for m in v["mismatches"]})
+        return out
 
     def last_step_id(self) -> int:
         """The row id of the latest recorded step (0 when there is none)."""

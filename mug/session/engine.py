@@ -30,24 +30,24 @@ from __future__ import annotations
 import copy
 import functools
 import logging
+import numbers
+import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from mug.errors import MugError, PolicyError
-from mug.inference.runtime import PolicyRuntime
-from mug.inference.sampling import fnv1a32
-from mug.rendering.frames import encode_rgb
 from mug.rendering.surface import Surface
-from mug.session.act_checks import check_policy_result
 from mug.session.inputs import KeyMap
-from mug.session.messages import MAX_MESSAGE_BYTES, MessageError, decode_inbound, jsonable, tensor_ref
+from mug.session.messages import MAX_MESSAGE_BYTES, MessageError, decode_inbound, jsonable, np, tensor_ref
 from mug.session.recording import Recorder
+from mug.session.seeds import fnv1a32, seed_word
+from mug.session.snapshots import observation_hash
 from mug.session.transport import Transport
 
 if TYPE_CHECKING:
+    from mug.inference.runtime import PolicyRuntime
     from mug.scenes.gym_scene import GymScene
 
 __all__ = ["BROWSER_WAIT_S", "LOAD_WAIT_S", "PREVIEW_WAIT_S", "GameSession", "episode_seed"]
@@ -65,13 +65,13 @@ LOAD_WAIT_S = 120.0
 @functools.lru_cache(maxsize=4096)  # sessions of one scene share their seeds: a server computes each once
 def episode_seed(scene_seed: int, episode: int) -> int:
     """The env seed of episode ``episode``: ``SeedSequence([scene_seed, episode])``'s first 32-bit word."""
-    return int(np.random.SeedSequence([scene_seed, episode]).generate_state(1)[0])
+    return seed_word((scene_seed, episode))
 
 
 def _observation_ref(obs: Any, buffers: list[bytes]) -> dict[str, Any]:
     if isinstance(obs, dict):
-        return {"dict": {str(k): tensor_ref(np.asarray(v), buffers) for k, v in obs.items()}}
-    return tensor_ref(np.asarray(obs), buffers)
+        return {"dict": {str(k): tensor_ref(v if np is None else np.asarray(v), buffers) for k, v in obs.items()}}
+    return tensor_ref(obs if np is None else np.asarray(obs), buffers)
 
 
 class GameSession:
@@ -125,18 +125,21 @@ class GameSession:
         shared: dict[int, PolicyRuntime] = {}
         for agent, spec in scene.policy_specs.items():
             if spec.kind == "model" and agent not in self.client_models:
+                from mug.inference.runtime import PolicyRuntime  # ONNX Runtime: only where a server-side model runs
+
                 key = id(spec.config)
                 if key not in shared:
                     shared[key] = PolicyRuntime(spec.config, seed=scene.policy_seed, name=agent)  # type: ignore[arg-type]
                 self._runtimes[agent] = shared[key]
             elif spec.kind == "random":
                 space = self._random_spaces[agent] = copy.deepcopy(scene.action_space(agent))
-                space.seed(int(np.random.SeedSequence([scene.policy_seed, fnv1a32(agent)]).generate_state(1)[0]))
+                space.seed(seed_word((scene.policy_seed, fnv1a32(agent))))
         self.episode = -1
         self.step_index = 0
         self.decision = 0
         self.done = False
         self.failure: str | None = None
+        self.failure_traceback: str | None = None
         self._obs: dict[str, Any] = {}
         self._pending: dict[str, tuple[Any, dict[str, Any]]] = {}
         self._acted: set[str] = set()
@@ -217,8 +220,10 @@ class GameSession:
         """A fault of the scene itself (env, server policy, HUD): reported and the scene stops."""
         log.error("session %s, scene %s: %s", self.session_id, self.scene.scene_id, message)
         self.failure = message
+        #: The Python traceback of the exception behind :attr:`failure` (``None`` if there was none).
+        self.failure_traceback = traceback.format_exc(limit=20) if sys.exc_info()[0] is not None else None
         self.done = True
-        self._record("error", {"code": code, "message": message, "fatal": True})
+        self._record("error", {"code": code, "message": message, "fatal": True, "traceback": self.failure_traceback})
         self._broadcast({"type": "error", "code": code, "message": message, "fatal": True})
 
     # -- output -------------------------------------------------------------------------
@@ -231,6 +236,8 @@ class GameSession:
         if self.surface is not None:
             self.scene.draw(self.env.env, self.surface)  # type: ignore[misc]
             return {"kind": "surface", **self.surface.commit()}
+        from mug.rendering.frames import encode_rgb  # NumPy: rgb frames only
+
         meta, data = encode_rgb(self.env.render(), self.scene.encoding)
         return {**meta, "buffer": tensor_buffer(data, buffers)}
 
@@ -349,10 +356,12 @@ class GameSession:
                 )
             space = self.scene.action_space(agent)
             action = result["action"]
-            if not _contains(space, action):
+            if not contains_action(space, action):
                 raise MessageError("bad_action", f"action {action!r} for agent {agent!r} is not in its action space {space}")
         unfit = []
-        for agent, result in message["policies"].items():
+        if message["policies"] and np is not None:  # without NumPy (Pyodide) the server checks what it stores
+            from mug.session.act_checks import check_policy_result
+        for agent, result in message["policies"].items() if np is not None else ():
             try:  # logits/states as the model makes them, before they are stored
                 check_policy_result(self.scene, agent, result)
             except MessageError as exc:  # the action stands (checked above): only the tensors are left out
@@ -485,7 +494,7 @@ class GameSession:
             elif spec.kind == "callable":
                 env_id = self.env.ids[agent]  # researcher code gets the env's own agent id
                 action = spec.fn(self._obs[agent], env_id)  # type: ignore[misc]
-                if not _contains(self.scene.action_space(agent), action):
+                if not contains_action(self.scene.action_space(agent), action):
                     raise PolicyError(
                         f"policy of agent {env_id!r} returned {action!r}, not an action of {self.scene.action_space(agent)}",
                         policy=agent,
@@ -548,6 +557,8 @@ class GameSession:
             "terminated": result.terminated,
             "truncated": truncated,
         }
+        if self.scene.hash_observations:  # browser-side scenes: verification re-simulates and compares
+            data["obs_hash"] = observation_hash(result.observations)
         if self.scene.record_infos:
             data["infos"] = jsonable(result.infos)  # converted now: an env may change its info dicts later
         if self.scene.record_observations:
@@ -563,15 +574,18 @@ def tensor_buffer(data: bytes, buffers: list[bytes]) -> int:
     return len(buffers) - 1
 
 
-def _contains(space: Any, action: Any) -> bool:
+def contains_action(space: Any, action: Any) -> bool:
+    """Whether ``action`` is an action of ``space`` (a Gymnasium space or a portable one)."""
     n = getattr(space, "n", None)
     if n is not None and not hasattr(space, "nvec"):
         return (
-            isinstance(action, (int, np.integer))
+            isinstance(action, numbers.Integral)
             and not isinstance(action, bool)
             and 0 <= int(action) - int(getattr(space, "start", 0)) < int(n)
         )
     try:
+        if np is None:
+            return bool(space.contains(action))
         return bool(space.contains(np.asarray(action, dtype=getattr(space, "dtype", None))))
     except Exception:
         return False

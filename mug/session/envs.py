@@ -15,12 +15,13 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from mug.errors import ConfigError, did_you_mean
-from mug.inference.runtime import DEFAULT_AGENT
 
-__all__ = ["EnvAdapter", "EnvInfo", "StepResult", "agent_key", "infer_space", "inspect_env"]
+__all__ = ["DEFAULT_AGENT", "EnvAdapter", "EnvInfo", "StepResult", "agent_key", "infer_space", "inspect_env"]
+
+
+#: The one agent of a single-agent Gymnasium env.
+DEFAULT_AGENT = "agent_0"
 
 
 class StepResult:
@@ -166,6 +167,7 @@ def infer_space(value: Any) -> Any:
     of its shape and dtype (unbounded floats; integers bounded by their dtype;
     booleans 0..1). ``ValueError`` for values that are none of these.
     """
+    import numpy as np
     from gymnasium import spaces
 
     if isinstance(value, Mapping):
@@ -199,6 +201,8 @@ def _difference(a: Any, b: Any) -> str | None:
             if d is not None:
                 return f"item {i}: {d}"
         return None
+    import numpy as np
+
     x, y = np.asarray(a), np.asarray(b)
     if x.shape != y.shape:
         return f"shapes {list(x.shape)} and {list(y.shape)}"

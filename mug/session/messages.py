@@ -9,12 +9,17 @@ a WebSocket both go in one binary frame, the *envelope*::
 where the header is ``{"message": {...}, "buffers": [length0, length1, ...]}``
 (encoded and parsed with ``orjson``: a participant server does both hundreds of
 times per frame tick; a non-finite float goes out as ``null``, as in the browser).
+In Pyodide, where ``orjson`` and NumPy may be missing, the standard ``json``
+module parses and tensors are :class:`FlatTensor` values (same checks).
 A tensor inside a message is a reference ``{"buffer": i, "dtype": "float32",
 "shape": [116]}``. The JavaScript twin is ``js/src/client/messages.js``.
 
 Inbound (client -> engine): ``ready``, ``act``, ``advance``, ``response``,
 ``client_error`` (a browser-side failure, e.g. a custom inference function that threw),
-``visibility`` ``{hidden}`` (the page's tab was hidden or shown; the server times it).
+``visibility`` ``{hidden}`` (the page's tab was hidden or shown; the server times it);
+for browser-side environments (client -> server, see :mod:`mug.browser.game`):
+``steps`` (records made by the engine in the browser, checked for shape here and
+for content by :mod:`mug.server.browser_sessions`) and ``env_error``.
 An ``act`` holds the client's keys and, per browser-side agent, its action,
 logits, hidden states and (together) ``rng``/``steps``: the sampling stream
 and step count after the step, which the engine hands back to a reloading
@@ -26,15 +31,22 @@ Outbound (engine -> client): ``scene``, ``frame``, ``episode_end``,
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import struct
 from typing import Any
 
-import numpy as np
-import orjson
-
 from mug.errors import MugError
+
+try:
+    import numpy as np
+except ImportError:  # Pyodide without NumPy (a browser-side env that does not need it)
+    np = None  # type: ignore[assignment]
+try:
+    import orjson
+except ImportError:  # Pyodide: no wheel offline
+    orjson = None  # type: ignore[assignment]
 
 __all__ = [
     "MessageError",
@@ -43,15 +55,18 @@ __all__ = [
     "decode_envelope",
     "tensor_ref",
     "tensor_from_ref",
+    "FlatTensor",
     "jsonable",
     "MAX_MESSAGE_BYTES",
     "INBOUND_TYPES",
 ]
 
 MAGIC = b"MUG1"
-_DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+_DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY if orjson is not None else 0
 MAX_MESSAGE_BYTES = 1 << 20
-INBOUND_TYPES = ("ready", "act", "advance", "response", "client_error", "visibility")
+INBOUND_TYPES = ("ready", "act", "advance", "response", "client_error", "visibility", "steps", "env_error")
+#: Most records one ``steps`` message may carry (a page resending after a long disconnect sends several).
+MAX_RECORDS = 512
 TENSOR_DTYPES = ("float32", "float64", "int32", "int64", "uint8", "int8", "bool")
 _KEY_MAX = 40
 _KEYS_MAX = 16
@@ -69,7 +84,7 @@ class MessageError(MugError):
 
 def encode_envelope(message: dict[str, Any], buffers: list[bytes] | tuple[bytes, ...] = ()) -> bytes:
     """One binary frame holding ``message`` and its ``buffers``."""
-    header = orjson.dumps({"message": message, "buffers": [len(b) for b in buffers]}, option=_DUMP_OPTIONS)
+    header = _dumps({"message": message, "buffers": [len(b) for b in buffers]})
     return b"".join([MAGIC, struct.pack("<I", len(header)), header, *buffers])
 
 
@@ -81,7 +96,7 @@ def decode_envelope(data: bytes) -> tuple[Any, list[bytes]]:
     if 8 + length > len(data):
         raise MessageError("bad_envelope", f"envelope header says {length} bytes but only {len(data) - 8} follow")
     try:
-        header = orjson.loads(data[8 : 8 + length])
+        header = _loads(data[8 : 8 + length])
         sizes = [int(n) for n in header["buffers"]]
         message = header["message"]
     except (ValueError, KeyError, TypeError) as exc:
@@ -97,15 +112,80 @@ def decode_envelope(data: bytes) -> tuple[Any, list[bytes]]:
     return message, buffers
 
 
-def tensor_ref(array: np.ndarray, buffers: list[bytes]) -> dict[str, Any]:
-    """Append ``array``'s bytes to ``buffers``; return the reference to put in the message."""
-    array = np.ascontiguousarray(array)
-    buffers.append(array.tobytes())
-    return {"buffer": len(buffers) - 1, "dtype": str(array.dtype), "shape": list(array.shape)}
+def _dumps(value: Any) -> bytes:
+    if orjson is not None:
+        return orjson.dumps(value, option=_DUMP_OPTIONS)
+    return json.dumps(jsonable(value), separators=(",", ":")).encode()
 
 
-def tensor_from_ref(ref: Any, buffers: list[bytes], where: str) -> np.ndarray:
-    """The array a reference points at; ``MessageError`` names ``where`` when it does not fit."""
+def _loads(data: str | bytes) -> Any:
+    return orjson.loads(data) if orjson is not None else json.loads(data)
+
+
+_STRUCT = {"float32": "f", "float64": "d", "int32": "i", "int64": "q", "uint8": "B", "int8": "b", "bool": "?"}
+
+
+class FlatTensor:
+    """A tensor without NumPy (Pyodide): values in C order, a dtype name of :data:`TENSOR_DTYPES` and a shape."""
+
+    __slots__ = ("data", "dtype", "shape")
+
+    def __init__(self, data: list[Any], dtype: str, shape: tuple[int, ...]) -> None:
+        self.data, self.dtype, self.shape = data, dtype, tuple(shape)
+
+    @classmethod
+    def of(cls, value: Any) -> FlatTensor:
+        """A nested list/tuple of numbers (or one number) as a tensor: bool, int64 or float64, as NumPy infers."""
+        shape: list[int] = []
+        level = [value]
+        while level and isinstance(level[0], (list, tuple)):
+            size = len(level[0])
+            if any(not isinstance(v, (list, tuple)) or len(v) != size for v in level):
+                raise ValueError(f"observation {_short(value)} is not a rectangular array of numbers")
+            shape.append(size)
+            level = [x for v in level for x in v]
+        if not all(isinstance(v, numbers.Real) for v in level):
+            raise ValueError(f"observation {_short(value)} holds values that are not numbers")
+        if all(isinstance(v, bool) for v in level):
+            dtype = "bool"
+        elif all(isinstance(v, numbers.Integral) for v in level):
+            dtype = "int64"
+        else:
+            dtype = "float64"
+        return cls(level, dtype, tuple(shape))
+
+    def tobytes(self) -> bytes:
+        return struct.pack(f"<{len(self.data)}{_STRUCT[self.dtype]}", *self.data)
+
+    def reshape(self, *shape: Any) -> FlatTensor:
+        """Only ``reshape(-1)`` (flat), what the engine asks for."""
+        if shape not in ((-1,), ((-1,),)):
+            raise ValueError(f"FlatTensor.reshape supports only -1, got {shape}")
+        return FlatTensor(self.data, self.dtype, (len(self.data),))
+
+    def tolist(self) -> Any:
+        values: Any = list(self.data)
+        for size in reversed(self.shape[1:]):
+            values = [values[i : i + size] for i in range(0, len(values), size)]
+        return values if self.shape else values[0]
+
+
+def tensor_ref(array: Any, buffers: list[bytes]) -> dict[str, Any]:
+    """Append ``array``'s bytes to ``buffers``; return the reference to put in the message.
+
+    ``array`` is a NumPy array or, without NumPy, anything :meth:`FlatTensor.of` takes."""
+    if np is not None:
+        array = np.ascontiguousarray(array)
+        buffers.append(array.tobytes())
+        return {"buffer": len(buffers) - 1, "dtype": str(array.dtype), "shape": list(array.shape)}
+    tensor = array if isinstance(array, FlatTensor) else FlatTensor.of(array)
+    buffers.append(tensor.tobytes())
+    return {"buffer": len(buffers) - 1, "dtype": tensor.dtype, "shape": list(tensor.shape)}
+
+
+def tensor_from_ref(ref: Any, buffers: list[bytes], where: str) -> Any:
+    """The array a reference points at (a :class:`FlatTensor` without NumPy); ``MessageError`` names ``where``
+    when it does not fit."""
     if not isinstance(ref, dict) or set(ref) != {"buffer", "dtype", "shape"}:
         raise MessageError("bad_tensor", f"{where}: expected {{buffer, dtype, shape}}, got {_short(ref)}")
     index, dtype, shape = ref["buffer"], ref["dtype"], ref["shape"]
@@ -115,12 +195,15 @@ def tensor_from_ref(ref: Any, buffers: list[bytes], where: str) -> np.ndarray:
         raise MessageError("bad_tensor", f"{where}: dtype {_short(dtype)} is not one of {list(TENSOR_DTYPES)}")
     if not isinstance(shape, list) or len(shape) > 8 or not all(_is_int(d) and 0 <= d <= 1 << 24 for d in shape):
         raise MessageError("bad_tensor", f"{where}: shape {_short(shape)} is not a list of sizes")
-    item = np.dtype(dtype).itemsize
+    item = struct.calcsize("<" + _STRUCT[dtype])
     if math.prod(shape) * item != len(buffers[index]):
         raise MessageError(
             "bad_tensor",
             f"{where}: shape {shape} of {dtype} needs {math.prod(shape) * item} bytes, buffer has {len(buffers[index])}",
         )
+    if np is None:
+        count = math.prod(shape)
+        return FlatTensor(list(struct.unpack(f"<{count}{_STRUCT[dtype]}", buffers[index])), dtype, tuple(shape))
     return np.frombuffer(buffers[index], dtype=dtype).reshape(shape)
 
 
@@ -135,12 +218,15 @@ def _short(value: Any, limit: int = 80) -> str:
 
 def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
     """Whether ``value`` nests lists/dicts deeper than ``limit`` (walked without recursion)."""
-    level = [value]
+    level = [value] if type(value) in _CONTAINERS else []
     for _ in range(limit + 1):
-        level = [v for c in level for v in (c.values() if isinstance(c, dict) else c if isinstance(c, list) else ())]
         if not level:
             return False
+        level = [v for c in level for v in (c.values() if type(c) is dict else c) if type(v) in _CONTAINERS]
     return True
+
+
+_CONTAINERS = (dict, list)  # what parsed JSON nests (exact types: json and orjson build plain ones)
 
 
 def _check_depth(message: Any, text: str | bytes | None) -> None:
@@ -207,6 +293,63 @@ def _check_act(msg: dict[str, Any], buffers: list[bytes]) -> dict[str, Any]:
     return {"type": "act", "step": step, "episode": episode, "keys": keys, "policies": results, "dropped": dropped}
 
 
+def _text(msg: dict[str, Any], name: str, where: str, limit: int) -> str:
+    value = msg.get(name)
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        raise MessageError("bad_field", f"{where}.{name}: expected text of 1..{limit} characters, got {_short(value)}")
+    return value
+
+
+def _check_steps(msg: dict[str, Any]) -> dict[str, Any]:
+    session_id, scene_id = _text(msg, "session_id", "steps", 200), _text(msg, "scene_id", "steps", 200)
+    records = msg.get("records")
+    if not isinstance(records, list) or not 0 < len(records) <= MAX_RECORDS:
+        raise MessageError("bad_field", f"steps.records: expected a list of 1..{MAX_RECORDS} records, got {_short(records)}")
+    out = []
+    for i, r in enumerate(records):
+        where = f"steps.records[{i}]"
+        if not isinstance(r, dict) or r.get("kind") not in ("step", "event") or not isinstance(r.get("record"), dict):
+            raise MessageError("bad_field", f"{where}: expected {{seq, kind: 'step'|'event', episode, step, time, record}}")
+        seq, time_ = r.get("seq"), r.get("time")
+        if not _is_int(seq) or seq < 0:
+            raise MessageError("bad_field", f"{where}.seq: expected an integer >= 0, got {_short(seq)}")
+        if isinstance(time_, bool) or not isinstance(time_, (int, float)) or not math.isfinite(time_):
+            raise MessageError("bad_field", f"{where}.time: expected seconds since the epoch, got {_short(time_)}")
+        episode, step = r.get("episode"), r.get("step")
+        if r["kind"] == "step" and not (_is_int(episode) and episode >= 0 and _is_int(step) and step >= 0):
+            raise MessageError("bad_field", f"{where}: a step record needs episode and step (integers >= 0)")
+        name = r.get("name")
+        if r["kind"] == "event" and (not isinstance(name, str) or not 0 < len(name) <= 40):
+            raise MessageError("bad_field", f"{where}.name: an event record needs its name, got {_short(name)}")
+        out.append(
+            {
+                "seq": seq,
+                "kind": r["kind"],
+                "name": name,
+                "episode": episode,
+                "step": step,
+                "time": float(time_),
+                "record": r["record"],
+            }
+        )
+    return {"type": "steps", "session_id": session_id, "scene_id": scene_id, "records": out}
+
+
+def _check_env_error(msg: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "env_error", "session_id": _text(msg, "session_id", "env_error", 200)}
+    for name in ("episode", "step"):
+        value = msg.get(name)
+        if value is not None and (not _is_int(value) or value < -1):
+            raise MessageError("bad_field", f"env_error.{name}: expected an integer or null, got {_short(value)}")
+        out[name] = value
+    for name, limit in (("message", 2000), ("traceback", 20000)):
+        value = msg.get(name, "")
+        if not isinstance(value, str):
+            raise MessageError("bad_field", f"env_error.{name}: expected text, got {_short(value)}")
+        out[name] = value[:limit]
+    return out
+
+
 def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
     """Parse and check one inbound message.
 
@@ -233,7 +376,7 @@ def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: i
             raise MessageError("too_large", f"message of {len(raw)} characters exceeds the limit of {max_bytes}")
         text = raw
         try:
-            raw = orjson.loads(raw)
+            raw = _loads(raw)
         except ValueError as exc:
             raise MessageError("bad_json", f"message is not valid JSON: {exc}") from exc
     elif sum(len(b) for b in buffers) > max_bytes:
@@ -255,6 +398,10 @@ def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: i
         return {"type": "response", "scene_id": raw.get("scene_id"), "answers": answers}
     if kind == "advance":
         return {"type": "advance", "scene_id": raw.get("scene_id")}
+    if kind == "steps":
+        return _check_steps(raw)
+    if kind == "env_error":
+        return _check_env_error(raw)
     if kind == "client_error":
         text = raw.get("message")
         if not isinstance(text, str):
@@ -278,13 +425,15 @@ def jsonable(value: Any) -> Any:
         return value if math.isfinite(value) else str(value)
     if kind is dict:
         return {str(k): jsonable(v) for k, v in value.items()}
-    if kind is np.ndarray:
+    if np is not None and kind is np.ndarray:
         if value.dtype.kind in "biu" or (value.dtype.kind == "f" and np.isfinite(value).all()):
             return value.tolist()
         return jsonable(value.tolist())
     if kind is list or kind is tuple:
         return [jsonable(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
+    if kind is FlatTensor:
+        return jsonable(value.tolist())
+    if isinstance(value, bool) or (np is not None and isinstance(value, np.bool_)):
         return bool(value)
     if isinstance(value, numbers.Integral):
         return int(value)

@@ -1,0 +1,253 @@
+"""Browser-side environments (Pyodide): start-up, stepping speed, engine overhead, snapshots, server load.
+
+    python benchmarks/browser_env.py [--steps 3000] [--sizes 100,300,1000] [--seconds 8] [--pin 0,1]
+
+Prints, side by side in one run, for the pure-Python demo env
+(:class:`mug.examples.browser_grid.PyCoinGrid`, surface rendering):
+
+1. Pyodide cold start to the first frame, **under Node** (``pyodide-run.mjs``: load Pyodide from
+   ``mug/static/pyodide/``, unpack the bundles, build ``BrowserGame``, first ``frame`` posted);
+   a browser adds fetching the files from the server and the worker start.
+2. Env steps/s in Pyodide vs CPython (the bare env loop; ratio).
+3. mug's engine overhead in Pyodide: time per step of ``BrowserGame`` (keys in, env step, Surface
+   frame, step record with observation hash, ``steps`` batch) over the bare env loop (target <= 1.3).
+4. Env snapshot + restore time per frame in Pyodide, and how many frames could be re-simulated
+   (restore once, then step) within one 33 ms frame: the rollback budget.
+5. Server CPU per session at 30 fps: browser-side sessions (simulated pages sending ``steps`` batches
+   every ``--batch-ms`` (default 200 ms: 6 records), acked after commit, each episode verified by re-simulation) vs
+   server-side sessions of the same scene (the server steps, draws and sends 30 frames/s; the bots
+   answer each frame); and how many browser-side sessions one server core records at 30 fps
+   (target >= 1,000). Verification runs in the server's low-priority child process; its CPU
+   (the re-simulations' time, from the ``verification`` events) is shown beside the server's. ``--pin 0,1`` puts the server on CPU 0 and the clients on CPU 1 (as
+   ``taskset`` would).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+
+import mug  # noqa: E402
+from mug.examples.browser_grid import PyCoinGrid, draw  # noqa: E402
+
+FPS = 30
+KEYS = {"ArrowUp": 1, "ArrowDown": 2, "ArrowLeft": 3, "ArrowRight": 4}
+
+
+def grid_scene(environment: str) -> mug.GymScene:
+    """The demo scene: PyCoinGrid with a human and a random partner, 200 steps per episode."""
+    return (
+        mug.GymScene("grid")
+        .environment(PyCoinGrid, {"size": 7, "coins": 10, "max_steps": 200}, seed=1)
+        .policies({"agent_0": mug.Human, "agent_1": mug.Random})
+        .gameplay(action_mapping=KEYS, num_episodes=1000)
+        .rendering(mode="surface", draw=draw, fps=FPS, width=280, height=280)
+        .runtime(environment=environment)
+    )
+
+
+# the studies the server process deploys (``mug deploy benchmarks/browser_env.py:<name>``)
+browser_study = mug.Stager([grid_scene("browser"), mug.EndScene("end")])
+server_study = mug.Stager([grid_scene("server"), mug.EndScene("end")])
+
+
+def in_pyodide_and_cpython(steps: int) -> dict[str, float]:
+    from mug.browser.check import run_in_pyodide
+    from mug.browser.run import env_trace, game_trace
+
+    scene = grid_scene("browser")
+    spec = {**scene.browser_spec(), "session_id": "bench"}
+    first = run_in_pyodide(scene, "mug.browser.run:game_trace", {"spec": spec, "ticks": 0})
+    env_args = {"spec": spec, "steps": steps, "seed": 3}
+    game_args = {"spec": spec, "ticks": steps, "seed": 3}
+    here_env, here_game = env_trace(env_args), game_trace(game_args)
+    there_env = run_in_pyodide(scene, "mug.browser.run:env_trace", env_args)["result"]
+    there_game = run_in_pyodide(scene, "mug.browser.run:game_trace", game_args)["result"]
+    return {
+        "cold_start_s": first["load_s"] + first["call_s"],
+        "cpython_env_us": here_env["bare_seconds"] / here_env["steps"] * 1e6,
+        "pyodide_env_us": there_env["bare_seconds"] / there_env["steps"] * 1e6,
+        "cpython_engine_us": here_game["seconds"] / here_game["steps"] * 1e6,
+        "pyodide_engine_us": there_game["seconds"] / there_game["steps"] * 1e6,
+        "pyodide_snapshot_us": there_env["snapshot_restore_s"] * 1e6,
+        "cpython_snapshot_us": here_env["snapshot_restore_s"] * 1e6,
+    }
+
+
+def recorded_batches(batch: int) -> list[list[dict]]:
+    """A long browser-recorded session (in CPython), cut into ``steps`` batches of ``batch`` records."""
+    from mug.browser.run import game_trace
+
+    spec = {**browser_study.scenes["grid"].browser_spec(), "session_id": "x"}
+    records = game_trace({"spec": spec, "ticks": 4000, "seed": 1})["records"]
+    now = time.time()
+    for r in records:
+        r["time"] = now
+    return [records[i : i + batch] for i in range(0, len(records), batch)]
+
+
+async def server_cpu(kind: str, n: int, seconds: float, pin: tuple[int, int] | None, batch_s: float = 0.2) -> dict[str, float]:
+    """Server CPU % with ``n`` sessions of ``kind`` ("browser" or "server") at 30 fps."""
+    from server_load import LoadBot, _proc_stats
+    from tornado.httpclient import AsyncHTTPClient
+
+    from mug.server.simulate import join
+    from mug.server.store import Store
+    from mug.session.messages import encode_envelope
+    from tests.servers import ServerProcess
+
+    size = round(FPS * batch_s)  # records per steps message
+    batches = recorded_batches(size) if kind == "browser" else []
+
+    class StepsBot(LoadBot):
+        """A browser-side page: sends the recorded steps at 30 per second in batches of 6, counts acks."""
+
+        session_id: str | None = None
+        acked = -1
+        sent = 0
+
+        def _on_message(self, raw: bytes) -> None:
+            import struct
+
+            (length,) = struct.unpack_from("<I", raw, 4)
+            message = json.loads(raw[8 : 8 + length])["message"]
+            if message["type"] == "scene" and "environment" in message["scene"]:
+                self.session_id = message["scene"]["environment"]["spec"]["session_id"]
+                self.sent_at = time.perf_counter()
+            elif message["type"] == "steps_ack":
+                self.acked = message["seq"]
+
+        def send_due(self, due: int) -> None:
+            """Send the batches due by now (a late wake-up catches up: 30 steps/s on average)."""
+            while self.session_id is not None and self.sent < min(due, len(batches)):
+                records = batches[self.sent]
+                self.sent += 1
+                self.ws.send_binary(
+                    encode_envelope({"type": "steps", "session_id": self.session_id, "scene_id": "grid", "records": records})
+                )
+            self._flush()
+
+    AsyncHTTPClient.configure(None, max_clients=max(10, n))
+    with tempfile.TemporaryDirectory() as tmp:
+        if pin is not None:
+            os.sched_setaffinity(0, {pin[0]})
+        target = f"benchmarks/browser_env.py:{kind}_study"
+        server = ServerProcess(["deploy", target, "--participants-per-address", "0"], Path(tmp) / "data").start(timeout=120)
+        if pin is not None:
+            os.sched_setaffinity(0, {pin[1]})
+        try:
+            pid = server.proc.pid
+            loop = asyncio.get_running_loop()
+            host, port = urlparse(server.url).hostname, urlparse(server.url).port
+            bots = []
+            for i in range(n):
+                cookie = await join(server.url, f"b{i}")
+                bot = (StepsBot if kind == "browser" else LoadBot)(server.url, f"b{i}", cookie)
+                await loop.create_connection(lambda bot=bot: bot, host, port)
+                bots.append(bot)
+            while sum(1 for b in bots if b.sent_at is not None) < n:
+                await asyncio.sleep(0.1)
+
+            async def pace() -> None:  # a batch of FPS * batch_s records every batch_s seconds per page: 30 steps/s
+                start = time.perf_counter()
+                while True:
+                    due = int((time.perf_counter() - start) / batch_s) + 1
+                    for b in bots:
+                        b.send_due(due)
+                    await asyncio.sleep(batch_s - (time.perf_counter() - start) % batch_s)
+
+            pacer = loop.create_task(pace()) if kind == "browser" else None
+            await asyncio.sleep(2.0)
+            cpu0, t0, wall0 = _proc_stats(pid)[0], time.perf_counter(), time.time()
+            sent0 = sum(getattr(b, "sent", 0) for b in bots)
+            frames0 = sum(len(b.arrivals) for b in bots)
+            for b in bots:
+                b.measuring = True
+            await asyncio.sleep(seconds)
+            cpu1, elapsed, wall1 = _proc_stats(pid)[0], time.perf_counter() - t0, time.time()
+            steps_per_s = (
+                (sum(b.sent for b in bots) - sent0) * size / elapsed / n
+                if kind == "browser"
+                else (sum(len(b.arrivals) for b in bots) - frames0) / elapsed / n
+            )
+            behind = sum(1 for b in bots if kind == "browser" and b.acked < (b.sent - 1) * size - 30)
+            if pacer is not None:
+                pacer.cancel()
+            for b in bots:
+                b.transport.close()
+            store = Store(Path(tmp) / "data", readonly=True)
+            verifying = sum(e["data"]["seconds"] for e in store.iter_events("verification") if wall0 <= e["time"] <= wall1)
+            store.close()
+        finally:
+            server.stop()
+    cpu = (cpu1 - cpu0) / elapsed * 100
+    return {"n": n, "cpu": cpu, "verify": verifying / elapsed * 100, "steps_per_s": steps_per_s, "behind": behind}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--sizes", default="100,300,1000", help="browser-side session counts")
+    parser.add_argument("--server-sizes", default="50,100", help="server-side session counts")
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--pin", default=None, metavar="SERVER_CPU,CLIENTS_CPU")
+    parser.add_argument("--batch-ms", type=int, default=200, help="how often a page sends its steps (default: 200 ms)")
+    args = parser.parse_args()
+    pin = tuple(int(x) for x in args.pin.split(",")) if args.pin else None
+
+    r = in_pyodide_and_cpython(args.steps)
+    print(f"PyCoinGrid 7x7, 10 coins, two agents, surface frames; {args.steps} seeded steps")
+    print(f"{'':44} {'Pyodide (Node)':>15} {'CPython':>10} {'ratio':>7}  target")
+    print(f"{'cold start to first frame, s (Node, local)':44} {r['cold_start_s']:>15.2f} {'':>10} {'':>7}")
+    print(
+        f"{'env steps/s (bare loop)':44} {1e6 / r['pyodide_env_us']:>15.0f} {1e6 / r['cpython_env_us']:>10.0f}"
+        f" {r['cpython_env_us'] / r['pyodide_env_us']:>7.2f}"
+    )
+    print(
+        f"{'engine step, us (BrowserGame) / bare env':44} {r['pyodide_engine_us']:>15.1f} {r['cpython_engine_us']:>10.1f}"
+        f" {'':>7}  overhead in Pyodide x{r['pyodide_engine_us'] / r['pyodide_env_us']:.2f} (target <= 1.3)"
+    )
+    budget = 33_000 - r["pyodide_snapshot_us"]
+    print(
+        f"{'snapshot + restore per frame, us':44} {r['pyodide_snapshot_us']:>15.1f} {r['cpython_snapshot_us']:>10.1f}"
+        f" {'':>7}  frames re-simulable in 33 ms (Pyodide): {budget / r['pyodide_env_us']:.0f}"
+    )
+    where = f"server on CPU {pin[0]}, clients on CPU {pin[1]}" if pin else f"server and clients sharing {os.cpu_count()} cores"
+    print(f"\nserver CPU at {FPS} fps ({where}; browser pages send their steps every {args.batch_ms} ms)")
+    print(
+        f"{'sessions':>9} {'where the env runs':>19} {'steps/s/session':>16} {'server CPU %':>13} {'+ verifying %':>14}"
+        f" {'CPU % per session':>18} {'recording only':>15}"
+    )
+    per: dict[str, tuple[float, float]] = {}
+    for kind, sizes in (("server", args.server_sizes), ("browser", args.sizes)):
+        for n in (int(x) for x in sizes.split(",")):
+            m = asyncio.run(server_cpu(kind, n, args.seconds, pin, args.batch_ms / 1000))
+            if not m["behind"]:  # the figures of the largest count the server kept up with
+                per[kind] = ((m["cpu"] + m["verify"]) / n, m["cpu"] / n)
+            late = f"  ({m['behind']} pages behind on acks)" if m["behind"] else ""
+            print(
+                f"{n:>9} {kind:>19} {m['steps_per_s']:>16.1f} {m['cpu']:>13.1f} {m['verify']:>14.1f}"
+                f" {(m['cpu'] + m['verify']) / n:>18.3f} {m['cpu'] / n:>15.3f}{late}",
+                flush=True,
+            )
+    if "browser" in per and "server" in per:
+        total, recording = per["browser"]
+        print(
+            f"a browser-side session costs the server x{total / per['server'][0]:.2f} of a server-side one (verification "
+            f"included); one core records ~{100 / recording:.0f} browser-side sessions at {FPS} fps, ~{100 / total:.0f} "
+            "when it also verifies every episode (target >= 1,000; from the largest count whose acks kept up)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Seeded runs of a browser-side scene that give the same output in CPython and in Pyodide.
+
+``mug check-env``, the verification tests and ``benchmarks/browser_env.py``
+call these in both interpreters (in Pyodide through ``pyodide-run.mjs``) and
+compare. Arguments and results are plain JSON.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+import time
+from typing import Any
+
+from mug.browser.game import BrowserGame
+from mug.browser.scene import BrowserScene
+from mug.session.engine import episode_seed
+from mug.session.snapshots import observation_hash, restore_env, snapshot_env, state_hash
+
+__all__ = ["env_trace", "game_trace"]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def game_trace(args: dict[str, Any]) -> dict[str, Any]:
+    """Play ``args["spec"]`` with ``BrowserGame`` for up to ``ticks`` ticks, pressing keys drawn from
+    ``random.Random(seed)`` (a fake clock: 1/fps per tick); browser-side policies answer with a drawn action
+    and float32 logits, as the page's runtime would. Returns every record (times left out), the message
+    types posted, and seconds per tick."""
+    spec, ticks, seed = args["spec"], int(args.get("ticks", 100)), int(args.get("seed", 0))
+    clock, rng, posted = _Clock(), random.Random(seed), []
+    game = BrowserGame(spec, lambda message, buffers: posted.append(message), clock=clock)
+    keys = [*sorted({k for combo, _ in spec["gameplay"]["action_mapping"] for k in combo.split("+")}), None]
+    started = time.perf_counter()
+    for _ in range(ticks):
+        if game.done:
+            break
+        key = rng.choice(keys)
+        s = game.session
+        policies, buffers = {}, []
+        for agent in spec["browser_policies"]:
+            n = spec["action_spaces"][agent]["n"]
+            logits = [round(rng.uniform(-3, 3), 3) for _ in range(n)]
+            buffers.append(struct.pack(f"<{n}f", *logits))
+            ref = {"buffer": len(buffers) - 1, "dtype": "float32", "shape": [n]}
+            policies[agent] = {"action": rng.randrange(n), "logits": ref}
+        act = {"type": "act", "step": s.decision, "episode": s.episode, "keys": [key] if key else [], "policies": policies}
+        game.receive(act, buffers)
+        game.tick()
+        clock.now += 1.0 / spec["rendering"]["fps"]
+    elapsed = time.perf_counter() - started
+    records = [
+        {k: v for k, v in r.items() if k != "time"} | {"record": {k: v for k, v in r["record"].items() if k != "pyodide_version"}}
+        for m in posted
+        if m["type"] == "steps"
+        for r in m["records"]
+    ]
+    steps = sum(1 for r in records if r["kind"] == "step")
+    return {"records": records, "types": [m["type"] for m in posted], "steps": steps, "seconds": elapsed}
+
+
+def env_trace(args: dict[str, Any]) -> dict[str, Any]:
+    """Step the spec's env ``steps`` times (episodes reset with the scene's episode seeds) with actions drawn
+    from ``random.Random(seed)``; per step the observation hash, rewards, terminations and state hash; the
+    time of the bare loop, and a snapshot round trip at every step (snapshot -> step -> restore -> step)."""
+    scene = BrowserScene(args["spec"])
+    steps, rng = int(args.get("steps", 200)), random.Random(int(args.get("seed", 0)))
+    adapter, episode = scene.make_env(), 0
+    adapter.reset(episode_seed(scene.seed, episode))
+    trace, plan = [], []
+    for _ in range(steps):
+        live = adapter.live_agents()
+        if not live:
+            episode += 1
+            adapter.reset(episode_seed(scene.seed, episode))
+            live = adapter.live_agents()
+            plan.append(None)
+        actions = {a: scene.action_space(a).sample_with(rng) for a in live}
+        plan.append(actions)
+        result = adapter.step(actions)
+        trace.append(
+            {
+                "episode": episode,
+                "obs_hash": observation_hash(result.observations),
+                "rewards": result.rewards,
+                "terminated": result.terminated,
+                "truncated": result.truncated,
+                "state_hash": state_hash(adapter.env),
+            }
+        )
+    # the same actions again, timed without any bookkeeping: the bare env loop
+    adapter, episode = scene.make_env(), 0
+    started = time.perf_counter()
+    adapter.reset(episode_seed(scene.seed, 0))
+    for actions in plan:
+        if actions is None:
+            episode += 1
+            adapter.reset(episode_seed(scene.seed, episode))
+        else:
+            adapter.step(actions)
+    bare = time.perf_counter() - started
+    snapshot = _snapshot_round_trips(scene, plan)
+    return {"trace": trace, "bare_seconds": bare, "steps": len(trace), **snapshot}
+
+
+def _snapshot_round_trips(scene: BrowserScene, plan: list[Any]) -> dict[str, Any]:
+    adapter, episode, failures, spent = scene.make_env(), 0, [], 0.0
+    adapter.reset(episode_seed(scene.seed, 0))
+    for index, actions in enumerate(plan):
+        if actions is None:
+            episode += 1
+            adapter.reset(episode_seed(scene.seed, episode))
+            continue
+        started = time.perf_counter()
+        state = snapshot_env(adapter.env)
+        restore_env(adapter.env, state)
+        spent += time.perf_counter() - started
+        first = adapter.step(actions)
+        first_hash = (observation_hash(first.observations), first.rewards, state_hash(adapter.env))
+        restore_env(adapter.env, state)
+        second = adapter.step(actions)
+        if first_hash != (observation_hash(second.observations), second.rewards, state_hash(adapter.env)) and len(failures) < 5:
+            failures.append(index)
+    count = sum(1 for a in plan if a is not None)
+    return {"snapshot_ok": not failures, "snapshot_failures": failures, "snapshot_restore_s": spent / max(count, 1)}

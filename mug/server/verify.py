@@ -1,0 +1,222 @@
+"""Verifying browser-recorded episodes: re-simulate them in CPython from the seed and the recorded actions.
+
+:func:`verify_episode` steps a fresh env (the scene's portable spec: same
+creator, config and episode seed) with each recorded step's actions and
+compares what it returns with what the browser recorded: the observation hash,
+every reward and every termination/truncation flag. Any difference flags that
+step (a tampered record, a Pyodide/CPython difference, or an env that is not
+deterministic). The result is stored as a ``verification`` event; the data's
+``verified`` column reads it (true: checked and equal; false: differed or not
+reached; empty: not verified, e.g. a server-side scene).
+
+The server verifies each episode when its ``episode_end`` is committed, in a
+child process at low priority (:class:`Verifier`): neither the event loop nor
+its share of the CPU waits for a re-simulation (a thread would hold the GIL).
+``mug verify DATA_DIR`` verifies every browser-recorded episode of a data
+directory again (e.g. episodes interrupted by a server restart).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from mug.session.engine import episode_seed
+from mug.session.snapshots import observation_hash
+
+if TYPE_CHECKING:
+    from mug.server.participants import ParticipantRegistry
+
+__all__ = ["Verifier", "verify_data_dir", "verify_episode"]
+
+log = logging.getLogger("mug.server")
+#: Most differing steps one verification lists (the count is exact).
+MAX_LISTED = 200
+
+
+def verify_episode(spec: dict[str, Any], session_id: str, episode: int, steps: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The ``verification`` record of one episode (``steps``: its recorded steps as the store gives them)."""
+    from mug.browser.scene import BrowserScene
+
+    rows = sorted(steps, key=lambda s: s["step"])
+    mismatches: list[dict[str, Any]] = []
+    checked, count = 0, 0
+
+    def differ(step: int, what: str) -> None:
+        nonlocal count
+        count += 1
+        if len(mismatches) < MAX_LISTED:
+            mismatches.append({"step": step, "what": what})
+
+    started = time.perf_counter()
+    try:
+        scene = BrowserScene(spec)
+        adapter = scene.make_env()
+        adapter.reset(episode_seed(scene.seed, episode))
+    except Exception as exc:
+        return _result(session_id, episode, 0, [{"step": 0, "what": f"env could not start: {type(exc).__name__}: {exc}"}], 1, 0.0)
+    for row in rows:
+        step = row["step"]
+        if step != checked:
+            differ(checked, f"step {checked} is missing from the record")
+            break
+        checked += 1
+        actions = row["actions"] or {}
+        live = set(adapter.live_agents())
+        if not set(actions) <= live:
+            differ(step, f"actions for agents {sorted(set(actions) - live)} that are not live")
+            continue
+        try:
+            result = adapter.step(actions)
+        except Exception as exc:
+            differ(step, f"env.step raised {type(exc).__name__}: {exc}")
+            break
+        truncated = dict(result.truncated)
+        if scene.max_steps is not None and step + 1 >= scene.max_steps:
+            truncated = dict.fromkeys(truncated or scene.agents, True)
+        found = []
+        if observation_hash(result.observations) != row.get("obs_hash"):
+            found.append("observation")
+        for name, value in (("reward", result.rewards), ("terminated", result.terminated), ("truncated", truncated)):
+            if value != (row.get(f"{name}s" if name == "reward" else name) or {}):
+                found.append(f"{name} ({value} re-simulated, {row.get(f'{name}s' if name == 'reward' else name)} recorded)")
+        if found:
+            differ(step, ", ".join(found))
+    adapter.close()
+    return _result(session_id, episode, checked, mismatches, count, time.perf_counter() - started)
+
+
+def _result(session_id: str, episode: int, checked: int, mismatches: list, count: int, seconds: float) -> dict[str, Any]:
+    return {
+        "session_id": session_id,
+        "episode": episode,
+        "checked": checked,
+        "verified": count == 0 and checked > 0,
+        "mismatched": count,
+        "mismatches": mismatches,
+        "seconds": seconds,
+    }
+
+
+def _child_init(paths: list[str]) -> None:
+    """A verifying child: low priority, and the parent's import paths (the env modules' roots among them)."""
+    os.nice(10)
+    sys.path[:0] = [p for p in paths if p not in sys.path]
+
+
+def import_roots(modules: Iterable[str]) -> list[str]:
+    """The directories from which the already imported ``modules`` were imported (for a child process)."""
+    roots = []
+    for name in modules:
+        module = sys.modules.get(name)
+        where = getattr(module, "__file__", None)
+        if where:
+            from pathlib import Path
+
+            path = Path(where).resolve()
+            depth = len(name.split(".")) - (0 if path.name == "__init__.py" else 1)
+            roots.append(str(path.parents[depth]))
+    return roots
+
+
+class Verifier:
+    """Verifies episodes in one child process once their records are committed; results go back to the loop."""
+
+    def __init__(self, registry: ParticipantRegistry) -> None:
+        self.registry = registry
+        self._queued: list[tuple[str, dict[str, Any], str, int, list[dict[str, Any]]]] = []
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def after_commit(self, participant_id: str, spec: dict[str, Any], session_id: str, episode: int, steps: list[dict]) -> None:
+        """Verify this episode once the records now queued in the store are committed (see :meth:`committed`)."""
+        self._queued.append((participant_id, spec, session_id, episode, steps))
+
+    def committed(self) -> None:
+        """The store committed: start what waited for it."""
+        if not self._queued:
+            return
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        if self._pool is None:
+            specs = self.registry.browser.specs.values()
+            modules = {ref.partition(":")[0] for spec in specs for ref in _refs(spec)}
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_child_init,
+                initargs=([*import_roots(sorted(modules)), *sys.path],),
+            )
+        jobs, self._queued = self._queued, []
+        for participant_id, spec, session_id, episode, steps in jobs:
+            future = loop.run_in_executor(self._pool, verify_episode, spec, session_id, episode, steps)
+            future.add_done_callback(lambda f, pid=participant_id, scene=spec["scene_id"]: self._done(pid, scene, f))
+
+    def _done(self, participant_id: str, scene_id: str, future: Any) -> None:
+        if future.cancelled() or self._pool is None:  # the server is stopping or stopped (see close), its store
+            return  # closed: ``mug verify`` can verify the episode later
+        try:
+            result = future.result()
+        except Exception:  # a bug of ours: logged, the server goes on
+            log.exception("verifying an episode failed")
+            return
+        if not result["verified"]:
+            log.warning(
+                "session %s episode %s: %d step(s) differ from a CPython re-simulation (first: %s)",
+                result["session_id"],
+                result["episode"],
+                result["mismatched"],
+                result["mismatches"][:1],
+            )
+        self.registry.store.add_event(participant_id, "verification", {**result, "scene_id": scene_id})
+        self.registry.flush()
+
+    def close(self) -> None:
+        """Stop the child process (server shutdown); episodes not verified yet are left to ``mug verify``."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+def _refs(spec: dict[str, Any]) -> list[str]:
+    return [r for r in (spec["env"]["creator"], spec["rendering"]["draw"], spec["rendering"]["hud"]) if r]
+
+
+def verify_data_dir(data_dir: Any, *, record: bool = True) -> list[dict[str, Any]]:
+    """Verify every browser-recorded episode stored in ``data_dir`` (``mug verify``); with ``record`` the results
+    are stored as ``verification`` events (the latest per episode is what the ``verified`` column shows).
+
+    The env modules named by the sessions' specs must be importable (run it where the study's files are)."""
+    from mug.errors import MugError
+    from mug.server.store import Store
+
+    reader = Store(data_dir, readonly=True)
+    try:
+        specs = {e["session_id"]: (e["participant_id"], e["data"]["spec"]) for e in reader.iter_events("browser_session")}
+        episodes: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for step in reader.iter_steps():
+            if step["session_id"] in specs:
+                episodes.setdefault((step["session_id"], step["episode"]), []).append(step)
+    finally:
+        reader.close()
+    results = []
+    for (session_id, episode), steps in episodes.items():
+        participant_id, spec = specs[session_id]
+        result = verify_episode(spec, session_id, episode, steps)
+        results.append({**result, "participant_id": participant_id, "scene_id": spec["scene_id"]})
+    if record and results:
+        writer = Store(data_dir)
+        try:
+            for r in results:
+                writer.add_event(r["participant_id"], "verification", {k: v for k, v in r.items() if k != "participant_id"})
+            if not writer.commit():
+                raise MugError(f"could not store the verifications in {data_dir}: the database stays locked by another program")
+        finally:
+            writer.close()
+    return results

@@ -1,0 +1,73 @@
+"""The env state protocol: snapshots of an env, restored later (reload resume now, rollback later).
+
+An env that defines ``get_state() -> value`` and ``set_state(value)`` is
+snapshotted through them (the value should be plain data: numbers, strings,
+lists, dicts). Any other env is snapshotted as a deep copy of its object and
+restored by copying that copy's ``__dict__`` back (the *deepcopy fallback*,
+which also covers envs whose state pickles). :func:`mug.scenes.browser_env.check_snapshots`
+proves at build time that a snapshot restores what the env does next.
+
+:func:`state_hash` and :func:`observation_hash` are SHA-256 digests of the
+canonical JSON of a value, equal in CPython and Pyodide for the same values;
+the browser records the hash of every step's observation, and verification
+compares it with a CPython re-simulation.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+from mug.session.messages import jsonable
+
+__all__ = ["has_state_protocol", "observation_hash", "restore_env", "snapshot_env", "state_hash"]
+
+
+def has_state_protocol(env: Any) -> bool:
+    """Whether ``env`` defines ``get_state()`` and ``set_state()``."""
+    return callable(getattr(env, "get_state", None)) and callable(getattr(env, "set_state", None))
+
+
+def snapshot_env(env: Any) -> Any:
+    """The state of ``env`` (the raw env, not the adapter): ``get_state()``'s value, else a deep copy of it."""
+    if has_state_protocol(env):
+        return copy.deepcopy(env.get_state())  # the caller owns it: the env may keep mutating its own objects
+    return copy.deepcopy(env)
+
+
+def restore_env(env: Any, state: Any) -> None:
+    """Put ``env`` back into ``state`` (from :func:`snapshot_env`; the state can be restored again)."""
+    if has_state_protocol(env):
+        env.set_state(copy.deepcopy(state))
+        return
+    env.__dict__.clear()
+    env.__dict__.update(copy.deepcopy(state).__dict__)
+
+
+def _leaf(value: Any) -> Any:
+    """What ``json`` cannot encode by itself (NumPy arrays and scalars, odd objects) as :func:`jsonable` gives it."""
+    return jsonable(value.tolist() if hasattr(value, "tolist") else value)
+
+
+def _digest(value: Any) -> str:
+    # plain values go straight to the encoder (the hot path in Pyodide); only NumPy and odd objects are converted
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_leaf)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def observation_hash(observations: dict[str, Any]) -> str:
+    """16 hex digits of SHA-256 over the canonical JSON of per-agent observations (NumPy or plain values: a
+    NumPy array hashes as the list of its values; a tuple as a list; a non-finite float as ``NaN``/``Infinity``)."""
+    return _digest(observations)
+
+
+def state_hash(env: Any) -> str:
+    """16 hex digits of SHA-256 over the canonical JSON of ``env.get_state()`` (``pickle`` of the deep-copy
+    fallback otherwise, which is stable within one interpreter)."""
+    if has_state_protocol(env):
+        return _digest(env.get_state())
+    import pickle
+
+    return hashlib.sha256(pickle.dumps(env.__dict__, protocol=4)).hexdigest()[:16]

@@ -23,11 +23,11 @@ import numpy as np
 
 from mug.errors import PolicyError
 from mug.inference.runtime import PolicyRuntime
-from mug.inference.sampling import fnv1a32
 from mug.scenes.gym_scene import GymScene
 from mug.scenes.policies import PolicySpec
-from mug.session.engine import BROWSER_WAIT_S, LOAD_WAIT_S, GameSession, _contains
+from mug.session.engine import BROWSER_WAIT_S, LOAD_WAIT_S, GameSession, contains_action
 from mug.session.recording import Recorder
+from mug.session.seeds import fnv1a32
 from mug.session.transport import Transport
 
 __all__ = ["MatchSession", "EMPTY_SEAT"]
@@ -147,7 +147,7 @@ class MatchSession(GameSession):
         if spec.kind == "callable":
             env_id = self.env.ids[agent]
             action = spec.fn(obs, env_id)  # type: ignore[misc]
-            if not _contains(self.scene.action_space(agent), action):
+            if not contains_action(self.scene.action_space(agent), action):
                 raise PolicyError(
                     f"fill-in policy of agent {env_id!r} returned {action!r}, not an action of {self.scene.action_space(agent)}",
                     policy=agent,

@@ -44,7 +44,8 @@ def test_a_disconnect_span_comes_back_as_the_same_browser_into_the_same_session(
     assert stats.reconnects == 1 and stats.errors == [] and stats.ended == "acks"
     assert stats.scenes == ["cartpole", "cartpole"]  # the scene again on reconnecting...
     steps = [step for episode, step in stats.steps if episode == 0]
-    assert steps == sorted(steps) and len(set(steps)) == len(steps)  # ...and the game went on where it was
+    # ...and the game went on where it was (the frame current at the reconnect is sent again, once)
+    assert steps == sorted(steps) and len(steps) - len(set(steps)) <= stats.reconnects
     store = Store(tmp_path, readonly=True)
     stored = [s for s in store.steps("cartpole") if s["participant_id"] == "flaky"]
     store.close()

@@ -2,10 +2,10 @@
 Chromium under the server's Content-Security-Policy: play with an AI partner, the server killed and
 restarted mid-episode, a reload mid-episode, an env that raises, a package index that does not answer.
 
-The browser-side Python is the test double of ``mug.browser`` (``fixtures/browser_double/``, see
-``browser_env_studies.py``) until the Python side of issue 12 is merged. What the page sends is read off
-its WebSocket (Playwright's ``framesent``) and what it keeps off its ``sessionStorage``; the store's side
-(each record stored once) needs the server's ``steps`` ingestion: those checks skip until it exists.
+Everything is real: the scenes are ``runtime(environment="browser")`` scenes (``browser_env_studies.py``),
+the worker runs ``mug.browser.BrowserGame`` in Pyodide, the server stores and verifies what it records.
+What the page sends is read off its WebSocket (Playwright's ``framesent``), what it keeps off its
+``sessionStorage``, what was stored off the data directory.
 """
 
 from __future__ import annotations
@@ -17,18 +17,18 @@ import socket
 import time
 
 import numpy as np
-import pytest
 from playwright.sync_api import expect
 
 import mug
+from mug.server.app import STATIC
+from mug.server.pyodide_files import pyodide_files
 from mug.server.store import Store
-from mug.session.messages import INBOUND_TYPES, decode_envelope
-from tests.e2e.browser_env_studies import PARTNER, POLICY_SEED
+from mug.session.messages import decode_envelope
+from tests.e2e.browser_env_studies import PARTNER, POLICY_SEED, WHEEL
 from tests.servers import ServerProcess
 
-#: Whether the server takes ``steps`` (the Python side of issue 12); the store checks need it.
-INGESTS_STEPS = "steps" in INBOUND_TYPES
-NOT_INGESTED = "page side checked; the store's side needs the server's `steps` ingestion (issue 12, Python side)"
+#: The Pyodide the server serves (from its own build).
+PYODIDE = pyodide_files(STATIC / "pyodide")
 ENV_FAILED = "Sorry, the game stopped because of an error on our side."
 LOAD_FAILED = "Sorry, the game could not be loaded in your browser."
 STAGES = {"Loading the game", "Downloading the game engine", "Starting the game engine", "Downloading the game"}
@@ -86,9 +86,18 @@ class Tab:
         text = self.page.evaluate(f"sessionStorage.getItem('mug-steps:{self.pid}')")
         return [{**r, "session_id": s} for s, entry in json.loads(text or "{}").items() for r in entry["records"]]
 
-    def step(self) -> int:
-        hud = self.page.locator(".mug-hud").inner_text()
-        return int(hud.split("step ")[1].split(" ")[0]) if "step " in hud else -1
+    def steps(self, session_id: str | None = None) -> list[dict]:
+        """The step records the page sent (each once; of one session, if given), in the order it made them."""
+        seen: dict[tuple[str, int], dict] = {}
+        for m in self.of_type("steps"):
+            for r in m["records"]:
+                if r["kind"] == "step" and session_id in (None, m["session_id"]):
+                    seen.setdefault((m["session_id"], r["seq"]), {**r, "session_id": m["session_id"]})
+        return [seen[k] for k in sorted(seen, key=lambda k: (self.sessions().index(k[0]), k[1]))]
+
+    def sessions(self) -> list[str]:
+        """The game sessions the page sent records of, in order."""
+        return list(dict.fromkeys(m["session_id"] for m in self.of_type("steps")))
 
     def until(self, check, timeout: float = 60, what: str = "") -> None:
         deadline = time.monotonic() + timeout
@@ -97,18 +106,36 @@ class Tab:
                 raise AssertionError(f"timed out waiting for {what or check}")
             self.page.wait_for_timeout(50)
 
-    def play_until_step(self, step: int, key: str = "ArrowRight") -> None:
+    def play(self, steps: int, key: str = "ArrowRight", session_id: str | None = None) -> None:
+        """Hold ``key`` until the page sent ``steps`` step records (of ``session_id``) in all."""
         self.page.keyboard.down(key)
-        self.until(lambda: self.step() >= step, what=f"step {step}")
+        self.until(lambda: len(self.steps(session_id)) >= steps, what=f"{steps} steps")
         self.page.keyboard.up(key)
 
 
-def step_records(records: list[dict]) -> list[dict]:
-    return [r for r in records if r["kind"] == "step"]
+def stored_steps(data) -> list[dict]:
+    store = Store(data)
+    try:
+        return store.steps("walk")
+    finally:
+        store.close()
+
+
+def contiguous(steps: list[dict]) -> bool:
+    """Whether ``steps`` (of one session) number 0, 1, 2, ... in each episode, episodes one after another."""
+    keys = [(s["episode"], s["step"]) for s in steps]
+    expected, episode, step = [], None, 0
+    for e, _ in keys:
+        if e != episode:
+            episode, step = e, 0
+        expected.append((e, step))
+        step += 1
+    return keys == expected and [e for e, _ in keys] == sorted(e for e, _ in keys)
 
 
 def test_a_participant_plays_a_browser_side_scene_with_an_ai_partner(browser, tmp_path):
-    server = deploy("walk", tmp_path / "data")
+    data = tmp_path / "data"
+    server = deploy("walk", data)
     try:
         tab = Tab(browser, server.url, "walker")
         start = tab.page.get_by_role("button", name="Start")
@@ -116,40 +143,52 @@ def test_a_participant_plays_a_browser_side_scene_with_an_ai_partner(browser, tm
         tab.until(lambda: any("/pyodide/" in u for u in tab.requests), what="the preload on the start page")
         start.click()
         expect(tab.page.locator("#mug-canvas")).to_be_visible(timeout=90_000)
-        tab.play_until_step(25, "ArrowRight")
-        tab.play_until_step(50, "ArrowLeft")
+        tab.play(40, "ArrowRight")
+        tab.play(80, "ArrowLeft")
         page = tab.page
         violations, texts = page.evaluate("window.cspViolations"), page.evaluate("window.loadingTexts")
+        tab.until(lambda: len(tab.kept()) < 5, what="the acks")
         kept = tab.kept()
+        sent = [r for m in tab.of_type("steps") for r in m["records"]]
+        steps = tab.steps()
+        ended = {r["record"]["episode"] for r in sent if r["kind"] == "event" and r["name"] == "episode_end"}
+        assert len(ended) >= 2, "the partner finishes an episode within 40 steps"
+
+        def all_verified() -> bool:
+            table = mug.load(data).steps
+            return set(table[table["verified"].notna()]["episode"]) >= ended
+
+        tab.until(all_verified, what="the verification of every finished episode")
+        table = mug.load(data).steps
+        tab.until(lambda: len(tab.steps()) >= len(table), what="Playwright's report of what the page sent")
+        later = tab.steps()  # the game went on meanwhile
     finally:
-        log = server.stop()
+        server.stop()
     assert tab.errors == [] and violations == []
     # preloaded on the start page: by the time the scene shows, the download may be over; every text names its stage
     assert texts and all(t.split("…")[0] in STAGES for t in texts), texts
-    sent = [r for m in tab.of_type("steps") for r in m["records"]]
-    assert [r["seq"] for r in sent[: len(kept)]] == list(range(len(kept)))  # each sent at once, in order
-    assert sent[0]["kind"] == "event" and sent[0]["record"]["event"] == "session"
-    assert sent[0]["record"]["where"] == "browser" and sent[0]["record"]["pyodide_version"].startswith("3.14")
-    assert sent[0]["record"]["helper"] == "walkhelp 1.0"  # the scene's pure-Python wheel, loaded in the worker
-    steps = step_records(sent)
-    assert len(steps) >= 50 and [r["step"] for r in steps] == list(range(len(steps)))
-    assert {r["record"]["actions"]["human"] for r in steps} >= {0, 2}  # both keys reached the env in the worker
-    # the AI acted on each step's own observation: one uninterrupted Python runtime on the recorded ones agrees
+    assert any(u.endswith(f"/{WHEEL.name}") and "/pybundle/" in u for u in tab.requests)  # the scene's wheel, installed
+    assert [r["seq"] for r in sent] == list(range(len(sent)))  # each sent once, at once, in order
+    assert sent[0]["kind"] == "event" and sent[0]["name"] == "session"
+    assert sent[0]["record"]["where"] == "browser" and sent[0]["record"]["pyodide_version"] == PYODIDE.version
+    assert contiguous(steps) and len(steps) >= 80
+    assert {r["record"]["actions"]["agent_0"] for r in steps} >= {3, 4}  # both keys reached the env in the worker
+    # the AI acted on each step's own observation: the Python runtime on the recorded ones agrees (reset per episode)
     runtime = mug.PolicyRuntime(PARTNER, seed=POLICY_SEED)
-    runtime.boundary("episode", "ai")
+    episode = None
     for r in steps:
-        out = runtime.step(np.asarray(r["record"]["observations"]["ai"], np.float32), "ai")
-        assert out.action == r["record"]["actions"]["ai"], r["step"]
-        np.testing.assert_allclose(out.logits, r["record"]["policy_outputs"]["ai"]["logits"], rtol=1e-5, atol=1e-5)
-    if not INGESTS_STEPS:
-        assert "unknown message type 'steps'" in log  # the server as it is: it refuses them, the page keeps them
-        assert len(kept) >= len(steps)
-        pytest.skip(NOT_INGESTED)
-    assert len(kept) < len(sent)  # acknowledged records are forgotten
-    store = Store(server.data_dir)
-    stored = sorted(s["step"] for s in store.steps("walk"))
-    store.close()
-    assert stored[: len(steps)] == list(range(len(steps)))
+        if r["episode"] != episode:
+            episode = r["episode"]
+            runtime.boundary("episode", "agent_1")
+        out = runtime.step(np.asarray(r["record"]["observations"]["agent_1"], np.float32), "agent_1")
+        assert out.action == r["record"]["actions"]["agent_1"], (r["episode"], r["step"])
+        np.testing.assert_allclose(out.logits, r["record"]["policy_outputs"]["agent_1"]["logits"], rtol=1e-5, atol=1e-5)
+    assert len(kept) < 5  # acknowledged records are forgotten
+    # every step stored once, and each finished episode equals its CPython re-simulation
+    stored = sorted(zip(table["episode"], table["step"]))  # what was committed: what the page sent, up to its last acks
+    assert stored == [(r["episode"], r["step"]) for r in later[: len(stored)]] and len(stored) >= len(steps) - 5
+    finished = table[table["episode"].isin(ended)]
+    assert len(finished) > 0 and finished["verified"].eq(True).all()
 
 
 def test_lockstep_steps_once_per_key_press(browser, tmp_path):
@@ -157,18 +196,17 @@ def test_lockstep_steps_once_per_key_press(browser, tmp_path):
     try:
         tab = Tab(browser, server.url, "stepper")
         expect(tab.page.locator("#mug-canvas")).to_be_visible(timeout=90_000)
-        expect(tab.page.locator(".mug-hud")).to_contain_text("step 0")
         tab.page.wait_for_timeout(500)  # several ticks: no step without a key
-        assert tab.step() == 0
-        for n, key in enumerate(["ArrowRight", "ArrowRight", "ArrowLeft", "ArrowRight"], 1):
+        assert tab.steps() == []
+        for n, key in enumerate(["ArrowRight", "ArrowRight", "ArrowLeft", "ArrowDown"], 1):
             tab.page.keyboard.press(key)
-            expect(tab.page.locator(".mug-hud")).to_contain_text(f"step {n} ")
+            tab.until(lambda n=n: len(tab.steps()) == n, what=f"step {n}")
         tab.page.wait_for_timeout(300)
         texts = tab.page.evaluate("window.loadingTexts")
     finally:
         server.stop()
-    steps = step_records([r for m in tab.of_type("steps") for r in m["records"]])
-    assert [r["record"]["actions"]["human"] for r in steps] == [2, 2, 0, 2] and tab.errors == []
+    steps = tab.steps()
+    assert [r["record"]["actions"]["agent_0"] for r in steps] == [4, 4, 3, 2] and tab.errors == []
     # no preload here: the participant saw the bytes come in, then the stages
     downloads = [t for t in texts if re.fullmatch(r"Downloading the game engine… \d+\.\d of \d+\.\d MB", t)]
     assert downloads and texts.index(downloads[-1]) < texts.index(next(t for t in texts if t.startswith("Starting the game")))
@@ -182,19 +220,20 @@ def test_the_server_killed_mid_episode_and_restarted_gets_every_step_again(brows
         tab = Tab(browser, server.url, "crasher")
         tab.page.get_by_role("button", name="Start").click()
         expect(tab.page.locator("#mug-canvas")).to_be_visible(timeout=90_000)
-        tab.play_until_step(15)
+        tab.play(15)
         server.stop(signal.SIGKILL)
-        down_at = tab.step()
+        down_at = len(tab.steps())
         expect(tab.page.locator(".mug-error")).to_have_text("Connection lost; reconnecting…")
-        tab.play_until_step(down_at + 20, "ArrowLeft")  # the game goes on in the browser while the server is down
+        tab.play(down_at + 20, "ArrowLeft")  # the game goes on in the browser while the server is down
         kept_while_down = tab.kept()
         before = len(tab.sent)
         restarted = deploy("walk", data, port)
         tab.until(lambda: tab.of_type("ready", before), what="the reconnect")
         expect(tab.page.locator(".mug-error")).to_have_count(0)  # the notice goes, the game goes on
-        tab.play_until_step(tab.step() + 10)
+        tab.play(len(tab.steps()) + 10)
         resent = set(tab.records(before))
-        kept = tab.kept()
+        tab.until(lambda: len(tab.kept()) < 5, what="the acks")
+        steps = tab.steps()
     finally:
         (restarted or server).stop()
     assert tab.errors == []
@@ -202,57 +241,70 @@ def test_the_server_killed_mid_episode_and_restarted_gets_every_step_again(brows
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # kept in the page: none lost, none twice
     assert {(r["session_id"], r["seq"]) for r in kept_while_down} <= resent  # all sent again after the reconnect
     assert tab.sent[before]["type"] == "ready"  # first the page's ready (the restarted server resumes it), then them
-    assert len({r["session_id"] for r in kept}) == 1  # the same game went on: one session
-    if not INGESTS_STEPS:
-        pytest.skip(NOT_INGESTED)
-    store = Store(data)
-    stored = store.steps("walk")
-    store.close()
-    steps = [s["step"] for s in stored]
-    assert sorted(steps) == list(range(len(steps)))  # 0 lost, 0 duplicated
+    assert len(tab.sessions()) == 1 and contiguous(steps)  # the same game went on: one session
+    stored = stored_steps(data)
+    keys = [(s["session_id"], s["episode"], s["step"]) for s in stored]
+    assert len(keys) == len(set(keys))  # 0 duplicated
+    assert sorted(keys) == sorted((r["session_id"], r["episode"], r["step"]) for r in steps)  # 0 lost
 
 
-def test_a_reload_mid_episode_sends_the_kept_records_again_and_starts_a_new_game(browser, tmp_path):
-    server = deploy("walk", tmp_path / "data")
+def test_a_reload_mid_episode_sends_the_kept_records_again_and_restarts_the_episode(browser, tmp_path):
+    data = tmp_path / "data"
+    server = deploy("walk", data)
     try:
         tab = Tab(browser, server.url, "reloader")
         tab.page.get_by_role("button", name="Start").click()
         expect(tab.page.locator("#mug-canvas")).to_be_visible(timeout=90_000)
-        tab.play_until_step(20)
+        tab.play(45)
         kept_before = tab.kept()
+        [old] = tab.sessions()
+        interrupted = tab.steps()[-1]["episode"]
         before = len(tab.sent)
         tab.page.reload()
         expect(tab.page.locator("#mug-canvas")).to_be_visible(timeout=90_000)
-        tab.play_until_step(5)
+        tab.until(lambda: len(tab.sessions()) == 2, what="the new session")
+        new = tab.sessions()[1]
+        tab.play(5, session_id=new)
         after = tab.records(before)
+        tab.until(lambda: len(tab.kept()) < 5, what="the acks")
     finally:
         server.stop()
     assert tab.errors == []
-    old = {r["session_id"] for r in kept_before}
-    assert len(old) == 1 and kept_before
     assert {(r["session_id"], r["seq"]) for r in kept_before} <= set(after)  # what the server had not acked: again
-    new = [(s, q) for s, q in after if s not in old]
-    assert new and new[0][1] == 0  # the reloaded page plays a new game, from its first record
+    # README, "Environments in the browser": a reload restarts the interrupted episode, in a new session
+    first = [(s, q) for s, q in after if s == new]
+    assert first and first[0][1] == 0
+    replay = tab.steps(new)
+    assert (replay[0]["episode"], replay[0]["step"]) == (interrupted, 0)
+    old_steps = [r for r in tab.steps(old) if r["episode"] == interrupted]
+    n = min(len(old_steps), len(replay))  # the same seed: the replayed episode starts where the old one did
+    assert replay[0]["record"]["obs_hash"] == old_steps[0]["record"]["obs_hash"] and n > 0
+    stored = {(s["session_id"], s["episode"], s["step"]) for s in stored_steps(data)}
+    assert {(old, r["episode"], r["step"]) for r in tab.steps(old)} <= stored  # the old session's steps stay in the data
 
 
 def test_an_env_that_raises_ends_the_episode_tells_the_participant_and_reports_the_traceback(browser, tmp_path):
-    server = deploy("walk_raises", tmp_path / "data")
+    data = tmp_path / "data"
+    server = deploy("walk_raises", data)
     try:
         tab = Tab(browser, server.url, "unlucky")
         expect(tab.page.locator(".mug-error")).to_contain_text(ENV_FAILED, timeout=90_000)
         tab.until(lambda: tab.of_type("env_error"), what="env_error")
         tab.page.wait_for_timeout(500)
-        steps_sent = len(tab.records())
-        hud = tab.page.locator(".mug-hud").inner_text()
+        steps = tab.steps()
     finally:
-        server.stop()
+        log = server.stop()
     [report] = tab.of_type("env_error")
-    assert report["message"] == "env_error: env.step failed at step 5: RuntimeError: the double env fails on purpose"
-    assert "Traceback (most recent call last)" in report["traceback"] and "in _step" in report["traceback"]
+    assert "RuntimeError: the grid fails on purpose" in report["message"]
+    assert "Traceback (most recent call last)" in report["traceback"] and "failing_grid.py" in report["traceback"]
     assert (report["episode"], report["step"]) == (0, 5)
-    assert report["session_id"] == tab.of_type("steps")[0]["session_id"]
-    assert steps_sent == 6  # the session event and steps 0-4; then nothing
-    assert "step 5" in hud and tab.errors == []
+    assert report["session_id"] == tab.sessions()[0]
+    assert [(r["episode"], r["step"]) for r in steps] == [(0, s) for s in range(5)]  # steps 0-4; then nothing
+    assert tab.errors == [] and "the env failed in the browser at episode 0 step 5" in log
+    store = Store(data)
+    events = store.events("env_error")
+    store.close()
+    assert [e["data"]["traceback"] for e in events] == [report["traceback"]]
 
 
 def test_a_package_index_that_does_not_answer_is_a_clear_error_and_a_logged_client_error(browser, tmp_path):

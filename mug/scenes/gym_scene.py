@@ -669,12 +669,21 @@ class GymScene(Scene):
         self._need_env("policies")
         if not self.policy_specs:
             raise ConfigError(f"scene {self.scene_id!r}: call .policies(...) to say who plays each agent", field="policies")
-        if self.is_match and self.multiplayer_options.on_partner_loss == "ai":
+        # any seat may end up played by the fill-in policy (seats are shuffled): each Human agent needs one
+        needs = [
+            rule
+            for rule, used in (
+                ('multiplayer(on_partner_loss="ai")', self.multiplayer_options.on_partner_loss == "ai"),
+                ('waitroom(on_timeout="ai")', self.waitroom_options.on_timeout == "ai"),
+            )
+            if used
+        ]
+        if self.is_match and needs:
             missing = [self.agent_ids.get(a, a) for a in self.humans if self.waitroom_options.fill_for(a, self.agent_ids) is None]
             if missing:
                 raise ConfigError(
-                    f'scene {self.scene_id!r}: multiplayer(on_partner_loss="ai") needs waitroom(fill_with=...) for agent(s) '
-                    f"{missing}",
+                    f"scene {self.scene_id!r}: {' and '.join(needs)} needs waitroom(fill_with=...) for every Human agent "
+                    f"(any seat may be the empty one); none for {missing}",
                     field="fill_with",
                 )
 

@@ -140,6 +140,7 @@ class Participant:
         """Make ``connection`` this participant's tab; an older tab is told and closed."""
         old, self.connection = self.connection, connection
         self.left_at = None
+        self.monitor.set_hidden(False)  # a new tab starts visible; the page says so after `ready` if it is hidden
         if old is not None:
             old.close_with(
                 {

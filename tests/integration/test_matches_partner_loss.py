@@ -285,3 +285,26 @@ def stored_events(tmp_path):
         return store.events()
     finally:
         store.close()
+
+
+def test_a_tab_hidden_while_waiting_counts_from_the_match_start(tmp_path):
+    """Hiding the tab in the waitroom is normal: the hidden stretch that excludes counts within the match only."""
+    monitoring = {"max_hidden_s": 1.5}
+
+    async def main():
+        async with deployed(duo(max_steps=10_000, monitoring=monitoring), tmp_path) as d:
+            alice = await Player(d.url, "alice").open()
+            await alice.next("waitroom")
+            await alice.send({"type": "visibility", "hidden": True})
+            await asyncio.sleep(2.0)  # longer than max_hidden_s, before the match
+            bob = await Player(d.url, "bob", keys=["ArrowDown"]).open()
+            await alice.seat()
+            await asyncio.sleep(0.6)
+            early = d._server.matches.status()["duo"]
+            excluded = await alice.next("notice", timeout=10)
+            alice.close(), bob.close()
+            return early, excluded
+
+    early, excluded = run_async(main())
+    assert len(early["running"]) == 1  # not excluded at the match's first check
+    assert excluded["code"] == "excluded"  # but 1.5 s hidden in the match is

@@ -36,3 +36,9 @@ def test_a_bad_seats_function_falls_back_to_the_seeded_seats():
 def test_seats_with_fewer_members_than_agents_leave_seats_empty():
     seats, _ = assign_seats(["a"], ["x", "y", "z"], 5, "m-2", None)
     assert list(seats.values()) == ["a"] and set(seats) <= {"x", "y", "z"}
+
+
+def test_a_matchmaker_answering_with_candidates_not_ids_falls_back():
+    """The natural slip ``return candidates[:seats]`` (Candidates hold dicts: unhashable) is an unusable answer."""
+    group, problem = choose_group(WAITING, 2, lambda candidates, seats: candidates[:seats], "duo")
+    assert group == ["a", "b"] and "distinct waiting participant ids (str)" in problem

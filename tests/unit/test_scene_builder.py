@@ -124,6 +124,17 @@ CASES = [
     ("p2p not yet", lambda: ready_grid().multiplayer(mode="p2p"), "mode", 'mode="p2p"'),
     ("unknown partner loss", lambda: ready_grid().multiplayer(on_partner_loss="bot"), "on_partner_loss", "expected one of"),
     ("ai timeout without fill", lambda: ready_grid().waitroom(on_timeout="ai"), "fill_with", 'on_timeout="ai"'),
+    (
+        "ai timeout with a fill for one seat only",
+        lambda: (
+            grid()
+            .policies({"agent_0": mug.Human, "agent_1": mug.Human})
+            .waitroom(on_timeout="ai", fill_with={"agent_1": mug.Random})
+            .check_ready()
+        ),
+        "fill_with",
+        "every Human agent",
+    ),
     ("human fill", lambda: ready_grid().waitroom(fill_with=mug.Human), "fill_with", "mug.Human cannot"),
     ("matchmaker not callable", lambda: ready_grid().matchmaking(matchmaker="fifo"), "matchmaker", "expected a function"),
     ("keep_groups not bool", lambda: ready_grid().matchmaking(keep_groups=1), "keep_groups", "expected True or False"),

@@ -67,7 +67,7 @@ class _MembersPresent:
         self.match = match
 
     def send(self, client: str, message: dict[str, Any], buffers: list[bytes]) -> None:
-        if client in self.match.lost:
+        if client in self.match.lost or client not in self.match.members:  # away, or gone on with their study
             return
         if message.get("type") == "scene" and client in self.match.agent_of:
             message = {**message, "match": self.match.seat_of(client)}
@@ -148,9 +148,9 @@ class Match:
                 self.session.hand_back(agent)
                 self._event(pid, "seat_returned", {"agent": agent})
             self._event(pid, "rejoined", {"agent": agent})
-        if self.paused:
-            self._send_paused(pid)
         self.session.handle(pid, {"type": "ready"})
+        if self.paused:
+            self._send_paused(pid)  # after the scene: the page's new game view would close an earlier overlay
         if self.paused and not self.lost:
             self.paused = False
             for member in self.members.values():
@@ -212,7 +212,9 @@ class Match:
         for pid, member in list(self.members.items()):
             if self.ended is not None or pid in self.lost:
                 continue
-            hidden = member.monitor.hidden_for(now)
+            # hidden time counts from the match's start (a tab hidden in the waitroom is not excluded at once)
+            # and not while the match is paused for a lost partner
+            hidden = 0.0 if self.paused else min(member.monitor.hidden_for(now), now - self.started_mono)
             if monitoring.max_hidden_s is not None and hidden >= monitoring.max_hidden_s:
                 self.exclude(pid, "hidden", {"hidden_s": round(hidden, 3), "max_hidden_s": monitoring.max_hidden_s})
                 continue

@@ -42,9 +42,15 @@ def choose_group(
         if answer is None:
             return None, None
         group = list(answer) if isinstance(answer, (list, tuple)) else None
-        if group is not None and len(group) == seats and len(set(group)) == seats and set(group) <= ids:
-            return [str(g) for g in group], None
-        problem = f"returned {answer!r}, not None or a list of {seats} distinct waiting participant ids"
+        if (
+            group is not None
+            and all(isinstance(g, str) for g in group)  # e.g. not the Candidate objects themselves
+            and len(group) == seats
+            and len(set(group)) == seats
+            and set(group) <= ids
+        ):
+            return group, None
+        problem = f"returned {answer!r:.500}, not None or a list of {seats} distinct waiting participant ids (str)"
     log.error("scene %s: the matchmaker %s; the group is formed first come, first served", scene_id, problem)
     return _fifo(candidates, seats), problem
 

@@ -155,9 +155,15 @@ class MatchRoom:
             else:
                 del self.screening[pid]
         for match in list(self.matches.values()):
-            match.check(now)
-        for room in self.waitrooms.values():
-            room.check(now)
+            try:
+                match.check(now)
+            except Exception:  # a bug of ours in one match must not stop the others' timeouts
+                log.exception("match %s: check failed", match.match_id)
+        for room in list(self.waitrooms.values()):
+            try:
+                room.check(now)
+            except Exception:
+                log.exception("waitroom of scene %s: check failed", room.scene.scene_id)
 
     def settle(self, participant: Participant) -> None:
         """After messages: a member's match whose game is over ends (and its members move on)."""

@@ -81,13 +81,13 @@ class Waitroom:
             left = participant.left_at
             if participant.connection is None and left is not None and now - left >= options.leave_grace_s:
                 self.leave(participant, "left")
+        self._form(now)  # first: a participant whose partner arrives in the same check is matched, not timed out
         for participant, since in list(self.waiting.values()):
             if participant.participant_id not in self.waiting or now - since < options.timeout_s:
                 continue
             if options.on_timeout == "ai" and participant.connection is None:
                 continue  # no match starts with an empty seat: theirs waits for their tab (or the grace ends)
             self._timed_out(participant, now - since)
-        self._form(now)
         if len(self.waiting) != self._count or now - self._updated >= UPDATE_EVERY_S:
             for participant, _ in self.waiting.values():
                 self._send(participant, now)

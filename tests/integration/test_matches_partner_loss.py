@@ -20,10 +20,14 @@ async def pair(d, alice_keys=None, bob_keys=None):
 
 def test_end_moves_the_partner_on_after_the_reconnect_timeout_and_the_lost_member_on_return(tmp_path):
     async def main():
-        async with deployed(duo(multiplayer={"on_partner_loss": "end", "reconnect_timeout_s": 0.5}), tmp_path) as d:
+        # lockstep: the game goes on without bob (his seat takes the default action) until the timeout ends it
+        async with deployed(
+            duo(max_steps=10_000, multiplayer={"on_partner_loss": "end", "reconnect_timeout_s": 0.5}), tmp_path
+        ) as d:
             alice, bob, _seats = await pair(d)
             await bob.next("frame")
             bob.close()
+            await alice.next("frame", where=lambda m: m["step"] >= 5, timeout=5)  # lockstep does not wait for bob
             notice = await alice.next("notice")
             after = await alice.scene("text")
             back = await Player(d.url, "bob", cookie=bob.cookie).open()
@@ -43,7 +47,7 @@ def test_end_with_after_partner_loss_end_gives_the_partner_an_end_page_with_a_co
     options = {"on_partner_loss": "end", "reconnect_timeout_s": 0.3, "after_partner_loss": "end", "partner_loss_message": "Gone"}
 
     async def main():
-        async with deployed(duo(multiplayer=options), tmp_path) as d:
+        async with deployed(duo(max_steps=10_000, multiplayer=options), tmp_path) as d:
             alice, bob, _ = await pair(d)
             bob.close()
             end = await alice.scene("end")

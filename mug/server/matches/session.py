@@ -58,6 +58,12 @@ class MatchSession(GameSession):
         super().__init__(scene, clients, transport, recorder, **options)
         self.fills = fills
         self._fill_runtimes: dict[str, PolicyRuntime] = {}
+        for agent, spec in fills.items():  # loaded now (not in a frame tick); reset at episode/scene bounds like any model
+            if spec.kind == "model":
+                runtime = PolicyRuntime(spec.config, seed=self.scene.policy_seed, name=agent)  # type: ignore[arg-type]
+                self._fill_runtimes[agent] = self._runtimes[agent] = runtime
+        #: Members whose tab is gone: a lockstep step does not wait for them (their seat takes the default action).
+        self.away: set[str] = set()
         self._fill_spaces: dict[str, Any] = {}
         #: Human agents played by their fill-in policy now.
         self.ai_seats: set[str] = set()
@@ -85,10 +91,15 @@ class MatchSession(GameSession):
         """``client`` left: their held keys and queued presses are dropped (their seat takes the default action)."""
         self._held[client] = []
         self._presses[client] = []
+        self.away.add(client)
+        if self.scene.step_mode == "lockstep" and not self.done and self._everyone_acted():
+            self._advance()
 
     def hand_to_ai(self, agent: str) -> None:
-        """The fill-in policy plays ``agent`` from the next step on."""
+        """The fill-in policy plays ``agent`` from the next step on (a model's hidden state starts afresh)."""
         self.ai_seats.add(agent)
+        if agent in self._fill_runtimes:
+            self._fill_runtimes[agent].reset(agent)
         if self.scene.step_mode == "lockstep" and not self.done and self._everyone_acted():
             self._advance()
 
@@ -105,6 +116,7 @@ class MatchSession(GameSession):
 
     def _on_ready(self, client: str) -> None:
         """A member (re)connected: the scene and the current frame go to them only (the partners have it)."""
+        self.away.discard(client)
         everyone, self.clients = self.clients, [client]
         try:
             super()._on_ready(client)
@@ -117,7 +129,7 @@ class MatchSession(GameSession):
         return all(
             c in self._acted
             for c in self.clients
-            if self.runs_models[c] or any(h not in self.ai_seats for h in self.human_of.get(c, []))
+            if self.runs_models[c] or (c not in self.away and any(h not in self.ai_seats for h in self.human_of.get(c, [])))
         )
 
     # -- stepping -----------------------------------------------------------------------
@@ -139,10 +151,7 @@ class MatchSession(GameSession):
         spec = self.fills[agent]
         obs = self._obs[agent]
         if spec.kind == "model":
-            runtime = self._fill_runtimes.get(agent)
-            if runtime is None:
-                runtime = self._fill_runtimes[agent] = PolicyRuntime(spec.config, seed=self.scene.policy_seed, name=agent)  # type: ignore[arg-type]
-            out = runtime.step(obs, agent)
+            out = self._fill_runtimes[agent].step(obs, agent)
             return out.action, "server_policy", {"logits": out.logits, "states": out.states}
         if spec.kind == "callable":
             env_id = self.env.ids[agent]

@@ -41,6 +41,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from mug.browser.scene import PortableSpace
+from mug.errors import ConfigError
 from mug.session.messages import MessageError, decode_inbound
 
 if TYPE_CHECKING:
@@ -100,7 +101,17 @@ class BrowserStudy:
                 "packages": list(scene.packages),
                 "package_index_url": scene.package_index_url or pyodide.default_package_index(),
             }
-        self.preload = {"pyodide": pyodide.url, "bundles": sorted({u for e in self.environment.values() for u in e["bundles"]})}
+        indexes = {e["package_index_url"] for e in self.environment.values()}
+        if len(indexes) > 1:  # a page starts Python once, with one package index
+            raise ConfigError(
+                f"browser-side scenes {sorted(self.environment)} name different package indexes {sorted(indexes)}: "
+                "the participant's page starts Python with one; give every browser-side scene the same package_index_url"
+            )
+        self.preload = {
+            "pyodide": pyodide.url,
+            "bundles": sorted({u for e in self.environment.values() for u in e["bundles"]}),
+            "package_index_url": indexes.pop(),
+        }
 
 
 def ack_finished(participant: Participant, message: dict[str, Any]) -> None:

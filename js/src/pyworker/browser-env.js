@@ -42,7 +42,7 @@ export class BrowserEnvironments {
       },
       makeWorker,
     );
-    /** The running browser-side scene: `{sceneId, serverSession, sessionId, episode, step, over}`. */
+    /** The running browser-side scene: `{sceneId, sessionId, episode, step, over, failed}`. */
     this.current = null;
   }
 
@@ -68,12 +68,12 @@ export class BrowserEnvironments {
       this.leave();
       return false;
     }
-    // the scene again (a reconnect): it goes on, or stays over (a game stopped by an error is not restarted)
-    const same = this.current?.sceneId === meta.scene_id && this.current.serverSession === (message.session_id ?? null);
-    if (same) return true;
+    // the scene again (a reconnect): the game in this page goes on in its own session (the server offers every
+    // `ready` a new one, which only a reloaded page takes), or stays over (a failed game is not restarted)
+    if (this.current?.sceneId === meta.scene_id) return true;
     this.leave();
     this.closeGame();
-    this.current = { sceneId: meta.scene_id, serverSession: message.session_id ?? null, sessionId: null, episode: null, step: null };
+    this.current = { sceneId: meta.scene_id, sessionId: null, episode: null, step: null };
     this.view = new ProgressView(card(this.root, meta));
     if (this.worker.progress) this.view.show(this.worker.progress);
     this.worker.start(absoluteEnvironment(meta.environment, this.base), meta.fps);
@@ -84,6 +84,8 @@ export class BrowserEnvironments {
   /** The participant left the browser-side scene (the server moved on): stop its game. */
   leave() {
     if (!this.current) return;
+    // the page that follows a failed game says why the game ended (after the dispatch has shown that page)
+    if (this.current.failed) queueMicrotask(() => showError(this.root, ENV_FAILED_TEXT));
     this.worker.stop();
     this.current = null;
     this.view = null;
@@ -101,6 +103,12 @@ export class BrowserEnvironments {
       this.uploader.add(message);
       return;
     }
+    if (message.type === "env_error") {
+      // the engine's own report of its failure (with the Python traceback): for the server
+      this.stopped();
+      this.sendToServer(message);
+      return;
+    }
     try {
       checkServerMessage(message);
     } catch (error) {
@@ -113,20 +121,30 @@ export class BrowserEnvironments {
     } else if (message.type === "frame") Object.assign(current, { episode: message.episode, step: message.step });
     else if (message.type === "scene_end") current.over = true;
     else if (message.type === "error" && message.fatal) {
-      this.failed({ message: `${message.code}: ${message.message}`, traceback: message.traceback ?? "" });
+      this.stopped(); // the engine's `env_error` report follows (BrowserGame posts one for every failure)
       return;
     }
     this.deliver(message, buffers);
   }
 
-  /** The engine failed (Python raised, or the engine reported a fatal error): tell the participant and the server. */
-  failed({ message, traceback }) {
+  /** The game stopped in failure: tell the participant (also on the page the study goes on to); whether it was
+   * still running. */
+  stopped() {
     const current = this.current;
-    if (!current || current.over) return;
+    if (!current || current.over) return false;
     current.over = true;
+    current.failed = true;
     this.worker.stop();
     this.closeGame();
     showError(this.root, ENV_FAILED_TEXT);
+    return true;
+  }
+
+  /** Python raised past the engine, or the engine sent what the page cannot read: tell the participant and the
+   * server. */
+  failed({ message, traceback }) {
+    const current = this.current;
+    if (!this.stopped()) return;
     this.sendToServer({
       type: "env_error",
       session_id: current.sessionId,

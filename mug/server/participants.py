@@ -241,7 +241,7 @@ class Participant:
 
     def end_with(self, reason: str, message: str) -> None:
         """End this participant's study now with a server-made end page: ``message`` and a completion code of
-        their own (stored, logged). ``reason``: ``waitroom_timeout``, ``partner_lost``, ``hidden``, ``rtt``, ``screening``."""
+        their own (stored, logged). ``reason``: ``waitroom_timeout``, ``partner_lost``, ``hidden``, ``rtt``, ``screening``, ``match_error``."""
         store = self.registry.store
         if self.completion_code is None:
             self.completion_code = self.registry.new_completion_code()

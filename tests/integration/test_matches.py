@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 
 import mug
+from mug.examples import CoinGrid
 from mug.server.store import Store
 from tests.bots import run_async
 from tests.match_clients import Player
@@ -395,3 +396,41 @@ def test_three_humans_in_one_game_and_a_pause_for_two_when_the_third_is_lost(tmp
     for step in steps:
         for pid, agent in seats.items():
             assert step["sources"][agent] == f"human:{pid}" and step["actions"][agent] == action[keys[pid]]
+
+
+class _Explodes(CoinGrid):
+    """An env whose constructor fails once the deployment runs (the study built fine)."""
+
+    armed = False
+
+    def __init__(self, *args, **kwargs):
+        if _Explodes.armed:
+            raise RuntimeError("the env's data file is missing")
+        super().__init__(*args, **kwargs)
+
+
+def test_a_match_that_cannot_start_ends_its_members_studies_with_a_code(tmp_path):
+    scene = (
+        mug.GymScene("duo")
+        .environment(_Explodes, {"size": 5}, seed=1)
+        .policies({"agent_0": mug.Human, "agent_1": mug.Human})
+        .gameplay(action_mapping={"ArrowUp": 1}, mode="lockstep", max_steps=10)
+        .rendering(width=40, height=40)
+    )
+
+    async def main():
+        async with deployed(duo(scene), tmp_path) as d:
+            _Explodes.armed = True
+            try:
+                players = [await Player(d.url, pid).open() for pid in ("alice", "bob")]
+                ends = [await p.scene("end") for p in players]
+            finally:
+                _Explodes.armed = False
+            for p in players:
+                p.close()
+            return ends
+
+    ends = run_async(main())
+    assert all(e["scene"]["completion_code"] and "could not be started" in e["scene"]["body"] for e in ends)
+    _, events, _ = stored(tmp_path)
+    assert [e["data"]["error"] for e in kinds_of(events, "match_error")] == ["RuntimeError: the env's data file is missing"]

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["MatchRoom", "FINISHED_KEPT", "SCREENING_WAIT_S"]
 
 log = logging.getLogger("mug.server")
+#: What members of a match that could not start are shown (with their completion code).
+MATCH_FAILED = "Sorry, the game could not be started because of an error on our side. Here is your completion code."
 #: Finished matches kept per scene for the live status.
 FINISHED_KEPT = 50
 #: Seconds entry screening waits for its minimum number of round-trip samples.
@@ -106,14 +108,26 @@ class MatchRoom:
         participant.send({"type": "notice", "code": "excluded", "message": scene.message})
         participant.end_with("screening", scene.message)
 
-    def start_match(self, scene: GymScene, group: list[str], waited: dict[str, float]) -> Match:
-        """Start a match of ``group`` (participant ids; fewer than the seats leaves seats to ``fill_with``)."""
+    def start_match(self, scene: GymScene, group: list[str], waited: dict[str, float]) -> Match | None:
+        """Start a match of ``group`` (participant ids; fewer than the seats leaves seats to ``fill_with``).
+
+        If the game cannot be built (the env's constructor raises, a fill-in model does not load), the
+        error is logged and recorded (``match_error``) and each member gets an end page with a completion
+        code: nobody is left in a waitroom that no longer holds them."""
         n = self._counts[scene.scene_id] = self._counts.get(scene.scene_id, 0) + 1
         match_id = f"{scene.scene_id}-{n:05d}"
         seats, problem = assign_seats(group, scene.humans, self.seed, match_id, scene.matchmaking_options.seats)
         if problem is not None:
             self.store.add_event("", "seats_error", {"scene_id": scene.scene_id, "match_id": match_id, "problem": problem[:2000]})
-        match = Match(self, scene, match_id, seats)
+        try:
+            match = Match(self, scene, match_id, seats)
+        except Exception as exc:
+            log.exception("match %s could not start", match_id)
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            self.store.add_event("", "match_error", {"scene_id": scene.scene_id, "match_id": match_id, "error": error})
+            for pid in seats.values():
+                self.registry.participants[pid].end_with("match_error", MATCH_FAILED)
+            return None
         self.matches[match_id] = match
         now = time.time()
         self.store.add_match(match_id, scene.scene_id, seats, now, now)

@@ -51,11 +51,17 @@ class CoinGrid:
     def action_space(self, agent: str) -> spaces.Discrete:
         return self.action_spaces[agent]
 
-    def _observe(self, agent: str) -> np.ndarray:
+    def _observe(self, agent: str, coin_map: np.ndarray) -> np.ndarray:
         other = "agent_1" if agent == "agent_0" else "agent_0"
-        scale = self.size - 1
-        head = [*self.positions[agent], *self.positions[other]]
-        return np.concatenate([np.asarray(head, np.float32) / scale, self.coins.ravel().astype(np.float32)])
+        obs = np.empty(4 + coin_map.size, np.float32)
+        obs[:4] = (*self.positions[agent], *self.positions[other])
+        obs[:4] /= self.size - 1
+        obs[4:] = coin_map
+        return obs
+
+    def _observe_all(self, agents: list[str]) -> dict[str, np.ndarray]:
+        coin_map = self.coins.ravel().astype(np.float32)  # shared by every agent's observation
+        return {a: self._observe(a, coin_map) for a in agents}
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
         self._rng = np.random.default_rng(seed)
@@ -67,7 +73,7 @@ class CoinGrid:
         self.coins[:] = False
         for i in cells[2:]:
             self.coins[to_rc(i)] = True
-        return {a: self._observe(a) for a in self.agents}, {a: {} for a in self.agents}
+        return self._observe_all(self.agents), {a: {} for a in self.agents}
 
     def step(self, actions: dict[str, int]) -> tuple[dict, dict, dict, dict, dict]:
         reward = 0.0
@@ -80,16 +86,16 @@ class CoinGrid:
                 self.coins[r, c] = False
                 reward += 1.0
         self.steps += 1
-        done = not self.coins.any()
+        left = int(np.count_nonzero(self.coins))
+        done = left == 0
         cut = self.steps >= self.max_steps
         agents = list(self.agents)
-        obs = {a: self._observe(a) for a in agents}
         result = (
-            obs,
+            self._observe_all(agents),
             dict.fromkeys(agents, reward),
             dict.fromkeys(agents, done),
             dict.fromkeys(agents, cut and not done),
-            {a: {"coins_left": int(self.coins.sum())} for a in agents},
+            {a: {"coins_left": left} for a in agents},
         )
         if done or cut:
             self.agents = []

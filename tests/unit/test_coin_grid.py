@@ -1,4 +1,4 @@
-"""CoinGrid.draw draws only what changed since its last draw on a surface: the frames stay those of a full redraw."""
+"""CoinGrid: its observations, and its draw, which draws only what changed since its last draw on a surface (the frames stay those of a full redraw)."""
 
 from __future__ import annotations
 
@@ -59,3 +59,18 @@ def test_another_env_drawing_on_the_same_surface_removes_the_coins_it_does_not_h
     surface.resend()
     coins = {o["id"] for o in surface.commit()["set"] if o["id"].startswith("coin")}
     assert coins == {f"coin{r}_{c}" for r, c in zip(*np.nonzero(second.coins))}
+
+
+def test_observations_and_infos_are_positions_scaled_then_the_coin_map():
+    env = CoinGrid(size=5, coins=6, max_steps=60)
+    rng = np.random.default_rng(1)
+    obs, _ = env.reset(seed=4)
+    while True:
+        for agent, other in (("agent_0", "agent_1"), ("agent_1", "agent_0")):
+            head = np.asarray([*env.positions[agent], *env.positions[other]], np.float32) / 4
+            expected = np.concatenate([head, env.coins.ravel().astype(np.float32)])
+            assert obs[agent].dtype == np.float32 and np.array_equal(obs[agent], expected)
+        if not env.agents:
+            break
+        obs, _, _, _, infos = env.step({a: int(rng.integers(5)) for a in env.agents})
+        assert infos == {a: {"coins_left": int(env.coins.sum())} for a in ("agent_0", "agent_1")}

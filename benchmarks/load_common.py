@@ -1,6 +1,6 @@
 """What the load benchmarks share: a pinned server process, simulated participants on another CPU, and
 the figures measured over one window of their play (frames/s per client, gaps, input->frame latency,
-server CPU and memory, the bots' CPU)."""
+server CPU and memory, the share of the window the server waited for its CPU, the bots' CPU)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,12 @@ def proc_stats(pid: int) -> tuple[float, int]:
     ticks = int(fields[11]) + int(fields[12])
     rss_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
     return ticks / os.sysconf("SC_CLK_TCK"), rss_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def run_queue_wait(pid: int) -> float:
+    """Seconds the process's main thread (the server's event loop) has waited for a CPU while ready to run
+    (``/proc/<pid>/schedstat``): on a shared machine, time other programs took from the server's core."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
 
 
 def pct(values: list[float], q: float) -> float:
@@ -90,9 +96,11 @@ async def play_and_measure(
     )
     await asyncio.sleep(settle)
     cpu0, _ = proc_stats(pid)
+    wait0 = run_queue_wait(pid)
     t0 = time.time()
     await asyncio.sleep(seconds)
     cpu1, rss = proc_stats(pid)
+    wait1 = run_queue_wait(pid)
     t1 = time.time()
     stats = await playing
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -103,5 +111,10 @@ async def play_and_measure(
             f"{len(failed)} simulated participants failed, e.g. {failed[0].participant_id}: {failed[0].errors[:2]} ({failed[0].ended})"
         )
     figures = _window(stats, t0, t1)
-    figures.update(cpu=(cpu1 - cpu0) / (t1 - t0) * 100, rss=rss - rss_idle, bots_cpu=bots_cpu * 100)
+    figures.update(
+        cpu=(cpu1 - cpu0) / (t1 - t0) * 100,
+        cpu_wait=(wait1 - wait0) / (t1 - t0) * 100,
+        rss=rss - rss_idle,
+        bots_cpu=bots_cpu * 100,
+    )
     return stats, figures

@@ -177,27 +177,34 @@ class MugServer:
         self._tickers.append(loop.create_task(self._run_checks()))
 
     async def _run_checks(self) -> None:
-        """The match room's checks a few times a second; pings every ``PING_EVERY_S`` (and every check for
-        participants in entry screening, so it has its round trips quickly)."""
+        """The match room's checks a few times a second, and the pings that are due (see :meth:`ping_due`)."""
         loop = asyncio.get_running_loop()
-        pinged = loop.time()
         while True:
             await asyncio.sleep(CHECK_EVERY_S)
             try:
-                now = loop.time()
-                everyone = now - pinged >= PING_EVERY_S
-                if everyone:
-                    pinged = now
-                for participant in (
-                    self.registry.participants.values() if everyone else [p for p, _ in self.matches.screening.values()]
-                ):
-                    if participant.connection is not None:
-                        participant.connection.socket.ping()
+                self.ping_due(loop.time())
                 if self.store.failing_since is None:
                     self.matches.check()
                     self.registry.flush()
             except Exception:
                 log.exception("match room check failed")
+
+    def ping_due(self, now: float) -> None:
+        """Ping each participant socket ``PING_EVERY_S`` after its own last ping (the first is at its attach), and
+        those in entry screening at every check. Each socket keeps its own schedule, so the pings and pongs of
+        many participants are spread over the interval instead of all landing between the same two frames.
+
+        Args:
+            now: the event loop's time (the clock of ``WebSocket.pinged_at``).
+        """
+        screening = self.matches.screening
+        for participant in self.registry.participants.values():
+            connection = participant.connection
+            if connection is None:
+                continue
+            socket = connection.socket
+            if participant.participant_id in screening or now - socket.pinged_at >= PING_EVERY_S:
+                socket.ping()
 
     async def _sweep_idle(self) -> None:
         while True:

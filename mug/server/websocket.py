@@ -9,8 +9,9 @@ call, and outgoing frames are written straight to the socket.
 
 Round trips: :meth:`WebSocket.ping` sends a ping with a counter as payload and
 times the matching pong on the server's clock (what the page says about its
-connection is never used); the server pings every participant socket every
-``mug.server.matches.monitor.PING_EVERY_S`` seconds.
+connection is never used); the server pings each participant socket
+``mug.server.matches.monitor.PING_EVERY_S`` seconds after its last ping
+(``MugServer.ping_due``).
 
 Why not ``tornado.websocket``: it reads every frame with four awaited reads
 and re-registers the socket with the event loop after each message. With
@@ -89,6 +90,8 @@ class WebSocket(asyncio.BufferedProtocol):
         self.on_close: Callable[[], None] = lambda: None
         #: Called with each measured round trip (seconds) of :meth:`ping`.
         self.on_rtt: Callable[[float], None] = lambda rtt: None
+        #: When the last ping went out (event loop time; ``-inf`` before the first).
+        self.pinged_at = float("-inf")
         self._pings: dict[bytes, float] = {}
         self._ping_count = 0
         self._fragments: list[bytes] = []
@@ -120,7 +123,7 @@ class WebSocket(asyncio.BufferedProtocol):
             return
         self._ping_count += 1
         payload = struct.pack("!I", self._ping_count & 0xFFFFFFFF)
-        self._pings[payload] = self._loop.time()
+        self.pinged_at = self._pings[payload] = self._loop.time()
         while len(self._pings) > MAX_OPEN_PINGS:
             del self._pings[next(iter(self._pings))]
         self.protocol.send_ping(payload)

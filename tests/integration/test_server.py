@@ -320,3 +320,30 @@ def test_a_server_process_of_its_own_freezes_its_start_up_heap(tmp_path):
         [sys.executable, "-c", script, str(tmp_path / "data")], capture_output=True, text=True, timeout=120, cwd=ROOT
     )
     assert "frozen True" in proc.stdout and "stopped" in proc.stdout, proc.stdout + proc.stderr
+
+
+class _PingedTab(_Tab):
+    """A tab whose socket records its pings (the pings themselves are tested in test_websocket.py)."""
+
+    def __init__(self, clock: list[float], pinged_at: float) -> None:
+        super().__init__()
+        self.socket, self.clock, self.pings = self, clock, []
+        self.pinged_at = pinged_at
+
+    def ping(self) -> None:
+        self.pinged_at = self.clock[0]
+        self.pings.append(self.clock[0])
+
+
+def test_each_socket_is_pinged_on_its_own_schedule_not_all_in_one_check(tmp_path):
+    server = MugServer(cartpole_realtime, tmp_path, "token")
+    clock = [0.0]
+    tabs = {}
+    for pid, opened in (("a", 0.0), ("b", 0.75), ("c", 1.5)):  # each attached (and first pinged) at its time
+        tabs[pid] = _PingedTab(clock, opened)
+        server.registry.get_or_create(pid).attach(tabs[pid])
+    for step in range(1, 25):  # the checks, every 0.25 s, for 6 s
+        clock[0] = step * 0.25
+        server.ping_due(clock[0])
+    assert {pid: tab.pings for pid, tab in tabs.items()} == {"a": [2.0, 4.0, 6.0], "b": [2.75, 4.75], "c": [3.5, 5.5]}
+    server.store.close()

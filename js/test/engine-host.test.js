@@ -1,9 +1,12 @@
 /**
- * The worker's engine loop (`EngineHost`) in real Pyodide under Node, running the test double of
- * `mug.browser` (tests/e2e/fixtures/browser_double/, until the real one is merged).
+ * The worker's engine loop (`EngineHost`) in real Pyodide under Node, running the real `mug.browser.BrowserGame`
+ * from the bundles the server ships (built by the project's Python: `mug.server.pybundle`), on the spec of a real
+ * browser-side scene (`GymScene.browser_spec()`): the pure-Python coin grid with a model partner.
  */
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import test from "node:test";
 import { fileURLToPath } from "node:url";
@@ -12,17 +15,41 @@ import { describePythonError, EngineHost, Ticker } from "../src/pyworker/engine-
 import { PyWorker, absoluteEnvironment } from "../src/pyworker/py-worker.js";
 import { progressText } from "../src/pyworker/progress-view.js";
 
-const DOUBLE = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "tests", "e2e", "fixtures", "browser_double", "mug");
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+/** Writes the bundles of two browser-side scenes (the grid, and one whose env raises at step 5) and prints their specs. */
+const BUILD = `
+import json, sys
+from pathlib import Path
+import mug
+from mug.examples.browser_grid import PyCoinGrid, draw
+from mug.examples.demo import PARTNER_MODEL
+from mug.server.pybundle import env_bundle, mug_bundle
+from tests.e2e.fixtures.failing_grid import FailingGrid
+
+out = Path(sys.argv[1])
+def scene(creator, steps):
+    return (mug.GymScene("grid").environment(creator, {"max_steps": steps}, seed=7)
+        .policies({"agent_0": mug.Human, "agent_1": mug.ModelConfig.from_onnx(PARTNER_MODEL)})
+        .gameplay(action_mapping={"ArrowRight": 4}, num_episodes=1)
+        .rendering(mode="surface", draw=draw, width=100, height=100).runtime(environment="browser"))
+specs, bundles = [], [mug_bundle()]
+for creator, steps in ((PyCoinGrid, 3), (FailingGrid, 10)):
+    specs.append(scene(creator, steps).browser_spec())
+    bundles.append(env_bundle(scene(creator, steps)))
+for i, b in enumerate(bundles):
+    (out / f"{i}.zip").write_bytes(b.data)
+print(json.dumps({"specs": specs, "bundles": len(bundles)}))
+`;
+const DIR = mkdtempSync(join(tmpdir(), "mug-engine-host-"));
+writeFileSync(join(DIR, "build.py"), BUILD);
+const built = JSON.parse(execFileSync(join(ROOT, ".venv", "bin", "python"), [join(DIR, "build.py"), DIR], { cwd: ROOT, encoding: "utf8" }));
+const [GRID, FAILING] = built.specs;
 
 const pyodide = await loadPyodide();
-const site = pyodide.runPython("import site; site.getsitepackages()[0]");
-pyodide.FS.mkdirTree(`${site}/mug`);
-for (const name of readdirSync(DOUBLE).filter((n) => n.endsWith(".py"))) {
-  pyodide.FS.writeFile(`${site}/mug/${name}`, readFileSync(join(DOUBLE, name)));
-}
+for (let i = 0; i < built.bundles; i++) pyodide.unpackArchive(new Uint8Array(readFileSync(join(DIR, `${i}.zip`))), "zip", { extractDir: "/mug-bundles" });
+pyodide.runPython("import sys; sys.path.insert(0, '/mug-bundles')");
 
-const META = { scene_id: "walk", kind: "gym", width: 100, height: 60, you: { humans: ["human"], runs_policies: ["ai"] } };
-const spec = (extra = {}) => ({ scene_id: "walk", seed: 7, max_steps: 3, num_episodes: 1, cells: 5, meta: META, ...extra });
+const spec = (base, extra = {}) => ({ ...base, session_id: "s1", ...extra });
 
 /** An EngineHost whose output is collected; `until(pred)` waits for a message (the ticker runs on real timers). */
 function host() {
@@ -39,58 +66,70 @@ function host() {
   return { h, out, until };
 }
 /** An `act` for `step` whose AI result is `action` with `logits` (as `actMessage` builds it). */
-const act = (step, action, logits = [0, 0], keys = []) => [
-  { type: "act", step, episode: 0, keys, policies: { ai: { action, logits: { buffer: 0, dtype: "float32", shape: [logits.length] } } } },
+const act = (step, action, logits = [0, 0, 0, 0, 0], keys = []) => [
+  {
+    type: "act",
+    scene_id: "grid",
+    step,
+    episode: 0,
+    keys,
+    policies: { agent_1: { action, logits: { buffer: 0, dtype: "float32", shape: [logits.length] } } },
+  },
   [new Uint8Array(new Float32Array(logits).buffer)],
 ];
 const engine = (out, type) => out.map((o) => o.message).filter((m) => m.type === "engine" && m.message.type === type).map((m) => m.message);
 
 test("the engine's messages come out as worker messages, buffers as transferables; acts go in; ticks step it", async () => {
   const { h, out, until } = host();
-  h.start(spec(), 100);
+  h.start(spec(GRID), 100);
   h.receive({ type: "ready" });
   const [scene] = engine(out, "scene");
-  assert.deepEqual(scene.scene, META);
-  const first = out.find((o) => o.message.message?.type === "frame");
-  const obs = first.message.buffers[0];
-  assert.ok(obs instanceof Uint8Array && obs.byteLength === 16);
-  assert.deepEqual(first.transfer, [obs.buffer]); // handed over, not copied
-  assert.equal(first.message.message.step, 0);
-  assert.deepEqual(engine(out, "steps")[0].records[0].record.event, "session");
+  assert.equal(scene.scene.scene_id, "grid");
+  const first = await until((m) => m.message?.type === "frame");
+  assert.equal(first.message.step, 0);
+  const withBuffers = out.find((o) => o.message.message?.type === "frame" && o.message.buffers.length);
+  if (withBuffers) assert.deepEqual(withBuffers.transfer, withBuffers.message.buffers.map((b) => b.buffer)); // handed over
+  assert.deepEqual(engine(out, "steps")[0].records[0].name, "session");
+  const logits = [0.5, -0.25, 0, 0, 1];
   for (let step = 0; step < 3; step++) {
     await until((m) => m.message?.type === "frame" && m.message.step === step);
-    h.receive(...act(step, 1, [0.5, -0.25], ["ArrowRight"]));
+    h.receive(...act(step, 1, logits, ["ArrowRight"]));
   }
   await until((m) => m.message?.type === "scene_end");
   const records = engine(out, "steps").flatMap((m) => m.records);
-  assert.deepEqual(records.map((r) => r.seq), [0, 1, 2, 3, 4, 5]);
-  assert.deepEqual(records.filter((r) => r.kind === "step").map((r) => [r.step, r.record.actions]), [
-    [0, { human: 2, ai: 1 }],
-    [1, { human: 2, ai: 1 }],
-    [2, { human: 2, ai: 1 }],
+  assert.deepEqual(records.map((r) => r.seq), [...records.keys()]);
+  const steps = records.filter((r) => r.kind === "step");
+  assert.deepEqual(steps.map((r) => [r.step, r.record.actions]), [
+    [0, { agent_0: 4, agent_1: 1 }],
+    [1, { agent_0: 4, agent_1: 1 }],
+    [2, { agent_0: 4, agent_1: 1 }],
   ]);
-  assert.deepEqual(records[1].record.policy_outputs.ai.logits, [0.5, -0.25]); // the act's buffers reached Python as bytes
+  assert.deepEqual(steps[0].record.policy_outputs.agent_1.logits, logits); // the act's buffers reached Python as bytes
+  assert.equal(records.at(-1).name, "scene_end");
   assert.equal(h.ticker.timer, null); // the scene is over: no more ticks
   h.stop();
 });
 
-test("a Python exception in tick stops the game and comes out with its traceback", async () => {
+test("an env that raises stops the ticks; the engine reports it with the Python traceback (env_error)", async () => {
   const { h, out, until } = host();
-  h.start(spec({ raise_in_tick_at: 1 }), 100);
+  h.start(spec(FAILING), 100);
   h.receive({ type: "ready" });
-  h.receive(...act(0, 0));
-  await until((m) => m.message?.type === "frame" && m.message.step === 1);
-  h.receive(...act(1, 0));
-  const exception = await until((m) => m.type === "exception");
-  assert.equal(exception.message, "ZeroDivisionError: the double's tick fails on purpose");
-  assert.match(exception.traceback, /Traceback \(most recent call last\)[\s\S]*in tick[\s\S]*ZeroDivisionError/);
-  assert.equal(h.game, null);
-  h.receive(...act(1, 0)); // ignored, no throw
+  for (let step = 0; step < 6; step++) {
+    await until((m) => m.message?.type === "frame" && m.message.step === step);
+    h.receive(...act(step, 0));
+  }
+  const report = (await until((m) => m.message?.type === "env_error")).message;
+  assert.match(report.message, /RuntimeError: the grid fails on purpose/);
+  assert.match(report.traceback, /Traceback \(most recent call last\)[\s\S]*failing_grid\.py[\s\S]*RuntimeError/);
+  assert.deepEqual([report.session_id, report.episode, report.step], ["s1", 0, 5]);
+  assert.ok(engine(out, "error").some((m) => m.fatal)); // the page's message: the game stopped
+  assert.equal(h.ticker.timer, null);
+  h.stop();
 });
 
-test("a game that cannot be built (BrowserGame raises) is reported the same way, and never ticks", () => {
+test("a game that cannot be built (BrowserGame raises) is reported as an exception, and never ticks", () => {
   const { h, out } = host();
-  const { scene_id: _, ...bad } = spec();
+  const { scene_id: _, ...bad } = spec(GRID);
   h.start(bad, 100);
   const exception = out.find((o) => o.message.type === "exception").message;
   assert.equal(exception.message, "KeyError: 'scene_id'");
@@ -155,7 +194,7 @@ test("the ticker keeps a fixed schedule, and after a stall starts a fresh one in
 test("a scene without a usable fps is refused before anything runs (no busy ticking)", () => {
   for (const fps of [undefined, 0, -5, Number.NaN]) {
     const { h, out } = host();
-    h.start(spec(), fps);
+    h.start(spec(GRID), fps);
     assert.deepEqual(out.map((o) => o.message.type), ["exception"]);
     assert.match(out[0].message.message, /fps must be a positive number/);
     assert.equal(h.game, null);

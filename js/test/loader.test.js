@@ -1,6 +1,6 @@
 /**
  * The worker's loader against a real HTTP server on 127.0.0.1 serving the built Pyodide folder and a
- * bundle (the test double of `mug.browser`): stages in order, every byte counted against the total,
+ * bundle (mug's engine, as the server ships it: `mug.server.pybundle.mug_bundle`): stages in order, every byte counted against the total,
  * Pyodide's own fetches answered from the counted bytes, the bundle unpacked and importable.
  * Under Node, Pyodide reads its files with `fs`, not `fetch`: the `loadPyodide` given here fetches them
  * as Pyodide does in a browser (the browser path itself runs in tests/e2e/test_browser_env.py), then
@@ -19,20 +19,21 @@ import { LoadError, PythonLoader, STAGES } from "../src/pyworker/loader.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const PYODIDE = join(HERE, "..", "..", "mug", "static", "pyodide");
-const DOUBLE = join(HERE, "..", "..", "tests", "e2e", "fixtures", "browser_double");
-const BUNDLE = join(mkdtempSync(join(tmpdir(), "mug-loader-")), "double.zip");
-execFileSync("python3", ["-m", "zipfile", "-c", BUNDLE, "mug"], { cwd: DOUBLE });
+const ROOT = join(HERE, "..", "..");
+const BUNDLE = join(mkdtempSync(join(tmpdir(), "mug-loader-")), "mug.zip");
+const WRITE = "import sys; from mug.server.pybundle import mug_bundle; open(sys.argv[1], 'wb').write(mug_bundle().data)";
+execFileSync(join(ROOT, ".venv", "bin", "python"), ["-c", WRITE, BUNDLE], { cwd: ROOT });
 const SIZES = Object.fromEntries(
   ["pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json"].map((f) => [f, statSync(join(PYODIDE, f)).size]),
 );
 
-/** Serves `/py/<file>` from the Pyodide folder, `/py/files.json`, `/double.zip`; counts requests per path. */
+/** Serves `/py/<file>` from the Pyodide folder, `/py/files.json`, `/mug.zip`; counts requests per path. */
 async function serve({ manifest = true } = {}) {
   const hits = {};
   const server = createServer((req, res) => {
     hits[req.url] = (hits[req.url] ?? 0) + 1;
     if (req.url === "/py/files.json" && manifest) return res.end(JSON.stringify({ version: "x", files: SIZES }));
-    const path = req.url === "/double.zip" ? BUNDLE : req.url.startsWith("/py/") ? join(PYODIDE, req.url.slice(4)) : null;
+    const path = req.url === "/mug.zip" ? BUNDLE : req.url.startsWith("/py/") ? join(PYODIDE, req.url.slice(4)) : null;
     try {
       const body = readFileSync(path);
       res.writeHead(200, { "Content-Length": body.length });
@@ -64,7 +65,7 @@ test("stages in order, bytes counted against the total, Pyodide fetching nothing
   const seen = [];
   const { loader, types } = browserLikeLoader((p) => seen.push(p));
   try {
-    const py = await loader.load({ pyodide: `${http.base}/py/`, bundles: [`${http.base}/double.zip`] });
+    const py = await loader.load({ pyodide: `${http.base}/py/`, bundles: [`${http.base}/mug.zip`] });
     const stages = [...new Set(seen.map((p) => p.stage))];
     assert.deepEqual(stages, ["runtime", "python", "bundles", "ready"]);
     assert.ok(stages.every((s) => STAGES.includes(s)));
@@ -79,8 +80,8 @@ test("stages in order, bytes counted against the total, Pyodide fetching nothing
     assert.deepEqual(types, { "pyodide.asm.wasm": "application/wasm", "python_stdlib.zip": "application/zip", "pyodide-lock.json": "application/json" });
     assert.equal(py.runPython("import mug.browser; mug.browser.BrowserGame.__name__"), "BrowserGame");
     assert.equal(loader.packageIndex, `https://cdn.jsdelivr.net/pyodide/v${version}/full/`); // the default index
-    await loader.load({ pyodide: `${http.base}/py/`, bundles: [`${http.base}/double.zip`] }); // again: nothing fetched
-    assert.equal(http.hits["/double.zip"], 1);
+    await loader.load({ pyodide: `${http.base}/py/`, bundles: [`${http.base}/mug.zip`] }); // again: nothing fetched
+    assert.equal(http.hits["/mug.zip"], 1);
     await assert.rejects(
       loader.load({ pyodide: `${http.base}/py/`, bundles: [`${http.base}/missing.zip`] }),
       (error) => error instanceof LoadError && error.stage === "bundles" && /missing\.zip: 404/.test(error.message),

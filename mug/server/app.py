@@ -370,12 +370,15 @@ class ParticipantPageHandler(_Handler):
             except AdmissionError as exc:
                 raise tornado.web.HTTPError(exc.status, reason=exc.reason) from None
         participant = registry.get_or_create(participant_id)
-        participant.user_agent = self.request.headers.get("User-Agent", "")[:1024]
-        participant.params = {k: v[-1].decode(errors="replace")[:256] for k, v in list(self.request.query_arguments.items())[:32]}
         if not known:
             self.set_cookie(_cookie_name(participant_id), participant.token, expires_days=30, **_cookie_options(self))
         elif not same_secret(self.get_cookie(_cookie_name(participant_id)), participant.token):
             raise tornado.web.HTTPError(403, reason="this participant id is already in use in another browser")
+        # only the participant's own browser (checked above) sets what matchmaking and screening read
+        participant.link(
+            {k: v[-1].decode(errors="replace")[:256] for k, v in list(self.request.query_arguments.items())[:32]},
+            self.request.headers.get("User-Agent", "")[:1024],
+        )
         nonce = secrets.token_urlsafe(16)
         self.set_header("Content-Security-Policy", with_nonce(self.server.headers["Content-Security-Policy"], nonce))
         self.set_header("Cache-Control", "no-store")

@@ -172,6 +172,14 @@ class Participant:
         else:
             self._show(self.run.current)
 
+    def link(self, params: dict[str, str], user_agent: str) -> None:
+        """The study link's query parameters and the browser's User-Agent, from a page load of theirs (stored;
+        a load without parameters beyond the id, e.g. a bookmark of the bare page, keeps the earlier ones)."""
+        if set(params) - {"participant"} or not self.params:
+            self.params = params
+        self.user_agent = user_agent
+        self.registry.store.set_link(self.participant_id, self.params, user_agent)
+
     def detach(self, connection: ParticipantTab) -> None:
         """The tab closed; a running game pauses."""
         if self.connection is connection:
@@ -385,6 +393,9 @@ class ParticipantRegistry:
             if not self.store.commit():
                 self._retry_soon()
         participant = self.participants[participant_id] = Participant(self, participant_id, run, token, code, ending)
+        if row is not None:  # the study link and browser they came with (see ``Participant.link``)
+            participant.params = dict(row["metadata"].get("params") or {})
+            participant.user_agent = row["metadata"].get("user_agent")
         return participant
 
     def new_completion_code(self) -> str:

@@ -335,6 +335,17 @@ class Store:
             )
         )
 
+    def set_link(self, participant_id: str, params: dict[str, str], user_agent: str) -> None:
+        """Queue the study link's query parameters and the browser's User-Agent of a participant (kept in their
+        ``metadata`` as ``params`` and ``user_agent``, so matchmakers and screening see them after a restart)."""
+        self._pending_other.append(
+            (
+                "UPDATE participants SET metadata = json_set(metadata, '$.params', json(?), '$.user_agent', ?) "
+                "WHERE participant_id = ?",
+                (json.dumps(params), user_agent, participant_id),
+            )
+        )
+
     def set_completion_code(self, participant_id: str, code: str) -> None:
         """Queue the participant's own completion code (see ``EndScene(unique_code=True)``)."""
         self._pending_other.append(

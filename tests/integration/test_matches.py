@@ -434,3 +434,26 @@ def test_a_match_that_cannot_start_ends_its_members_studies_with_a_code(tmp_path
     assert all(e["scene"]["completion_code"] and "could not be started" in e["scene"]["body"] for e in ends)
     _, events, _ = stored(tmp_path)
     assert [e["data"]["error"] for e in kinds_of(events, "match_error")] == ["RuntimeError: the env's data file is missing"]
+
+
+def test_the_study_link_parameters_are_kept_for_matchmaking_after_a_restart(tmp_path):
+    """URL parameters are stored with the participant (a restarted server's matchmaker still sees them); a load
+    of the bare page keeps them, and a request without the participant's cookie cannot change them."""
+    from tornado.httpclient import AsyncHTTPClient
+
+    async def get(url: str, cookie: str | None = None) -> tuple[int, str]:
+        response = await AsyncHTTPClient().fetch(
+            url, headers={"Cookie": cookie} if cookie else {}, follow_redirects=False, raise_error=False
+        )
+        return response.code, response.headers.get("Set-Cookie", "").split(";")[0]
+
+    async def main():
+        async with deployed(duo(), tmp_path) as d:
+            code, cookie = await get(f"{d.url}?participant=alice&condition=blue")
+            assert code == 200 and cookie
+            assert (await get(f"{d.url}?participant=alice", cookie))[0] == 200  # the bare link again
+            assert (await get(f"{d.url}?participant=alice&condition=red"))[0] == 403  # not alice's browser
+        async with deployed(duo(), tmp_path) as d:  # a new server on the same data
+            return dict(d._server.registry.get_or_create("alice").params)
+
+    assert run_async(main()) == {"participant": "alice", "condition": "blue"}

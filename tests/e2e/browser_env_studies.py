@@ -36,10 +36,10 @@ with zipfile.ZipFile(WHEEL, "w") as wheel:
     wheel.writestr("walkhelp-1.0.dist-info/RECORD", "")
 
 
-def grid(mode: str = "realtime", creator=PyCoinGrid, episodes: int = 50, **runtime) -> mug.GymScene:
+def grid(mode: str = "realtime", creator=PyCoinGrid, episodes: int = 50, scene_id: str = "walk", **runtime) -> mug.GymScene:
     """The browser-side coin grid played with the AI partner."""
     return (
-        mug.GymScene("walk")
+        mug.GymScene(scene_id)
         .environment(creator, {"max_steps": 40, "coins": 4}, seed=11)
         .policies({"agent_0": mug.Human, "agent_1": PARTNER})
         .gameplay(

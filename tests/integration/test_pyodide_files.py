@@ -111,3 +111,14 @@ def test_a_browser_side_scene_without_a_pyodide_build_is_a_config_error(tmp_path
     monkeypatch.setattr(app, "pyodide_files", lambda folder: PyodideFiles(tmp_path))
     with pytest.raises(ConfigError, match="Pyodide is not built"):
         app.MugServer(walk, tmp_path / "data", "token")
+
+
+def test_browser_side_scenes_naming_different_package_indexes_are_a_config_error(tmp_path):
+    import mug
+    import mug.server.app as app
+    from tests.e2e.browser_env_studies import grid
+
+    first = grid(packages=["numpy"], package_index_url="https://a.example.org/py/")
+    second = grid(scene_id="walk2", packages=["numpy"], package_index_url="https://b.example.org/py/")
+    with pytest.raises(ConfigError, match="different package indexes"):
+        app.MugServer(mug.Stager([first, second, mug.EndScene()]), tmp_path / "data", "token")

@@ -132,8 +132,11 @@ def test_ai_hands_the_seat_to_the_fill_in_policy_and_back_on_return(tmp_path):
 
 
 def test_ai_past_the_timeout_keeps_the_policy_and_moves_the_lost_member_on(tmp_path):
-    study = duo(
-        max_steps=100_000, waitroom={"fill_with": mug.Random}, multiplayer={"on_partner_loss": "ai", "reconnect_timeout_s": 0.3}
+    study = duo(  # realtime: the game lasts (lockstep would play its episode out at once while alice acts alone)
+        mode="realtime",
+        max_steps=100_000,
+        waitroom={"fill_with": mug.Random},
+        multiplayer={"on_partner_loss": "ai", "reconnect_timeout_s": 0.3},
     )
 
     async def main():

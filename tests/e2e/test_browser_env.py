@@ -115,7 +115,8 @@ class Tab:
 
 
 def stored_steps(data) -> list[dict]:
-    store = Store(data)
+    """The steps committed to the store (read-only: also while the server runs)."""
+    store = Store(data, readonly=True)
     try:
         return store.steps("walk")
     finally:
@@ -234,6 +235,8 @@ def test_the_server_killed_mid_episode_and_restarted_gets_every_step_again(brows
         tab.play(len(tab.steps()) + 10)
         resent = set(tab.records(before))
         tab.until(lambda: len(tab.kept()) < 5, what="the acks")
+        stored = stored_steps(data)  # committed so far (the game goes on)
+        tab.until(lambda: len(tab.steps()) >= len(stored), what="Playwright's report of what the page sent")
         steps = tab.steps()
     finally:
         (restarted or server).stop()
@@ -243,10 +246,11 @@ def test_the_server_killed_mid_episode_and_restarted_gets_every_step_again(brows
     assert {(r["session_id"], r["seq"]) for r in kept_while_down} <= resent  # all sent again after the reconnect
     assert tab.sent[before]["type"] == "ready"  # first the page's ready (the restarted server resumes it), then them
     assert len(tab.sessions()) == 1 and contiguous(steps)  # the same game went on: one session
-    stored = stored_steps(data)
-    keys = [(s["session_id"], s["episode"], s["step"]) for s in stored]
-    assert len(keys) == len(set(keys))  # 0 duplicated
-    assert sorted(keys) == sorted((r["session_id"], r["episode"], r["step"]) for r in steps)  # 0 lost
+    keys = sorted((s["episode"], s["step"]) for s in stored)
+    # 0 lost, 0 duplicated: what was committed is what the page made, in order, up to its last acks
+    assert keys == [(r["episode"], r["step"]) for r in steps[: len(keys)]] and len(keys) >= len(steps) - 15
+    made_while_down = {(r["episode"], r["step"]) for r in kept_while_down if r["kind"] == "step"}
+    assert made_while_down and made_while_down <= set(keys)
 
 
 def test_a_reload_mid_episode_sends_the_kept_records_again_and_restarts_the_episode(browser, tmp_path):
@@ -267,7 +271,7 @@ def test_a_reload_mid_episode_sends_the_kept_records_again_and_restarts_the_epis
         new = tab.sessions()[1]
         tab.play(5, session_id=new)
         after = tab.records(before)
-        tab.until(lambda: len(tab.kept()) < 5, what="the acks")
+        tab.until(lambda: not [r for r in tab.kept() if r["session_id"] == old], what="the acks of the old session")
     finally:
         server.stop()
     assert tab.errors == []

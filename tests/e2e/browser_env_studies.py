@@ -18,7 +18,7 @@ from mug.examples.browser_grid import PyCoinGrid, draw
 from mug.examples.demo import PARTNER_MODEL
 from tests.e2e.fixtures.failing_grid import FailingGrid
 
-__all__ = ["PARTNER", "POLICY_SEED", "WHEEL", "walk", "walk_lockstep", "walk_raises", "walk_needs_numpy"]
+__all__ = ["PARTNER", "POLICY_SEED", "WHEEL", "walk", "walk_lockstep", "walk_short", "walk_raises", "walk_needs_numpy"]
 
 #: The AI partner: the trained coin partner, sampling (temperature 0.3): a stale observation shows.
 PARTNER = mug.ModelConfig.from_onnx(PARTNER_MODEL, temperature=0.3)
@@ -36,11 +36,13 @@ with zipfile.ZipFile(WHEEL, "w") as wheel:
     wheel.writestr("walkhelp-1.0.dist-info/RECORD", "")
 
 
-def grid(mode: str = "realtime", creator=PyCoinGrid, episodes: int = 50, scene_id: str = "walk", **runtime) -> mug.GymScene:
+def grid(
+    mode: str = "realtime", creator=PyCoinGrid, episodes: int = 50, scene_id: str = "walk", steps: int = 40, **runtime
+) -> mug.GymScene:
     """The browser-side coin grid played with the AI partner."""
     return (
         mug.GymScene(scene_id)
-        .environment(creator, {"max_steps": 40, "coins": 4}, seed=11)
+        .environment(creator, {"max_steps": steps, "coins": 4}, seed=11)
         .policies({"agent_0": mug.Human, "agent_1": PARTNER})
         .gameplay(
             action_mapping=KEYS,
@@ -64,6 +66,8 @@ def _study(scene: mug.GymScene, start: bool = False) -> mug.Stager:
 walk = _study(grid(packages=[WHEEL]), start=True)
 #: Lockstep: a step per key press (the page holds its act until then).
 walk_lockstep = _study(grid("lockstep"))
+#: One short episode, played to its end: the study goes on from the engine's records (its scene_end).
+walk_short = _study(grid(episodes=1, steps=10))
 #: The env raises at step 5 of its first episode.
 walk_raises = _study(grid(creator=FailingGrid, episodes=2))
 #: The env needs NumPy from a package index that does not answer (a closed loopback port).

@@ -214,6 +214,24 @@ def test_lockstep_steps_once_per_key_press(browser, tmp_path):
     assert downloads and texts.index(downloads[-1]) < texts.index(next(t for t in texts if t.startswith("Starting the game")))
 
 
+def test_a_scene_played_to_its_end_moves_the_study_on_with_every_step_stored_and_verified(browser, tmp_path):
+    data = tmp_path / "data"
+    server = deploy("walk_short", data)
+    try:
+        tab = Tab(browser, server.url, "finisher")
+        expect(tab.page.get_by_text("DONE")).to_be_visible(timeout=90_000)  # the end page: no advance from the page
+        tab.until(lambda: mug.load(data).steps["verified"].notna().any(), what="the verification")
+        table = mug.load(data).steps
+    finally:
+        server.stop()
+    steps = tab.steps()
+    last = steps[-1]["record"]
+    assert tab.errors == [] and len(steps) == len(table) > 0 and (last["terminated"]["agent_0"] or last["truncated"]["agent_0"])
+    assert sorted(zip(table["episode"], table["step"])) == [(r["episode"], r["step"]) for r in steps]
+    assert table["verified"].eq(True).all()
+    assert tab.of_type("advance") == []
+
+
 def test_the_server_killed_mid_episode_and_restarted_gets_every_step_again(browser, tmp_path):
     data, port = tmp_path / "data", free_port()
     server = deploy("walk", data, port)

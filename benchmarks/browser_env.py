@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -98,34 +97,65 @@ def recorded_batches(batch: int) -> list[list[dict]]:
 
 async def server_cpu(kind: str, n: int, seconds: float, pin: tuple[int, int] | None, batch_s: float = 0.2) -> dict[str, float]:
     """Server CPU % with ``n`` sessions of ``kind`` ("browser" or "server") at 30 fps."""
-    from server_load import LoadBot, _proc_stats
+    from load_common import proc_stats
     from tornado.httpclient import AsyncHTTPClient
+    from websockets.client import ClientProtocol
+    from websockets.frames import Frame, Opcode
+    from websockets.http11 import Response
+    from websockets.uri import parse_uri
 
     from mug.server.simulate import join
     from mug.server.store import Store
-    from mug.session.messages import encode_envelope
+    from mug.session.messages import decode_envelope, encode_envelope
     from tests.servers import ServerProcess
 
     size = round(FPS * batch_s)  # records per steps message
     batches = recorded_batches(size) if kind == "browser" else []
 
-    class StepsBot(LoadBot):
-        """A browser-side page: sends the recorded steps at 30 per second in batches of 6, counts acks."""
+    class LoadPage(asyncio.BufferedProtocol):
+        """A light load client on the ``websockets`` Sans-I/O protocol (cheap enough for 1,000 in one process).
+        Browser-side: it sends the recorded steps at 30 per second in batches and counts acks; server-side:
+        it answers each frame with an act, as a participant's page would."""
 
-        session_id: str | None = None
-        acked = -1
-        sent = 0
+        def __init__(self, url: str, pid: str, cookie: str) -> None:
+            self.ws = ClientProtocol(parse_uri(url.replace("http://", "ws://") + f"ws?participant={pid}"))
+            request = self.ws.connect()
+            request.headers["Cookie"] = cookie
+            self.ws.send_request(request)
+            self.transport: asyncio.Transport | None = None
+            self.buffer = memoryview(bytearray(1 << 16))
+            self.session_id: str | None = None
+            self.started = False
+            self.acked, self.sent, self.frames = -1, 0, 0
 
-        def _on_message(self, raw: bytes) -> None:
-            import struct
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport  # type: ignore[assignment]
+            self._flush()
 
-            (length,) = struct.unpack_from("<I", raw, 4)
-            message = json.loads(raw[8 : 8 + length])["message"]
+        def get_buffer(self, sizehint: int) -> memoryview:
+            return self.buffer
+
+        def buffer_updated(self, nbytes: int) -> None:
+            self.ws.receive_data(bytes(self.buffer[:nbytes]))
+            for event in self.ws.events_received():
+                if isinstance(event, Response):
+                    self.ws.send_binary(encode_envelope({"type": "ready"}))
+                elif isinstance(event, Frame) and event.opcode is Opcode.BINARY:
+                    self._on_message(decode_envelope(event.data)[0])
+            self._flush()
+
+        def _on_message(self, message: dict) -> None:
             if message["type"] == "scene" and "environment" in message["scene"]:
                 self.session_id = message["scene"]["environment"]["spec"]["session_id"]
-                self.sent_at = time.perf_counter()
+                self.started = True
             elif message["type"] == "steps_ack":
                 self.acked = message["seq"]
+            elif message["type"] == "frame":
+                self.started = True
+                self.frames += 1
+                keys = ["ArrowLeft"] if message["step"] % 2 else ["ArrowRight"]
+                act = {"type": "act", "step": message["step"], "episode": message["episode"], "keys": keys, "policies": {}}
+                self.ws.send_binary(encode_envelope(act))
 
         def send_due(self, due: int) -> None:
             """Send the batches due by now (a late wake-up catches up: 30 steps/s on average)."""
@@ -136,6 +166,11 @@ async def server_cpu(kind: str, n: int, seconds: float, pin: tuple[int, int] | N
                     encode_envelope({"type": "steps", "session_id": self.session_id, "scene_id": "grid", "records": records})
                 )
             self._flush()
+
+        def _flush(self) -> None:
+            for data in self.ws.data_to_send():
+                if data and self.transport is not None:
+                    self.transport.write(data)
 
     AsyncHTTPClient.configure(None, max_clients=max(10, n))
     with tempfile.TemporaryDirectory() as tmp:
@@ -152,10 +187,10 @@ async def server_cpu(kind: str, n: int, seconds: float, pin: tuple[int, int] | N
             bots = []
             for i in range(n):
                 cookie = await join(server.url, f"b{i}")
-                bot = (StepsBot if kind == "browser" else LoadBot)(server.url, f"b{i}", cookie)
+                bot = LoadPage(server.url, f"b{i}", cookie)
                 await loop.create_connection(lambda bot=bot: bot, host, port)
                 bots.append(bot)
-            while sum(1 for b in bots if b.sent_at is not None) < n:
+            while sum(1 for b in bots if b.started) < n:
                 await asyncio.sleep(0.1)
 
             async def pace() -> None:  # a batch of FPS * batch_s records every batch_s seconds per page: 30 steps/s
@@ -168,17 +203,15 @@ async def server_cpu(kind: str, n: int, seconds: float, pin: tuple[int, int] | N
 
             pacer = loop.create_task(pace()) if kind == "browser" else None
             await asyncio.sleep(2.0)
-            cpu0, t0, wall0 = _proc_stats(pid)[0], time.perf_counter(), time.time()
-            sent0 = sum(getattr(b, "sent", 0) for b in bots)
-            frames0 = sum(len(b.arrivals) for b in bots)
-            for b in bots:
-                b.measuring = True
+            cpu0, t0, wall0 = proc_stats(pid)[0], time.perf_counter(), time.time()
+            sent0 = sum(b.sent for b in bots)
+            frames0 = sum(b.frames for b in bots)
             await asyncio.sleep(seconds)
-            cpu1, elapsed, wall1 = _proc_stats(pid)[0], time.perf_counter() - t0, time.time()
+            cpu1, elapsed, wall1 = proc_stats(pid)[0], time.perf_counter() - t0, time.time()
             steps_per_s = (
                 (sum(b.sent for b in bots) - sent0) * size / elapsed / n
                 if kind == "browser"
-                else (sum(len(b.arrivals) for b in bots) - frames0) / elapsed / n
+                else (sum(b.frames for b in bots) - frames0) / elapsed / n
             )
             behind = sum(1 for b in bots if kind == "browser" and b.acked < (b.sent - 1) * size - 30)
             if pacer is not None:

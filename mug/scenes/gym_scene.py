@@ -20,7 +20,7 @@ from urllib.parse import quote
 from mug.errors import ConfigError, did_you_mean
 from mug.scenes.base import Scene
 from mug.scenes.browser_env import ENVIRONMENTS, browser_spec, check_browser_scene, check_packages
-from mug.scenes.matching import MatchmakingOptions, MonitoringOptions, MultiplayerOptions, WaitroomOptions
+from mug.scenes.matching import MatchBuilder, MatchmakingOptions, MonitoringOptions, MultiplayerOptions, WaitroomOptions
 from mug.scenes.policies import HOSTS, INFERENCE, PolicySpec, check_model_fits, discrete_n, file_sha256, policy_spec
 from mug.session.engine import BROWSER_WAIT_S, episode_seed
 from mug.session.envs import EnvAdapter, agent_key, inspect_env
@@ -58,7 +58,7 @@ def _accepts(fn: Callable[..., Any], name: str) -> bool:
     return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
-class GymScene(Scene):
+class GymScene(MatchBuilder, Scene):
     """An environment scene: who plays which agent, how inputs map to actions, how it is drawn.
 
     Example::
@@ -521,115 +521,6 @@ class GymScene(Scene):
         from mug.browser.check import check_env
 
         return check_env(self, steps=steps, seed=seed)
-
-    def waitroom(
-        self,
-        timeout_s: float = 120.0,
-        on_timeout: str = "end",
-        fill_with: Any = None,
-        show_count: bool = True,
-        message: str = "Waiting for other participants…",
-        timeout_message: str = "Nobody else arrived in time. Thank you for waiting; here is your completion code.",
-        leave_grace_s: float = 10.0,
-    ) -> GymScene:
-        """The waitroom of a scene with several ``mug.Human`` agents (one participant per Human agent).
-
-        Participants wait (seeing ``message``, how many wait and are needed unless
-        ``show_count=False``, and the time left) until a group is formed, at most
-        ``timeout_s`` seconds (the server's clock). Then ``on_timeout``:
-
-        - ``"end"``: an end page with ``timeout_message`` and a completion code of their own;
-        - ``"skip"``: on to the next scene of their study;
-        - ``"ai"``: the match starts with ``fill_with`` in the missing seats.
-
-        ``fill_with`` is a policy (``ModelConfig`` run on the server, ``mug.Random`` or a
-        callable ``(observation, agent_id) -> action``) or a dict ``{agent: policy}``; it also
-        takes over a lost partner's seat with ``multiplayer(on_partner_loss="ai")``. A
-        participant whose tab stays closed for ``leave_grace_s`` seconds leaves the waitroom.
-        """
-        self.waitroom_options = WaitroomOptions.make(
-            timeout_s, on_timeout, fill_with, show_count, message, timeout_message, leave_grace_s
-        )
-        return self
-
-    def matchmaking(
-        self,
-        matchmaker: Callable[..., Any] | None = None,
-        max_rtt_ms: float | None = None,
-        keep_groups: bool = False,
-        seats: Callable[..., Any] | None = None,
-    ) -> GymScene:
-        """Who is matched with whom, and who gets which seat.
-
-        - ``matchmaker(candidates, seats) -> list[participant_id] | None``: given the waiting
-          :class:`mug.Candidate` s (oldest first) and the number of seats, a group to start
-          now, or ``None`` to wait. Default: first come, first served. If it raises or returns
-          something that is not a group of waiting candidates, the error is logged and the
-          group is formed first come, first served.
-        - ``max_rtt_ms``: only participants whose measured round trip (the median of the
-          server's WebSocket pings) is at most this are matched; one without a measurement waits.
-        - ``keep_groups``: participants who played an earlier match of this study together are
-          matched together again (if one of them is gone, the waitroom's ``on_timeout`` applies).
-        - ``seats(participant_ids, agents, seed) -> {agent: participant_id}``: who plays which
-          Human agent. Default: a shuffle seeded by the study seed and the match id. Recorded.
-        """
-        self.matchmaking_options = MatchmakingOptions.make(matchmaker, max_rtt_ms, keep_groups, seats)
-        return self
-
-    def multiplayer(
-        self,
-        mode: str = "server",
-        on_partner_loss: str = "end",
-        reconnect_timeout_s: float = 30.0,
-        after_partner_loss: str = "next",
-        partner_loss_message: str = "Your partner left the game.",
-    ) -> GymScene:
-        """How a match is played and what happens when a member leaves.
-
-        A member whose tab closes (or who is excluded) is *lost*; their held keys are
-        released at once. If they come back within ``reconnect_timeout_s`` they take their
-        seat back at the current step. Meanwhile ``on_partner_loss``:
-
-        - ``"end"``: the game goes on (the lost seat takes the default action); after the
-          timeout the match ends and everyone is shown ``partner_loss_message``;
-        - ``"wait"``: the game pauses for everyone, with a countdown; after the timeout, as ``"end"``;
-        - ``"ai"``: the waitroom's ``fill_with`` plays the seat until they return (recorded as
-          ``seat_ai`` / ``seat_returned`` events); past the timeout the lost member moves on and
-          the policy plays on.
-
-        ``after_partner_loss``: where members go when a match ends that way: ``"next"`` scene,
-        or ``"end"`` (an end page with the message and a completion code). ``mode="p2p"`` is not
-        available yet.
-        """
-        self.multiplayer_options = MultiplayerOptions.make(
-            mode, on_partner_loss, reconnect_timeout_s, after_partner_loss, partner_loss_message
-        )
-        return self
-
-    def monitoring(
-        self,
-        max_rtt_ms: float | None = None,
-        rtt_window: int = 10,
-        rtt_violations: int = 5,
-        warn_hidden_s: float | None = None,
-        max_hidden_s: float | None = None,
-        exclusion_message: str = "You were removed from this study because your connection or attention was lost.",
-    ) -> GymScene:
-        """Exclusion rules of a match, decided by the server from what it measured (and recorded with the values).
-
-        - ``max_rtt_ms``: a member with ``rtt_violations`` of their last ``rtt_window`` ping round
-          trips above it is excluded.
-        - ``warn_hidden_s`` / ``max_hidden_s``: a member whose tab has been hidden (the page reports
-          visibility changes, the server times them) this long in one stretch is warned
-          (``notice`` ``hidden_warning``) / excluded.
-
-        The excluded member sees ``exclusion_message`` with a completion code; the partners are
-        handled as for a lost partner (``multiplayer(on_partner_loss=...)``).
-        """
-        self.monitoring_options = MonitoringOptions.make(
-            max_rtt_ms, rtt_window, rtt_violations, warn_hidden_s, max_hidden_s, exclusion_message
-        )
-        return self
 
     def data(self, record_observations: bool = False, record_infos: bool = True, record_policy_outputs: bool = True) -> GymScene:
         """What each recorded step keeps besides actions and rewards."""

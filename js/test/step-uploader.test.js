@@ -23,9 +23,9 @@ const steps = (session, from, to) => ({
 });
 const seqs = (messages) => messages.flatMap((m) => m.records.map((r) => `${m.session_id}:${r.seq}`));
 
-test("records are sent at once and kept until acknowledged", () => {
+test("records are kept until acknowledged (sendEveryMs 0: each message sent at once)", () => {
   const socket = fakeSocket();
-  const uploader = new StepUploader({ send: socket.send });
+  const uploader = new StepUploader({ sendEveryMs: 0, send: socket.send });
   uploader.add(steps("s1", 0, 3));
   uploader.add(steps("s1", 3, 5));
   assert.deepEqual(seqs(socket.sent), ["s1:0", "s1:1", "s1:2", "s1:3", "s1:4"]);
@@ -41,7 +41,7 @@ test("records are sent at once and kept until acknowledged", () => {
 
 test("what was sent while the server was down, or never acknowledged, is sent again after reconnect, once each", () => {
   const socket = fakeSocket();
-  const uploader = new StepUploader({ send: socket.send });
+  const uploader = new StepUploader({ sendEveryMs: 0, send: socket.send });
   uploader.add(steps("s1", 0, 4));
   uploader.ack({ session_id: "s1", seq: 1 }); // 2 and 3 went out but their commit was not acknowledged
   socket.open = false;
@@ -60,7 +60,7 @@ test("what was sent while the server was down, or never acknowledged, is sent ag
 });
 
 test("a record added twice (the engine resent it) is kept once", () => {
-  const uploader = new StepUploader({ send: () => {} });
+  const uploader = new StepUploader({ sendEveryMs: 0, send: () => {} });
   uploader.add(steps("s1", 0, 3));
   uploader.add(steps("s1", 1, 4));
   assert.equal(uploader.pending, 4);
@@ -68,7 +68,7 @@ test("a record added twice (the engine resent it) is kept once", () => {
 
 test("a resend is cut into messages under the size limit, in order", () => {
   const socket = fakeSocket();
-  const uploader = new StepUploader({ send: socket.send });
+  const uploader = new StepUploader({ sendEveryMs: 0, send: socket.send });
   const big = steps("s1", 0, 400);
   for (const r of big.records) r.record.pad = "x".repeat(500);
   uploader.add(big);
@@ -81,16 +81,49 @@ test("a resend is cut into messages under the size limit, in order", () => {
 
 test("kept records survive a reload of the page (storage), and are forgotten there once acknowledged", () => {
   const storage = fakeStorage();
-  const first = new StepUploader({ send: () => {}, storage, key: "mug-steps:p1" });
+  const first = new StepUploader({ sendEveryMs: 0, send: () => {}, storage, key: "mug-steps:p1" });
   first.add(steps("s1", 0, 5));
   first.ack({ session_id: "s1", seq: 2 });
   const socket = fakeSocket();
-  const reloaded = new StepUploader({ send: socket.send, storage, key: "mug-steps:p1" });
+  const reloaded = new StepUploader({ sendEveryMs: 0, send: socket.send, storage, key: "mug-steps:p1" });
   assert.equal(reloaded.pending, 2);
   reloaded.resend();
   assert.deepEqual(seqs(socket.sent), ["s1:3", "s1:4"]);
   reloaded.ack({ session_id: "s1", seq: 4 });
   assert.equal(storage.items.has("mug-steps:p1"), false);
   storage.setItem("mug-steps:p1", "{not json");
-  assert.equal(new StepUploader({ send: () => {}, storage, key: "mug-steps:p1" }).pending, 0); // bad storage: nothing kept, no throw
+  assert.equal(new StepUploader({ sendEveryMs: 0, send: () => {}, storage, key: "mug-steps:p1" }).pending, 0); // bad storage: nothing kept, no throw
+});
+
+test("step records wait to go out together; an event record sends what waits at once", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const socket = fakeSocket();
+  const uploader = new StepUploader({ send: socket.send, sendEveryMs: 500 });
+  uploader.add(steps("s1", 0, 2));
+  uploader.add(steps("s1", 2, 4));
+  assert.equal(socket.sent.length, 0, "steps wait for the batch");
+  t.mock.timers.tick(499);
+  assert.equal(socket.sent.length, 0);
+  t.mock.timers.tick(1);
+  assert.deepEqual(
+    socket.sent.map((m) => m.records.map((r) => r.seq)),
+    [[0, 1, 2, 3]],
+    "one message with every waiting record, in order",
+  );
+  uploader.add(steps("s1", 4, 5));
+  uploader.add({ type: "steps", session_id: "s1", scene_id: "walk", records: [{ seq: 5, kind: "event", name: "episode_end", record: { episode: 0 } }] });
+  assert.deepEqual(socket.sent.slice(1).map((m) => m.records.map((r) => r.seq)), [[4, 5]], "the event took the waiting step with it");
+  t.mock.timers.tick(1000);
+  assert.equal(socket.sent.length, 2, "nothing is sent twice");
+  assert.equal(uploader.pending, 6, "all kept until acknowledged");
+});
+
+test("a resend takes the records waiting to go out with it, once", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const socket = fakeSocket();
+  const uploader = new StepUploader({ send: socket.send, sendEveryMs: 500 });
+  uploader.add(steps("s1", 0, 3));
+  uploader.resend();
+  t.mock.timers.tick(1000);
+  assert.deepEqual(seqs(socket.sent), ["s1:0", "s1:1", "s1:2"]);
 });

@@ -68,7 +68,10 @@ def game_trace(args: dict[str, Any]) -> dict[str, Any]:
 def env_trace(args: dict[str, Any]) -> dict[str, Any]:
     """Step the spec's env ``steps`` times (episodes reset with the scene's episode seeds) with actions drawn
     from ``random.Random(seed)``; per step the observation hash, rewards, terminations and state hash; the
-    time of the bare loop, and a snapshot round trip at every step (snapshot -> step -> restore -> step)."""
+    time of the bare loop (``bare_seconds``: the same actions, nothing else), of a bare *game* loop
+    (``frame_seconds``: draw each agent's action, step, and draw the frame with the scene's ``draw`` on a
+    ``Surface``: what any loop that shows the game does, without mug's engine), and a snapshot round trip at
+    every step (snapshot -> step -> restore -> step)."""
     scene = BrowserScene(args["spec"])
     steps, rng = int(args.get("steps", 200)), random.Random(int(args.get("seed", 0)))
     adapter, episode = scene.make_env(), 0
@@ -106,7 +109,33 @@ def env_trace(args: dict[str, Any]) -> dict[str, Any]:
             adapter.step(actions)
     bare = time.perf_counter() - started
     snapshot = _snapshot_round_trips(scene, plan)
-    return {"trace": trace, "bare_seconds": bare, "steps": len(trace), **snapshot}
+    return {
+        "trace": trace,
+        "bare_seconds": bare,
+        "frame_seconds": _game_loop_seconds(scene, steps),
+        "steps": len(trace),
+        **snapshot,
+    }
+
+
+def _game_loop_seconds(scene: BrowserScene, steps: int) -> float | None:
+    """Seconds of ``steps`` turns of a hand-written game loop: choose actions, step, draw (surface scenes)."""
+    if scene.draw is None:
+        return None
+    from mug.rendering.surface import Surface
+
+    adapter, episode, rng, surface = scene.make_env(), 0, random.Random(1), Surface(scene.width, scene.height)
+    started = time.perf_counter()
+    adapter.reset(episode_seed(scene.seed, 0))
+    for _ in range(steps):
+        live = adapter.live_agents()
+        if not live:
+            episode += 1
+            adapter.reset(episode_seed(scene.seed, episode))
+            live = adapter.live_agents()
+        adapter.step({a: scene.action_space(a).sample_with(rng) for a in live})
+        scene.draw(adapter.env, surface)
+    return time.perf_counter() - started
 
 
 def _snapshot_round_trips(scene: BrowserScene, plan: list[Any]) -> dict[str, Any]:

@@ -449,7 +449,8 @@ class ParticipantTab:
         registry.flush()
 
     def on_messages(self, messages: list[bytes | str]) -> None:
-        """Messages that arrived together: each handled in turn, then one commit and delivery."""
+        """Messages that arrived together: each handled in turn; the commit and delivery follow once the loop has
+        read every ready socket (one commit for all of them: ``ParticipantRegistry.flush_soon``)."""
         participant = self.participant
         if participant is None:
             return
@@ -473,7 +474,7 @@ class ParticipantTab:
                         "fatal": False,
                     }
                 )
-        self.server.registry.flush()
+        self.server.registry.flush_soon()
 
     def on_close(self) -> None:
         self.server.unattached.discard(self)

@@ -57,6 +57,8 @@ RATE_MARGIN = 1.5
 RATE_SLACK = 300
 #: Step fields verification compares.
 VERIFIED_FIELDS = ("actions", "rewards", "terminated", "truncated", "obs_hash")
+_AGENT_MAPS = ("actions", "sources", "rewards", "terminated", "truncated")
+_NUMBERS, _BOOLS = frozenset({int, float}), frozenset({bool})
 #: Event names a browser's engine records.
 EVENTS = (
     "session", "scene_start", "episode_start", "episode_end", "scene_end", "error", "client_error", "interrupted",
@@ -279,20 +281,21 @@ class BrowserSession:
                 )
         elif step != 0:
             return f"record seq {r['seq']}: the session's first step is step {step} of episode {episode}, not step 0"
-        for name in ("actions", "sources", "rewards", "terminated", "truncated"):
+        agents = self.agents
+        for name in _AGENT_MAPS:
             value = record.get(name)
-            if type(value) is not dict or not self.agents.issuperset(value):
+            if type(value) is not dict or not value.keys() <= agents:
                 return f"record seq {r['seq']}: {name} must map agents of {self.scene.agents} to values, got {str(value)[:80]}"
+        spaces = self.spaces
         for agent, action in record["actions"].items():
-            if not self.spaces[agent].contains(action):
-                return (
-                    f"record seq {r['seq']}: action {action!r} of agent {agent!r} is not in its action space {self.spaces[agent]}"
-                )
-        if not all(type(v) is float or type(v) is int for v in record["rewards"].values()):
+            if not spaces[agent].contains(action):
+                return f"record seq {r['seq']}: action {action!r} of agent {agent!r} is not in its action space {spaces[agent]}"
+        if not {type(v) for v in record["rewards"].values()} <= _NUMBERS:
             return f"record seq {r['seq']}: rewards must be numbers"
-        if not all(type(v) is bool for n in ("terminated", "truncated") for v in record[n].values()):
+        if not {type(v) for v in record["terminated"].values()} | {type(v) for v in record["truncated"].values()} <= _BOOLS:
             return f"record seq {r['seq']}: terminated and truncated must be true or false"
-        if not _is_count(record.get("decision")) or not isinstance(record.get("obs_hash"), str) or len(record["obs_hash"]) != 16:
+        decision, obs_hash = record.get("decision"), record.get("obs_hash")
+        if type(decision) is not int or decision < 0 or type(obs_hash) is not str or len(obs_hash) != 16:
             return f"record seq {r['seq']}: a step record needs its decision (integer) and obs_hash (16 hex digits)"
         budget = (time.monotonic() - ingest.started) * self.scene.fps * self.scene.frame_skip * RATE_MARGIN + RATE_SLACK
         if ingest.steps + 1 > budget:

@@ -373,6 +373,7 @@ class ParticipantRegistry:
         #: Participants with queued messages since the last flush (a flush touches only these).
         self.pending: dict[str, Participant] = {}
         self._retry: asyncio.TimerHandle | None = None
+        self._flush_handle: asyncio.Handle | None = None
         #: Waitrooms and matches (scenes with several ``mug.Human`` agents).
         self.matches = MatchRoom(self, store, stager.seed)
 
@@ -473,6 +474,24 @@ class ParticipantRegistry:
             out, participant.outbox = participant.outbox, []
             if out and participant.connection is not None:
                 participant.connection.deliver(out)
+
+    def flush_soon(self) -> None:
+        """:meth:`flush` once the event loop has handled every socket that is ready now (group commit).
+
+        Messages that arrive together on many sockets (browser-side sessions' ``steps``, acts) then share one
+        commit; their acks and replies go out one loop iteration later. Without a running loop, at once."""
+        if self._flush_handle is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._flush_handle = loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_handle = None
+        self.flush()
 
     def _retry_soon(self) -> None:
         """Call :meth:`flush` again in ``RETRY_S`` (once; on the running event loop, if there is one)."""

@@ -229,12 +229,25 @@ def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
 _CONTAINERS = (dict, list)  # what parsed JSON nests (exact types: json and orjson build plain ones)
 
 
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _nesting_at_most(text: bytes, limit: int) -> bool:
+    """Whether JSON ``text`` provably nests at most ``limit`` levels: keep only its brackets, then strip the
+    innermost pairs once per level (in C, not per character). Brackets inside strings can only make this
+    answer ``False`` (then the parsed value is walked)."""
+    brackets = text.translate(None, _NOT_BRACKETS)
+    for _ in range(limit):
+        if not brackets:
+            return True
+        brackets = brackets.replace(b"[]", b"").replace(b"{}", b"")
+    return not brackets
+
+
 def _check_depth(message: Any, text: str | bytes | None) -> None:
     """``bad_json`` for a message nested too deep to handle safely (``text``: what it was parsed from, if known)."""
-    if text is not None:
-        opening = ("[", "{") if isinstance(text, str) else (b"[", b"{")
-        if text.count(opening[0]) + text.count(opening[1]) <= MAX_DEPTH:  # type: ignore[arg-type]
-            return  # too few brackets to nest that deep
+    if text is not None and _nesting_at_most(text.encode() if isinstance(text, str) else text, MAX_DEPTH):
+        return
     if _too_deep(message):
         raise MessageError("bad_json", f"message nests arrays or objects deeper than {MAX_DEPTH} levels")
 
@@ -307,24 +320,24 @@ def _check_steps(msg: dict[str, Any]) -> dict[str, Any]:
         raise MessageError("bad_field", f"steps.records: expected a list of 1..{MAX_RECORDS} records, got {_short(records)}")
     out = []
     for i, r in enumerate(records):
-        where = f"steps.records[{i}]"
-        if not isinstance(r, dict) or r.get("kind") not in ("step", "event") or not isinstance(r.get("record"), dict):
-            raise MessageError("bad_field", f"{where}: expected {{seq, kind: 'step'|'event', episode, step, time, record}}")
-        seq, time_ = r.get("seq"), r.get("time")
-        if not _is_int(seq) or seq < 0:
-            raise MessageError("bad_field", f"{where}.seq: expected an integer >= 0, got {_short(seq)}")
-        if isinstance(time_, bool) or not isinstance(time_, (int, float)) or not math.isfinite(time_):
-            raise MessageError("bad_field", f"{where}.time: expected seconds since the epoch, got {_short(time_)}")
-        episode, step = r.get("episode"), r.get("step")
-        if r["kind"] == "step" and not (_is_int(episode) and episode >= 0 and _is_int(step) and step >= 0):
-            raise MessageError("bad_field", f"{where}: a step record needs episode and step (integers >= 0)")
-        name = r.get("name")
-        if r["kind"] == "event" and (not isinstance(name, str) or not 0 < len(name) <= 40):
-            raise MessageError("bad_field", f"{where}.name: an event record needs its name, got {_short(name)}")
+        if type(r) is not dict or type(r.get("record")) is not dict or (kind := r.get("kind")) not in ("step", "event"):
+            raise MessageError(
+                "bad_field", f"steps.records[{i}]: expected {{seq, kind: 'step'|'event', episode, step, time, record}}"
+            )
+        seq, time_, episode, step, name = r.get("seq"), r.get("time"), r.get("episode"), r.get("step"), r.get("name")
+        if type(seq) is not int or seq < 0:
+            raise MessageError("bad_field", f"steps.records[{i}].seq: expected an integer >= 0, got {_short(seq)}")
+        if type(time_) not in (int, float) or not math.isfinite(time_):
+            raise MessageError("bad_field", f"steps.records[{i}].time: expected seconds since the epoch, got {_short(time_)}")
+        if kind == "step":
+            if type(episode) is not int or episode < 0 or type(step) is not int or step < 0:
+                raise MessageError("bad_field", f"steps.records[{i}]: a step record needs episode and step (integers >= 0)")
+        elif type(name) is not str or not 0 < len(name) <= 40:
+            raise MessageError("bad_field", f"steps.records[{i}].name: an event record needs its name, got {_short(name)}")
         out.append(
             {
                 "seq": seq,
-                "kind": r["kind"],
+                "kind": kind,
                 "name": name,
                 "episode": episode,
                 "step": step,

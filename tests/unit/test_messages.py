@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from mug.session.messages import (
+    MAX_DEPTH,
     MessageError,
     decode_envelope,
     decode_inbound,
@@ -67,3 +70,23 @@ def test_visibility_messages_are_checked():
         with pytest.raises(MessageError) as info:
             decode_inbound(bad)
         assert info.value.code == "bad_field" and "visibility.hidden" in str(info.value)
+
+
+@pytest.mark.parametrize("as_envelope", [False, True])
+def test_nesting_is_limited_however_the_brackets_are_written(as_envelope):
+    """A message nesting deeper than MAX_DEPTH is refused; brackets inside strings do not count."""
+
+    def decode(message):
+        text = json.dumps(message)
+        return decode_inbound(encode_envelope(message) if as_envelope else text)
+
+    nested: object = 0
+    for _ in range(MAX_DEPTH + 1):
+        nested = [nested]
+    with pytest.raises(MessageError, match="deeper than"):
+        decode({"type": "client_error", "message": "x", "extra": nested})
+    shallow: object = 0
+    for _ in range(MAX_DEPTH - 2):
+        shallow = {"k": shallow}
+    text_with_brackets = "[{" * 100
+    assert decode({"type": "client_error", "message": text_with_brackets, "extra": shallow})["message"] == text_with_brackets

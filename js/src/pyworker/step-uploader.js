@@ -1,8 +1,11 @@
 /**
  * Step records of browser-side environments on their way to the server:
- * each `steps` message the engine posts is sent on at once and kept until
- * the server's `steps_ack` {session_id, seq} says it committed everything up
- * to `seq`; after a reconnect every record not acknowledged is sent again
+ * each `steps` message the engine posts is kept until the server's
+ * `steps_ack` {session_id, seq} says it committed everything up to `seq`, and
+ * sent on in batches: step records wait up to `sendEveryMs` (default
+ * `SEND_EVERY_MS`) so that one message carries many of them, and an event
+ * record (an episode's or the scene's end, an error) sends everything waiting
+ * at once. After a reconnect every record not acknowledged is sent again
  * (the server stores a record seen twice once: it dedups on (session_id, seq)).
  * Kept records are also written to `storage` (the tab's sessionStorage), so
  * a reload of the page sends them again too.
@@ -12,17 +15,25 @@
 /** Largest `steps` message a resend builds, in bytes of JSON (under the server's message limit). */
 export const MAX_BATCH_BYTES = 64 * 1024;
 
+/** Milliseconds step records wait to be sent together (15 records a message at 30 fps). */
+export const SEND_EVERY_MS = 500;
+
 /** Step records not yet acknowledged, per game session. */
 export class StepUploader {
   /**
-   * @param {{send: (message: Object) => void, storage?: Storage|null, key?: string}} options
+   * @param {{send: (message: Object) => void, storage?: Storage|null, key?: string, sendEveryMs?: number}} options
    *   `send`: to the server (dropped while disconnected: the records stay kept); `storage`/`key`: where
-   *   kept records survive a reload
+   *   kept records survive a reload; `sendEveryMs`: how long step records may wait to go out together
+   *   (0: each message at once)
    */
-  constructor({ send, storage = null, key = "mug-steps" }) {
+  constructor({ send, storage = null, key = "mug-steps", sendEveryMs = SEND_EVERY_MS }) {
     this.send = send;
     this.storage = storage;
     this.key = key;
+    this.sendEveryMs = sendEveryMs;
+    /** Records kept but not sent yet, per session. @type {Map<string, {scene_id: string, records: Object[]}>} */
+    this.waiting = new Map();
+    this.timer = null;
     /** @type {Map<string, {scene_id: string, records: Object[]}>} */
     this.sessions = new Map();
     let saved = null;
@@ -41,10 +52,24 @@ export class StepUploader {
   add(message) {
     const entry = this.sessions.get(message.session_id) ?? { scene_id: message.scene_id, records: [] };
     const last = entry.records.length ? entry.records[entry.records.length - 1].seq : -1;
-    entry.records.push(...message.records.filter((r) => r.seq > last));
+    const fresh = message.records.filter((r) => r.seq > last);
+    entry.records.push(...fresh);
     this.sessions.set(message.session_id, entry);
     this.save();
-    this.send({ type: "steps", session_id: message.session_id, scene_id: message.scene_id, records: message.records });
+    const waiting = this.waiting.get(message.session_id) ?? { scene_id: message.scene_id, records: [] };
+    waiting.records.push(...fresh);
+    this.waiting.set(message.session_id, waiting);
+    if (this.sendEveryMs <= 0 || fresh.some((r) => r.kind === "event")) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), this.sendEveryMs);
+  }
+
+  /** Send every record waiting to go out now. */
+  flush() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    const waiting = this.waiting;
+    this.waiting = new Map();
+    for (const [sessionId, { scene_id: sceneId, records }] of waiting) this.sendBatches(sessionId, sceneId, records);
   }
 
   /**
@@ -59,24 +84,30 @@ export class StepUploader {
     this.save();
   }
 
-  /** Send every kept record again, in order, in messages of at most `MAX_BATCH_BYTES`. */
+  /** Send every kept record again, in order (those waiting to go out among them). */
   resend() {
-    for (const [sessionId, { scene_id: sceneId, records }] of this.sessions) {
-      let batch = [];
-      let size = 0;
-      const flush = () => {
-        if (batch.length) this.send({ type: "steps", session_id: sessionId, scene_id: sceneId, records: batch });
-        batch = [];
-        size = 0;
-      };
-      for (const record of records) {
-        const bytes = JSON.stringify(record).length;
-        if (size + bytes > MAX_BATCH_BYTES) flush();
-        batch.push(record);
-        size += bytes;
-      }
-      flush();
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.waiting = new Map();
+    for (const [sessionId, { scene_id: sceneId, records }] of this.sessions) this.sendBatches(sessionId, sceneId, records);
+  }
+
+  /** `records` of one session, in order, in `steps` messages of at most `MAX_BATCH_BYTES` of JSON. */
+  sendBatches(sessionId, sceneId, records) {
+    let batch = [];
+    let size = 0;
+    const send = () => {
+      if (batch.length) this.send({ type: "steps", session_id: sessionId, scene_id: sceneId, records: batch });
+      batch = [];
+      size = 0;
+    };
+    for (const record of records) {
+      const bytes = JSON.stringify(record).length;
+      if (size + bytes > MAX_BATCH_BYTES) send();
+      batch.push(record);
+      size += bytes;
     }
+    send();
   }
 
   /**

@@ -449,11 +449,13 @@ class ParticipantTab:
         registry.flush()
 
     def on_messages(self, messages: list[bytes | str]) -> None:
-        """Messages that arrived together: each handled in turn; the commit and delivery follow once the loop has
-        read every ready socket (one commit for all of them: ``ParticipantRegistry.flush_soon``)."""
+        """Messages that arrived together: each handled in turn, then one commit and delivery. When all of them
+        were browser-side ``steps``, the commit waits until the loop has read every ready socket (one commit
+        for all: ``ParticipantRegistry.flush_soon``); anything else (keys, ready, answers) is answered at once."""
         participant = self.participant
         if participant is None:
             return
+        group_commit = True
         for message in messages:
             if participant.connection is not self:
                 return
@@ -463,7 +465,7 @@ class ParticipantTab:
                 )
                 continue
             try:
-                participant.receive(message)
+                group_commit = participant.receive(message) == "steps" and group_commit
             except Exception:  # a bug of ours must not take the server down; the participant is told
                 log.exception("participant %s: error handling a message", participant.participant_id)
                 participant.send(
@@ -474,7 +476,10 @@ class ParticipantTab:
                         "fatal": False,
                     }
                 )
-        self.server.registry.flush_soon()
+        if group_commit:
+            self.server.registry.flush_soon()
+        else:
+            self.server.registry.flush()
 
     def on_close(self) -> None:
         self.server.unattached.discard(self)

@@ -24,7 +24,8 @@ from typing import Any
 
 from mug.data import StepSchema, events_frame, json_text, matches_frame, participants_frame, responses_frame, steps_frame
 from mug.errors import MugError
-from mug.server.store import STEP_COLUMNS, Store
+from mug.server.store import Store
+from mug.server.store_reading import STEP_COLUMNS
 
 __all__ = ["TABLES", "iter_rows", "csv_chunks", "gzip_chunks", "export", "stream_command", "stream_main"]
 

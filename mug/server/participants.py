@@ -310,8 +310,9 @@ class Participant:
         self.run.advance()
         self.enter_scene()
 
-    def receive(self, raw: Any) -> None:
-        """One inbound message from this participant's tab; a bad one gets an ``error`` reply."""
+    def receive(self, raw: Any) -> str | None:
+        """One inbound message from this participant's tab; a bad one gets an ``error`` reply.
+        Returns the message's type (``None`` for a bad one)."""
         try:
             message = decode_inbound(raw, max_bytes=self.registry.max_message_bytes)
             if message["type"] == "ready":
@@ -330,6 +331,8 @@ class Participant:
         except MessageError as exc:
             log.warning("participant %s: rejected a message: %s (%s)", self.participant_id, exc, exc.code)
             self.send({"type": "error", "code": exc.code, "message": str(exc), "fatal": False})
+            return None
+        return message["type"]
 
     def _static_message(self, message: dict[str, Any]) -> None:
         scene = self.run.current
@@ -478,8 +481,8 @@ class ParticipantRegistry:
     def flush_soon(self) -> None:
         """:meth:`flush` once the event loop has handled every socket that is ready now (group commit).
 
-        Messages that arrive together on many sockets (browser-side sessions' ``steps``, acts) then share one
-        commit; their acks and replies go out one loop iteration later. Without a running loop, at once."""
+        Browser-side sessions' ``steps`` that arrive together on many sockets then share one commit; their
+        acks go out one loop iteration later. Without a running loop, at once."""
         if self._flush_handle is not None:
             return
         try:

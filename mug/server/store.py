@@ -22,7 +22,7 @@ Another program holding the write lock (a ``sqlite3`` shell in a transaction,
 a DB browser) never blocks the server: the busy timeout is 0, a commit that
 cannot get the lock keeps everything queued and says so (``commit()`` returns
 ``False``), and the caller retries (see ``ParticipantRegistry.flush``; frames
-wait for their steps). Readers iterate in batches (bounded memory), each on its
+wait for their steps). Readers (:class:`~mug.server.store_reading.StoreReading`) iterate in batches (bounded memory), each on its
 own read-only connection.
 
 Matches (:mod:`mug.server.matches`): the ``matches`` table holds one row per
@@ -44,7 +44,6 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +55,7 @@ except ImportError:  # pragma: no cover - a dependency; the standard encoder doe
     orjson = None  # type: ignore[assignment]
 
 from mug.server.datadir import check_data_dir, mark_data_dir
+from mug.server.store_reading import JSON_STEP_FIELDS, KEY_COLUMNS, STEP_COLUMNS, StoreReading
 from mug.session.messages import jsonable
 
 __all__ = ["Store", "SessionRecorder", "STEP_COLUMNS"]
@@ -120,16 +120,6 @@ CREATE TABLE IF NOT EXISTS responses (
 );
 """
 
-STEP_COLUMNS = (
-    "participant_id", "session_id", "scene_id", "episode", "step", "decision", "time", "match_id",
-    "actions", "sources", "rewards", "terminated", "truncated", "infos", "observations", "policy_outputs",
-    "obs_hash", "verified",
-)  # fmt: skip
-_JSON_STEP_FIELDS = (
-    "actions", "sources", "rewards", "terminated", "truncated", "infos", "observations", "policy_outputs", "obs_hash",
-)  # fmt: skip
-_KEY_COLUMNS = STEP_COLUMNS[:8]
-
 
 def _plain(value: Any) -> Any:
     """What the JSON encoder cannot take by itself (NumPy scalars and arrays, odd objects)."""
@@ -143,15 +133,13 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), default=_plain, allow_nan=Tru
 CHECKPOINT_INTERVAL_S = 1.0
 #: Seconds between warnings while commits keep failing (another program holds the write lock).
 WARN_EVERY_S = 5.0
-#: Rows fetched from SQLite at a time by the readers.
-BATCH_ROWS = 1000
 
 
 def _dump(value: Any) -> str | None:
     return None if value is None else _ENCODER.encode(value)
 
 
-class Store:
+class Store(StoreReading):
     """The SQLite file ``data_dir/mug.sqlite``."""
 
     def __init__(self, data_dir: str | Path, *, readonly: bool = False) -> None:
@@ -184,7 +172,7 @@ class Store:
         tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         step_columns = {row[1] for row in self.db.execute("PRAGMA table_info(steps)")}
         self._has_matches = "matches" in tables
-        self._step_select = ", ".join(c if c in step_columns or c != "match_id" else "NULL" for c in _KEY_COLUMNS)
+        self._step_select = ", ".join(c if c in step_columns or c != "match_id" else "NULL" for c in KEY_COLUMNS)
         self._pending_steps: list[tuple] = []
         self._pending_other: list[tuple[str, tuple]] = []
         self._pending_seqs: dict[str, tuple] = {}  # browser session -> its browser_sessions row (the latest seq)
@@ -199,7 +187,7 @@ class Store:
     def add_step(self, participant_id: str, data: dict[str, Any], match_id: str | None = None) -> None:
         """Queue one step event (``GameSession``'s ``step`` data) for the next :meth:`commit`; a match's step
         is stored once, under its ``match_id`` (see :mod:`mug.server.matches.match`)."""
-        record = {f: data[f] for f in _JSON_STEP_FIELDS if f in data}
+        record = {f: data[f] for f in JSON_STEP_FIELDS if f in data}
         self._pending_steps.append(
             (
                 participant_id,
@@ -233,7 +221,7 @@ class Store:
         for r in records:
             record = r["record"]
             if r["kind"] == "step":
-                kept = {f: record[f] for f in _JSON_STEP_FIELDS if f in record}
+                kept = {f: record[f] for f in JSON_STEP_FIELDS if f in record}
                 # parsed JSON holds plain values only (no NaN): orjson encodes it the same, faster
                 text = orjson.dumps(kept).decode() if orjson is not None else _dump(kept)
                 row = (participant_id, session_id, scene_id, r["episode"], r["step"], record["decision"], r["time"], None, text)
@@ -376,7 +364,7 @@ class Store:
             try:
                 if steps:
                     self.db.executemany(
-                        f"INSERT INTO steps ({', '.join(_KEY_COLUMNS)}, record) VALUES ({', '.join('?' * (len(_KEY_COLUMNS) + 1))})",
+                        f"INSERT INTO steps ({', '.join(KEY_COLUMNS)}, record) VALUES ({', '.join('?' * (len(KEY_COLUMNS) + 1))})",
                         steps,
                     )
                 for sql, params in other:
@@ -436,148 +424,6 @@ class Store:
             log.warning("WAL checkpoint failed: %s", exc)
         finally:
             db.close()
-
-    # -- reading ------------------------------------------------------------------------
-
-    def participant(self, participant_id: str) -> dict[str, Any] | None:
-        """The stored participant row (progress decoded), or ``None``."""
-        row = self.db.execute(
-            "SELECT participant_id, created, updated, progress, scene_id, completed, metadata, completion_code "
-            "FROM participants WHERE participant_id = ?",
-            (participant_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        return {
-            "participant_id": row[0],
-            "created": row[1],
-            "updated": row[2],
-            "progress": json.loads(row[3]),
-            "scene_id": row[4],
-            "completed": bool(row[5]),
-            "metadata": json.loads(row[6]),
-            "completion_code": row[7],
-        }
-
-    def _rows(self, sql: str, params: tuple = ()) -> Iterator[tuple]:
-        """The rows of ``sql``, fetched ``BATCH_ROWS`` at a time."""
-        cursor = self.db.execute(sql, params)
-        try:
-            while batch := cursor.fetchmany(BATCH_ROWS):
-                yield from batch
-        finally:
-            cursor.close()
-
-    def participants(self) -> list[dict[str, Any]]:
-        """Every participant with progress, step count (the steps of their own games and of the matches they
-        held a seat in) and completion code (``None`` unless the study gives each participant their own)."""
-        counts = dict(self.db.execute("SELECT participant_id, COUNT(*) FROM steps GROUP BY participant_id").fetchall())
-        for match in self.matches():  # a match's steps are stored once, under its id
-            for pid in match["seats"].values():
-                counts[pid] = counts.get(pid, 0) + counts.get(match["match_id"], 0)
-        rows = self.db.execute(
-            "SELECT participant_id, created, updated, scene_id, completed, progress, completion_code "
-            "FROM participants ORDER BY created"
-        ).fetchall()
-        rows = [(*row[:6], counts.get(row[0], 0), row[6]) for row in rows]
-        out = []
-        for pid, created, updated, scene, completed, progress, steps, code in rows:
-            prog = json.loads(progress)
-            out.append(
-                {
-                    "participant_id": pid,
-                    "created": created,
-                    "updated": updated,
-                    "scene_id": scene,
-                    "completed": bool(completed),
-                    "scene_index": prog.get("index", 0),
-                    "scenes": len(prog.get("order", [])),
-                    "steps": steps,
-                    "completion_code": code,
-                }
-            )
-        return out
-
-    def matches(self) -> list[dict[str, Any]]:
-        """Every match: ``match_id``, ``scene_id``, ``seats`` ({agent: participant id}), ``formed``, ``started``,
-        ``ended`` (seconds since the epoch; ``None`` while running) and ``end_reason``."""
-        if not self._has_matches:
-            return []
-        rows = self.db.execute(
-            "SELECT match_id, scene_id, seats, formed, started, ended, end_reason FROM matches ORDER BY formed, match_id"
-        ).fetchall()
-        keys = ("match_id", "scene_id", "seats", "formed", "started", "ended", "end_reason")
-        return [{**dict(zip(keys, row)), "seats": json.loads(row[2])} for row in rows]
-
-    def responses_of(self, participant_id: str) -> dict[str, dict[str, Any]]:
-        """One participant's survey answers, ``{scene_id: answers}`` (the latest per scene)."""
-        rows = self.db.execute(
-            "SELECT scene_id, answers FROM responses WHERE participant_id = ? ORDER BY id", (participant_id,)
-        ).fetchall()
-        return {scene: json.loads(answers) for scene, answers in rows}
-
-    def iter_steps(self, scene_id: str | None = None, *, up_to: int | None = None) -> Iterator[dict[str, Any]]:
-        """Recorded steps, optionally of one scene, in recording order (read in batches): the key columns
-        plus ``actions``, ``sources``, ``rewards``, ``terminated``, ``truncated``, ``infos``,
-        ``observations`` and ``policy_outputs`` (``None`` where not recorded). ``up_to``: only rows up to
-        that row id (:meth:`last_step_id`), so that two passes over a live store read the same rows."""
-        where, params = [], []
-        if scene_id:
-            where.append("scene_id = ?")
-            params.append(scene_id)
-        if up_to is not None:
-            where.append("id <= ?")
-            params.append(up_to)
-        verdicts = self.verifications()
-        sql = f"SELECT {self._step_select}, record FROM steps"
-        for row in self._rows(sql + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id", tuple(params)):
-            step = dict(zip(_KEY_COLUMNS, row[:-1]))
-            record = json.loads(row[-1])
-            step.update({f: record.get(f) for f in _JSON_STEP_FIELDS})
-            verdict = verdicts.get((step["session_id"], step["episode"]))
-            step["verified"] = None if verdict is None else step["step"] < verdict[0] and step["step"] not in verdict[1]
-            yield step
-
-    def verifications(self) -> dict[tuple[str, int], tuple[int, set[int]]]:
-        """``(session_id, episode) -> (steps checked, steps that differed)`` from the ``verification`` events
-        (the latest per episode): a step is verified when it was checked and did not differ."""
-        out = {}
-        for (data,) in self.db.execute("SELECT data FROM events WHERE kind = 'verification' ORDER BY id"):
-            v = json.loads(data)
-            out[(v["session_id"], v["episode"])] = (int(v["checked"]), {int(m["step"]) for m in v["mismatches"]})
-        return out
-
-    def last_step_id(self) -> int:
-        """The row id of the latest recorded step (0 when there is none)."""
-        return int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM steps").fetchone()[0])
-
-    def steps(self, scene_id: str | None = None) -> list[dict[str, Any]]:
-        """:meth:`iter_steps` as a list."""
-        return list(self.iter_steps(scene_id))
-
-    def iter_responses(self, scene_id: str | None = None) -> Iterator[dict[str, Any]]:
-        """Survey responses, optionally of one scene, in order (read in batches)."""
-        sql = "SELECT participant_id, scene_id, time, answers FROM responses"
-        for p, s, t, a in self._rows(
-            sql + (" WHERE scene_id = ? ORDER BY id" if scene_id else " ORDER BY id"), (scene_id,) if scene_id else ()
-        ):
-            yield {"participant_id": p, "scene_id": s, "time": t, "answers": json.loads(a)}
-
-    def responses(self, scene_id: str | None = None) -> list[dict[str, Any]]:
-        """:meth:`iter_responses` as a list."""
-        return list(self.iter_responses(scene_id))
-
-    def iter_events(self, kind: str | None = None) -> Iterator[dict[str, Any]]:
-        """Non-step events, optionally of one kind, in order (read in batches)."""
-        sql = "SELECT participant_id, session_id, scene_id, kind, time, data FROM events"
-        for p, se, sc, k, t, d in self._rows(
-            sql + (" WHERE kind = ? ORDER BY id" if kind else " ORDER BY id"), (kind,) if kind else ()
-        ):
-            yield {"participant_id": p, "session_id": se, "scene_id": sc, "kind": k, "time": t, "data": json.loads(d)}
-
-    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
-        """:meth:`iter_events` as a list."""
-        return list(self.iter_events(kind))
 
     def close(self) -> None:
         """Commit what is queued (waiting up to 10 s for a lock another program holds) and close the file."""

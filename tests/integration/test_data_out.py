@@ -154,9 +154,9 @@ def test_csv_export_has_every_table_and_is_safe_in_a_spreadsheet(tmp_path):
 
 
 def test_csv_is_produced_in_chunks_while_rows_are_read(tmp_path, monkeypatch):
-    import mug.server.store as store_module
+    import mug.server.store_reading as reading
 
-    monkeypatch.setattr(store_module, "BATCH_ROWS", 50)
+    monkeypatch.setattr(reading, "BATCH_ROWS", 50)
     store = Store(tmp_path)
     for i in range(3000):
         store.add_step("p", {"session_id": "s", "scene_id": "g", "episode": 0, "step": i, "decision": i, "time": 0.0,

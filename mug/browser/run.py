@@ -78,11 +78,8 @@ def env_trace(args: dict[str, Any]) -> dict[str, Any]:
     adapter.reset(episode_seed(scene.seed, episode))
     trace, plan = [], []
     for _ in range(steps):
-        live = adapter.live_agents()
-        if not live:
-            episode += 1
-            adapter.reset(episode_seed(scene.seed, episode))
-            live = adapter.live_agents()
+        live, episode, reset = _live_agents(scene, adapter, episode)
+        if reset:
             plan.append(None)
         actions = {a: scene.action_space(a).sample_with(rng) for a in live}
         plan.append(actions)
@@ -118,6 +115,15 @@ def env_trace(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _live_agents(scene: BrowserScene, adapter: Any, episode: int) -> tuple[list[str], int, bool]:
+    """The agents to act now, the episode, and whether the last one had ended (the env was reset into the next)."""
+    live = adapter.live_agents()
+    if live:
+        return live, episode, False
+    adapter.reset(episode_seed(scene.seed, episode + 1))
+    return adapter.live_agents(), episode + 1, True
+
+
 def _game_loop_seconds(scene: BrowserScene, steps: int) -> float | None:
     """Seconds of ``steps`` turns of a hand-written game loop: choose actions, step, draw (surface scenes)."""
     if scene.draw is None:
@@ -128,11 +134,7 @@ def _game_loop_seconds(scene: BrowserScene, steps: int) -> float | None:
     started = time.perf_counter()
     adapter.reset(episode_seed(scene.seed, 0))
     for _ in range(steps):
-        live = adapter.live_agents()
-        if not live:
-            episode += 1
-            adapter.reset(episode_seed(scene.seed, episode))
-            live = adapter.live_agents()
+        live, episode, _ = _live_agents(scene, adapter, episode)
         adapter.step({a: scene.action_space(a).sample_with(rng) for a in live})
         scene.draw(adapter.env, surface)
     return time.perf_counter() - started

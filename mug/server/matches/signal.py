@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from mug.errors import ConfigError
 from mug.server.limits import RateLimit, ThrottledWarning
-from mug.session.messages import P2P_INBOUND_TYPES
+from mug.session.messages import P2P_INBOUND_TYPES, encode_envelope
 
 if TYPE_CHECKING:
     from mug.server.matches.match import Match
@@ -205,7 +205,7 @@ class MatchSignals:
                 return "signal: too many"
             if len(json.dumps(message.get("data"), separators=(",", ":"))) > MAX_SIGNAL_BYTES:
                 return f"signal: data over {MAX_SIGNAL_BYTES} bytes"
-            self._send(target, {"type": "signal", "from": seat, "data": message.get("data")})
+            self._send(target, {"type": "signal", "from": seat, "data": message.get("data")}, now=True)
         elif kind == "p2p_relay":
             reason, rtt = message.get("reason"), message.get("rtt_ms")
             if reason not in RELAY_REASONS:
@@ -224,7 +224,8 @@ class MatchSignals:
                 return f"relay: channel must be one of {CHANNELS}"
             if pair not in self.relayed:
                 return "relay for a pair not declared relayed (p2p_relay)"
-            self._send(target, {"type": "relay", "from": seat, "channel": message["channel"], "data": message.get("data")})
+            relayed = {"type": "relay", "from": seat, "channel": message["channel"], "data": message.get("data")}
+            self._send(target, relayed, now=True)
         return None
 
     # -- internals ----------------------------------------------------------------------
@@ -235,9 +236,15 @@ class MatchSignals:
     def _seats(self) -> list[str]:
         return [str(a) for a in self.match.scene.humans if a in self.match.seats]
 
-    def _send(self, pid: str, message: dict[str, Any]) -> None:
+    def _send(self, pid: str, message: dict[str, Any], *, now: bool = False) -> None:
+        """To member ``pid``; ``now``: at once when nothing is queued for them (game messages wait for the
+        store's commit; what peers send each other is not stored, and nothing queued is overtaken)."""
         member = self.match.members.get(pid)
-        if member is not None and pid not in self.match.lost:
+        if member is None or pid in self.match.lost:
+            return
+        if now and not member.outbox and member.connection is not None:
+            member.connection.deliver([encode_envelope(message)])
+        else:
             member.send(message)
 
     def _send_start(self, pid: str) -> None:

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ReliableIn, ReliableOut } from "../src/p2p/reliable.js";
+import { MAX_PART, ReliableIn, ReliableOut } from "../src/p2p/reliable.js";
 import { MatchPeers, meshOptions } from "../src/p2p/page.js";
 import { FakeNetwork, FakeServer, until } from "./p2p-fakes.js";
 
@@ -137,9 +137,9 @@ test("a direct round trip above max_rtt_ms moves the pair to the relay when the 
   closeAll(stay);
 });
 
-test("reliable halves: in order, exactly once, cumulative acks", () => {
+test("reliable halves: in order, exactly once, cumulative acks; long messages in parts", () => {
   const out = new ReliableOut();
-  const envelopes = [1, 2, 3, 4].map((d) => out.wrap(d));
+  const envelopes = [1, 2, 3, 4].flatMap((d) => out.wrap(d));
   const inbound = new ReliableIn();
   assert.deepEqual(inbound.accept(envelopes[1]), []);
   assert.deepEqual(inbound.accept(envelopes[0]), [1, 2]);
@@ -148,6 +148,34 @@ test("reliable halves: in order, exactly once, cumulative acks", () => {
   assert.deepEqual(inbound.accept(envelopes[2]), [3, 4]);
   out.ack(inbound.delivered - 1);
   assert.deepEqual(out.unacked.map((e) => e.d), [4]);
+  const long = { state: "x".repeat(3 * MAX_PART), n: 5 };
+  const parts = out.wrap(long);
+  assert.equal(parts.length, 4);
+  assert.ok(parts.every((p) => JSON.stringify(p).length < MAX_PART + 100));
+  assert.deepEqual(inbound.accept(parts[2]), []);
+  assert.deepEqual(inbound.accept(parts[0]), []);
+  assert.deepEqual(inbound.accept(parts[3]), []);
+  assert.deepEqual(inbound.accept(parts[1]), [long]);
+});
+
+test("a control message of any size arrives whole over a direct pair and over the relay; inputs are bounded", async () => {
+  const network = new FakeNetwork();
+  const server = new FakeServer(["a", "b"]);
+  const meshes = openAll(server, network);
+  await until(() => meshes.a.state("b") === "open" && meshes.b.state("a") === "open", "open pair");
+  const big = { blob: "y".repeat(5 * MAX_PART + 7) };
+  meshes.a.send("b", "control", big);
+  await until(() => meshes.b.received.length === 1, "the big message");
+  assert.deepEqual(meshes.b.received[0].message, big);
+  const texts = [...network.connections.values()].flatMap((pc) => Object.values(pc.channels).flatMap((c) => c.sent));
+  assert.ok(texts.every((t) => t.length < MAX_PART + 100));
+  assert.throws(() => meshes.a.send("b", "inputs", big), RangeError);
+  meshes.b.pairs.get("a").toRelay("failed");
+  await until(() => meshes.a.state("b") === "relay", "relay");
+  meshes.b.send("a", "control", big);
+  await until(() => meshes.a.received.length === 1, "the big message, relayed");
+  assert.deepEqual(meshes.a.received[0].message, big);
+  closeAll(meshes);
 });
 
 test("the page starts a mesh on p2p, joins, and maps the wire options", () => {

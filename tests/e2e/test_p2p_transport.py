@@ -348,3 +348,29 @@ def test_the_server_forwards_only_within_one_running_mesh_and_drops_what_does_no
         assert ice_error["data"]["participant_id"] == "p3"
     finally:
         store.close()
+
+
+def test_a_page_that_reloads_is_connected_anew_and_a_closed_page_leaves_the_mesh_without_a_relay(match):
+    from tests.e2e.p2p_studies import duo
+
+    serve, pages = match(duo, ["", ""], {"connect_timeout_s": 20})
+    a, b = pages
+    a.wait_states({b.seat: "open"})
+    first_epoch = a.js("s => window.__p2p.mesh.pairs.get(s).epochs[1]", b.seat)
+    b.page.reload()  # the same participant's new page: its seat back, a new mesh
+    b.page.wait_for_function("window.__p2p.mesh !== null", timeout=30_000)
+    b.wait_states({a.seat: "open"})
+    a.page.wait_for_function(
+        "([s, e]) => window.__p2p.mesh.state(s) === 'open' && window.__p2p.mesh.pairs.get(s).epochs[1] !== e",
+        arg=[b.seat, first_epoch],
+        timeout=30_000,
+    )
+    exchange(pages)
+    seat = b.seat
+    b.page.close()  # the tab closes: the pair closes (the partner is lost), it is not relayed
+    a.wait_states({seat: "absent"})
+    a.page.wait_for_timeout(1500)  # past the grace after a lost connection
+    assert a.js("window.__p2p.mesh.closed") is False  # the match waits for them (30 s): the mesh is still up
+    assert a.js("s => window.__p2p.states.filter(([seat]) => seat === s).map(([, state]) => state)", seat)[-1] == "closed"
+    assert relay_events(serve) == []
+    assert a.errors == [] and b.errors == []

@@ -17,7 +17,7 @@
  * (sent on the inputs path every `pingEveryMs`: the round trip of what inputs go through).
  * @module p2p/pair
  */
-import { ReliableIn, ReliableOut } from "./reliable.js";
+import { MAX_PART, ReliableIn, ReliableOut } from "./reliable.js";
 import { Shim } from "./shim.js";
 
 /** Inputs kept while a pair connects (oldest dropped first: they are unreliable anyway). */
@@ -197,16 +197,20 @@ export class Pair {
   }
 
   /**
-   * Send `message` on `channel`; false when the pair is closed.
+   * Send `message` on `channel`; false when the pair is closed. An inputs message must be at most `MAX_PART`
+   * characters of JSON (RangeError), a control message may be of any size.
    * @param {"inputs"|"control"} channel
    * @param {any} message
    */
   send(channel, message) {
     if (this.state === "closed") return false;
     if (channel === "control") {
-      const envelope = this.out.wrap(message);
-      if (this.state !== "connecting") this.transmit("control", envelope);
-    } else if (this.state === "connecting") {
+      const envelopes = this.out.wrap(message);
+      if (this.state !== "connecting") for (const envelope of envelopes) this.transmit("control", envelope);
+      return true;
+    }
+    if (JSON.stringify(message).length > MAX_PART) throw new RangeError(`p2p inputs: a message must be at most ${MAX_PART} characters of JSON`);
+    if (this.state === "connecting") {
       this.queued.push({ k: "i", d: message });
       if (this.queued.length > QUEUED_INPUTS) this.queued.shift();
     } else this.transmit("inputs", { k: "i", d: message });

@@ -228,7 +228,8 @@ def deploy(
     ``ice_servers`` are the STUN/TURN servers (``RTCIceServer`` dicts: ``{"urls": "turn:host:3478",
     "username": ..., "credential": ...}``) the pages of a peer-to-peer match use, or a callable of the
     participant id returning them, called for each page that opens the mesh (for short-lived TURN
-    credentials; keep secrets out of the study's code). By default none: peers find each other on the
+    credentials, e.g. the HMAC of the TURN REST scheme; it runs on the server's event loop, so it must
+    return at once: no network calls; keep secrets out of the study's code). By default none: peers find each other on the
     same machine or network only, and a pair that does not connect plays through this server (relay).
     """
     stager = _as_stager(study_or_scene)

@@ -27,7 +27,7 @@ Wire, server -> page:
 
 Wire, page -> server (checked here; bad ones are dropped with a throttled log line):
 
-* ``{type: "p2p_join"}``: my page runs the mesh (answered with ``p2p_peers``);
+* ``{type: "p2p_join"}``: my page runs the mesh (answered with ``p2p_peers``; counted with the signals);
 * ``{type: "signal", to: seat, data}``: ``data`` at most :data:`MAX_SIGNAL_BYTES`
   as JSON, at most :data:`SIGNALS_PER_SECOND` per page (bursts of :data:`SIGNAL_BURST`);
 * ``{type: "p2p_relay", to: seat, reason, rtt_ms?}``: this pair goes through the
@@ -184,7 +184,12 @@ class MatchSignals:
         kind = message["type"]
         if not self.started:
             return f"{kind}: this match is not peer-to-peer"
+        signals, relays = self._limits.setdefault(
+            pid, (RateLimit(SIGNALS_PER_SECOND, SIGNAL_BURST), RateLimit(RELAYS_PER_SECOND, RELAY_BURST))
+        )
         if kind == "p2p_join":
+            if not signals.allow():  # each join makes every peer connect anew
+                return "p2p_join: too many"
             self._epoch += 1
             self.epochs[pid] = self._epoch
             self._roster()
@@ -196,9 +201,6 @@ class MatchSignals:
         if target is None or target == pid or target not in self.epochs or target in self.match.lost:
             return f"{kind}: {str(to)[:40]!r} is not another member's seat in the mesh"
         seat = self.match.agent_of[pid]
-        signals, relays = self._limits.setdefault(
-            pid, (RateLimit(SIGNALS_PER_SECOND, SIGNAL_BURST), RateLimit(RELAYS_PER_SECOND, RELAY_BURST))
-        )
         pair = frozenset({(seat, self.epochs[pid]), (to, self.epochs[target])})
         if kind == "signal":
             if not signals.allow():

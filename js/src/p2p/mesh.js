@@ -12,6 +12,11 @@
  *
  * Channels: `inputs` is unordered and unreliable (a message may be lost, duplicated never); `control` is
  * reliable, ordered and exactly once, also across a switch to the relay (./reliable.js).
+ *
+ * Relayed traffic counts against the deployment's `messages_per_second` per tab (120 by default): a page
+ * sends at most one `relay` message per peer and channel per task, so a game that sends each peer an inputs
+ * message per frame at 30 fps, with every pair relayed, uses about 30 a second per peer plus its control
+ * traffic; a 4-person match relaying every pair may need a higher limit.
  * @module p2p/mesh
  */
 import { Pair } from "./pair.js";

@@ -6,7 +6,8 @@
  * Each message is delayed by `latencyMs` plus a uniform draw in [-jitterMs, +jitterMs] (never below 0).
  * On an unordered channel a message is dropped with probability `loss` and may overtake earlier ones; on an
  * ordered (reliable) channel nothing is dropped and nothing overtakes (a message waits for the one before).
- * Draws come from a seeded generator, so a run can be repeated.
+ * Draws come from a seeded generator, so a run can be repeated. Delays are timers: in a hidden tab the browser
+ * may hold them up to a second.
  * @module p2p/shim
  */
 

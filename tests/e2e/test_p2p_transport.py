@@ -374,3 +374,37 @@ def test_a_page_that_reloads_is_connected_anew_and_a_closed_page_leaves_the_mesh
     assert a.js("s => window.__p2p.states.filter(([seat]) => seat === s).map(([, state]) => state)", seat)[-1] == "closed"
     assert relay_events(serve) == []
     assert a.errors == [] and b.errors == []
+
+
+def test_ice_servers_and_mesh_options_are_checked_with_messages_that_name_the_fault():
+    from mug.errors import ConfigError
+    from mug.server.matches.signal import check_ice_servers, check_mesh_options
+
+    ok = check_ice_servers(
+        [{"urls": "stun:stun.example.org:3478"}, {"urls": ["turns:t.example.org"], "username": "u", "credential": "c"}]
+    )
+    assert ok == [{"urls": ["stun:stun.example.org:3478"]}, {"urls": ["turns:t.example.org"], "username": "u", "credential": "c"}]
+    for bad, fault in (
+        ({"urls": "stun:x"}, "expected a list"),
+        ([{"url": "stun:x"}], r"\[0\]\.urls"),
+        ([{"urls": []}], r"\[0\]\.urls"),
+        ([{"urls": "stun:x"}, {"urls": "https://x"}], r"\[1\]\.urls: 'https://x'"),
+        ([{"urls": "turn:x", "password": "p"}], "unknown keys"),
+        ([{"urls": "turn:x", "credential": 5}], "credential: expected text"),
+    ):
+        with pytest.raises(ConfigError, match=fault):
+            check_ice_servers(bad)
+    assert check_mesh_options({"max_rtt_ms": None, "shim": {"latency_ms": 50, "loss": 0.1}}) == {
+        "max_rtt_ms": None,
+        "shim": {"latency_ms": 50, "loss": 0.1},
+    }
+    for bad in (
+        {"connect_timeout_s": 0},
+        {"shim": {"latency": 5}},
+        {"shim": {"loss": 1.0}},
+        {"shim": {"latency_ms": -1}},
+        {"rtt_violations": 1.5},
+        {"colour": "red"},
+    ):
+        with pytest.raises(ConfigError, match="p2p option"):
+            check_mesh_options(bad)

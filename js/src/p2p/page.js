@@ -41,7 +41,11 @@ export class MatchPeers {
    */
   receive(message) {
     if (message.type !== "p2p") {
-      this.mesh?.receive(message);
+      try {
+        this.mesh?.receive(message);
+      } catch (error) {
+        console.error(`MUG p2p: a ${message.type} message failed`, error); // a bad message must not stop the page
+      }
       return;
     }
     this.close();

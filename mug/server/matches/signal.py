@@ -63,6 +63,7 @@ __all__ = [
     "MatchSignals",
     "P2P_TYPES",
     "check_ice_servers",
+    "check_mesh_options",
     "MAX_SIGNAL_BYTES",
     "MESH_OPTIONS",
     "RELAY_REASONS",
@@ -80,13 +81,20 @@ CHANNELS = ("inputs", "control")
 #: Why a pair goes through the server: no ``RTCPeerConnection`` in the page, no connection within the
 #: timeout, the connection failed, a connection that was open was lost, or its round trip was too long.
 RELAY_REASONS = ("unavailable", "timeout", "failed", "lost", "rtt")
+#: The test shim's settings (``js/src/p2p/shim.js``): each direction's delay, its jitter, the share of inputs lost.
+_SHIM: dict[str, Callable[[Any], bool]] = {
+    "latency_ms": lambda v: _number(v) and 0 <= v <= 10_000,
+    "jitter_ms": lambda v: _number(v) and 0 <= v <= 10_000,
+    "loss": lambda v: _number(v) and 0 <= v < 1,
+    "seed": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32,
+}
 #: The mesh's settings a ``p2p`` message may carry (see ``js/src/p2p/mesh.js``), and their checks.
 MESH_OPTIONS: dict[str, Callable[[Any], bool]] = {
     "connect_timeout_s": lambda v: _number(v) and 0 < v <= 120,
     "ping_every_s": lambda v: _number(v) and 0.05 <= v <= 60,
     "max_rtt_ms": lambda v: v is None or (_number(v) and v > 0),
     "rtt_violations": lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1000,
-    "shim": lambda v: isinstance(v, dict) and set(v) <= {"latency_ms", "jitter_ms", "loss", "seed"},
+    "shim": lambda v: isinstance(v, dict) and all(_SHIM.get(k, lambda _: False)(x) for k, x in v.items()),
 }
 
 #: ``ice_servers`` of ``mug.deploy``: ``RTCIceServer`` dicts, or a callable of the participant id returning them.
@@ -127,6 +135,15 @@ def check_ice_servers(value: Any, where: str = "ice_servers") -> list[dict[str, 
     return out
 
 
+def check_mesh_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` of :meth:`MatchSignals.start` (see :data:`MESH_OPTIONS`), or ``ConfigError`` naming the one at fault."""
+    for key, value in options.items():
+        check = MESH_OPTIONS.get(key)
+        if check is None or not check(value):
+            raise ConfigError(f"p2p option {key}={value!r} is unknown or out of range; options: {sorted(MESH_OPTIONS)}")
+    return dict(options)
+
+
 class MatchSignals:
     """Signalling and relay of one match's peer-to-peer mesh (see module docstring).
 
@@ -150,12 +167,7 @@ class MatchSignals:
 
     def start(self, options: dict[str, Any] | None = None) -> None:
         """Open the mesh: every present member's page gets ``p2p`` (``options``: see :data:`MESH_OPTIONS`)."""
-        options = dict(options or {})
-        for key, value in options.items():
-            check = MESH_OPTIONS.get(key)
-            if check is None or not check(value):
-                raise ConfigError(f"p2p option {key}={value!r} is unknown or out of range; options: {sorted(MESH_OPTIONS)}")
-        self.started, self.options = True, options
+        self.started, self.options = True, check_mesh_options(options or {})
         for pid in self._present():
             self._send_start(pid)
 

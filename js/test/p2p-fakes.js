@@ -1,9 +1,9 @@
 /**
  * Fakes for the mesh's unit tests (state machine only; real WebRTC is in tests/e2e/test_p2p_transport.py):
  * `FakeRTC`, RTCPeerConnections that "connect" once both have each other's description and a candidate,
- * and `FakeServer`, the forwarding rules of mug/server/matches/signal.py on in-memory pages.
+ * and `FakeServer`, a `LocalHub` (the forwarding rules of mug/server/matches/signal.py) that records.
  */
-import { Mesh } from "../src/p2p/mesh.js";
+import { LocalHub } from "../src/p2p/local.js";
 
 /** A world of fake peer connections: descriptions name connections, channels pair up by id. */
 export class FakeNetwork {
@@ -117,71 +117,20 @@ class FakeConnection {
   }
 }
 
-/** The server's forwarding (as signal.py does it) between in-memory pages, each with a mesh. */
-export class FakeServer {
+/** A `LocalHub` (the server's rules, in memory) whose meshes record what they get, and that logs what they send. */
+export class FakeServer extends LocalHub {
   constructor(seats, { serverRtt = {} } = {}) {
-    Object.assign(this, { seats, serverRtt });
-    this.epochs = {};
-    this.epoch = 0;
-    this.meshes = {};
-    this.relayed = new Set();
-    /** `p2p_relay` events recorded, and every message pages sent. */
-    this.events = [];
+    super(seats, { serverRttMs: serverRtt });
+    /** Every message pages sent: `{from, message}`. */
     this.inbound = [];
+    this.tap = (from, message) => this.inbound.push({ from, message });
   }
 
-  /** Open a page for `seat` (a reload when it has one): its mesh joins. */
   open(seat, options = {}) {
-    this.meshes[seat]?.close();
-    const mesh = new Mesh({ seat, seats: this.seats, sendToServer: (m) => this.handle(seat, m), ...options });
+    const mesh = super.open(seat, options);
     mesh.received = [];
     mesh.onmessage = (from, channel, message) => mesh.received.push({ from, channel, message });
-    this.meshes[seat] = mesh;
-    this.handle(seat, { type: "p2p_join" });
     return mesh;
-  }
-
-  /** `seat`'s page closed: out of the mesh. */
-  leave(seat) {
-    this.meshes[seat]?.close();
-    delete this.meshes[seat];
-    delete this.epochs[seat];
-    this.roster();
-  }
-
-  roster() {
-    const peers = Object.fromEntries(this.seats.map((s) => [s, this.epochs[s] ?? null]));
-    for (const seat of Object.keys(this.epochs)) this.deliver(seat, { type: "p2p_peers", peers, server_rtt_ms: this.serverRtt });
-  }
-
-  deliver(seat, message) {
-    const mesh = this.meshes[seat];
-    setTimeout(() => mesh && !mesh.closed && mesh.receive(structuredClone(message)), 0);
-  }
-
-  pairKey(a, b) {
-    return [`${a}@${this.epochs[a]}`, `${b}@${this.epochs[b]}`].sort().join("|");
-  }
-
-  handle(from, message) {
-    this.inbound.push({ from, message });
-    if (message.type === "p2p_join") {
-      this.epochs[from] = ++this.epoch;
-      this.roster();
-      return;
-    }
-    const to = message.to;
-    if (!(to in this.epochs) || to === from) return;
-    if (message.type === "signal") this.deliver(to, { type: "signal", from, data: message.data });
-    else if (message.type === "p2p_relay") {
-      const key = this.pairKey(from, to);
-      if (this.relayed.has(key)) return;
-      this.relayed.add(key);
-      this.events.push({ pair: [from, to].sort(), reason: message.reason, by: from });
-      this.deliver(to, { type: "p2p_relay", from, reason: message.reason });
-    } else if (message.type === "relay" && this.relayed.has(this.pairKey(from, to))) {
-      this.deliver(to, { type: "relay", from, channel: message.channel, data: message.data });
-    }
   }
 }
 

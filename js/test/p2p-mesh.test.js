@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { MAX_PART, ReliableIn, ReliableOut } from "../src/p2p/reliable.js";
+import { LocalHub } from "../src/p2p/local.js";
 import { MatchPeers, meshOptions } from "../src/p2p/page.js";
 import { FakeNetwork, FakeServer, until } from "./p2p-fakes.js";
 
@@ -190,4 +191,27 @@ test("the page starts a mesh on p2p, joins, and maps the wire options", () => {
   assert.deepEqual(meshOptions({ max_rtt_ms: null, ping_every_s: 0.25 }), { maxRttMs: null, pingEveryMs: 250 });
   peers.close();
   assert.equal(started.closed, true);
+});
+
+test("a LocalHub meshes seats of one page without WebRTC: relayed in the page, with the shim's latency and loss", async () => {
+  const hub = new LocalHub(["left", "right"]);
+  const shim = { latencyMs: 15, jitterMs: 5, loss: 0.3, seed: 4 };
+  const got = { left: [], right: [] };
+  const meshes = {};
+  for (const seat of ["left", "right"]) {
+    meshes[seat] = hub.open(seat, { RTC: undefined, shim, pingEveryMs: 20 });
+    meshes[seat].onmessage = (from, channel, message) => got[seat].push({ channel, message });
+  }
+  await until(() => meshes.left.state("right") === "relay" && meshes.right.state("left") === "relay", "relayed pairs");
+  assert.equal(hub.events.length, 1); // one declaration for the pair, whichever side made it first
+  for (let i = 0; i < 100; i++) meshes.left.send("right", "inputs", { i });
+  for (let i = 0; i < 50; i++) meshes.left.send("right", "control", { i });
+  await until(() => got.right.filter((g) => g.channel === "control").length === 50, "all control messages");
+  await new Promise((r) => setTimeout(r, 60)); // the last inputs, if not lost, are in by now
+  assert.deepEqual(got.right.filter((g) => g.channel === "control").map((g) => g.message.i), Array.from({ length: 50 }, (_, i) => i));
+  const inputs = got.right.filter((g) => g.channel === "inputs").length;
+  assert.ok(inputs >= 40 && inputs <= 95, `${inputs} of 100 inputs at 30 % loss`);
+  await until(() => meshes.right.rtt("left").samples >= 3, "round trips");
+  assert.ok(meshes.right.rtt("left").median_ms >= 20); // the shim's delay, both ways (at least 10 + 10)
+  Object.values(meshes).forEach((m) => m.close());
 });

@@ -28,6 +28,7 @@ from mug.server.export import stream_command
 from mug.server.headers import security_headers, with_nonce
 from mug.server.limits import AdmissionError, Admissions, RateLimit
 from mug.server.matches.monitor import PING_EVERY_S
+from mug.server.matches.signal import IceServers
 from mug.server.page import admin_page, participant_page
 from mug.server.participants import Participant, ParticipantRegistry
 from mug.server.pybundle import BUNDLE_ROUTE
@@ -110,6 +111,7 @@ class MugServer:
         participants_per_address: int = 0,
         frame_ancestors: tuple[str, ...] = (),
         max_unsent_bytes: int = 64 << 20,
+        ice_servers: IceServers | None = None,
     ) -> None:
         self.stager, self.admin_token = stager, admin_token
         self.messages_per_second = messages_per_second
@@ -130,6 +132,7 @@ class MugServer:
         self.registry = ParticipantRegistry(stager, self.store, max_message_bytes)
         #: Waitrooms and matches; ``matches.status()`` is the admin's live view.
         self.matches = self.registry.matches
+        self.matches.ice_servers = [] if ice_servers is None else ice_servers
         self.admissions = Admissions(max_new_participants, participants_per_address)
         self.frame_ancestors = frame_ancestors
         self.send_budget = SendBudget(max_unsent_bytes)

@@ -25,6 +25,7 @@ from mug.scenes.survey import SurveyScene
 from mug.server.app import MAX_FRAME_BYTES, MugServer
 from mug.server.headers import check_frame_ancestors
 from mug.server.http import GuardedHTTPServer
+from mug.server.matches.signal import IceServers, check_ice_servers
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -195,6 +196,7 @@ def deploy(
     participants_per_address: int = 100,
     trust_proxy: bool = False,
     frame_ancestors: Iterable[str] | None = None,
+    ice_servers: IceServers | None = None,
 ) -> Deployment:
     """Serve a study (a ``Stager``, or one scene) to participants.
 
@@ -222,6 +224,13 @@ def deploy(
     front: a direct client could send those headers itself.
     ``frame_ancestors`` lists the origins (``"https://host"``) that may show
     the study in an iframe; by default no site may.
+
+    ``ice_servers`` are the STUN/TURN servers (``RTCIceServer`` dicts: ``{"urls": "turn:host:3478",
+    "username": ..., "credential": ...}``) the pages of a peer-to-peer match use, or a callable of the
+    participant id returning them, called for each page that opens the mesh (for short-lived TURN
+    credentials, e.g. the HMAC of the TURN REST scheme; it runs on the server's event loop, so it must
+    return at once: no network calls; keep secrets out of the study's code). By default none: peers find each other on the
+    same machine or network only, and a pair that does not connect plays through this server (relay).
     """
     stager = _as_stager(study_or_scene)
     if (
@@ -253,6 +262,7 @@ def deploy(
         "participants_per_address": _check_count("participants_per_address", participants_per_address, 10**9),
         "frame_ancestors": check_frame_ancestors(frame_ancestors),
         "trust_proxy": trust_proxy,
+        "ice_servers": ice_servers if ice_servers is None or callable(ice_servers) else check_ice_servers(ice_servers),
     }
     token = admin_token or secrets.token_urlsafe(16)
     data_path = Path(data_dir).resolve()

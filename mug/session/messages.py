@@ -65,6 +65,8 @@ MAGIC = b"MUG1"
 _DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY if orjson is not None else 0
 MAX_MESSAGE_BYTES = 1 << 20
 INBOUND_TYPES = ("ready", "act", "advance", "response", "client_error", "visibility", "steps", "env_error")
+#: Peer-to-peer signalling and relay, passed on as they are: ``mug.server.matches.signal`` checks them.
+P2P_INBOUND_TYPES = ("p2p_join", "signal", "relay", "p2p_relay")
 #: Most records one ``steps`` message may carry (a page resending after a long disconnect sends several).
 MAX_RECORDS = 512
 TENSOR_DTYPES = ("float32", "float64", "int32", "int64", "uint8", "int8", "bool")
@@ -398,6 +400,8 @@ def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: i
     if not isinstance(raw, dict):
         raise MessageError("bad_message", f"expected a JSON object with a 'type', got {_short(raw)}")
     kind = raw.get("type")
+    if kind in P2P_INBOUND_TYPES:
+        return raw
     if kind not in INBOUND_TYPES:
         raise MessageError("unknown_type", f"unknown message type {_short(kind)}; expected one of {list(INBOUND_TYPES)}")
     if kind == "act":

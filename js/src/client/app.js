@@ -2,6 +2,7 @@
  * The participant page: connects to the server and shows each scene it sends.
  * @module client/app
  */
+import { MatchPeers } from "../p2p/page.js";
 import { BrowserEnvironments } from "../pyworker/browser-env.js";
 import { configureOrt } from "../runtime/ort.js";
 import { Connection } from "./connection.js";
@@ -28,7 +29,13 @@ export function startParticipant(root, { participantId, socketPath, staticPath }
   let waitroom = null;
   let paused = null;
   const notices = new NoticeBoard(root);
+  // a peer-to-peer match's mesh; whatever runs the game gets it with the `mug-p2p` event on window
+  const peers = new MatchPeers({
+    send: (message) => connection.send(message),
+    onMesh: (mesh, start) => window.dispatchEvent(new CustomEvent("mug-p2p", { detail: { mesh, start } })),
+  });
   const leave = () => {
+    peers.close();
     game?.close();
     waitroom?.close();
     paused?.close();
@@ -90,6 +97,13 @@ export function startParticipant(root, { participantId, socketPath, staticPath }
         break;
       case "frame":
         if (fromWorker === browser.active) game?.frame(message, buffers);
+        break;
+      case "p2p":
+      case "p2p_peers":
+      case "signal":
+      case "relay":
+      case "p2p_relay":
+        peers.receive(message);
         break;
       case "steps_ack":
         browser.ack(message);

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from mug.scenes.gym_scene import GymScene
 from mug.server.matches.session import EMPTY_SEAT, MatchSession
+from mug.server.matches.signal import P2P_TYPES, MatchSignals
 from mug.server.store import Store
 
 if TYPE_CHECKING:
@@ -107,6 +108,8 @@ class Match:
             session_id=match_id,
             max_message_bytes=room.registry.max_message_bytes,
         )
+        #: The peer-to-peer mesh's signalling and relay (opened by ``p2p.start()``; see ``signal.py``).
+        self.p2p = MatchSignals(self, room.ice_servers)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -138,6 +141,9 @@ class Match:
         """A checked inbound message of member ``pid`` (``ready`` is :meth:`rejoin`)."""
         if pid in self.lost:
             return  # a message from a lost member's old tab, already closing
+        if message["type"] in P2P_TYPES:
+            self.p2p.handle(pid, message)
+            return
         self.session.handle(pid, message)
 
     def rejoin(self, pid: str) -> None:
@@ -149,6 +155,7 @@ class Match:
                 self._event(pid, "seat_returned", {"agent": agent})
             self._event(pid, "rejoined", {"agent": agent})
         self.session.handle(pid, {"type": "ready"})
+        self.p2p.rejoined(pid)
         if self.paused:
             self._send_paused(pid)  # after the scene: the page's new game view would close an earlier overlay
         if self.paused and not self.lost:
@@ -163,6 +170,7 @@ class Match:
             return
         self.lost[pid] = time.monotonic()
         self.session.release(pid)
+        self.p2p.left(pid)
         agent = self.agent_of[pid]
         self._event(pid, "partner_lost", {"agent": agent})
         policy = self.scene.multiplayer_options.on_partner_loss
@@ -243,6 +251,7 @@ class Match:
         log.info("match %s: participant %s excluded (%s: %s)", self.match_id, pid, reason, values)
         self._event(pid, "excluded", {"reason": reason, "values": values})
         self.session.release(pid)
+        self.p2p.left(pid)
         if pid not in self.lost:
             self.lost[pid] = time.monotonic()
             self._event(pid, "partner_lost", {"agent": self.agent_of[pid]})

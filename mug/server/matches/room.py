@@ -23,6 +23,7 @@ from mug.scenes.gym_scene import GymScene
 from mug.scenes.screening import ScreeningScene
 from mug.server.matches.match import Match
 from mug.server.matches.matchmaker import assign_seats
+from mug.server.matches.signal import IceServers
 from mug.server.matches.waitroom import Waitroom
 from mug.server.store import Store
 
@@ -56,6 +57,8 @@ class MatchRoom:
         self.interrupted: dict[str, str] = {}
         #: Participants in entry screening, with the ``time.monotonic()`` they entered it.
         self.screening: dict[str, tuple[Participant, float]] = {}
+        #: ICE servers of peer-to-peer matches (``mug.deploy(ice_servers=...)``).
+        self.ice_servers: IceServers = []
         for match_id, scene_id, seats in store.interrupt_open_matches():
             log.warning("match %s of scene %s was running when the server stopped: recorded as interrupted", match_id, scene_id)
             for pid in seats.values():

@@ -1,0 +1,95 @@
+/**
+ * Meshes of several seats in one page, signalled in the page instead of through the server: the rules of
+ * `mug/server/matches/signal.py` (epochs per page, signals and relay only between joined seats, relay only for
+ * a pair declared relayed, each declaration recorded once) for a notebook that shows several peers side by
+ * side. With `RTC: undefined` in the mesh options every pair is relayed in the page (no WebRTC at all), and a
+ * mesh `shim` gives the pairs latency, jitter and loss.
+ * @module p2p/local
+ */
+import { Mesh } from "./mesh.js";
+
+export class LocalHub {
+  /**
+   * @param {string[]} seats every seat, in the scene's order
+   * @param {{serverRttMs?: Object<string, number>}} [o] each seat's round trip to the "server" (the relay's cost)
+   */
+  constructor(seats, { serverRttMs = {} } = {}) {
+    this.seats = [...seats];
+    this.serverRttMs = serverRttMs;
+    this.epochs = {};
+    this.epoch = 0;
+    /** @type {Object<string, Mesh>} */
+    this.meshes = {};
+    this.relayed = new Set();
+    /** The `p2p_relay` declarations: `{pair: [seat, seat], reason, by}`, once per pair of pages. */
+    this.events = [];
+    /** Called with (seat, message) for every message a mesh sends to the hub (for tests and traces). */
+    this.tap = () => {};
+  }
+
+  /**
+   * Open a page for `seat` (closing the one it had): its mesh joins.
+   * @param {string} seat
+   * @param {Object} [options] `Mesh` options
+   * @returns {Mesh}
+   */
+  open(seat, options = {}) {
+    this.meshes[seat]?.close();
+    const mesh = new Mesh({ seat, seats: this.seats, sendToServer: (m) => this.handle(seat, m), ...options });
+    this.meshes[seat] = mesh;
+    this.handle(seat, { type: "p2p_join" });
+    return mesh;
+  }
+
+  /**
+   * `seat`'s page closed: out of the mesh.
+   * @param {string} seat
+   */
+  leave(seat) {
+    this.meshes[seat]?.close();
+    delete this.meshes[seat];
+    delete this.epochs[seat];
+    this.roster();
+  }
+
+  roster() {
+    const peers = Object.fromEntries(this.seats.map((s) => [s, this.epochs[s] ?? null]));
+    for (const seat of Object.keys(this.epochs)) this.deliver(seat, { type: "p2p_peers", peers, server_rtt_ms: this.serverRttMs });
+  }
+
+  deliver(seat, message) {
+    const mesh = this.meshes[seat];
+    const copy = structuredClone(message); // as if it went over a socket
+    setTimeout(() => mesh && !mesh.closed && mesh.receive(copy), 0);
+  }
+
+  pairKey(a, b) {
+    return [`${a}@${this.epochs[a]}`, `${b}@${this.epochs[b]}`].sort().join("|");
+  }
+
+  /**
+   * A message of `from`'s mesh (what the server's `MatchSignals.handle` gets).
+   * @param {string} from
+   * @param {Object} message
+   */
+  handle(from, message) {
+    this.tap(from, message);
+    if (message.type === "p2p_join") {
+      this.epochs[from] = ++this.epoch;
+      this.roster();
+      return;
+    }
+    const to = message.to;
+    if (!(from in this.epochs) || !(to in this.epochs) || to === from) return;
+    if (message.type === "signal") this.deliver(to, { type: "signal", from, data: message.data });
+    else if (message.type === "p2p_relay") {
+      const key = this.pairKey(from, to);
+      if (this.relayed.has(key)) return;
+      this.relayed.add(key);
+      this.events.push({ pair: [from, to].sort(), reason: message.reason, by: from });
+      this.deliver(to, { type: "p2p_relay", from, reason: message.reason });
+    } else if (message.type === "relay" && this.relayed.has(this.pairKey(from, to))) {
+      this.deliver(to, { type: "relay", from, channel: message.channel, data: message.data });
+    }
+  }
+}

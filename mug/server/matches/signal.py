@@ -1,0 +1,300 @@
+"""Peer-to-peer signalling and relay among the members of one match (the server side of ``js/src/p2p``).
+
+The server never sees the game traffic of a direct connection: it forwards the
+WebRTC negotiation (``signal``) between the members of one running match, and,
+for a pair whose direct connection failed or is too slow, their game messages
+(``relay``). Everything else (which seat offers, timeouts, RTT, the reliable
+control stream) is the page's (``js/src/p2p/mesh.js``).
+
+Opening: whoever runs the match as peer-to-peer calls :meth:`MatchSignals.start`
+(e.g. the P2P scene at match start); from then on each member's page (and the
+page of a member who comes back) gets ``p2p`` and starts its mesh.
+
+Wire, server -> page:
+
+* ``{type: "p2p", match_id, seat, seats, ice_servers, options}``: start the mesh.
+  ``seats``: the member seats in the scene's order (the lower index offers);
+  ``ice_servers``: ``RTCIceServer`` dicts (the deployment's ``ice_servers``, a
+  list or ``callable(participant_id)`` called for each page, so short-lived TURN
+  credentials are made per page); ``options``: the mesh's settings
+  (:data:`MESH_OPTIONS`).
+* ``{type: "p2p_peers", peers: {seat: epoch | null}, server_rtt_ms: {seat: ms | null}}``:
+  which seats' pages run the mesh now (``epoch`` changes when a page is
+  reopened: peers then connect anew), sent to every joined page on each change;
+  ``server_rtt_ms`` is each member's round trip to the server (the relay's cost).
+* ``{type: "signal", from: seat, data}``, ``{type: "relay", from: seat, channel, data}``,
+  ``{type: "p2p_relay", from: seat, reason}`` (the peer moved the pair to the relay).
+
+Wire, page -> server (checked here; bad ones are dropped with a throttled log line):
+
+* ``{type: "p2p_join"}``: my page runs the mesh (answered with ``p2p_peers``; counted with the signals);
+* ``{type: "signal", to: seat, data}``: ``data`` at most :data:`MAX_SIGNAL_BYTES`
+  as JSON, at most :data:`SIGNALS_PER_SECOND` per page (bursts of :data:`SIGNAL_BURST`);
+* ``{type: "p2p_relay", to: seat, reason, rtt_ms?}``: this pair goes through the
+  server from now on; recorded once per pair and pair of page epochs as the
+  match's event ``p2p_relay`` ``{match_id, scene_id, pair, reason, by, rtt_ms}``
+  and forwarded to the peer;
+* ``{type: "relay", to: seat, channel: "inputs" | "control", data}``: forwarded only
+  for a pair declared relayed, at most :data:`RELAYS_PER_SECOND` per page (bursts
+  of :data:`RELAY_BURST`; the tab's ``messages_per_second`` applies as well: the
+  page batches what it relays per peer and channel). The WebSocket is ordered and
+  reliable; the page still sequences ``control`` itself (see ``js/src/p2p/reliable.js``).
+
+Only members present in the match (not lost) whose page joined may send or
+receive; ``to`` must be another such member's seat.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from mug.errors import ConfigError
+from mug.server.limits import RateLimit, ThrottledWarning
+from mug.session.messages import P2P_INBOUND_TYPES, encode_envelope
+
+if TYPE_CHECKING:
+    from mug.server.matches.match import Match
+
+__all__ = [
+    "IceServers",
+    "MatchSignals",
+    "P2P_TYPES",
+    "check_ice_servers",
+    "check_mesh_options",
+    "MAX_SIGNAL_BYTES",
+    "MESH_OPTIONS",
+    "RELAY_REASONS",
+]
+
+log = logging.getLogger("mug.server")
+
+#: Inbound message types this module handles (routed here by ``Match.handle``).
+P2P_TYPES = P2P_INBOUND_TYPES
+#: Largest ``signal.data`` (as JSON): an SDP offer of two data channels is 1-3 KB.
+MAX_SIGNAL_BYTES = 16 * 1024
+SIGNALS_PER_SECOND, SIGNAL_BURST = 20.0, 200.0
+RELAYS_PER_SECOND, RELAY_BURST = 240.0, 480.0
+CHANNELS = ("inputs", "control")
+#: Why a pair goes through the server: no ``RTCPeerConnection`` in the page, no connection within the
+#: timeout, the connection failed, a connection that was open was lost, or its round trip was too long.
+RELAY_REASONS = ("unavailable", "timeout", "failed", "lost", "rtt")
+#: The test shim's settings (``js/src/p2p/shim.js``): each direction's delay, its jitter, the share of inputs lost.
+_SHIM: dict[str, Callable[[Any], bool]] = {
+    "latency_ms": lambda v: _number(v) and 0 <= v <= 10_000,
+    "jitter_ms": lambda v: _number(v) and 0 <= v <= 10_000,
+    "loss": lambda v: _number(v) and 0 <= v < 1,
+    "seed": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32,
+}
+#: The mesh's settings a ``p2p`` message may carry (see ``js/src/p2p/mesh.js``), and their checks.
+MESH_OPTIONS: dict[str, Callable[[Any], bool]] = {
+    "connect_timeout_s": lambda v: _number(v) and 0 < v <= 120,
+    "ping_every_s": lambda v: _number(v) and 0.05 <= v <= 60,
+    "max_rtt_ms": lambda v: v is None or (_number(v) and v > 0),
+    "rtt_violations": lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1000,
+    "shim": lambda v: isinstance(v, dict) and all(_SHIM.get(k, lambda _: False)(x) for k, x in v.items()),
+}
+
+#: ``ice_servers`` of ``mug.deploy``: ``RTCIceServer`` dicts, or a callable of the participant id returning them.
+IceServers = list[dict[str, Any]] | Callable[[str], list[dict[str, Any]]]
+
+_dropped = ThrottledWarning(log, "match %s: dropped a p2p message from participant %s: %s")
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_ice_servers(value: Any, where: str = "ice_servers") -> list[dict[str, Any]]:
+    """``value`` as a list of ``RTCIceServer`` dicts (``urls``: a URL or list of them; ``username`` and
+    ``credential`` text), or ``ConfigError`` naming the entry at fault."""
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where}: expected a list of {{'urls': ...}} dicts, got {type(value).__name__}", field="ice_servers")
+    out = []
+    for i, server in enumerate(value):
+        if not isinstance(server, dict):
+            raise ConfigError(f"{where}[{i}]: expected a dict with 'urls', got {type(server).__name__}", field="ice_servers")
+        urls = server.get("urls")
+        listed = [urls] if isinstance(urls, str) else urls
+        if not isinstance(listed, (list, tuple)) or not listed or not all(isinstance(u, str) and u for u in listed):
+            raise ConfigError(f"{where}[{i}].urls: expected a URL or a list of URLs, got {urls!r}", field="ice_servers")
+        bad = [u for u in listed if not u.startswith(("stun:", "stuns:", "turn:", "turns:"))]
+        if bad:
+            raise ConfigError(f"{where}[{i}].urls: {bad[0]!r} is not a stun:, stuns:, turn: or turns: URL", field="ice_servers")
+        unknown = set(server) - {"urls", "username", "credential"}
+        if unknown:
+            raise ConfigError(
+                f"{where}[{i}]: unknown keys {sorted(unknown)}; expected urls, username, credential", field="ice_servers"
+            )
+        for key in ("username", "credential"):
+            if key in server and not isinstance(server[key], str):
+                raise ConfigError(f"{where}[{i}].{key}: expected text", field="ice_servers")
+        out.append({"urls": list(listed), **{k: server[k] for k in ("username", "credential") if k in server}})
+    return out
+
+
+def check_mesh_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` of :meth:`MatchSignals.start` (see :data:`MESH_OPTIONS`), or ``ConfigError`` naming the one at fault."""
+    for key, value in options.items():
+        check = MESH_OPTIONS.get(key)
+        if check is None or not check(value):
+            raise ConfigError(f"p2p option {key}={value!r} is unknown or out of range; options: {sorted(MESH_OPTIONS)}")
+    return dict(options)
+
+
+class MatchSignals:
+    """Signalling and relay of one match's peer-to-peer mesh (see module docstring).
+
+    Args:
+        match: the match.
+        ice_servers: the deployment's ICE servers (a checked list, or a callable of the participant id).
+    """
+
+    def __init__(self, match: Match, ice_servers: IceServers) -> None:
+        self.match, self.ice_servers = match, ice_servers
+        self.started = False
+        self.options: dict[str, Any] = {}
+        #: Participant id -> epoch of their page that runs the mesh.
+        self.epochs: dict[str, int] = {}
+        #: Pairs going through the server: frozensets of two (seat, epoch).
+        self.relayed: set[frozenset[tuple[str, int]]] = set()
+        self._epoch = 0
+        self._limits: dict[str, tuple[RateLimit, RateLimit]] = {}
+
+    # -- lifecycle (called by Match) ----------------------------------------------------
+
+    def start(self, options: dict[str, Any] | None = None) -> None:
+        """Open the mesh: every present member's page gets ``p2p`` (``options``: see :data:`MESH_OPTIONS`)."""
+        self.started, self.options = True, check_mesh_options(options or {})
+        for pid in self._present():
+            self._send_start(pid)
+
+    def rejoined(self, pid: str) -> None:
+        """Member ``pid`` opened a tab: its old page has left the mesh; the new one gets ``p2p``."""
+        if not self.started:
+            return
+        if self.epochs.pop(pid, None) is not None:
+            self._roster()
+        self._send_start(pid)
+
+    def left(self, pid: str) -> None:
+        """Member ``pid`` is lost or gone: out of the mesh (the others are told)."""
+        if self.epochs.pop(pid, None) is not None:
+            self._roster()
+
+    # -- messages -----------------------------------------------------------------------
+
+    def handle(self, pid: str, message: dict[str, Any]) -> None:
+        """A ``P2P_TYPES`` message of member ``pid`` (bad ones are dropped, with a throttled log line)."""
+        problem = self._handle(pid, message)
+        if problem is not None:
+            _dropped(self.match.match_id, pid, problem)
+
+    def _handle(self, pid: str, message: dict[str, Any]) -> str | None:
+        kind = message["type"]
+        if not self.started:
+            return f"{kind}: this match is not peer-to-peer"
+        signals, relays = self._limits.setdefault(
+            pid, (RateLimit(SIGNALS_PER_SECOND, SIGNAL_BURST), RateLimit(RELAYS_PER_SECOND, RELAY_BURST))
+        )
+        if kind == "p2p_join":
+            if not signals.allow():  # each join makes every peer connect anew
+                return "p2p_join: too many"
+            self._epoch += 1
+            self.epochs[pid] = self._epoch
+            self._roster()
+            return None
+        if pid not in self.epochs:
+            return f"{kind} before p2p_join"
+        to = message.get("to")
+        target = self.match.seats.get(to) if isinstance(to, str) else None
+        if target is None or target == pid or target not in self.epochs or target in self.match.lost:
+            return f"{kind}: {str(to)[:40]!r} is not another member's seat in the mesh"
+        seat = self.match.agent_of[pid]
+        pair = frozenset({(seat, self.epochs[pid]), (to, self.epochs[target])})
+        if kind == "signal":
+            if not signals.allow():
+                return "signal: too many"
+            if len(json.dumps(message.get("data"), separators=(",", ":"))) > MAX_SIGNAL_BYTES:
+                return f"signal: data over {MAX_SIGNAL_BYTES} bytes"
+            self._send(target, {"type": "signal", "from": seat, "data": message.get("data")}, now=True)
+        elif kind == "p2p_relay":
+            reason, rtt = message.get("reason"), message.get("rtt_ms")
+            if reason not in RELAY_REASONS:
+                return f"p2p_relay: reason must be one of {RELAY_REASONS}"
+            if pair in self.relayed:
+                return None  # both ends declared it at once
+            self.relayed.add(pair)
+            record = {"pair": sorted([seat, to]), "reason": reason, "by": seat}
+            record["rtt_ms"] = round(float(rtt), 3) if _number(rtt) else None
+            self._event("p2p_relay", record)
+            self._send(target, {"type": "p2p_relay", "from": seat, "reason": reason})
+        else:
+            if not relays.allow():
+                return "relay: too many"
+            if message.get("channel") not in CHANNELS:
+                return f"relay: channel must be one of {CHANNELS}"
+            if pair not in self.relayed:
+                return "relay for a pair not declared relayed (p2p_relay)"
+            relayed = {"type": "relay", "from": seat, "channel": message["channel"], "data": message.get("data")}
+            self._send(target, relayed, now=True)
+        return None
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _present(self) -> list[str]:
+        return [pid for pid in self.match.members if pid not in self.match.lost]
+
+    def _seats(self) -> list[str]:
+        return [str(a) for a in self.match.scene.humans if a in self.match.seats]
+
+    def _send(self, pid: str, message: dict[str, Any], *, now: bool = False) -> None:
+        """To member ``pid``; ``now``: at once when nothing is queued for them (game messages wait for the
+        store's commit; what peers send each other is not stored, and nothing queued is overtaken)."""
+        member = self.match.members.get(pid)
+        if member is None or pid in self.match.lost:
+            return
+        if now and not member.outbox and member.connection is not None:
+            member.connection.deliver([encode_envelope(message)])
+        else:
+            member.send(message)
+
+    def _send_start(self, pid: str) -> None:
+        self._send(
+            pid,
+            {
+                "type": "p2p",
+                "match_id": self.match.match_id,
+                "seat": str(self.match.agent_of[pid]),
+                "seats": self._seats(),
+                "ice_servers": self._ice_for(pid),
+                "options": self.options,
+            },
+        )
+
+    def _ice_for(self, pid: str) -> list[dict[str, Any]]:
+        if not callable(self.ice_servers):
+            return self.ice_servers
+        try:
+            return check_ice_servers(self.ice_servers(pid), "ice_servers(participant_id)")
+        except Exception as exc:  # the researcher's callable: the page still gets host candidates, and the relay
+            log.exception("match %s: ice_servers(%r) failed; the page gets none", self.match.match_id, pid)
+            self._event("p2p_ice_error", {"participant_id": pid, "error": f"{type(exc).__name__}: {exc}"[:2000]})
+            return []
+
+    def _roster(self) -> None:
+        peers = {seat: None for seat in self._seats()}
+        rtts: dict[str, float | None] = dict(peers)
+        for pid, epoch in self.epochs.items():
+            seat = str(self.match.agent_of[pid])
+            peers[seat] = epoch
+            rtt = self.match.members[pid].monitor.rtt_ms() if pid in self.match.members else None
+            rtts[seat] = None if rtt is None else round(rtt, 3)
+        for pid in self.epochs:
+            self._send(pid, {"type": "p2p_peers", "peers": peers, "server_rtt_ms": rtts})
+
+    def _event(self, kind: str, data: dict[str, Any]) -> None:
+        match = self.match
+        match.room.store.add_event(match.match_id, kind, {"match_id": match.match_id, "scene_id": match.scene.scene_id, **data})

@@ -1,0 +1,525 @@
+"""``RollbackPeer``: one peer of a rollback match, Sans-I/O (no sockets, no clock: the host gives time).
+
+The host calls :meth:`~RollbackPeer.add_local_input` with each local seat's
+current action, :meth:`~RollbackPeer.receive` with every message from another
+peer, and :meth:`~RollbackPeer.advance` once per display tick; ``advance``
+returns the messages to send as ``(to_peer, channel, message)`` (``to_peer``
+``None``: every other peer). Channel ``"input"`` may lose, duplicate and
+reorder (an unordered, unreliable DataChannel); channel ``"control"`` must be
+reliable and ordered. Render right after ``advance``: the simulation then holds
+the state of :attr:`~RollbackPeer.frame` (the speculative present) and
+:attr:`~RollbackPeer.display` is the result of the step that led there.
+
+Design (fixed):
+
+- Frame ``f``'s inputs are applied in step ``f``. A local input read while
+  frame ``t`` is being produced is stamped ``t + input_delay``.
+- Prediction: a seat's unknown input is its last input known in order.
+- Confirmed frame ``K``: every seat's input of every frame ``<= K`` is known.
+  Snapshots are kept from ``K + 1`` to now; the peer stalls instead of
+  predicting more than ``max_prediction`` frames beyond ``K``.
+- AI seats run on the confirmed timeline: once the state before frame ``f`` is
+  confirmed, the peer requests the AI's action for ``f`` on that state
+  (:meth:`~RollbackPeer.ai_requests`); the host's runtime steps once per request
+  and answers with :meth:`~RollbackPeer.provide_ai`. Inference never re-runs in a
+  rollback; speculative frames predict an AI seat like a human. The action and
+  a digest of the runtime's hidden state enter the frame's record and hash.
+- Every confirmed frame extends a hash chain; every ``hash_interval``-th frame
+  adds the state's hash and its chain value is sent to all peers. The
+  designated peer (owner of the first human seat) answers a mismatch with a
+  state transfer; the receiver restarts from that state (frame ``c``), drops
+  its records from ``c`` (the ``resync`` event says so) and confirms them again.
+- Episode ends are part of the simulation; a peer announces each confirmed
+  episode end, and an ``episode_end`` event comes once all peers agree.
+
+Wire messages (plain JSON)::
+
+    input:   {"t": "input", "from": peer, "frame": f_now, "adv": frames_ahead, "ack": last_frame_of_your_inputs_held,
+              "start": f0, "inputs": {seat: [action_f0, action_f0+1, ...]}}
+    control: {"t": "hash", "from": peer, "frame": f, "hash": chain, "resyncs": n}
+             {"t": "episode", "from": peer, "episode": e, "frame": f}
+             {"t": "state", "from": peer, "frame": c, "sim": snapshot, "chain": chain_before_c,
+              "inputs": {seat: input of c - 1}, "result": result_of_c - 1, "last": {ai_seat: its last action},
+              "ai": {ai_seat: {"state": blob}}}
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from mug.netcode.records import AIRequest, FrameRecord, PeerStats
+from mug.netcode.simulation import FrameResult, Simulation, digest
+from mug.netcode.sync import TimeSync
+
+__all__ = ["Outgoing", "RollbackPeer"]
+
+Outgoing = tuple[str | None, str, dict[str, Any]]
+
+
+class RollbackPeer:
+    """One peer (see module docstring).
+
+    Args:
+        sim: the peer's own simulation, in the match's start state.
+        peer_id: this peer's id.
+        owners: every human seat -> the id of the peer that plays it (all peers are the owners' ids).
+        ai_seats: seats played by an AI policy on every peer.
+        input_delay: frames between reading a local input and applying it.
+        max_prediction: frames predicted beyond the confirmed frame before the peer stalls.
+        fps: frames per second of the host's clock.
+        default_action: every seat's input before its first one.
+        hash_interval: every how many confirmed frames the chain hash is exchanged.
+        max_redundancy: most inputs per seat in one input message.
+        timer: real clock for statistics only (re-simulation time).
+    """
+
+    def __init__(
+        self,
+        sim: Simulation,
+        peer_id: str,
+        owners: Mapping[str, str],
+        ai_seats: Iterable[str] = (),
+        *,
+        input_delay: int = 2,
+        max_prediction: int = 8,
+        fps: float = 30.0,
+        default_action: Any = 0,
+        hash_interval: int = 1,
+        max_redundancy: int | None = None,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if input_delay < 0 or max_prediction < 1 or hash_interval < 1:
+            raise ValueError("RollbackPeer: need input_delay >= 0, max_prediction >= 1 and hash_interval >= 1")
+        self.sim, self.peer_id = sim, str(peer_id)
+        self.owners = {str(s): str(p) for s, p in owners.items()}
+        if self.peer_id not in self.owners.values():
+            raise ValueError(f"RollbackPeer: peer {self.peer_id!r} owns no seat in {self.owners}")
+        self.humans = list(self.owners)
+        self.ai_seats = [str(s) for s in ai_seats]
+        self.seats = self.humans + self.ai_seats
+        self.local_seats = [s for s in self.humans if self.owners[s] == self.peer_id]
+        self.peers = sorted(set(self.owners.values()))
+        self.remotes = [p for p in self.peers if p != self.peer_id]
+        self.designated = self.owners[self.humans[0]]
+        self.input_delay, self.max_prediction, self.fps = input_delay, max_prediction, fps
+        self.default_action, self.hash_interval, self.timer = default_action, hash_interval, timer
+        window = max_prediction + 2 * input_delay + 2
+        self.horizon = window  # remote inputs are taken up to this many frames ahead of ours
+        self.log_frames = 2 * window  # confirmed inputs kept for replays after a state transfer
+        self.max_redundancy = max_redundancy or 2 * window
+        self.hash_keep = 4 * window  # own chain values kept to compare with late ones
+
+        self.frame = 0  # the live state is S_frame; frames < frame have been stepped
+        self.confirmed = -1
+        self.display: FrameResult | None = None
+        self.stats = PeerStats()
+        self._inputs: dict[int, dict[str, Any]] = {}
+        self._upto = dict.fromkeys(self.seats, -1)
+        self._last_known = dict.fromkeys(self.seats, default_action)
+        self._held = dict.fromkeys(self.local_seats, default_action)
+        self._stamped = -1
+        self._stamped_at: dict[int, float] = {}
+        self._acked = dict.fromkeys(self.remotes, -1)
+        self._used: dict[int, dict[str, Any]] = {}
+        self._results: dict[int, FrameResult] = {}
+        self._ring: dict[int, Any] = {0: sim.snapshot()}
+        self._ai_obs: dict[int, dict[str, Any]] = {0: self._observe()}
+        self._live = 0
+        self._stale: int | None = None
+        self._rollback_from: int | None = None
+        self._ai_digests: dict[int, dict[str, str | None]] = {}
+        self._ai_requested = dict.fromkeys(self.ai_seats, -1)
+        self._ai_blobs: dict[str, list[tuple[int, Any, Any]]] = {s: [] for s in self.ai_seats}
+        self._ai_restore: dict[str, dict[str, Any]] = {}
+        self._requests: list[AIRequest] = []
+        self._chain = digest(["mug-rollback", self.seats])
+        self._chains: dict[int, str] = {}
+        self._hashes: dict[int, str] = {}
+        self._remote_hashes: dict[str, dict[int, str]] = {r: {} for r in self.remotes}
+        self._open_desyncs: dict[str, dict[str, Any]] = {}
+        self._transfers_sent = dict.fromkeys(self.remotes, 0)
+        self._episode_reports: dict[int, dict[str, int]] = {}
+        self._records: list[FrameRecord] = []
+        self._events: list[dict[str, Any]] = []
+        self._outbox: list[Outgoing] = []
+        self.sync = TimeSync(self.remotes)
+        self._start: float | None = None
+        self._lost = 0
+        self._now = 0.0
+
+    # -- the host's calls ---------------------------------------------------------------
+
+    def add_local_input(self, seat: str, action: Any) -> None:
+        """``seat``'s current action (held until changed); stamped into the next frame produced, plus the delay."""
+        if seat not in self._held:
+            raise ValueError(f"add_local_input: {seat!r} is not a local seat of peer {self.peer_id!r} ({self.local_seats})")
+        self._held[seat] = action
+
+    def advance(self, now_s: float) -> list[Outgoing]:
+        """Produce the frames due at ``now_s`` (host clock, seconds); the messages to send."""
+        self._now = now_s
+        if self._start is None:
+            self._start = now_s
+        self._confirm()
+        due = int((now_s - self._start) * self.fps) + 1 - self._lost
+        produced = 0
+        while self.frame < due and produced < 2:
+            if self.frame - 1 - self.confirmed >= self.max_prediction:
+                self.stats.stalls += 1
+                self._lost += 1
+                break
+            if self.remotes and self.sync.should_hold():
+                self.stats.held += 1
+                self._lost += 1
+                due -= 1
+                continue
+            self._produce()
+            produced += 1
+        if self.frame < due:  # a late tick: the backlog beyond two frames is dropped, not rushed through
+            self._lost += due - self.frame
+        self._ensure(self.frame)
+        self._confirm()
+        for remote in self.remotes:
+            self._outbox.append((remote, "input", self._input_message(remote)))
+        out, self._outbox = self._outbox, []
+        return out
+
+    def receive(self, from_peer: str, message: Any) -> None:
+        """A message from another peer; malformed or unexpected ones are counted (``stats.bad_messages``) and dropped."""
+        try:
+            kind = message["t"]
+            if from_peer not in self.remotes or message.get("from") != from_peer:
+                raise ValueError("unknown sender")
+            if kind == "input":
+                self._receive_inputs(from_peer, message)
+            elif kind == "hash":
+                self._receive_hash(from_peer, int(message["frame"]), str(message["hash"]), int(message["resyncs"]))
+            elif kind == "episode":
+                self._report_episode(from_peer, int(message["episode"]), int(message["frame"]))
+            elif kind == "state" and from_peer == self.designated:
+                self._apply_state(message)
+            else:
+                raise ValueError(f"unexpected message {kind!r}")
+        except (KeyError, TypeError, ValueError, AttributeError):
+            self.stats.bad_messages += 1
+
+    def ai_requests(self) -> list[AIRequest]:
+        """AI turns that are due (each handed out once, in frame order per seat); answer with :meth:`provide_ai`."""
+        self._confirm()
+        out, self._requests = self._requests, []
+        return out
+
+    def provide_ai(self, seat: str, frame: int, action: Any, state_digest: str | None = None, state: Any = None) -> None:
+        """The AI seat's action for ``frame`` (of an :class:`AIRequest`), the digest of its hidden state after
+        acting, and optionally that state as plain data (sent to a peer that needs a state transfer)."""
+        if seat not in self._ai_requested or frame != self._upto[seat] + 1 or frame > self._ai_requested[seat]:
+            raise ValueError(f"provide_ai: no open request for seat {seat!r} frame {frame}")
+        self._inputs.setdefault(frame, {})[seat] = action
+        self._ai_digests.setdefault(frame, {})[seat] = state_digest
+        self._upto[seat], self._last_known[seat] = frame, action
+        blobs = self._ai_blobs[seat]
+        blobs.append((frame, action, state))
+        self._check_prediction(seat, frame, action)
+
+    def take_records(self) -> list[FrameRecord]:
+        """Confirmed frame records since the last call, in frame order."""
+        out, self._records = self._records, []
+        return out
+
+    def take_events(self) -> list[dict[str, Any]]:
+        """Events since the last call: ``desync``, ``desync_resolved``, ``resync``, ``episode_end``."""
+        out, self._events = self._events, []
+        return out
+
+    @property
+    def unresolved_desyncs(self) -> int:
+        """Peers whose hashes differ from ours, with no matching hash since."""
+        return len(self._open_desyncs)
+
+    def memory(self) -> dict[str, int]:
+        """How much the peer holds: snapshots, frames of inputs, frames of per-frame bookkeeping."""
+        return {
+            "snapshots": len(self._ring),
+            "inputs": len(self._inputs),
+            "frames": max(len(self._used), len(self._results), len(self._ai_obs)),
+            "hashes": len(self._hashes) + sum(len(h) for h in self._remote_hashes.values()),
+        }
+
+    # -- frames -------------------------------------------------------------------------
+
+    def _observe(self) -> dict[str, Any]:
+        return {s: self.sim.observation(s) for s in self.ai_seats}
+
+    def _input_for(self, seat: str, frame: int) -> Any:
+        known = self._inputs.get(frame)
+        if known is not None and seat in known:
+            return known[seat]
+        return self._last_known[seat]
+
+    def _step(self, frame: int) -> None:
+        used = {s: self._input_for(s, frame) for s in self.seats}
+        result = self.sim.step(used)
+        self._used[frame], self._results[frame] = used, result
+        self._ring[frame + 1] = self.sim.snapshot()
+        if self.ai_seats:
+            self._ai_obs[frame + 1] = self._observe()
+        self._live = frame + 1
+
+    def _produce(self) -> None:
+        """Step the present frame for the first time (after stamping local inputs up to it plus the delay)."""
+        self._ensure(self.frame)
+        f = self.frame
+        for g in range(self._stamped + 1, f + self.input_delay + 1):
+            for seat in self.local_seats:
+                self._inputs.setdefault(g, {})[seat] = self._held[seat]
+                self._upto[seat], self._last_known[seat] = g, self._held[seat]
+            self._stamped_at[g] = self._now
+        self._stamped = max(self._stamped, f + self.input_delay)
+        started = self.timer()
+        self._step(f)
+        self.stats.step_seconds += self.timer() - started
+        self.frame = f + 1
+        self.stats.frames += 1
+        self.display = self._results[f]
+        read = self._stamped_at.pop(f, None)
+        if read is not None and self.local_seats:
+            ms = round((self._now - read) * 1000)
+            self.stats.latency_ms[ms] = self.stats.latency_ms.get(ms, 0) + 1
+
+    def _ensure(self, limit: int) -> None:
+        """Re-simulate stale frames below ``limit`` (``limit <= frame``) so that ``S_limit`` is exact for what is known."""
+        if self._stale is None or self._stale >= limit:
+            return
+        start = self._stale
+        started = self.timer()
+        if self._live != start:
+            self.sim.restore(self._ring[start])
+        for f in range(start, limit):
+            self._step(f)
+        self.stats.resim_seconds += self.timer() - started
+        self.stats.resim_frames += limit - start
+        self._stale = limit if limit < self.frame else None
+        if self._stale is None:
+            self.display = self._results[self.frame - 1] if self.frame else None
+            depth = self.frame - (self._rollback_from if self._rollback_from is not None else start)
+            self.stats.rollbacks += 1
+            self.stats.depths[depth] = self.stats.depths.get(depth, 0) + 1
+            self._rollback_from = None
+
+    def _check_prediction(self, seat: str, frame: int, actual: Any) -> None:
+        """A newly known input of an already stepped frame: mark a rollback if it differs from what was used."""
+        if frame >= self.frame or (self._stale is not None and self._stale <= frame):
+            return
+        if self._results[frame].kind != "step" or self._used[frame][seat] == actual:
+            return  # a reset step ignores its inputs
+        self.stats.mispredictions += 1
+        self._stale = frame
+        self._rollback_from = frame if self._rollback_from is None else min(self._rollback_from, frame)
+
+    def _confirm(self) -> None:
+        """Extend the confirmed frame as far as inputs allow; request AI turns on newly confirmed states."""
+        while True:
+            f = self.confirmed + 1
+            if f >= self.frame or any(self._upto[s] < f for s in self.humans):
+                break
+            waiting = False
+            for seat in self.ai_seats:
+                if self._upto[seat] >= f:
+                    continue
+                self._ensure(f)
+                observation = self._ai_obs[f][seat]
+                if observation is None:  # the state ended its episode: a reset step, no AI turn
+                    self._inputs.setdefault(f, {})[seat] = None
+                    self._ai_digests.setdefault(f, {})[seat] = None
+                    self._upto[seat] = f
+                    continue
+                if self._ai_requested[seat] < f:
+                    episode = self._results[f - 1].episode if f else 0
+                    self._requests.append(AIRequest(seat, f, episode, observation, self._ai_restore.pop(seat, None)))
+                    self._ai_requested[seat] = f
+                    self.stats.ai_requests += 1
+                waiting = True
+            if waiting:
+                break
+            self._ensure(f + 1)
+            self._record(f)
+        self._prune()
+
+    def _record(self, f: int) -> None:
+        inputs = {s: self._inputs[f][s] for s in self.seats}
+        ai = {s: self._ai_digests.get(f, {}).get(s) for s in self.ai_seats}
+        result = self._results[f]
+        hashed = f % self.hash_interval == 0
+        state_hash = self.sim.state_hash(self._ring[f + 1]) if hashed else None
+        self._chain = digest([self._chain, f, inputs, ai, result.to_dict(), state_hash])
+        self._chains[f] = self._chain
+        self._records.append(FrameRecord(f, inputs, ai, result, state_hash, self._chain))
+        self.confirmed = f
+        if hashed:
+            self._hashes[f] = self._chain
+            resyncs = self.stats.resyncs
+            self._outbox.append(
+                (None, "control", {"t": "hash", "from": self.peer_id, "frame": f, "hash": self._chain, "resyncs": resyncs})
+            )
+            for remote in self.remotes:
+                theirs = self._remote_hashes[remote].pop(f, None)
+                if theirs is not None:
+                    self._compare(remote, f, theirs)
+        if result.ended:
+            self._outbox.append((None, "control", {"t": "episode", "from": self.peer_id, "episode": result.episode, "frame": f}))
+            self._report_episode(self.peer_id, result.episode, f)
+
+    def _prune(self) -> None:
+        k = self.confirmed
+        for table, keep in ((self._ring, k + 1), (self._ai_obs, k + 1), (self._used, k + 1), (self._results, k)):
+            for f in [f for f in table if f < keep]:
+                del table[f]
+        for table in (self._inputs, self._ai_digests, self._chains):
+            for f in [f for f in table if f < k - self.log_frames]:
+                del table[f]
+        while len(self._hashes) > self.hash_keep:
+            del self._hashes[min(self._hashes)]
+        for blobs in self._ai_blobs.values():
+            older = [i for i, (f, _, _) in enumerate(blobs) if f <= k]
+            if len(older) > 1:
+                del blobs[: older[-1]]
+
+    # -- inputs on the wire -------------------------------------------------------------
+
+    def _input_message(self, remote: str) -> dict[str, Any]:
+        start = max(self._acked[remote] + 1, self.confirmed - self.log_frames)
+        end = min(self._stamped, start + self.max_redundancy - 1)
+        inputs = {s: [self._inputs[f][s] for f in range(start, end + 1)] for s in self.local_seats}
+        remote_seats = [s for s in self.humans if self.owners[s] == remote]
+        return {
+            "t": "input",
+            "from": self.peer_id,
+            "frame": self.frame,
+            "adv": self.sync.advantage(self.frame, remote),
+            "ack": min(self._upto[s] for s in remote_seats),
+            "start": start,
+            "inputs": inputs,
+        }
+
+    def _receive_inputs(self, remote: str, message: dict[str, Any]) -> None:
+        self._acked[remote] = max(self._acked[remote], int(message["ack"]))
+        self.sync.observe(self.frame, remote, int(message["frame"]), int(message["adv"]))
+        start = int(message["start"])
+        for seat, actions in message["inputs"].items():
+            if self.owners.get(seat) != remote:
+                raise ValueError(f"peer {remote!r} sent inputs for seat {seat!r}")
+            for offset, action in enumerate(actions):
+                f = start + offset
+                if f <= self._upto[seat] or f > self.frame + self.horizon or seat in self._inputs.get(f, {}):
+                    continue
+                self._inputs.setdefault(f, {})[seat] = action
+                self._check_prediction(seat, f, action)
+            while seat in self._inputs.get(self._upto[seat] + 1, {}):
+                self._upto[seat] += 1
+                self._last_known[seat] = self._inputs[self._upto[seat]][seat]
+
+    # -- hashes, desyncs, state transfer -------------------------------------------------
+
+    def _receive_hash(self, remote: str, frame: int, value: str, resyncs: int) -> None:
+        if self.peer_id == self.designated and resyncs < self._transfers_sent[remote]:
+            return  # computed before our state transfer reached it
+        mine = self._hashes.get(frame)
+        if mine is not None:
+            self._compare(remote, frame, value)
+        elif frame > self.confirmed:
+            self._remote_hashes[remote][frame] = value
+
+    def _compare(self, remote: str, frame: int, value: str) -> None:
+        mine = self._hashes[frame]
+        open_event = self._open_desyncs.get(remote)
+        if mine == value:
+            if open_event is not None and frame > open_event["frame"]:
+                del self._open_desyncs[remote]
+                self._events.append({"type": "desync_resolved", "peer": remote, "frame": frame, "since": open_event["frame"]})
+            return
+        if open_event is None:
+            event = {"type": "desync", "peer": remote, "frame": frame, "local_hash": mine, "remote_hash": value}
+            self._open_desyncs[remote] = event
+            self._events.append(dict(event))
+            self.stats.desyncs += 1
+        if self.peer_id == self.designated:
+            self._send_state(remote)
+
+    def _send_state(self, remote: str) -> None:
+        k = self.confirmed
+        ai = {}
+        for seat, blobs in self._ai_blobs.items():
+            before = [blob for f, _, blob in blobs if f <= k]
+            ai[seat] = {"state": before[-1] if before else None}
+        self._transfers_sent[remote] += 1
+        message = {
+            "t": "state",
+            "from": self.peer_id,
+            "frame": k + 1,
+            "sim": self._ring[k + 1],
+            "chain": self._chain,
+            "inputs": {s: self._inputs[k][s] for s in self.seats} if k >= 0 else None,
+            "last": dict(self._last_seen_ai(k)),
+            "result": self._results[k].to_dict() if k >= 0 else None,
+            "ai": ai,
+        }
+        self._outbox.append((remote, "control", message))
+
+    def _last_seen_ai(self, k: int) -> dict[str, Any]:
+        out = {}
+        for seat, blobs in self._ai_blobs.items():
+            before = [action for f, action, _ in blobs if f <= k]
+            out[seat] = before[-1] if before else self.default_action
+        return out
+
+    def _apply_state(self, message: dict[str, Any]) -> None:
+        c = int(message["frame"])
+        self.sim.restore(message["sim"])
+        self.stats.resyncs += 1
+        old = self._chains.get(c - 1)
+        self._events.append(
+            {"type": "resync", "frame": c, "from": message["from"], "local_hash": old, "remote_hash": message["chain"]}
+        )
+        self._records = [r for r in self._records if r.frame < c]
+        self._ring = {c: self.sim.snapshot()}
+        self._ai_obs = {c: self._observe()} if self.ai_seats else {}
+        self._live = c
+        self._used = {}
+        self._results = {c - 1: FrameResult(**message["result"])} if message["result"] is not None else {}
+        self._chain, self.confirmed = str(message["chain"]), c - 1
+        self._chains = {f: h for f, h in self._chains.items() if f < c - 1} | {c - 1: self._chain}
+        self._hashes = {f: h for f, h in self._hashes.items() if f < c}
+        if message["inputs"] is not None:
+            self._inputs.setdefault(c - 1, {}).update(message["inputs"])
+        for seat in self.humans:
+            if self._upto[seat] < c - 1:
+                self._upto[seat], self._last_known[seat] = c - 1, message["inputs"][seat]
+        for seat in self.ai_seats:
+            for f in [f for f, known in self._inputs.items() if f >= c and seat in known]:
+                del self._inputs[f][seat]
+            self._upto[seat] = self._ai_requested[seat] = c - 1
+            self._last_known[seat] = message["last"][seat]
+            self._ai_blobs[seat] = []
+            self._ai_restore[seat] = {"state": message["ai"][seat]["state"]}
+        self._requests = []
+        self._stamped = max(self._stamped, c - 1)
+        self._stamped_at = {f: t for f, t in self._stamped_at.items() if f >= c}
+        for seat in self.humans:
+            while seat in self._inputs.get(self._upto[seat] + 1, {}):
+                self._upto[seat] += 1
+                self._last_known[seat] = self._inputs[self._upto[seat]][seat]
+        if self.frame <= c:
+            self.frame, self._stale, self._rollback_from = c, None, None
+        else:
+            self._stale, self._rollback_from = c, c
+
+    def _report_episode(self, peer: str, episode: int, frame: int) -> None:
+        reports = self._episode_reports.setdefault(episode, {})
+        if reports.get(peer) == frame:
+            return
+        reports[peer] = frame
+        if len(reports) == len(self.peers) and len(set(reports.values())) == 1:
+            self._events.append({"type": "episode_end", "episode": episode, "frame": frame})
+            self._episode_reports = {e: r for e, r in self._episode_reports.items() if e > episode}

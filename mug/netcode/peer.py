@@ -167,8 +167,7 @@ class RollbackPeer:
         produced = 0
         while self.frame < due and produced < 2:
             if self.frame - 1 - self.confirmed >= self.max_prediction:
-                self.stats.stalls += 1
-                self._lost += 1
+                self.stats.stalls += 1  # the frame's time is lost (below), not made up later in a burst
                 break
             if self.remotes and self.sync.should_hold():
                 self.stats.held += 1
@@ -177,7 +176,7 @@ class RollbackPeer:
                 continue
             self._produce()
             produced += 1
-        if self.frame < due:  # a late tick: the backlog beyond two frames is dropped, not rushed through
+        if self.frame < due:  # stalled, or a late tick: the backlog is dropped, not rushed through
             self._lost += due - self.frame
         self._ensure(self.frame)
         self._confirm()

@@ -118,7 +118,7 @@ class EnvSimulation:
         default_action: what a live agent without an input does.
 
     Snapshots are :func:`mug.session.snapshots.snapshot_env` of the env plus the
-    episode counters and the last observations. They are plain data (and can be
+    episode counters and the last observations (as plain data). They are plain data (and can be
     sent to another peer as JSON) when the env has ``get_state``/``set_state``
     returning plain data; the deep-copy fallback works within one process only.
     """
@@ -137,7 +137,7 @@ class EnvSimulation:
         self.default_action = default_action
         self.episode, self.step_index, self._ended = 0, 0, False
         obs, _ = self.adapter.reset(episode_seed(scene_seed, 0))
-        self._obs: dict[str, Any] = copy.deepcopy(obs)
+        self._obs: dict[str, Any] = jsonable(obs)
 
     @property
     def seats(self) -> list[str]:
@@ -162,13 +162,13 @@ class EnvSimulation:
             self.episode += 1
             self.step_index, self._ended = 0, False
             obs, _ = self.adapter.reset(episode_seed(self.scene_seed, self.episode))
-            self._obs = copy.deepcopy(obs)
+            self._obs = jsonable(obs)
             return FrameResult("reset", self.episode, 0, observation_hash(self._obs))
         live = self.adapter.live_agents()
         result = self.adapter.step({a: inputs.get(a, self.default_action) for a in live})
         index = self.step_index
         self.step_index += 1
-        self._obs = copy.deepcopy(result.observations)  # an env may reuse its observation buffers
+        self._obs = jsonable(result.observations)  # a copy (an env may reuse its buffers), plain data for the wire
         terminated, truncated = dict(result.terminated), dict(result.truncated)
         if self.max_steps is not None and self.step_index >= self.max_steps:
             truncated = {a: not terminated.get(a, False) for a in terminated}
@@ -203,7 +203,8 @@ class EnvSimulation:
         return hashlib.sha256(pickle.dumps((state["env"].__dict__, digest(rest)), protocol=4)).hexdigest()[:16]
 
     def observation(self, seat: str) -> Any:
-        """A copy of ``seat``'s last observation (``None`` when the episode ended or the seat has none)."""
+        """A copy of ``seat``'s last observation as plain data (NumPy arrays as lists; ``None`` when the episode
+        ended or the seat has none)."""
         if self._ended or seat not in self._obs:
             return None
         return copy.deepcopy(self._obs[seat])

@@ -163,7 +163,7 @@ class RollbackPeer:
         if self._start is None:
             self._start = now_s
         self._confirm()
-        due = int((now_s - self._start) * self.fps) + 1 - self._lost
+        due = int((now_s - self._start) * self.fps + 1e-6) + 1 - self._lost  # a tick's float time may fall short
         produced = 0
         while self.frame < due and produced < 2:
             if self.frame - 1 - self.confirmed >= self.max_prediction:

@@ -155,9 +155,10 @@ def run_peers(
         result.histories[p.peer_id], result.events[p.peer_id] = [], []
         result.max_memory[p.peer_id] = dict.fromkeys(p.memory(), 0)
     ticks = [(start_s.get(p.peer_id, 0.0), i, p.peer_id) for i, p in enumerate(peers)]
+    counts = dict.fromkeys(by_id, 0)
     heapq.heapify(ticks)
     now = 0.0
-    while ticks and ticks[0][0] <= duration_s:
+    while ticks and ticks[0][0] < duration_s:
         arrival = net.next_time()
         if arrival is not None and arrival < ticks[0][0]:
             now = arrival
@@ -176,7 +177,8 @@ def run_peers(
         _collect(peer, result)
         if on_tick is not None:
             on_tick(peer, now)
-        heapq.heappush(ticks, (now + 1.0 / peer.fps, order, pid))
+        counts[pid] += 1
+        heapq.heappush(ticks, (start_s.get(pid, 0.0) + counts[pid] / peer.fps, order, pid))
     result.seconds = now
     for p in peers:
         result.stats[p.peer_id] = p.stats.to_dict()

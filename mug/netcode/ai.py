@@ -57,7 +57,7 @@ class PolicyDriver:
                 self._episodes[request.seat] = request.episode
                 step = self.runtime.step(self.observe(request.observation), request.seat)
                 blob = self._blob(request.seat)
-                peer.provide_ai(request.seat, request.frame, self.act(step.action), _digest(blob), blob)
+                peer.provide_ai(request.seat, request.frame, self.act(step.action), _digest(blob), blob, epoch=request.epoch)
                 served += 1
         self.steps += served
         return served

@@ -210,17 +210,31 @@ class RollbackPeer:
         out, self._requests = self._requests, []
         return out
 
-    def provide_ai(self, seat: str, frame: int, action: Any, state_digest: str | None = None, state: Any = None) -> None:
+    def provide_ai(
+        self,
+        seat: str,
+        frame: int,
+        action: Any,
+        state_digest: str | None = None,
+        state: Any = None,
+        *,
+        epoch: int | None = None,
+    ) -> bool:
         """The AI seat's action for ``frame`` (of an :class:`AIRequest`), the digest of its hidden state after
-        acting, and optionally that state as plain data (sent to a peer that needs a state transfer)."""
+        acting, and optionally that state as plain data (sent to a peer that needs a state transfer).
+
+        With the request's ``epoch``, an answer to a request made before a state transfer is dropped
+        (``False``; an asynchronous runtime may answer late); ``ValueError`` if there is no such request."""
+        if epoch is not None and epoch != self.stats.resyncs:
+            return False
         if seat not in self._ai_requested or frame != self._upto[seat] + 1 or frame > self._ai_requested[seat]:
             raise ValueError(f"provide_ai: no open request for seat {seat!r} frame {frame}")
         self._inputs.setdefault(frame, {})[seat] = action
         self._ai_digests.setdefault(frame, {})[seat] = state_digest
         self._upto[seat], self._last_known[seat] = frame, action
-        blobs = self._ai_blobs[seat]
-        blobs.append((frame, action, state))
+        self._ai_blobs[seat].append((frame, action, state))
         self._check_prediction(seat, frame, action)
+        return True
 
     def take_records(self) -> list[FrameRecord]:
         """Confirmed frame records since the last call, in frame order."""
@@ -336,7 +350,9 @@ class RollbackPeer:
                     continue
                 if self._ai_requested[seat] < f:
                     episode = self._results[f - 1].episode if f else 0
-                    self._requests.append(AIRequest(seat, f, episode, observation, self._ai_restore.pop(seat, None)))
+                    self._requests.append(
+                        AIRequest(seat, f, episode, observation, self._ai_restore.pop(seat, None), self.stats.resyncs)
+                    )
                     self._ai_requested[seat] = f
                     self.stats.ai_requests += 1
                 waiting = True
@@ -403,12 +419,13 @@ class RollbackPeer:
         }
 
     def _receive_inputs(self, remote: str, message: dict[str, Any]) -> None:
-        self._acked[remote] = max(self._acked[remote], int(message["ack"]))
-        self.sync.observe(self.frame, remote, int(message["frame"]), int(message["adv"]))
-        start = int(message["start"])
-        for seat, actions in message["inputs"].items():
-            if self.owners.get(seat) != remote:
-                raise ValueError(f"peer {remote!r} sent inputs for seat {seat!r}")
+        ack, frame, adv, start = (int(message[k]) for k in ("ack", "frame", "adv", "start"))
+        inputs = message["inputs"]
+        if any(self.owners.get(seat) != remote or not isinstance(actions, list) for seat, actions in inputs.items()):
+            raise ValueError(f"peer {remote!r} sent inputs for a seat it does not play")
+        self._acked[remote] = max(self._acked[remote], ack)
+        self.sync.observe(self.frame, remote, frame, adv)
+        for seat, actions in inputs.items():
             for offset, action in enumerate(actions):
                 f = start + offset
                 if f <= self._upto[seat] or f > self.frame + self.horizon or seat in self._inputs.get(f, {}):
@@ -475,6 +492,14 @@ class RollbackPeer:
 
     def _apply_state(self, message: dict[str, Any]) -> None:
         c = int(message["frame"])
+        known, result = message["inputs"], message["result"]
+        if c < 0 or (c > 0 and (not isinstance(known, dict) or set(known) != set(self.seats) or not isinstance(result, dict))):
+            raise ValueError("state transfer without the inputs and result of the frame before it")
+        ai, last = message["ai"], message["last"]
+        if any(not isinstance(ai.get(s), dict) or "state" not in ai[s] or s not in last for s in self.ai_seats):
+            raise ValueError("state transfer without every AI seat's state")
+        if not {"chain", "sim", "from"} <= set(message):
+            raise ValueError("incomplete state transfer")
         self.sim.restore(message["sim"])
         self.stats.resyncs += 1
         old = self._chains.get(c - 1)

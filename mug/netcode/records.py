@@ -50,6 +50,7 @@ class AIRequest:
     state when it changes, as its ``reset_state`` says). ``restore`` is set
     after a state transfer: ``{"state": blob}`` with the blob the designated
     peer's driver gave (``None``: the seat's initial state); load it before acting.
+    ``epoch`` goes back with the answer (:meth:`RollbackPeer.provide_ai`).
     """
 
     seat: str
@@ -57,6 +58,7 @@ class AIRequest:
     episode: int
     observation: Any
     restore: dict[str, Any] | None = None
+    epoch: int = 0
 
 
 def percentile(histogram: dict[int, int], q: float) -> int | None:

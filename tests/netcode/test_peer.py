@@ -110,3 +110,23 @@ def test_a_peer_checks_its_arguments():
         p0.add_local_input("agent_1", 1)
     with pytest.raises(ValueError, match="no open request"):
         p0.provide_ai("agent_1", 0, 1)
+
+
+def test_an_incomplete_state_transfer_from_the_designated_peer_is_dropped_before_it_changes_anything():
+    p0, p1 = coin_peers()
+    run_peers([p0, p1], SimNet(seed=0), 0.5, held_inputs(0))
+    before = (p1.frame, p1.confirmed, p1.sim.state_hash())
+    p1.receive("p0", {"t": "state", "from": "p0", "frame": 5, "sim": p0.sim.snapshot(), "chain": "x", "ai": {}, "last": {}})
+    assert p1.stats.bad_messages == 1 and p1.stats.resyncs == 0
+    assert (p1.frame, p1.confirmed, p1.sim.state_hash()) == before
+
+
+def test_an_ai_answer_to_a_request_of_another_epoch_is_dropped_and_the_request_stays_open():
+    peers = coop_peers(2, max_steps=60)
+    run_peers(peers, SimNet(seed=0), 0.3, held_inputs(0))  # no driver: the AI's first turn stays unanswered
+    (request,) = peers[0].ai_requests()
+    assert (request.seat, request.frame, request.episode, request.restore) == ("agent_2", 0, 0, None)
+    assert peers[0].confirmed == -1
+    assert peers[0].provide_ai("agent_2", 0, 1, "digest", epoch=request.epoch + 1) is False  # made before a transfer
+    assert peers[0].provide_ai("agent_2", 0, 1, "digest", epoch=request.epoch) is True
+    assert peers[0].ai_requests()[0].frame == 1 and peers[0].confirmed == 0

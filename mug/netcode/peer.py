@@ -332,10 +332,13 @@ class RollbackPeer:
         self._rollback_from = frame if self._rollback_from is None else min(self._rollback_from, frame)
 
     def _confirm(self) -> None:
-        """Extend the confirmed frame as far as inputs allow; request AI turns on newly confirmed states."""
+        """Extend the confirmed frame as far as inputs allow; request AI turns on newly confirmed states.
+
+        The state before frame ``K + 1`` is confirmed as soon as ``K`` is, also when it is the present
+        (not stepped yet): its AI turns are requested then, so that a quick answer is used before any prediction."""
         while True:
             f = self.confirmed + 1
-            if f >= self.frame or any(self._upto[s] < f for s in self.humans):
+            if f > self.frame:
                 break
             waiting = False
             for seat in self.ai_seats:
@@ -356,7 +359,7 @@ class RollbackPeer:
                     self._ai_requested[seat] = f
                     self.stats.ai_requests += 1
                 waiting = True
-            if waiting:
+            if waiting or f == self.frame or any(self._upto[s] < f for s in self.humans):
                 break
             self._ensure(f + 1)
             self._record(f)

@@ -185,14 +185,14 @@ class EnvSimulation:
             "episode": self.episode,
             "step": self.step_index,
             "ended": self._ended,
-            "obs": copy.deepcopy(self._obs),
+            "obs": self._obs,  # shared: ``_obs`` is replaced by every step, never changed in place
         }
 
     def restore(self, state: dict[str, Any]) -> None:
         """Back to a :meth:`snapshot` (also one that came from another peer as JSON)."""
         restore_env(self.adapter.env, state["env"])
         self.episode, self.step_index, self._ended = int(state["episode"]), int(state["step"]), bool(state["ended"])
-        self._obs = copy.deepcopy(state["obs"])
+        self._obs = state["obs"]
 
     def state_hash(self, state: Any = None) -> str:
         """Digest of a snapshot (default: the state now): canonical JSON for plain-data env states, else pickle."""

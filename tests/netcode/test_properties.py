@@ -7,7 +7,7 @@ every peer's own ``PolicyRuntime``) plays one more seat on the confirmed timelin
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from mug.netcode.simnet import Link, SimNet, held_inputs, run_peers
@@ -22,7 +22,13 @@ links = st.builds(
     reorder=st.floats(0.0, 0.3),
 )
 
-SETTINGS = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# no shrinking: each example is a whole match, and shrinking one takes minutes; the failing example is printed
+SETTINGS = settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
 
 
 def memory_bound(peer) -> dict[str, int]:
@@ -68,7 +74,9 @@ def test_peers_agree_on_every_confirmed_frame(n, data, seed, delay):
     assert len({r.ai_digests[ai_seat] for r in acted}) > len(acted) // 2  # the hidden state moves every step
     for pid in ids:
         assert result.stats[pid]["desyncs"] == 0 and result.stats[pid]["bad_messages"] == 0
-        assert result.ai_steps[pid] == sum(1 for r in result.histories[pid] if r.inputs[ai_seat] is not None)
+        # one inference per confirmed AI turn; the turn of the frame after the last confirmed one may be taken too
+        turns = sum(1 for r in result.histories[pid] if r.inputs[ai_seat] is not None)
+        assert turns <= result.ai_steps[pid] <= turns + 1
 
 
 @SETTINGS

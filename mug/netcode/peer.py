@@ -29,6 +29,8 @@ Design (fixed):
   designated peer (owner of the first human seat) answers a mismatch with a
   state transfer; the receiver restarts from that state (frame ``c``), drops
   its records from ``c`` (the ``resync`` event says so) and confirms them again.
+  A peer that restarts mid-match (a reload) asks for that state with
+  :meth:`~RollbackPeer.request_state`.
 - Episode ends are part of the simulation; a peer announces each confirmed
   episode end, and an ``episode_end`` event comes once all peers agree.
 
@@ -36,11 +38,12 @@ Wire messages (plain JSON)::
 
     input:   {"t": "input", "from": peer, "frame": f_now, "adv": frames_ahead, "ack": last_frame_of_your_inputs_held,
               "start": f0, "inputs": {seat: [action_f0, action_f0+1, ...]}}
-    control: {"t": "hash", "from": peer, "frame": f, "hash": chain, "resyncs": n}
+    control: {"t": "hash", "from": peer, "frame": f, "hash": chain, "epoch": epoch_of_the_last_state_applied}
              {"t": "episode", "from": peer, "episode": e, "frame": f}
-             {"t": "state", "from": peer, "frame": c, "sim": snapshot, "chain": chain_before_c,
+             {"t": "state_request", "from": peer}
+             {"t": "state", "from": peer, "epoch": n, "frame": c, "sim": snapshot, "chain": chain_before_c,
               "inputs": {seat: input of c - 1}, "result": result_of_c - 1, "last": {ai_seat: its last action},
-              "ai": {ai_seat: {"state": blob}}}
+              "ai": {ai_seat: {"state": blob}}, "yours": {receiver's seat: [its inputs from c on, as the sender holds them]}}
 """
 
 from __future__ import annotations
@@ -146,6 +149,8 @@ class RollbackPeer(Resync):
         self._events: list[dict[str, Any]] = []
         self._outbox: list[Outgoing] = []
         self.sync = TimeSync(self.remotes)
+        self._epoch = 0  # the sender's count of the state transfer we last applied (in our hash messages)
+        self._state_source: str | None = None  # the peer asked for a state (request_state)
         self._start: float | None = None
         self._lost = 0
         self._now = 0.0
@@ -195,11 +200,13 @@ class RollbackPeer(Resync):
             if kind == "input":
                 self._receive_inputs(from_peer, message)
             elif kind == "hash":
-                self._receive_hash(from_peer, int(message["frame"]), str(message["hash"]), int(message["resyncs"]))
+                self._receive_hash(from_peer, int(message["frame"]), str(message["hash"]), int(message["epoch"]))
             elif kind == "episode":
                 self._report_episode(from_peer, int(message["episode"]), int(message["frame"]))
-            elif kind == "state" and from_peer == self.designated:
+            elif kind == "state" and from_peer in (self.designated, self._state_source):
                 self._apply_state(message)
+            elif kind == "state_request":
+                self._send_state(from_peer)
             else:
                 raise ValueError(f"unexpected message {kind!r}")
         except (KeyError, TypeError, ValueError, AttributeError):
@@ -236,6 +243,12 @@ class RollbackPeer(Resync):
         self._ai_blobs[seat].append((frame, action, state))
         self._check_prediction(seat, frame, action)
         return True
+
+    def request_state(self) -> None:
+        """Ask for the confirmed state (a peer that restarts mid-match, e.g. after a reload or reconnect): the
+        designated peer, or when this peer is the designated one the next peer, sends it as on a desync."""
+        self._state_source = self.designated if self.peer_id != self.designated else self.remotes[0]
+        self._outbox.append((self._state_source, "control", {"t": "state_request", "from": self.peer_id}))
 
     def take_records(self) -> list[FrameRecord]:
         """Confirmed frame records since the last call, in frame order."""
@@ -378,9 +391,9 @@ class RollbackPeer(Resync):
         self.confirmed = f
         if hashed:
             self._hashes[f] = self._chain
-            resyncs = self.stats.resyncs
+            epoch = self._epoch
             self._outbox.append(
-                (None, "control", {"t": "hash", "from": self.peer_id, "frame": f, "hash": self._chain, "resyncs": resyncs})
+                (None, "control", {"t": "hash", "from": self.peer_id, "frame": f, "hash": self._chain, "epoch": epoch})
             )
             for remote in self.remotes:
                 theirs = self._remote_hashes[remote].pop(f, None)
@@ -409,6 +422,8 @@ class RollbackPeer(Resync):
 
     def _input_message(self, remote: str) -> dict[str, Any]:
         start = max(self._acked[remote] + 1, self.confirmed - self.log_frames)
+        while start <= self._stamped and any(s not in self._inputs.get(start, {}) for s in self.local_seats):
+            start += 1  # after a state transfer: our inputs from before it are not all held
         end = min(self._stamped, start + self.max_redundancy - 1)
         inputs = {s: [self._inputs[f][s] for f in range(start, end + 1)] for s in self.local_seats}
         remote_seats = [s for s in self.humans if self.owners[s] == remote]

@@ -15,8 +15,8 @@ __all__ = ["Resync"]
 class Resync:
     """The peer's hash, desync, state-transfer and episode-agreement handling (works on ``RollbackPeer``'s state)."""
 
-    def _receive_hash(self, remote: str, frame: int, value: str, resyncs: int) -> None:
-        if self.peer_id == self.designated and resyncs < self._transfers_sent[remote]:
+    def _receive_hash(self, remote: str, frame: int, value: str, epoch: int) -> None:
+        if self.peer_id == self.designated and epoch < self._transfers_sent[remote]:
             return  # computed before our state transfer reached it
         mine = self._hashes.get(frame)
         if mine is not None:
@@ -47,9 +47,11 @@ class Resync:
             before = [blob for f, _, blob in blobs if f <= k]
             ai[seat] = {"state": before[-1] if before else None}
         self._transfers_sent[remote] += 1
+        theirs = [s for s in self.humans if self.owners[s] == remote]
         message = {
             "t": "state",
             "from": self.peer_id,
+            "epoch": self._transfers_sent[remote],
             "frame": k + 1,
             "sim": self._ring[k + 1],
             "chain": self._chain,
@@ -57,6 +59,7 @@ class Resync:
             "last": dict(self._last_seen_ai(k)),
             "result": self._results[k].to_dict() if k >= 0 else None,
             "ai": ai,
+            "yours": {s: [self._inputs[f][s] for f in range(k + 1, self._upto[s] + 1)] for s in theirs},
         }
         self._outbox.append((remote, "control", message))
 
@@ -77,8 +80,12 @@ class Resync:
             raise ValueError("state transfer without every AI seat's state")
         if not {"chain", "sim", "from"} <= set(message):
             raise ValueError("incomplete state transfer")
+        yours, epoch = message["yours"], int(message["epoch"])
+        if set(yours) != set(self.local_seats) or not all(isinstance(v, list) for v in yours.values()):
+            raise ValueError("state transfer without what the sender holds of our inputs")
         self.sim.restore(message["sim"])
         self.stats.resyncs += 1
+        self._epoch, self._state_source = epoch, None
         old = self._chains.get(c - 1)
         self._events.append(
             {"type": "resync", "frame": c, "from": message["from"], "local_hash": old, "remote_hash": message["chain"]}
@@ -105,13 +112,19 @@ class Resync:
             self._ai_blobs[seat] = []
             self._ai_restore[seat] = {"state": message["ai"][seat]["state"]}
         self._requests = []
+        for seat, actions in yours.items():  # what the others hold of our inputs is what was played
+            for offset, action in enumerate(actions):
+                self._inputs.setdefault(c + offset, {})[seat] = action
+            self._upto[seat] = max(self._upto[seat], c - 1 + len(actions))
+            self._stamped = max(self._stamped, c - 1 + len(actions))
         self._stamped = max(self._stamped, c - 1)
         self._stamped_at = {f: t for f, t in self._stamped_at.items() if f >= c}
         for seat in self.humans:
             while seat in self._inputs.get(self._upto[seat] + 1, {}):
                 self._upto[seat] += 1
                 self._last_known[seat] = self._inputs[self._upto[seat]][seat]
-        if self.frame <= c:
+        if self.frame <= c:  # the clock moves on with the jump (no burst of frames to catch up)
+            self._lost -= c - self.frame
             self.frame, self._stale, self._rollback_from = c, None, None
         else:
             self._stale, self._rollback_from = c, c

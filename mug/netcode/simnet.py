@@ -139,6 +139,7 @@ def run_peers(
     drivers: Mapping[str, Any] | None = None,
     start_s: Mapping[str, float] | None = None,
     on_tick: Callable[[RollbackPeer, float], None] | None = None,
+    rejoin: Mapping[str, tuple[float, RollbackPeer, Any]] | None = None,
 ) -> RunResult:
     """Run ``peers`` for ``duration_s`` simulated seconds on ``net``.
 
@@ -147,9 +148,12 @@ def run_peers(
         drivers: ``peer_id -> driver`` with ``serve(peer)`` (e.g. :class:`mug.netcode.ai.PolicyDriver`), called after each tick.
         start_s: when each peer starts ticking (default 0).
         on_tick: called after every tick (tests check memory bounds here).
+        rejoin: ``peer_id -> (time, new peer, its driver or None)``: at its first tick from ``time`` on, the peer
+            is replaced by a new one (a reloaded page), which asks for the state (:meth:`RollbackPeer.request_state`)
+            and gets the packets in flight to the old one.
     """
     by_id = {p.peer_id: p for p in peers}
-    drivers, start_s = dict(drivers or {}), dict(start_s or {})
+    drivers, start_s, rejoin = dict(drivers or {}), dict(start_s or {}), dict(rejoin or {})
     result = RunResult()
     for p in peers:
         result.histories[p.peer_id], result.events[p.peer_id] = [], []
@@ -166,6 +170,12 @@ def run_peers(
                 by_id[dst].receive(src, message)
             continue
         now, order, pid = heapq.heappop(ticks)
+        if pid in rejoin and now >= rejoin[pid][0]:
+            _, by_id[pid], driver = rejoin.pop(pid)
+            drivers.pop(pid, None)
+            if driver is not None:
+                drivers[pid] = driver
+            by_id[pid].request_state()
         peer = by_id[pid]
         for seat in peer.local_seats:
             peer.add_local_input(seat, inputs(pid, seat, peer.frame))
@@ -180,7 +190,7 @@ def run_peers(
         counts[pid] += 1
         heapq.heappush(ticks, (start_s.get(pid, 0.0) + counts[pid] / peer.fps, order, pid))
     result.seconds = now
-    for p in peers:
+    for p in by_id.values():
         result.stats[p.peer_id] = p.stats.to_dict()
         result.ai_steps[p.peer_id] = getattr(drivers.get(p.peer_id), "steps", 0)
     return result

@@ -75,3 +75,32 @@ def test_a_diverged_ai_runtime_is_detected_and_resynced_with_the_designated_peer
     assert common > last + 40
     assert plain(h0[last:common]) == plain(h1[last:common])
     assert all(p.unresolved_desyncs == 0 for p in peers)
+
+
+def test_a_peer_that_restarts_mid_match_gets_the_confirmed_state_and_plays_on():
+    peers = coop_peers(3, max_steps=45)
+    links = {
+        (a, b): Link(0.05, 0.01, 0.05, outage=(1.0, 2.0) if "p1" in (a, b) else None)
+        for a in ("p0", "p1", "p2")
+        for b in ("p0", "p1", "p2")
+        if a != b
+    }
+    fresh = coop_peers(3, max_steps=45)[1]  # the reloaded page: a new peer, a new runtime, from frame 0
+    result = run_peers(
+        peers,
+        SimNet(links, seed=5),
+        5.0,
+        held_inputs(6),
+        drivers=lstm_drivers(peers),
+        rejoin={"p1": (2.0, fresh, lstm_drivers([fresh])["p1"])},
+    )
+    (resync,) = [e for e in result.events["p1"] if e["type"] == "resync"]
+    assert resync["from"] == "p0" and resync["local_hash"] is None and resync["frame"] > 20
+    assert all(result.stats[pid]["stalls"] > 0 for pid in ("p0", "p2"))  # they waited for p1
+    histories = result.histories
+    common = min(len(h) for h in histories.values())
+    assert common > resync["frame"] + 60
+    assert plain(histories["p0"][:common]) == plain(histories["p2"][:common])
+    assert plain(histories["p1"][resync["frame"] : common]) == plain(histories["p0"][resync["frame"] : common])
+    assert fresh.unresolved_desyncs == 0 and all(p.unresolved_desyncs == 0 for p in peers)
+    assert fresh.stats.frames > 60

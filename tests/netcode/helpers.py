@@ -44,14 +44,25 @@ def lstm_observation(obs: Any) -> np.ndarray:
     return np.resize(flat, LSTM_OBS)
 
 
-def coop_peers(n: int, *, ai: bool = True, input_delay: int = 2, max_prediction: int = 8, max_steps: int = 40, **options: Any):
-    """``n`` peers, one human seat each (``agent_0`` .. ``agent_{n-1}``), plus one AI seat when ``ai``."""
+def coop_peers(
+    n: int,
+    *,
+    ai: bool = True,
+    input_delay: int = 2,
+    max_prediction: int = 8,
+    max_steps: int = 40,
+    envs: dict[str, type] | None = None,
+    **options: Any,
+) -> list[RollbackPeer]:
+    """``n`` peers, one human seat each (``agent_0`` .. ``agent_{n-1}``), plus one AI seat when ``ai``; ``envs``
+    gives some peers another env class than ``PlainCoopGrid``."""
     agents = n + (1 if ai else 0)
     owners = {f"agent_{i}": f"p{i}" for i in range(n)}
     ai_seats = [f"agent_{n}"] if ai else []
     peers = []
     for i in range(n):
-        sim = EnvSimulation(lambda: PlainCoopGrid(agents=agents, size=5, coins=5, max_steps=max_steps), SEED)
+        env = (envs or {}).get(f"p{i}", PlainCoopGrid)
+        sim = EnvSimulation(lambda env=env: env(agents=agents, size=5, coins=5, max_steps=max_steps), SEED)
         peers.append(
             RollbackPeer(sim, f"p{i}", owners, ai_seats, input_delay=input_delay, max_prediction=max_prediction, **options)
         )

@@ -7,11 +7,12 @@ every peer's own ``PolicyRuntime``) plays one more seat on the confirmed timelin
 
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from mug.netcode.simnet import Link, SimNet, held_inputs, run_peers
-from tests.netcode.helpers import assert_same_histories, coop_peers, lstm_drivers
+from tests.netcode.helpers import PlainCoopGrid, assert_same_histories, coop_peers, lstm_drivers, plain
 
 links = st.builds(
     Link,
@@ -91,3 +92,34 @@ def test_memory_stays_bounded_while_one_peers_packets_stall(n, seed, latency, wh
     result = run_peers(peers, SimNet(net_links, seed=seed), 3.5, held_inputs(seed), on_tick=check_memory)
     assert all(result.stats[pid]["stalls"] > 0 for pid in ids if pid != silent)
     assert_same_histories(result.histories, minimum=60)
+
+
+class _GlitchyCoopGrid(PlainCoopGrid):
+    """Loses a coin at step 12 of its first episode: one peer's env is not deterministic."""
+
+    def reset(self, seed=None, options=None):
+        self._glitch = not hasattr(self, "_glitch")
+        return super().reset(seed, options)
+
+    def step(self, actions):
+        if self._glitch and self.steps == 12 and self.coins.sum() > 1:
+            self.coins[tuple(np.argwhere(self.coins)[0])] = False
+        return super().step(actions)
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=SETTINGS.phases)
+@given(n=st.integers(2, 4), seed=st.integers(0, 2**16), link=links)
+def test_a_forced_divergence_is_detected_and_repaired(n, seed, link):
+    peers = coop_peers(n, ai=False, max_steps=40, envs={f"p{n - 1}": _GlitchyCoopGrid})
+    last = peers[-1]
+    result = run_peers(peers, SimNet(default=link, seed=seed), 5.0, held_inputs(seed), on_tick=check_memory)
+    (event, *_) = [e for e in result.events["p0"] if e["type"] == "desync"]
+    assert event["peer"] == last.peer_id and event["frame"] >= 12 and event["local_hash"] != event["remote_hash"]
+    resyncs = [e for e in result.events[last.peer_id] if e["type"] == "resync"]
+    assert resyncs and all(p.unresolved_desyncs == 0 for p in peers)
+    repaired = resyncs[-1]["frame"]
+    histories = {pid: h[repaired:] for pid, h in result.histories.items()}
+    assert_same_histories({pid: h for pid, h in result.histories.items() if pid != last.peer_id}, minimum=repaired + 40)
+    common = min(len(h) for h in histories.values())
+    assert common > 20
+    assert plain(histories[last.peer_id][:common]) == plain(histories["p0"][:common])

@@ -98,12 +98,8 @@ class Simulation(Protocol):
         ...
 
     def observation(self, seat: str) -> Any:
-        """``seat``'s observation now (what an AI seat acts on); ``None`` once its episode ended."""
-        ...
-
-    @property
-    def ended(self) -> bool:
-        """Whether the next step is a reset step (the episode just ended) or the simulation is over."""
+        """``seat``'s observation now (what an AI seat acts on); ``None`` once its episode ended (the next step
+        is a reset step, or the simulation is over)."""
         ...
 
 
@@ -138,11 +134,6 @@ class EnvSimulation:
         self.episode, self.step_index, self._ended = 0, 0, False
         obs, _ = self.adapter.reset(episode_seed(scene_seed, 0))
         self._obs: dict[str, Any] = jsonable(obs)
-
-    @property
-    def seats(self) -> list[str]:
-        """The env's agents (``str`` of their ids), in the env's order."""
-        return list(self.adapter.agents)
 
     @property
     def ended(self) -> bool:

@@ -7,7 +7,6 @@ every peer's own ``PolicyRuntime``) plays one more seat on the confirmed timelin
 
 from __future__ import annotations
 
-import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -95,15 +94,19 @@ def test_memory_stays_bounded_while_one_peers_packets_stall(n, seed, latency, wh
 
 
 class _GlitchyCoopGrid(PlainCoopGrid):
-    """Loses a coin at step 12 of its first episode: one peer's env is not deterministic."""
+    """Moves ``agent_0`` to another corner at step ``GLITCH`` of its first episode: one peer's env is not
+    deterministic."""
+
+    GLITCH = 5
 
     def reset(self, seed=None, options=None):
         self._glitch = not hasattr(self, "_glitch")
         return super().reset(seed, options)
 
     def step(self, actions):
-        if self._glitch and self.steps == 12 and self.coins.sum() > 1:
-            self.coins[tuple(np.argwhere(self.coins)[0])] = False
+        if self._glitch and self.steps == self.GLITCH:
+            corner = (0, 0) if self.positions["agent_0"] != (0, 0) else (self.size - 1, self.size - 1)
+            self.positions["agent_0"] = corner
         return super().step(actions)
 
 
@@ -114,7 +117,11 @@ def test_a_forced_divergence_is_detected_and_repaired(n, seed, link):
     last = peers[-1]
     result = run_peers(peers, SimNet(default=link, seed=seed), 5.0, held_inputs(seed), on_tick=check_memory)
     (event, *_) = [e for e in result.events["p0"] if e["type"] == "desync"]
-    assert event["peer"] == last.peer_id and event["frame"] >= 12 and event["local_hash"] != event["remote_hash"]
+    assert (
+        event["peer"] == last.peer_id
+        and event["frame"] >= _GlitchyCoopGrid.GLITCH
+        and event["local_hash"] != event["remote_hash"]
+    )
     resyncs = [e for e in result.events[last.peer_id] if e["type"] == "resync"]
     assert resyncs and all(p.unresolved_desyncs == 0 for p in peers)
     repaired = resyncs[-1]["frame"]

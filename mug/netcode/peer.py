@@ -6,7 +6,8 @@ peer, and :meth:`~RollbackPeer.advance` once per display tick; ``advance``
 returns the messages to send as ``(to_peer, channel, message)`` (``to_peer``
 ``None``: every other peer). Channel ``"input"`` may lose, duplicate and
 reorder (an unordered, unreliable DataChannel); channel ``"control"`` must be
-reliable and ordered. Render right after ``advance``: the simulation then holds
+reliable and ordered. Render right after ``advance`` (before serving AI
+requests, which may re-simulate part of the window): the simulation then holds
 the state of :attr:`~RollbackPeer.frame` (the speculative present) and
 :attr:`~RollbackPeer.display` is the result of the step that led there.
 

@@ -16,8 +16,8 @@ harness) per frame produced, ``rb/s`` rollbacks per simulated second per peer,
 ``depth p50/p99`` frames re-simulated per rollback, ``resim us/f`` real
 re-simulation time per frame produced, ``stalls`` and ``held`` frames per
 peer (prediction window full / time synchronisation), ``latency`` local input
-read -> first displayed (p50/p99, ms of the simulated clock; the input delay
-is ``--delay`` frames), ``desyncs`` unresolved at the end, ``same`` whether
+read -> first displayed (p50/p99, ms of the simulated clock and frames; the
+input delay is ``--delay`` frames), ``desyncs`` unresolved at the end, ``same`` whether
 all peers' confirmed histories are identical.
 """
 
@@ -126,7 +126,7 @@ def main() -> None:
     )
     head = (
         f"{'RTT ms':>6} {'loss':>5} {'fps':>5} {'cpu us/f':>8} {'rb/s':>5} {'depth p50/p99':>13} {'resim us/f':>10} "
-        f"{'stalls':>6} {'held':>5} {'latency ms p50/p99':>18} {'desyncs':>7} {'same':>5}"
+        f"{'stalls':>6} {'held':>5} {'latency p50/p99':>18} {'desyncs':>7} {'same':>5}"
     )
     print(head)
     print("-" * len(head))
@@ -134,7 +134,8 @@ def main() -> None:
         for loss in LOSSES:
             r = run(args, rtt, loss)
             depth = f"{_text(r['p50'])}/{_text(r['p99'])}"
-            latency = f"{_text(r['lat50'])}/{_text(r['lat99'])}"
+            frames = "/".join("-" if v is None else f"{v * FPS / 1000:.0f}" for v in (r["lat50"], r["lat99"]))
+            latency = f"{_text(r['lat50'])}/{_text(r['lat99'])} ms {frames} f"
             print(
                 f"{rtt:>6} {loss * 100:>4.0f}% {r['fps']:>5.1f} {r['cpu_us']:>8.0f} {r['rb_s']:>5.1f} {depth:>13} "
                 f"{r['resim_us']:>10.1f} {r['stalls']:>6.1f} {r['held']:>5.1f} {latency:>18} "

@@ -146,6 +146,8 @@ class RollbackPeer(Resync):
         self._open_desyncs: dict[str, dict[str, Any]] = {}
         self._transfers_sent = dict.fromkeys(self.remotes, 0)
         self._episode_reports: dict[int, dict[str, int]] = {}
+        self._episode_counts = self.stats.counts()  # at the last confirmed episode end
+        self._episode_stats: dict[int, dict[str, Any]] = {}
         self._records: list[FrameRecord] = []
         self._events: list[dict[str, Any]] = []
         self._outbox: list[Outgoing] = []
@@ -257,7 +259,8 @@ class RollbackPeer(Resync):
         return out
 
     def take_events(self) -> list[dict[str, Any]]:
-        """Events since the last call: ``desync``, ``desync_resolved``, ``resync``, ``episode_end``."""
+        """Events since the last call: ``desync``, ``desync_resolved``, ``resync``, ``episode_end`` (with this
+        peer's ``stats`` over the episode: frames, stalls, held, rollbacks, depths, ... up to its confirmed end)."""
         out, self._events = self._events, []
         return out
 
@@ -401,6 +404,8 @@ class RollbackPeer(Resync):
                 if theirs is not None:
                     self._compare(remote, f, theirs)
         if result.ended:
+            self._episode_stats[result.episode] = self.stats.since(self._episode_counts)
+            self._episode_counts = self.stats.counts()
             self._outbox.append((None, "control", {"t": "episode", "from": self.peer_id, "episode": result.episode, "frame": f}))
             self._report_episode(self.peer_id, result.episode, f)
 

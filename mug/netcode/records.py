@@ -99,6 +99,18 @@ class PeerStats:
     bad_messages: int = 0
     ai_requests: int = 0
 
+    def counts(self) -> dict[str, Any]:
+        """The counters that add up over time (``depths`` as a copy)."""
+        names = ("frames", "stalls", "held", "rollbacks", "mispredictions", "resim_frames", "desyncs", "resyncs")
+        return {name: getattr(self, name) for name in names} | {"depths": dict(self.depths)}
+
+    def since(self, earlier: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`counts` minus ``earlier`` (counts taken before)."""
+        now = self.counts()
+        out = {k: v - earlier[k] for k, v in now.items() if k != "depths"}
+        depths = {d: n - earlier["depths"].get(d, 0) for d, n in now["depths"].items()}
+        return out | {"depths": {d: n for d, n in depths.items() if n}}
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data, with depth and latency percentiles."""
         return {

@@ -135,5 +135,6 @@ class Resync:
             return
         reports[peer] = frame
         if len(reports) == len(self.peers) and len(set(reports.values())) == 1:
-            self._events.append({"type": "episode_end", "episode": episode, "frame": frame})
+            stats = self._episode_stats.pop(episode, None)
+            self._events.append({"type": "episode_end", "episode": episode, "frame": frame, "stats": stats})
             self._episode_reports = {e: r for e, r in self._episode_reports.items() if e > episode}

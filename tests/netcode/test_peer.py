@@ -81,6 +81,10 @@ def test_episodes_end_and_restart_on_the_confirmed_timeline():
         agreed = [(e["episode"], e["frame"]) for e in result.events[pid] if e["type"] == "episode_end"]
         assert agreed[: len(ends)] == [(history[f].result.episode, f) for f in ends][: len(agreed)]
         assert len(agreed) >= len(ends) - 1
+        per_episode = [e["stats"] for e in result.events[pid] if e["type"] == "episode_end"]
+        assert sum(s["rollbacks"] for s in per_episode) <= result.stats[pid]["rollbacks"]
+        assert all(sum(s["depths"].values()) == s["rollbacks"] and s["frames"] > 0 for s in per_episode)
+        assert sum(s["rollbacks"] for s in per_episode) > 0
 
 
 @pytest.mark.parametrize(

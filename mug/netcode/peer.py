@@ -1,0 +1,462 @@
+"""``RollbackPeer``: one peer of a rollback match, Sans-I/O (no sockets, no clock: the host gives time).
+
+The host calls :meth:`~RollbackPeer.add_local_input` with each local seat's
+current action, :meth:`~RollbackPeer.receive` with every message from another
+peer, and :meth:`~RollbackPeer.advance` once per display tick; ``advance``
+returns the messages to send as ``(to_peer, channel, message)`` (``to_peer``
+``None``: every other peer). Channel ``"input"`` may lose, duplicate and
+reorder (an unordered, unreliable DataChannel); channel ``"control"`` must be
+reliable and ordered. Render right after ``advance`` (before serving AI
+requests, which may re-simulate part of the window): the simulation then holds
+the state of :attr:`~RollbackPeer.frame` (the speculative present) and
+:attr:`~RollbackPeer.display` is the result of the step that led there.
+
+Design (fixed):
+
+- Frame ``f``'s inputs are applied in step ``f``. A local input read while
+  frame ``t`` is being produced is stamped ``t + input_delay``.
+- Prediction: a seat's unknown input is its last input known in order.
+- Confirmed frame ``K``: every seat's input of every frame ``<= K`` is known.
+  Snapshots are kept from ``K + 1`` to now; the peer stalls instead of
+  predicting more than ``max_prediction`` frames beyond ``K``.
+- AI seats run on the confirmed timeline: once the state before frame ``f`` is
+  confirmed, the peer requests the AI's action for ``f`` on that state
+  (:meth:`~RollbackPeer.ai_requests`); the host's runtime steps once per request
+  and answers with :meth:`~RollbackPeer.provide_ai`. Inference never re-runs in a
+  rollback; speculative frames predict an AI seat like a human. The action and
+  a digest of the runtime's hidden state enter the frame's record and hash.
+- Every confirmed frame extends a hash chain; every ``hash_interval``-th frame
+  adds the state's hash and its chain value is sent to all peers. The
+  designated peer (owner of the first human seat) answers a mismatch with a
+  state transfer; the receiver restarts from that state (frame ``c``), drops
+  its records from ``c`` (the ``resync`` event says so) and confirms them again.
+  A peer that restarts mid-match (a reload) asks for that state with
+  :meth:`~RollbackPeer.request_state`.
+- Episode ends are part of the simulation; a peer announces each confirmed
+  episode end, and an ``episode_end`` event comes once all peers agree.
+
+Wire messages (plain JSON)::
+
+    input:   {"t": "input", "from": peer, "frame": f_now, "adv": frames_ahead, "ack": last_frame_of_your_inputs_held,
+              "start": f0, "inputs": {seat: [action_f0, action_f0+1, ...]}}
+    control: {"t": "hash", "from": peer, "frame": f, "hash": chain, "epoch": epoch_of_the_last_state_applied}
+             {"t": "episode", "from": peer, "episode": e, "frame": f}
+             {"t": "state_request", "from": peer}
+             {"t": "state", "from": peer, "epoch": n, "frame": c, "sim": snapshot, "chain": chain_before_c,
+              "inputs": {seat: input of c - 1}, "result": result_of_c - 1, "last": {ai_seat: its last action},
+              "ai": {ai_seat: {"state": blob}}, "yours": {receiver's seat: [its inputs from c on, as the sender holds them]}}
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from mug.netcode.records import AIRequest, FrameRecord, PeerStats
+from mug.netcode.resync import Resync
+from mug.netcode.simulation import FrameResult, Simulation, digest
+from mug.netcode.sync import TimeSync
+
+__all__ = ["Outgoing", "RollbackPeer"]
+
+Outgoing = tuple[str | None, str, dict[str, Any]]
+
+
+class RollbackPeer(Resync):
+    """One peer (see module docstring).
+
+    Args:
+        sim: the peer's own simulation, in the match's start state.
+        peer_id: this peer's id.
+        owners: every human seat -> the id of the peer that plays it (all peers are the owners' ids).
+        ai_seats: seats played by an AI policy on every peer.
+        input_delay: frames between reading a local input and applying it.
+        max_prediction: frames predicted beyond the confirmed frame before the peer stalls.
+        fps: frames per second of the host's clock.
+        default_action: every seat's input before its first one.
+        hash_interval: every how many confirmed frames the chain hash is exchanged.
+        max_redundancy: most inputs per seat in one input message.
+        timer: real clock for statistics only (re-simulation time).
+    """
+
+    def __init__(
+        self,
+        sim: Simulation,
+        peer_id: str,
+        owners: Mapping[str, str],
+        ai_seats: Iterable[str] = (),
+        *,
+        input_delay: int = 2,
+        max_prediction: int = 8,
+        fps: float = 30.0,
+        default_action: Any = 0,
+        hash_interval: int = 1,
+        max_redundancy: int | None = None,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if input_delay < 0 or max_prediction < 1 or hash_interval < 1:
+            raise ValueError("RollbackPeer: need input_delay >= 0, max_prediction >= 1 and hash_interval >= 1")
+        self.sim, self.peer_id = sim, str(peer_id)
+        self.owners = {str(s): str(p) for s, p in owners.items()}
+        if self.peer_id not in self.owners.values():
+            raise ValueError(f"RollbackPeer: peer {self.peer_id!r} owns no seat in {self.owners}")
+        self.humans = list(self.owners)
+        self.ai_seats = [str(s) for s in ai_seats]
+        self.seats = self.humans + self.ai_seats
+        self.local_seats = [s for s in self.humans if self.owners[s] == self.peer_id]
+        self.peers = sorted(set(self.owners.values()))
+        self.remotes = [p for p in self.peers if p != self.peer_id]
+        self.designated = self.owners[self.humans[0]]
+        self.input_delay, self.max_prediction, self.fps = input_delay, max_prediction, fps
+        self.default_action, self.hash_interval, self.timer = default_action, hash_interval, timer
+        window = max_prediction + 2 * input_delay + 2
+        self.horizon = window  # remote inputs are taken up to this many frames ahead of ours
+        self.log_frames = 2 * window  # confirmed inputs kept for replays after a state transfer
+        self.max_redundancy = max_redundancy or 2 * window
+        self.hash_keep = 4 * window  # own chain values kept to compare with late ones
+
+        self.frame = 0  # the live state is S_frame; frames < frame have been stepped
+        self.confirmed = -1
+        self.display: FrameResult | None = None
+        self.stats = PeerStats()
+        self._inputs: dict[int, dict[str, Any]] = {}
+        self._upto = dict.fromkeys(self.seats, -1)
+        self._last_known = dict.fromkeys(self.seats, default_action)
+        self._held = dict.fromkeys(self.local_seats, default_action)
+        self._stamped = -1
+        self._stamped_at: dict[int, float] = {}
+        self._acked = dict.fromkeys(self.remotes, -1)
+        self._used: dict[int, dict[str, Any]] = {}
+        self._results: dict[int, FrameResult] = {}
+        self._ring: dict[int, Any] = {0: sim.snapshot()}
+        self._ai_obs: dict[int, dict[str, Any]] = {0: self._observe()}
+        self._live = 0
+        self._stale: int | None = None
+        self._rollback_from: int | None = None
+        self._ai_digests: dict[int, dict[str, str | None]] = {}
+        self._ai_requested = dict.fromkeys(self.ai_seats, -1)
+        self._ai_blobs: dict[str, list[tuple[int, Any, Any]]] = {s: [] for s in self.ai_seats}
+        self._ai_restore: dict[str, dict[str, Any]] = {}
+        self._requests: list[AIRequest] = []
+        self._chain = digest(["mug-rollback", self.seats])
+        self._chains: dict[int, str] = {}
+        self._hashes: dict[int, str] = {}
+        self._remote_hashes: dict[str, dict[int, str]] = {r: {} for r in self.remotes}
+        self._open_desyncs: dict[str, dict[str, Any]] = {}
+        self._transfers_sent = dict.fromkeys(self.remotes, 0)
+        self._episode_reports: dict[int, dict[str, int]] = {}
+        self._episode_counts = self.stats.counts()  # at the last confirmed episode end
+        self._episode_stats: dict[int, dict[str, Any]] = {}
+        self._records: list[FrameRecord] = []
+        self._events: list[dict[str, Any]] = []
+        self._outbox: list[Outgoing] = []
+        self.sync = TimeSync(self.remotes)
+        self._epoch = 0  # the sender's count of the state transfer we last applied (in our hash messages)
+        self._state_source: str | None = None  # the peer asked for a state (request_state)
+        self._start: float | None = None
+        self._lost = 0
+        self._now = 0.0
+
+    # -- the host's calls ---------------------------------------------------------------
+
+    def add_local_input(self, seat: str, action: Any) -> None:
+        """``seat``'s current action (held until changed); stamped into the next frame produced, plus the delay."""
+        if seat not in self._held:
+            raise ValueError(f"add_local_input: {seat!r} is not a local seat of peer {self.peer_id!r} ({self.local_seats})")
+        self._held[seat] = action
+
+    def advance(self, now_s: float) -> list[Outgoing]:
+        """Produce the frames due at ``now_s`` (host clock, seconds); the messages to send."""
+        self._now = now_s
+        if self._start is None:
+            self._start = now_s
+        self._confirm()
+        due = int((now_s - self._start) * self.fps + 1e-6) + 1 - self._lost  # a tick's float time may fall short
+        produced = 0
+        while self.frame < due and produced < 2:
+            if self.frame - 1 - self.confirmed >= self.max_prediction:
+                self.stats.stalls += 1  # the frame's time is lost (below), not made up later in a burst
+                break
+            if self.remotes and self.sync.should_hold():
+                self.stats.held += 1
+                self._lost += 1
+                due -= 1
+                continue
+            self._produce()
+            produced += 1
+        if self.frame < due:  # stalled, or a late tick: the backlog is dropped, not rushed through
+            self._lost += due - self.frame
+        self._ensure(self.frame)
+        self._confirm()
+        for remote in self.remotes:
+            self._outbox.append((remote, "input", self._input_message(remote)))
+        out, self._outbox = self._outbox, []
+        return out
+
+    def receive(self, from_peer: str, message: Any) -> None:
+        """A message from another peer; malformed or unexpected ones are counted (``stats.bad_messages``) and dropped."""
+        try:
+            kind = message["t"]
+            if from_peer not in self.remotes or message.get("from") != from_peer:
+                raise ValueError("unknown sender")
+            if kind == "input":
+                self._receive_inputs(from_peer, message)
+            elif kind == "hash":
+                self._receive_hash(from_peer, int(message["frame"]), str(message["hash"]), int(message["epoch"]))
+            elif kind == "episode":
+                self._report_episode(from_peer, int(message["episode"]), int(message["frame"]))
+            elif kind == "state" and from_peer in (self.designated, self._state_source):
+                self._apply_state(message)
+            elif kind == "state_request":
+                self._send_state(from_peer)
+            else:
+                raise ValueError(f"unexpected message {kind!r}")
+        except (KeyError, TypeError, ValueError, AttributeError):
+            self.stats.bad_messages += 1
+
+    def ai_requests(self) -> list[AIRequest]:
+        """AI turns that are due (each handed out once, in frame order per seat); answer with :meth:`provide_ai`."""
+        self._confirm()
+        out, self._requests = self._requests, []
+        return out
+
+    def provide_ai(
+        self,
+        seat: str,
+        frame: int,
+        action: Any,
+        state_digest: str | None = None,
+        state: Any = None,
+        *,
+        epoch: int | None = None,
+    ) -> bool:
+        """The AI seat's action for ``frame`` (of an :class:`AIRequest`), the digest of its hidden state after
+        acting, and optionally that state as plain data (sent to a peer that needs a state transfer).
+
+        With the request's ``epoch``, an answer to a request made before a state transfer is dropped
+        (``False``; an asynchronous runtime may answer late); ``ValueError`` if there is no such request."""
+        if epoch is not None and epoch != self.stats.resyncs:
+            return False
+        if seat not in self._ai_requested or frame != self._upto[seat] + 1 or frame > self._ai_requested[seat]:
+            raise ValueError(f"provide_ai: no open request for seat {seat!r} frame {frame}")
+        self._inputs.setdefault(frame, {})[seat] = action
+        self._ai_digests.setdefault(frame, {})[seat] = state_digest
+        self._upto[seat], self._last_known[seat] = frame, action
+        self._ai_blobs[seat].append((frame, action, state))
+        self._check_prediction(seat, frame, action)
+        return True
+
+    def request_state(self) -> None:
+        """Ask for the confirmed state (a peer that restarts mid-match, e.g. after a reload or reconnect): the
+        designated peer, or when this peer is the designated one the next peer, sends it as on a desync."""
+        self._state_source = self.designated if self.peer_id != self.designated else self.remotes[0]
+        self._outbox.append((self._state_source, "control", {"t": "state_request", "from": self.peer_id}))
+
+    def take_records(self) -> list[FrameRecord]:
+        """Confirmed frame records since the last call, in frame order."""
+        out, self._records = self._records, []
+        return out
+
+    def take_events(self) -> list[dict[str, Any]]:
+        """Events since the last call: ``desync``, ``desync_resolved``, ``resync``, ``episode_end`` (with this
+        peer's ``stats`` over the episode: frames, stalls, held, rollbacks, depths, ... up to its confirmed end)."""
+        out, self._events = self._events, []
+        return out
+
+    @property
+    def unresolved_desyncs(self) -> int:
+        """Peers whose hashes differ from ours, with no matching hash since."""
+        return len(self._open_desyncs)
+
+    def memory(self) -> dict[str, int]:
+        """How much the peer holds: snapshots, frames of inputs, frames of per-frame bookkeeping."""
+        return {
+            "snapshots": len(self._ring),
+            "inputs": len(self._inputs),
+            "frames": max(len(self._used), len(self._results), len(self._ai_obs)),
+            "hashes": len(self._hashes) + sum(len(h) for h in self._remote_hashes.values()),
+        }
+
+    # -- frames -------------------------------------------------------------------------
+
+    def _observe(self) -> dict[str, Any]:
+        return {s: self.sim.observation(s) for s in self.ai_seats}
+
+    def _input_for(self, seat: str, frame: int) -> Any:
+        known = self._inputs.get(frame)
+        if known is not None and seat in known:
+            return known[seat]
+        return self._last_known[seat]
+
+    def _step(self, frame: int) -> None:
+        used = {s: self._input_for(s, frame) for s in self.seats}
+        result = self.sim.step(used)
+        self._used[frame], self._results[frame] = used, result
+        self._ring[frame + 1] = self.sim.snapshot()
+        if self.ai_seats:
+            self._ai_obs[frame + 1] = self._observe()
+        self._live = frame + 1
+
+    def _produce(self) -> None:
+        """Step the present frame for the first time (after stamping local inputs up to it plus the delay)."""
+        self._ensure(self.frame)
+        f = self.frame
+        for g in range(self._stamped + 1, f + self.input_delay + 1):
+            for seat in self.local_seats:
+                self._inputs.setdefault(g, {})[seat] = self._held[seat]
+                self._upto[seat], self._last_known[seat] = g, self._held[seat]
+            self._stamped_at[g] = self._now
+        self._stamped = max(self._stamped, f + self.input_delay)
+        started = self.timer()
+        self._step(f)
+        self.stats.step_seconds += self.timer() - started
+        self.frame = f + 1
+        self.stats.frames += 1
+        self.display = self._results[f]
+        read = self._stamped_at.pop(f, None)
+        if read is not None and self.local_seats:
+            ms = round((self._now - read) * 1000)
+            self.stats.latency_ms[ms] = self.stats.latency_ms.get(ms, 0) + 1
+
+    def _ensure(self, limit: int) -> None:
+        """Re-simulate stale frames below ``limit`` (``limit <= frame``) so that ``S_limit`` is exact for what is known."""
+        if self._stale is None or self._stale >= limit:
+            return
+        start = self._stale
+        started = self.timer()
+        if self._live != start:
+            self.sim.restore(self._ring[start])
+        for f in range(start, limit):
+            self._step(f)
+        self.stats.resim_seconds += self.timer() - started
+        self.stats.resim_frames += limit - start
+        self._stale = limit if limit < self.frame else None
+        if self._stale is None:
+            self.display = self._results[self.frame - 1] if self.frame else None
+            depth = self.frame - (self._rollback_from if self._rollback_from is not None else start)
+            self.stats.rollbacks += 1
+            self.stats.depths[depth] = self.stats.depths.get(depth, 0) + 1
+            self._rollback_from = None
+
+    def _check_prediction(self, seat: str, frame: int, actual: Any) -> None:
+        """A newly known input of an already stepped frame: mark a rollback if it differs from what was used."""
+        if frame >= self.frame or (self._stale is not None and self._stale <= frame):
+            return
+        if self._results[frame].kind != "step" or self._used[frame][seat] == actual:
+            return  # a reset step ignores its inputs
+        self.stats.mispredictions += 1
+        self._stale = frame
+        self._rollback_from = frame if self._rollback_from is None else min(self._rollback_from, frame)
+
+    def _confirm(self) -> None:
+        """Extend the confirmed frame as far as inputs allow; request AI turns on newly confirmed states.
+
+        The state before frame ``K + 1`` is confirmed as soon as ``K`` is, also when it is the present
+        (not stepped yet): its AI turns are requested then, so that a quick answer is used before any prediction."""
+        while True:
+            f = self.confirmed + 1
+            if f > self.frame:
+                break
+            waiting = False
+            for seat in self.ai_seats:
+                if self._upto[seat] >= f:
+                    continue
+                self._ensure(f)
+                observation = self._ai_obs[f][seat]
+                if observation is None:  # the state ended its episode: a reset step, no AI turn
+                    self._inputs.setdefault(f, {})[seat] = None
+                    self._ai_digests.setdefault(f, {})[seat] = None
+                    self._upto[seat] = f
+                    continue
+                if self._ai_requested[seat] < f:
+                    episode = self._results[f - 1].episode if f else 0
+                    self._requests.append(
+                        AIRequest(seat, f, episode, observation, self._ai_restore.pop(seat, None), self.stats.resyncs)
+                    )
+                    self._ai_requested[seat] = f
+                    self.stats.ai_requests += 1
+                waiting = True
+            if waiting or f == self.frame or any(self._upto[s] < f for s in self.humans):
+                break
+            self._ensure(f + 1)
+            self._record(f)
+        self._prune()
+
+    def _record(self, f: int) -> None:
+        inputs = {s: self._inputs[f][s] for s in self.seats}
+        ai = {s: self._ai_digests.get(f, {}).get(s) for s in self.ai_seats}
+        result = self._results[f]
+        hashed = f % self.hash_interval == 0
+        state_hash = self.sim.state_hash(self._ring[f + 1]) if hashed else None
+        self._chain = digest([self._chain, f, inputs, ai, result.to_dict(), state_hash])
+        self._chains[f] = self._chain
+        self._records.append(FrameRecord(f, inputs, ai, result, state_hash, self._chain))
+        self.confirmed = f
+        if hashed:
+            self._hashes[f] = self._chain
+            epoch = self._epoch
+            self._outbox.append(
+                (None, "control", {"t": "hash", "from": self.peer_id, "frame": f, "hash": self._chain, "epoch": epoch})
+            )
+            for remote in self.remotes:
+                theirs = self._remote_hashes[remote].pop(f, None)
+                if theirs is not None:
+                    self._compare(remote, f, theirs)
+        if result.ended:
+            self._episode_stats[result.episode] = self.stats.since(self._episode_counts)
+            self._episode_counts = self.stats.counts()
+            self._outbox.append((None, "control", {"t": "episode", "from": self.peer_id, "episode": result.episode, "frame": f}))
+            self._report_episode(self.peer_id, result.episode, f)
+
+    def _prune(self) -> None:
+        k = self.confirmed
+        for table, keep in ((self._ring, k + 1), (self._ai_obs, k + 1), (self._used, k + 1), (self._results, k)):
+            for f in [f for f in table if f < keep]:
+                del table[f]
+        for table in (self._inputs, self._ai_digests, self._chains):
+            for f in [f for f in table if f < k - self.log_frames]:
+                del table[f]
+        while len(self._hashes) > self.hash_keep:
+            del self._hashes[min(self._hashes)]
+        for blobs in self._ai_blobs.values():
+            older = [i for i, (f, _, _) in enumerate(blobs) if f <= k]
+            if len(older) > 1:
+                del blobs[: older[-1]]
+
+    # -- inputs on the wire -------------------------------------------------------------
+
+    def _input_message(self, remote: str) -> dict[str, Any]:
+        start = max(self._acked[remote] + 1, self.confirmed - self.log_frames)
+        while start <= self._stamped and any(s not in self._inputs.get(start, {}) for s in self.local_seats):
+            start += 1  # after a state transfer: our inputs from before it are not all held
+        end = min(self._stamped, start + self.max_redundancy - 1)
+        inputs = {s: [self._inputs[f][s] for f in range(start, end + 1)] for s in self.local_seats}
+        remote_seats = [s for s in self.humans if self.owners[s] == remote]
+        return {
+            "t": "input",
+            "from": self.peer_id,
+            "frame": self.frame,
+            "adv": self.sync.advantage(self.frame, remote),
+            "ack": min(self._upto[s] for s in remote_seats),
+            "start": start,
+            "inputs": inputs,
+        }
+
+    def _receive_inputs(self, remote: str, message: dict[str, Any]) -> None:
+        ack, frame, adv, start = (int(message[k]) for k in ("ack", "frame", "adv", "start"))
+        inputs = message["inputs"]
+        if any(self.owners.get(seat) != remote or not isinstance(actions, list) for seat, actions in inputs.items()):
+            raise ValueError(f"peer {remote!r} sent inputs for a seat it does not play")
+        self._acked[remote] = max(self._acked[remote], ack)
+        self.sync.observe(self.frame, remote, frame, adv)
+        for seat, actions in inputs.items():
+            for offset, action in enumerate(actions):
+                f = start + offset
+                if f <= self._upto[seat] or f > self.frame + self.horizon or seat in self._inputs.get(f, {}):
+                    continue
+                self._inputs.setdefault(f, {})[seat] = action
+                self._check_prediction(seat, f, action)
+            while seat in self._inputs.get(self._upto[seat] + 1, {}):
+                self._upto[seat] += 1
+                self._last_known[seat] = self._inputs[self._upto[seat]][seat]

@@ -1,0 +1,135 @@
+"""What a :class:`~mug.netcode.RollbackPeer` hands its host: confirmed frame records, AI requests, statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mug.netcode.simulation import FrameResult
+
+__all__ = ["AIRequest", "FrameRecord", "PeerStats", "percentile"]
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """One confirmed frame: every seat's input of frame ``frame`` and what step ``frame`` gave.
+
+    ``inputs`` holds every seat's input, humans' and AI seats' (an AI seat's is
+    ``None`` in a frame whose state had ended its episode: the step is a reset).
+    ``ai_digests`` is each AI seat's hidden-state digest after acting in this
+    frame (as :meth:`RollbackPeer.provide_ai` gave it). ``state_hash`` is the
+    hash of the state after the step on hashed frames (every
+    ``hash_interval``-th), else ``None``. ``chain`` is the running hash of
+    every record up to this one: the value peers exchange.
+    """
+
+    frame: int
+    inputs: dict[str, Any]
+    ai_digests: dict[str, str | None]
+    result: FrameResult
+    state_hash: str | None
+    chain: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data."""
+        return {
+            "frame": self.frame,
+            "inputs": dict(self.inputs),
+            "ai_digests": dict(self.ai_digests),
+            "result": self.result.to_dict(),
+            "state_hash": self.state_hash,
+            "chain": self.chain,
+        }
+
+
+@dataclass(frozen=True)
+class AIRequest:
+    """An AI seat's turn on a confirmed state: act on ``observation`` (the state before frame ``frame``'s step).
+
+    ``episode`` is the episode that state belongs to (a runtime resets hidden
+    state when it changes, as its ``reset_state`` says). ``restore`` is set
+    after a state transfer: ``{"state": blob}`` with the blob the designated
+    peer's driver gave (``None``: the seat's initial state); load it before acting.
+    ``epoch`` goes back with the answer (:meth:`RollbackPeer.provide_ai`).
+    """
+
+    seat: str
+    frame: int
+    episode: int
+    observation: Any
+    restore: dict[str, Any] | None = None
+    epoch: int = 0
+
+
+def percentile(histogram: dict[int, int], q: float) -> int | None:
+    """The ``q``-quantile (0..1) of a ``value -> count`` histogram; ``None`` if empty."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    rank, seen = q * (total - 1), 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen > rank:
+            return value
+    return max(histogram)
+
+
+@dataclass
+class PeerStats:
+    """Counters of one peer (times in seconds; ``*_seconds`` are real CPU time, the rest simulated or frames)."""
+
+    frames: int = 0
+    """Frames produced (stepped for the first time)."""
+    stalls: int = 0
+    """Frames not produced because the prediction window was full."""
+    held: int = 0
+    """Frames held back by time synchronisation (this peer was ahead)."""
+    rollbacks: int = 0
+    depths: dict[int, int] = field(default_factory=dict)
+    """Rollback depth (frames re-simulated back to the present) -> count."""
+    mispredictions: int = 0
+    resim_frames: int = 0
+    resim_seconds: float = 0.0
+    step_seconds: float = 0.0
+    """Real time of first-time steps (and their snapshots)."""
+    latency_ms: dict[int, int] = field(default_factory=dict)
+    """Local input read -> first displayed, in whole milliseconds of the host's clock -> count."""
+    desyncs: int = 0
+    resyncs: int = 0
+    bad_messages: int = 0
+    ai_requests: int = 0
+
+    def counts(self) -> dict[str, Any]:
+        """The counters that add up over time (``depths`` as a copy)."""
+        names = ("frames", "stalls", "held", "rollbacks", "mispredictions", "resim_frames", "desyncs", "resyncs")
+        return {name: getattr(self, name) for name in names} | {"depths": dict(self.depths)}
+
+    def since(self, earlier: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`counts` minus ``earlier`` (counts taken before)."""
+        now = self.counts()
+        out = {k: v - earlier[k] for k, v in now.items() if k != "depths"}
+        depths = {d: n - earlier["depths"].get(d, 0) for d, n in now["depths"].items()}
+        return out | {"depths": {d: n for d, n in depths.items() if n}}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, with depth and latency percentiles."""
+        return {
+            "frames": self.frames,
+            "stalls": self.stalls,
+            "held": self.held,
+            "rollbacks": self.rollbacks,
+            "depths": dict(self.depths),
+            "depth_p50": percentile(self.depths, 0.5),
+            "depth_p99": percentile(self.depths, 0.99),
+            "mispredictions": self.mispredictions,
+            "resim_frames": self.resim_frames,
+            "resim_seconds": self.resim_seconds,
+            "step_seconds": self.step_seconds,
+            "latency_ms": dict(self.latency_ms),
+            "latency_ms_p50": percentile(self.latency_ms, 0.5),
+            "latency_ms_p99": percentile(self.latency_ms, 0.99),
+            "desyncs": self.desyncs,
+            "resyncs": self.resyncs,
+            "bad_messages": self.bad_messages,
+            "ai_requests": self.ai_requests,
+        }

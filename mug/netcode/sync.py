@@ -1,0 +1,54 @@
+"""Time synchronisation by frame advantage: the peer ahead holds frames so that rollbacks are shared.
+
+Every input message carries the sender's frame and its *advantage* over the
+receiver (its frame minus the receiver's frame as last reported). Both
+peers see each other's frame late by the one-way latency, so half the
+difference of the two advantages is how many frames this peer is ahead,
+with the latency cancelled (exact for symmetric latency). When the mean of
+recent samples towards any peer is at least ``threshold`` frames, the peer
+holds one frame (it does not step on that tick) and starts sampling afresh.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+__all__ = ["TimeSync"]
+
+
+class TimeSync:
+    """Frame-advantage bookkeeping of one peer towards its remotes.
+
+    Args:
+        remotes: the other peers' ids.
+        samples: how many recent samples are averaged.
+        min_samples: samples needed before a decision.
+        threshold: frames ahead (mean) at which a frame is held.
+    """
+
+    def __init__(self, remotes: list[str], *, samples: int = 10, min_samples: int = 5, threshold: float = 1.0) -> None:
+        self.remote_frame: dict[str, int] = dict.fromkeys(remotes, 0)
+        self._samples: dict[str, deque[float]] = {r: deque(maxlen=samples) for r in remotes}
+        self.min_samples, self.threshold = min_samples, threshold
+
+    def advantage(self, frame: int, remote: str) -> int:
+        """What this peer reports to ``remote``: its frame minus ``remote``'s last reported frame."""
+        return frame - self.remote_frame[remote]
+
+    def observe(self, frame: int, remote: str, remote_frame: int, remote_advantage: int) -> None:
+        """An input message from ``remote`` (its frame and its advantage over us) arrived at our ``frame``."""
+        self.remote_frame[remote] = max(self.remote_frame[remote], remote_frame)
+        self._samples[remote].append(((frame - remote_frame) - remote_advantage) / 2)
+
+    def ahead(self) -> float:
+        """Frames this peer is ahead of its furthest-behind remote (mean of samples; 0 without enough)."""
+        means = [sum(s) / len(s) for s in self._samples.values() if len(s) >= self.min_samples]
+        return max(means, default=0.0)
+
+    def should_hold(self) -> bool:
+        """Whether to hold one frame now; when so, sampling starts afresh (the old samples predate the hold)."""
+        if self.ahead() < self.threshold:
+            return False
+        for samples in self._samples.values():
+            samples.clear()
+        return True

@@ -17,7 +17,8 @@
  * Relayed traffic has budgets of its own on the server (`mug/server/matches/signal.py`: messages and bytes a
  * second per page), not the tab's `messages_per_second`: a game that sends every peer an inputs message per
  * frame at 30 fps, with every pair relayed, sends about 30 `relay` messages a second whatever the number of
- * peers. What the server drops of `control` goes again (./pair.js); `inputs` are unreliable anyway.
+ * peers, plus its pings (2 a second per peer at the default `pingEveryMs`) and the acks of control it gets.
+ * What the server drops of `control` goes again (./pair.js); `inputs` are unreliable anyway.
  *
  * Options are checked (`checkOptions`): an unknown one or one out of range is a TypeError or RangeError.
  * @module p2p/mesh

@@ -71,6 +71,7 @@ test("RTC: null means no WebRTC even where the page has an RTCPeerConnection: ev
   globalThis.RTCPeerConnection = class {
     constructor() {
       made.push(this);
+      throw new Error("this browser's WebRTC must not be used"); // the pair then goes to the relay
     }
   };
   try {
@@ -341,9 +342,32 @@ test("the page starts a mesh on p2p, joins, and maps the wire options", () => {
   assert.equal(started.seat, "b");
   assert.equal(started.config.connectTimeoutMs, 2000);
   assert.deepEqual(started.config.iceServers, [{ urls: ["stun:x"] }]);
-  assert.deepEqual(meshOptions({ max_rtt_ms: null, ping_every_s: 0.25 }), { maxRttMs: null, pingEveryMs: 250 });
+  assert.deepEqual(meshOptions({ max_rtt_ms: null, ping_every_s: 0.25, lost_grace_s: 3 }), {
+    maxRttMs: null,
+    pingEveryMs: 250,
+    lostGraceMs: 3000,
+  });
   peers.close();
   assert.equal(started.closed, true);
+});
+
+test("the page's RTC null reaches the mesh: no peer connection is made even where the browser has one", () => {
+  const made = [];
+  globalThis.RTCPeerConnection = class {
+    constructor() {
+      made.push(this);
+      throw new Error("this browser's WebRTC must not be used"); // the pair then goes to the relay
+    }
+  };
+  try {
+    const peers = new MatchPeers({ send: () => {}, RTC: null });
+    peers.receive({ type: "p2p", seat: "a", seats: ["a", "b"], ice_servers: [], options: {} });
+    peers.receive({ type: "p2p_peers", peers: { a: 1, b: 1 }, server_rtt_ms: {} });
+    assert.equal(made.length, 0);
+    peers.close();
+  } finally {
+    delete globalThis.RTCPeerConnection;
+  }
 });
 
 test("a LocalHub meshes seats of one page without WebRTC: relayed in the page, with the shim's latency and loss", async () => {

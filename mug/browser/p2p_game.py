@@ -125,7 +125,7 @@ class P2PGame:
         self.failure: str | None = None
         self._shown: tuple[int, int] | None = None  # (frame, rollbacks) of the last frame drawn
         self._episodes_ended = 0
-        self._returns: dict[int, dict[str, float]] = {}  # confirmed returns per episode
+        self._rewards: dict[int, dict[int, dict[str, float]]] = {}  # per episode: confirmed frame -> rewards
 
     # -- the worker's calls -------------------------------------------------------------
 
@@ -215,7 +215,10 @@ class P2PGame:
         self._post_records(records)
         for event in (e for e in events if e["type"] == "episode_end"):
             episode = int(event["episode"])
-            rewards = self._returns.pop(episode, {})
+            rewards: dict[str, float] = {}
+            for step in self._rewards.pop(episode, {}).values():
+                for agent, reward in step.items():
+                    rewards[agent] = rewards.get(agent, 0.0) + float(reward)
             self.post(
                 {
                     "type": "episode_end",
@@ -238,11 +241,9 @@ class P2PGame:
             self.post({"type": "scene_end", "scene_id": self.scene.scene_id}, [])
 
     def _post_records(self, records: list[FrameRecord]) -> None:
-        for record in records:
+        for record in records:  # by frame: a frame confirmed again after a resync counts once
             if record.result.kind == "step":
-                totals = self._returns.setdefault(record.result.episode, {})
-                for agent, reward in record.result.rewards.items():
-                    totals[agent] = totals.get(agent, 0.0) + float(reward)
+                self._rewards.setdefault(record.result.episode, {})[record.frame] = dict(record.result.rewards)
         if records:
             self.post({"type": "p2p_frames", "match_id": self.match_id, "records": [r.to_dict() for r in records]}, [])
 

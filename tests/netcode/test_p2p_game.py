@@ -94,6 +94,9 @@ def test_two_members_confirm_the_same_frames_and_finish_the_scene_together():
         assert types.index("p2p_done") < types.index("scene_end") == len(types) - 1
         assert types.index("p2p_done") > max(i for i, t in enumerate(types) if t == "p2p_frames")
         assert [m["episode"] for m in member.take("episode_end")] == [0, 1]
+        for end in member.take("episode_end"):  # the episode's return, from its confirmed frames
+            steps = [r for r in member.records if r["result"]["kind"] == "step" and r["result"]["episode"] == end["episode"]]
+            assert end["rewards"] == {a: float(sum(r["result"]["rewards"][a] for r in steps)) for a in ("agent_0", "agent_1")}
         assert all(e["stats"]["frames"] > 0 for m in member.take("p2p_events") for e in m["events"] if e["type"] == "episode_end")
         frame = member.take("frame")[-1]
         assert frame["render"]["kind"] == "surface" and "Episode 2 of 2" in frame["hud"]

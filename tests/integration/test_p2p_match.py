@@ -21,7 +21,7 @@ import mug
 from mug.browser.scene import BrowserScene
 from mug.examples.browser_grid import PyCoinGrid, draw
 from mug.netcode import EnvSimulation, RollbackPeer
-from mug.netcode.simnet import SimNet, held_inputs
+from mug.netcode.simnet import Link, SimNet, held_inputs
 from mug.server.store import Store
 from mug.session.messages import decode_envelope, encode_envelope
 from tests.bots import join, run_async
@@ -254,3 +254,66 @@ def test_match_start_sends_each_member_the_scene_with_its_p2p_spec_then_the_mesh
         (mesh,) = p.of("p2p")
         assert mesh["match_id"] == match.match_id and mesh["seat"] == seat and mesh["seats"] == ["agent_0", "agent_1"]
     assert not hasattr(match.session, "env")  # nothing steps on the server
+
+
+def step_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A peer's confirmed step records as the server stores them (the fields both sides have)."""
+    return [
+        {
+            "frame": r["frame"],
+            "chain": r["chain"],
+            "episode": r["result"]["episode"],
+            "step": r["result"]["step"],
+            "actions": r["inputs"],
+            "rewards": r["result"]["rewards"],
+            "terminated": r["result"]["terminated"],
+            "truncated": r["result"]["truncated"],
+            "obs_hash": r["result"]["obs_hash"],
+            "ai_digests": r["ai_digests"],
+        }
+        for r in history
+        if r["result"]["kind"] == "step"
+    ]
+
+
+def test_two_peers_play_to_the_end_each_frame_is_stored_once_verified_and_the_match_ends_done(tmp_path):
+    data = tmp_path / "data"
+    link = Link(latency_s=0.05, jitter_s=0.01, loss=0.05)
+
+    async def main():
+        deployment = mug.deploy(p2p_study(), port=0, data_dir=data)
+        try:
+            peers = await matched(deployment.url, ["alice", "bob"])
+            await play(peers, SimNet(default=link, seed=1))
+            for p in peers:
+                await p.until(lambda p=p: any(m["scene"].get("kind") == "end" for m in p.of("scene")))
+            verifications = await wait_for(data, "verification", 2)
+            return peers, verifications
+        finally:
+            deployment.stop()
+
+    peers, verifications = run_async(main())
+    steps, events, matches = read_store(data)
+    (match,) = matches
+    assert match["end_reason"] == "done"
+    seats = {p.spec["p2p"]["seat"]: p.pid for p in peers}
+    assert match["seats"] == seats
+    stored = [{k: s[k] for k in step_rows(peers[0].history)[0]} for s in steps]
+    for p in peers:  # the server's record is each peer's confirmed history
+        assert step_rows(p.history) == stored
+    assert [(s["episode"], s["step"]) for s in steps] == [(e, i) for e in (0, 1) for i in range(20)]
+    for s in steps:
+        assert s["participant_id"] == s["session_id"] == s["match_id"] == match["match_id"]
+        assert s["sources"] == {seat: f"human:{pid}" for seat, pid in seats.items()}
+        assert s["verified"] is True
+    assert sorted((v["data"]["episode"], v["data"]["verified"]) for v in verifications) == [(0, True), (1, True)]
+    assert not [e for e in events if e["kind"] in ("p2p_mismatch", "bad_p2p_frames")]
+    stats = [e["data"] for e in events if e["kind"] == "p2p_episode"]
+    assert sorted((s["episode"], s["peer"]) for s in stats) == [(e, seat) for e in (0, 1) for seat in seats]
+    assert all(s["stats"]["frames"] > 0 and "rollbacks" in s["stats"] and s["relayed_with"] == [] for s in stats)
+    (done,) = [e for e in events if e["kind"] == "p2p_done"]
+    assert done["participant_id"] == match["match_id"] and done["data"]["peers"] == sorted(seats)
+    acks = [p.acks for p in peers]
+    assert acks[0] and all(b > a for a, b in zip(acks[0], acks[0][1:]))  # acks only go up
+    assert acks[0] == acks[1]  # one value for every member
+    assert not [m for p in peers for m in p.of("error")]

@@ -106,6 +106,7 @@ class ConfirmedLog:
         self._last: tuple[int, int] | None = None  # (episode, step) of the last stored step
         self._episode_steps: list[dict[str, Any]] = []
         self._verified: set[int] = set()
+        self._gap = False
 
     # -- frames -------------------------------------------------------------------------
 
@@ -138,12 +139,30 @@ class ConfirmedLog:
         return None
 
     def resync(self, peer: str, frame: int) -> None:
-        """``peer`` restarted from a state transfer at ``frame``: its records from there on come again."""
-        self.received[peer] = min(self.received[peer], frame - 1)
-        waiting = self._waiting.get(peer)
-        if waiting is not None:
-            for f in [f for f in waiting if f >= frame]:
+        """``peer`` restarted from a state transfer at ``frame``: its records from there on come (again).
+
+        A peer that restarted ahead of what it delivered (a reloaded page: its unsent records are gone) goes on
+        from ``frame``; the frames in between are not compared (:attr:`unchecked`), and if the peer is the
+        reference, those not stored yet stay out of the record: a ``p2p_gap`` event ``{peer, first, last}``
+        says which, and the episode they belong to is not verified."""
+        last = max(self.received[peer], self.acked)
+        if frame - 1 <= last:
+            self.received[peer] = min(self.received[peer], frame - 1)
+            waiting = self._waiting.get(peer)
+            if waiting is not None:
+                for f in [f for f in waiting if f >= frame]:
+                    del waiting[f]
+            return
+        self.unchecked[peer] += frame - 1 - last
+        self.received[peer] = frame - 1
+        if peer != self.reference or frame - 1 <= self.stored:
+            return
+        self._event("p2p_gap", {"peer": peer, "first": self.stored + 1, "last": frame - 1})
+        self.stored, self._gap, self._episode_steps = frame - 1, True, []
+        for other, waiting in self._waiting.items():
+            for f in [f for f in waiting if f < frame]:
                 del waiting[f]
+                self.unchecked[other] += 1
 
     def ack(self, present: Iterable[str]) -> int | None:
         """The new acknowledged frame, if it went up (``present``: the peers still playing)."""
@@ -197,6 +216,9 @@ class ConfirmedLog:
         if result["kind"] != "step":
             return None
         episode, step = result["episode"], result["step"]
+        if self._gap:  # the frames before are missing (see resync)
+            self._gap = False
+            return None
         if self._last is None:
             if step != 0:
                 return f"the match's first step is step {step} of episode {episode}, not step 0"

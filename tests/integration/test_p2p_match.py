@@ -350,6 +350,11 @@ def test_what_arrives_is_checked_a_bad_record_is_refused_and_a_differing_chain_i
         try:
             peers = await matched(deployment.url, ["alice", "bob"])
             peers[0].tamper, peers[1].tamper = bad_input, other_chain
+            match_id = peers[1].spec["p2p"]["match_id"]
+            await peers[1].send({"type": "p2p_events", "match_id": match_id, "events": [{"type": "hacked"}]})
+            await peers[1].send({"type": "p2p_events", "match_id": match_id, "events": [{"type": "resync", "x": "y" * 20_000}]})
+            await peers[1].send({"type": "p2p_frames", "match_id": "duo-99999", "records": [{"frame": 0}]})
+            await peers[1].until(lambda: len(peers[1].of("error")) == 3)
             await play(peers, SimNet(default=Link(latency_s=0.03), seed=2))
             for p in peers:
                 await p.until(lambda p=p: any(m["scene"].get("kind") == "end" for m in p.of("scene")))
@@ -372,6 +377,11 @@ def test_what_arrives_is_checked_a_bad_record_is_refused_and_a_differing_chain_i
     errors = peers[0].of("error")
     assert errors and {e["code"] for e in errors} == {"bad_p2p_frames"} and not any(e["fatal"] for e in errors)
     assert "frames up to 29 are taken" in errors[0]["message"] and max(peers[0].acks) <= 29
+    assert [(e["code"], e["message"].split(";")[0]) for e in peers[1].of("error")] == [
+        ("bad_field", "p2p_events: unknown event 'hacked'"),
+        ("bad_field", "p2p_events: a resync event over 16384 bytes"),
+        ("unknown_match", "p2p_frames for match 'duo-99999'"),
+    ]
     chains = {r["frame"]: r["chain"] for r in peers[0].history}
     (mismatch,) = [e["data"] for e in events if e["kind"] == "p2p_mismatch"]
     assert mismatch == {

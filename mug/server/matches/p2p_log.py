@@ -22,6 +22,8 @@ in frame order. The log:
 * **acknowledges**: :attr:`acked` is the highest frame ``a`` such that the reference's
   records up to ``a`` are stored and every present peer delivered its records up to ``a``
   (the same value for every member; sent once the store has committed);
+* **follows resyncs** (:meth:`resync`): a peer restarted from a state transfer sends its
+  frames from that state's frame on, again or, after a reload, for the first time;
 * **verifies** each finished episode (its stored steps, re-simulated by
   :mod:`mug.server.verify` under the session id = match id).
 
@@ -107,6 +109,11 @@ class ConfirmedLog:
         self._episode_steps: list[dict[str, Any]] = []
         self._verified: set[int] = set()
         self._gap = False
+
+    @property
+    def last_step(self) -> tuple[int, int] | None:
+        """``(episode, step)`` of the last stored step (``None``: none yet)."""
+        return self._last
 
     # -- frames -------------------------------------------------------------------------
 

@@ -14,8 +14,8 @@ Each member's browser runs the scene (as a browser-side scene does) with a
   match opens the mesh (the ``p2p`` message, with the room's :attr:`MatchRoom.mesh_options`);
 * it takes what the pages send: ``p2p_frames`` into the :class:`~mug.server.matches.p2p_log.ConfirmedLog`
   (steps stored once, cross-checks, checks; a refused record gets an ``error``
-  ``bad_p2p_frames`` reply and a ``bad_p2p_frames`` event ``{peer, problem}``, and the match
-  goes on), answered with ``p2p_ack`` ``{match_id, frame}`` to every present member when the
+  ``bad_p2p_frames`` reply and a ``bad_p2p_frames`` event ``{peer, problem}``, stored once
+  while the same problem comes again, and the match goes on), answered with ``p2p_ack`` ``{match_id, frame}`` to every present member when the
   acknowledged frame goes up (it leaves after the store commits; a member who comes back gets
   the last one after the scene); ``p2p_events`` (each at most :data:`MAX_EVENT_BYTES` as JSON):
   ``desync`` / ``desync_resolved`` / ``resync`` are stored as ``p2p_desync`` /
@@ -76,6 +76,7 @@ class P2PGame:
         self.failure: str | None = None
         self.finished: set[str] = set()
         self._episodes: set[tuple[str, int]] = set()  # (seat, episode) of the stats stored
+        self._refused: dict[str, str] = {}  # seat -> the last problem stored as bad_p2p_frames
         self.log = ConfirmedLog(
             self.base_spec,
             {seat: match.seats[seat] for seat in self.humans},
@@ -185,7 +186,9 @@ class P2PGame:
         problem = self.log.add_frames(seat, records)
         self._acknowledge()
         if problem is not None:
-            self._event("bad_p2p_frames", {"peer": seat, "problem": problem})
+            if self._refused.get(seat) != problem:  # a page resends what is not acked: the same problem is stored once
+                self._refused[seat] = problem
+                self._event("bad_p2p_frames", {"peer": seat, "problem": problem})
             raise MessageError(
                 "bad_p2p_frames", f"p2p_frames of seat {seat!r}: {problem}; frames up to {self.log.received[seat]} are taken"
             )

@@ -130,6 +130,10 @@ def test_frames_faster_than_the_scene_allows_are_refused(spec, histories):
         == f"frame {RATE_SLACK}: {RATE_SLACK + 1} frames delivered faster than the scene's 30 fps allows"
     )
     assert rec.log.received["agent_1"] == RATE_SLACK - 1
+    assert (
+        rec.log.resync("agent_0", RATE_SLACK + 1) == f"resync at frame {RATE_SLACK + 1}: further than the scene's 30 fps allows"
+    )
+    assert rec.log.received["agent_0"] == -1 and rec.events == []
 
 
 def test_a_peer_far_ahead_of_the_reference_is_kept_to_the_cap_and_the_rest_counted_unchecked(spec, histories):

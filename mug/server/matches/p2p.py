@@ -204,8 +204,13 @@ class P2PGame:
                 raise MessageError("bad_field", f"p2p_events: a {kind} event over {MAX_EVENT_BYTES} bytes")
             data = {k: v for k, v in event.items() if k != "type"}
             frame = event.get("frame")
-            if kind == "resync" and type(frame) is int and frame >= 0:
-                self.log.resync(seat, frame)
+            if kind == "resync":
+                if type(frame) is not int or frame < 0:
+                    raise MessageError("bad_field", f"p2p_events: a resync needs its frame (integer >= 0), got {frame!r}"[:200])
+                problem = self.log.resync(seat, frame)
+                if problem is not None:
+                    self._event("bad_p2p_frames", {"peer": seat, "problem": problem})
+                    raise MessageError("bad_p2p_frames", f"p2p_events of seat {seat!r}: {problem}")
             if kind != "episode_end":
                 self._event(_STORED_EVENTS[kind], {**data, "peer": seat})
                 continue

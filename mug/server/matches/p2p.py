@@ -14,14 +14,17 @@ Each member's browser runs the scene (as a browser-side scene does) with a
   match opens the mesh (the ``p2p`` message, with the room's :attr:`MatchRoom.mesh_options`);
 * it takes what the pages send: ``p2p_frames`` into the :class:`~mug.server.matches.p2p_log.ConfirmedLog`
   (steps stored once, cross-checks, checks; a refused record gets an ``error``
-  ``bad_p2p_frames`` reply and a ``bad_p2p_frames`` event, and the match goes on), answered
-  with ``p2p_ack`` ``{match_id, frame}`` to every present member when the acknowledged
-  frame goes up (it leaves after the store commits); ``p2p_events``: ``desync`` /
-  ``desync_resolved`` / ``resync`` are stored as ``p2p_desync`` / ``p2p_desync_resolved`` /
-  ``p2p_resync`` events, ``episode_end`` as ``p2p_episode`` ``{match_id, episode, frame,
-  peer, stats, relayed_with, unchecked}`` (the peer's statistics over the episode, the seats
-  it goes through the server with, frames that could not be compared); ``p2p_done``:
-  the match ends ``done`` once every present member sent it;
+  ``bad_p2p_frames`` reply and a ``bad_p2p_frames`` event ``{peer, problem}``, stored once
+  while the same problem comes again, and the match goes on), answered with ``p2p_ack`` ``{match_id, frame}`` to every present member when the
+  acknowledged frame goes up (it leaves after the store commits; a member who comes back gets
+  the last one after the scene); ``p2p_events`` (each at most :data:`MAX_EVENT_BYTES` as JSON):
+  ``desync`` / ``desync_resolved`` / ``resync`` are stored as ``p2p_desync`` /
+  ``p2p_desync_resolved`` / ``p2p_resync`` events, ``episode_end`` as ``p2p_episode``
+  ``{match_id, episode, frame, peer, stats, relayed_with, unchecked}`` (the peer's statistics
+  over the episode, the seats it goes through the server with, the frames of it that could
+  not be compared so far), once per peer and episode. A ``resync`` moves where the peer's
+  frames go on (see :meth:`ConfirmedLog.resync`): a page sends its events before the frames
+  made after them. ``p2p_done``: the match ends ``done`` once every present member sent it;
 * a lost member: ``on_partner_loss="end"`` (the only one a p2p match supports): the
   others play on; at the reconnect timeout the match ends ``partner_lost``.
 
@@ -32,6 +35,7 @@ re-verify the match's episodes later.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -40,11 +44,13 @@ from mug.session.messages import MessageError
 if TYPE_CHECKING:
     from mug.server.matches.match import Match
 
-__all__ = ["HASH_INTERVAL", "P2PGame"]
+__all__ = ["HASH_INTERVAL", "MAX_EVENT_BYTES", "P2PGame"]
 
 log = logging.getLogger("mug.server")
 #: Every how many confirmed frames peers exchange the hash of the state (the chain is exchanged with it).
 HASH_INTERVAL = 10
+#: Largest event of a page (as JSON): an episode's statistics with their histograms are a few KB.
+MAX_EVENT_BYTES = 16 * 1024
 _STORED_EVENTS = {"desync": "p2p_desync", "desync_resolved": "p2p_desync_resolved", "resync": "p2p_resync"}
 
 
@@ -69,6 +75,8 @@ class P2PGame:
         self.done = False
         self.failure: str | None = None
         self.finished: set[str] = set()
+        self._episodes: set[tuple[str, int]] = set()  # (seat, episode) of the stats stored
+        self._refused: dict[str, str] = {}  # seat -> the last problem stored as bad_p2p_frames
         self.log = ConfirmedLog(
             self.base_spec,
             {seat: match.seats[seat] for seat in self.humans},
@@ -89,12 +97,12 @@ class P2PGame:
     @property
     def episode(self) -> int:
         """The episode of the last stored step (for the admin's live view)."""
-        return self.log._last[0] if self.log._last else 0
+        return self.log.last_step[0] if self.log.last_step else 0
 
     @property
     def step_index(self) -> int:
         """The last stored step (for the admin's live view)."""
-        return self.log._last[1] if self.log._last else 0
+        return self.log.last_step[1] if self.log.last_step else 0
 
     def start(self) -> None:
         """Record the spec (``browser_session`` event) and send every member the scene; then the match opens the mesh."""
@@ -178,7 +186,9 @@ class P2PGame:
         problem = self.log.add_frames(seat, records)
         self._acknowledge()
         if problem is not None:
-            self._event("bad_p2p_frames", {"peer": seat, "problem": problem})
+            if self._refused.get(seat) != problem:  # a page resends what is not acked: the same problem is stored once
+                self._refused[seat] = problem
+                self._event("bad_p2p_frames", {"peer": seat, "problem": problem})
             raise MessageError(
                 "bad_p2p_frames", f"p2p_frames of seat {seat!r}: {problem}; frames up to {self.log.received[seat]} are taken"
             )
@@ -186,17 +196,29 @@ class P2PGame:
     def _on_events(self, seat: str, events: list[dict[str, Any]]) -> None:
         for event in events:
             kind = event["type"]
-            data = {k: v for k, v in event.items() if k != "type"}
-            if kind == "resync" and type(event.get("frame")) is int and event["frame"] >= 0:
-                self.log.resync(seat, event["frame"])
-            if kind == "episode_end":
-                self._event("p2p_episode", {**data, "peer": seat, **self._relays(seat), "unchecked": self.log.unchecked[seat]})
-            elif kind in _STORED_EVENTS:
-                self._event(_STORED_EVENTS[kind], {**data, "peer": seat})
-            else:
+            if kind != "episode_end" and kind not in _STORED_EVENTS:
                 raise MessageError(
                     "bad_field", f"p2p_events: unknown event {kind!r}; expected episode_end or {sorted(_STORED_EVENTS)}"
                 )
+            if len(json.dumps(event, separators=(",", ":"), default=str)) > MAX_EVENT_BYTES:
+                raise MessageError("bad_field", f"p2p_events: a {kind} event over {MAX_EVENT_BYTES} bytes")
+            data = {k: v for k, v in event.items() if k != "type"}
+            frame = event.get("frame")
+            if kind == "resync":
+                if type(frame) is not int or frame < 0:
+                    raise MessageError("bad_field", f"p2p_events: a resync needs its frame (integer >= 0), got {frame!r}"[:200])
+                problem = self.log.resync(seat, frame)
+                if problem is not None:
+                    self._event("bad_p2p_frames", {"peer": seat, "problem": problem})
+                    raise MessageError("bad_p2p_frames", f"p2p_events of seat {seat!r}: {problem}")
+            if kind != "episode_end":
+                self._event(_STORED_EVENTS[kind], {**data, "peer": seat})
+                continue
+            episode = event.get("episode")
+            if type(episode) is not int or (seat, episode) in self._episodes:
+                continue  # a resend after a reconnect, or no episode
+            self._episodes.add((seat, episode))
+            self._event("p2p_episode", {**data, "peer": seat, **self._relays(seat), "unchecked": self.log.unchecked[seat]})
 
     def _relays(self, seat: str) -> dict[str, Any]:
         pairs = [{s for s, _ in pair} for pair in self.match.p2p.relayed]

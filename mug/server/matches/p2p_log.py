@@ -22,6 +22,8 @@ in frame order. The log:
 * **acknowledges**: :attr:`acked` is the highest frame ``a`` such that the reference's
   records up to ``a`` are stored and every present peer delivered its records up to ``a``
   (the same value for every member; sent once the store has committed);
+* **follows resyncs** (:meth:`resync`): a peer restarted from a state transfer sends its
+  frames from that state's frame on, again or, after a reload, for the first time;
 * **verifies** each finished episode (its stored steps, re-simulated by
   :mod:`mug.server.verify` under the session id = match id).
 
@@ -106,6 +108,12 @@ class ConfirmedLog:
         self._last: tuple[int, int] | None = None  # (episode, step) of the last stored step
         self._episode_steps: list[dict[str, Any]] = []
         self._verified: set[int] = set()
+        self._gap = False
+
+    @property
+    def last_step(self) -> tuple[int, int] | None:
+        """``(episode, step)`` of the last stored step (``None``: none yet)."""
+        return self._last
 
     # -- frames -------------------------------------------------------------------------
 
@@ -122,7 +130,7 @@ class ConfirmedLog:
             if frame != floor + 1:
                 return f"frame {frame} does not follow frame {floor} (frames come in order, none left out)"
             problem = self._check(r)
-            if problem is None and frame + 1 > (self.clock() - self.started) * self.fps * RATE_MARGIN + RATE_SLACK:
+            if problem is None and frame + 1 > self._budget():
                 problem = f"{frame + 1} frames delivered faster than the scene's {self.fps:g} fps allows"
             if problem is None and peer == self.reference and frame > self.stored:
                 problem = self._continues(r["result"])
@@ -137,13 +145,40 @@ class ConfirmedLog:
                 self._wait(peer, frame, r["chain"])
         return None
 
-    def resync(self, peer: str, frame: int) -> None:
-        """``peer`` restarted from a state transfer at ``frame``: its records from there on come again."""
-        self.received[peer] = min(self.received[peer], frame - 1)
-        waiting = self._waiting.get(peer)
-        if waiting is not None:
-            for f in [f for f in waiting if f >= frame]:
+    def resync(self, peer: str, frame: int) -> str | None:
+        """``peer`` restarted from a state transfer at ``frame``: its records from there on come (again); why
+        not (``None``: taken).
+
+        A peer that restarted ahead of what it delivered (a reloaded page: its unsent records are gone) goes on
+        from ``frame``; the frames in between are not compared (:attr:`unchecked`), and if the peer is the
+        reference, those not stored yet stay out of the record: a ``p2p_gap`` event ``{peer, first, last}``
+        says which, and the episode they belong to is not verified. A frame beyond what the scene's fps
+        allows since the match started is refused."""
+        if frame > self._budget():
+            return f"resync at frame {frame}: further than the scene's {self.fps:g} fps allows"
+        last = max(self.received[peer], self.acked)
+        if frame - 1 <= last:
+            self.received[peer] = min(self.received[peer], frame - 1)
+            waiting = self._waiting.get(peer)
+            if waiting is not None:
+                for f in [f for f in waiting if f >= frame]:
+                    del waiting[f]
+            return None
+        self.unchecked[peer] += frame - 1 - last
+        self.received[peer] = frame - 1
+        if peer != self.reference or frame - 1 <= self.stored:
+            return None
+        self._event("p2p_gap", {"peer": peer, "first": self.stored + 1, "last": frame - 1})
+        self.stored, self._gap, self._episode_steps = frame - 1, True, []
+        for other, waiting in self._waiting.items():
+            for f in [f for f in waiting if f < frame]:
                 del waiting[f]
+                self.unchecked[other] += 1
+        return None
+
+    def _budget(self) -> float:
+        """The most frames a peer may have delivered by now."""
+        return (self.clock() - self.started) * self.fps * RATE_MARGIN + RATE_SLACK
 
     def ack(self, present: Iterable[str]) -> int | None:
         """The new acknowledged frame, if it went up (``present``: the peers still playing)."""
@@ -197,6 +232,9 @@ class ConfirmedLog:
         if result["kind"] != "step":
             return None
         episode, step = result["episode"], result["step"]
+        if self._gap:  # the frames before are missing (see resync)
+            self._gap = False
+            return None
         if self._last is None:
             if step != 0:
                 return f"the match's first step is step {step} of episode {episode}, not step 0"

@@ -130,7 +130,8 @@ def test_two_pages_play_a_p2p_match_at_100_ms_and_the_server_stores_what_both_co
     assert errors == []
     assert sorted(seats) == ["agent_0", "agent_1"]
     confirmed = [[r for r in history if r["result"]["kind"] == "step"] for history in histories]
-    assert len(confirmed[0]) == EPISODES * STEPS
+    ends = [r["result"] for r in confirmed[0] if all(r["result"]["terminated"][a] or r["result"]["truncated"][a] for a in seats)]
+    assert [e["episode"] for e in ends] == list(range(EPISODES))  # every episode played to its end (coins or steps)
     assert confirmed[0] == confirmed[1]  # both pages confirmed the same frames, hash chain and all
     # the server's record: each step once, as the pages confirmed it
     assert [(s["episode"], s["step"]) for s in steps] == [(r["result"]["episode"], r["result"]["step"]) for r in confirmed[0]]

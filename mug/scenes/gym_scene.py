@@ -560,6 +560,19 @@ class GymScene(MatchBuilder, Scene):
         self._need_env("policies")
         if not self.policy_specs:
             raise ConfigError(f"scene {self.scene_id!r}: call .policies(...) to say who plays each agent", field="policies")
+        if self.multiplayer_options.mode == "p2p":
+            if self.environment_where != "browser" or not 2 <= len(self.humans) <= 4:
+                raise ConfigError(
+                    f'scene {self.scene_id!r}: multiplayer(mode="p2p") runs the game in each member\'s browser: it needs '
+                    'runtime(environment="browser") and 2 to 4 mug.Human agents',
+                    field="mode",
+                )
+            if self.waitroom_options.on_timeout == "ai":
+                raise ConfigError(
+                    f'scene {self.scene_id!r}: multiplayer(mode="p2p") needs a participant in every Human seat; '
+                    'waitroom(on_timeout="ai") is not supported with it (use "end" or "skip")',
+                    field="on_timeout",
+                )
         # any seat may end up played by the fill-in policy (seats are shuffled): each Human agent needs one
         needs = [
             rule

@@ -28,12 +28,17 @@ __all__ = [
     "ON_TIMEOUT",
     "ON_PARTNER_LOSS",
     "AFTER_PARTNER_LOSS",
+    "P2P_PARTNER_LOSS",
 ]
 
 ON_TIMEOUT = ("end", "skip", "ai")
 ON_PARTNER_LOSS = ("end", "wait", "ai")
 AFTER_PARTNER_LOSS = ("next", "end")
 MODES = ("server", "p2p")
+#: What ``on_partner_loss`` a peer-to-peer match supports.
+P2P_PARTNER_LOSS = ("end",)
+#: Upper bounds of ``multiplayer(input_delay=..., max_prediction=...)``, in frames.
+MAX_INPUT_DELAY, MAX_PREDICTION = 30, 120
 
 
 @dataclass(frozen=True)
@@ -188,22 +193,37 @@ class MultiplayerOptions:
     reconnect_timeout_s: float = 30.0
     after_partner_loss: str = "next"
     partner_loss_message: str = "Your partner left the game."
+    input_delay: int = 2
+    max_prediction: int = 8
 
     @classmethod
     def make(
-        cls, mode: Any, on_partner_loss: Any, reconnect_timeout_s: Any, after_partner_loss: Any, partner_loss_message: Any
+        cls,
+        mode: Any,
+        on_partner_loss: Any,
+        reconnect_timeout_s: Any,
+        after_partner_loss: Any,
+        partner_loss_message: Any,
+        input_delay: Any = 2,
+        max_prediction: Any = 8,
     ) -> MultiplayerOptions:
         """Checked options (``ConfigError`` naming the field)."""
-        if _one_of(mode, "mode", MODES) == "p2p":
+        mode = _one_of(mode, "mode", MODES)
+        on_partner_loss = _one_of(on_partner_loss, "on_partner_loss", ON_PARTNER_LOSS)
+        if mode == "p2p" and on_partner_loss not in P2P_PARTNER_LOSS:
             raise ConfigError(
-                'mode="p2p" (peer-to-peer play with rollback) is not available yet; use mode="server"', field="mode"
+                f'on_partner_loss={on_partner_loss!r} is not supported with mode="p2p"; '
+                f"supported: {list(P2P_PARTNER_LOSS)} (the remaining peers play on, and the match ends at the timeout)",
+                field="on_partner_loss",
             )
         return cls(
             mode=mode,
-            on_partner_loss=_one_of(on_partner_loss, "on_partner_loss", ON_PARTNER_LOSS),
+            on_partner_loss=on_partner_loss,
             reconnect_timeout_s=seconds(reconnect_timeout_s, "reconnect_timeout_s", 0, 3600),  # type: ignore[arg-type]
             after_partner_loss=_one_of(after_partner_loss, "after_partner_loss", AFTER_PARTNER_LOSS),
             partner_loss_message=_text(partner_loss_message, "partner_loss_message"),
+            input_delay=_count(input_delay, "input_delay", 0, MAX_INPUT_DELAY),
+            max_prediction=_count(max_prediction, "max_prediction", 1, MAX_PREDICTION),
         )
 
 
@@ -317,8 +337,18 @@ class MatchBuilder:
         reconnect_timeout_s: float = 30.0,
         after_partner_loss: str = "next",
         partner_loss_message: str = "Your partner left the game.",
+        input_delay: int = 2,
+        max_prediction: int = 8,
     ) -> Self:
         """How a match is played and what happens when a member leaves.
+
+        ``mode="server"``: the server steps the one game and streams its frames. ``mode="p2p"``:
+        each member's browser runs the game (``runtime(environment="browser")`` is required) and the
+        browsers exchange inputs peer to peer with rollback: a local input is applied ``input_delay``
+        frames after it is read (0..30), and a peer predicts at most ``max_prediction`` frames (1..120)
+        ahead of the last frame whose inputs it has from everyone before it waits. The server stores each
+        frame once, as the browsers confirmed it, compares the browsers' records, and verifies each finished
+        episode by re-simulating it (see :mod:`mug.server.matches.p2p`).
 
         A member whose tab closes (or who is excluded) is *lost*; their held keys are
         released at once. If they come back within ``reconnect_timeout_s`` they take their
@@ -331,12 +361,12 @@ class MatchBuilder:
           ``seat_ai`` / ``seat_returned`` events); past the timeout the lost member moves on and
           the policy plays on.
 
-        ``after_partner_loss``: where members go when a match ends that way: ``"next"`` scene,
-        or ``"end"`` (an end page with the message and a completion code). ``mode="p2p"`` is not
-        available yet.
+        ``mode="p2p"`` supports ``on_partner_loss="end"`` only. ``after_partner_loss``: where members go
+        when a match ends that way: ``"next"`` scene, or ``"end"`` (an end page with the message and a
+        completion code).
         """
         self.multiplayer_options = MultiplayerOptions.make(
-            mode, on_partner_loss, reconnect_timeout_s, after_partner_loss, partner_loss_message
+            mode, on_partner_loss, reconnect_timeout_s, after_partner_loss, partner_loss_message, input_delay, max_prediction
         )
         return self
 

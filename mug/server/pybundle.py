@@ -1,7 +1,7 @@
 """The Python files a browser-side scene ships to the participant's browser, as content-hashed zips.
 
 Per study: one zip of mug's engine modules (``mug.session``, ``mug.rendering``,
-``mug.browser``, ``mug.errors``; the package ``__init__`` files of ``mug`` and
+``mug.browser``, ``mug.netcode``, ``mug.errors``; the package ``__init__`` files of ``mug`` and
 ``mug.examples`` are replaced by one line each, so that importing the engine
 pulls in neither the server nor ONNX), and per browser-side scene a zip of its
 env: the top-level package directory of the env creator's module (or that
@@ -28,7 +28,7 @@ __all__ = ["BUNDLE_ROUTE", "Bundle", "env_bundle", "mug_bundle"]
 
 #: URL pattern of a bundle or wheel (relative to the server root); group 1 is the bundle's ``sha16``.
 BUNDLE_ROUTE = r"/pybundle/([0-9a-f]{16})(?:\.zip|/[A-Za-z0-9_.+-]+\.whl)"
-_ENGINE_PACKAGES = ("session", "rendering", "browser")
+_ENGINE_PACKAGES = ("session", "rendering", "browser", "netcode")
 _STAMP = (1980, 1, 1, 0, 0, 0)
 _SKIP = ("__pycache__", ".ipynb_checkpoints", ".git")
 

@@ -24,6 +24,7 @@ STEP_COLUMNS = (
 )  # fmt: skip
 JSON_STEP_FIELDS = (
     "actions", "sources", "rewards", "terminated", "truncated", "infos", "observations", "policy_outputs", "obs_hash",
+    "frame", "chain", "ai_digests",  # a peer-to-peer match's steps: the confirmed frame and its hash chain
 )  # fmt: skip
 KEY_COLUMNS = STEP_COLUMNS[:8]
 

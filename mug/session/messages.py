@@ -19,7 +19,10 @@ Inbound (client -> engine): ``ready``, ``act``, ``advance``, ``response``,
 ``visibility`` ``{hidden}`` (the page's tab was hidden or shown; the server times it);
 for browser-side environments (client -> server, see :mod:`mug.browser.game`):
 ``steps`` (records made by the engine in the browser, checked for shape here and
-for content by :mod:`mug.server.browser_sessions`) and ``env_error``.
+for content by :mod:`mug.server.browser_sessions`) and ``env_error``; for peer-to-peer
+matches (page -> server, see :mod:`mug.server.matches.p2p`): ``p2p_frames``
+``{match_id, records}``, ``p2p_events`` ``{match_id, events}`` and ``p2p_done``
+``{match_id, reason: "scene_end"}`` (shapes checked here, contents there).
 An ``act`` holds the client's keys and, per browser-side agent, its action,
 logits, hidden states and (together) ``rng``/``steps``: the sampling stream
 and step count after the step, which the engine hands back to a reloading
@@ -59,12 +62,15 @@ __all__ = [
     "jsonable",
     "MAX_MESSAGE_BYTES",
     "INBOUND_TYPES",
+    "P2P_MATCH_TYPES",
 ]
 
 MAGIC = b"MUG1"
 _DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY if orjson is not None else 0
 MAX_MESSAGE_BYTES = 1 << 20
-INBOUND_TYPES = ("ready", "act", "advance", "response", "client_error", "visibility", "steps", "env_error")
+#: What the pages of a peer-to-peer match send about the game they run (see :mod:`mug.server.matches.p2p`).
+P2P_MATCH_TYPES = ("p2p_frames", "p2p_events", "p2p_done")
+INBOUND_TYPES = ("ready", "act", "advance", "response", "client_error", "visibility", "steps", "env_error", *P2P_MATCH_TYPES)
 #: Peer-to-peer signalling and relay, passed on as they are: ``mug.server.matches.signal`` checks them.
 P2P_INBOUND_TYPES = ("p2p_join", "signal", "relay", "p2p_relay")
 #: Most records one ``steps`` message may carry (a page resending after a long disconnect sends several).
@@ -350,6 +356,26 @@ def _check_steps(msg: dict[str, Any]) -> dict[str, Any]:
     return {"type": "steps", "session_id": session_id, "scene_id": scene_id, "records": out}
 
 
+def _check_p2p(msg: dict[str, Any]) -> dict[str, Any]:
+    kind = msg["type"]
+    out: dict[str, Any] = {"type": kind, "match_id": _text(msg, "match_id", kind, 200)}
+    if kind == "p2p_done":
+        if msg.get("reason") != "scene_end":
+            raise MessageError("bad_field", f"p2p_done.reason: expected 'scene_end', got {_short(msg.get('reason'))}")
+        out["reason"] = "scene_end"
+        return out
+    name = "records" if kind == "p2p_frames" else "events"
+    items = msg.get(name)
+    if not isinstance(items, list) or not 0 < len(items) <= MAX_RECORDS or any(type(i) is not dict for i in items):
+        raise MessageError("bad_field", f"{kind}.{name}: expected a list of 1..{MAX_RECORDS} objects, got {_short(items)}")
+    if kind == "p2p_events":
+        for i, event in enumerate(items):
+            if type(event.get("type")) is not str or not 0 < len(event["type"]) <= 40:
+                raise MessageError("bad_field", f"p2p_events.events[{i}].type: expected the event's name, got {_short(event)}")
+    out[name] = items
+    return out
+
+
 def _check_env_error(msg: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"type": "env_error", "session_id": _text(msg, "session_id", "env_error", 200)}
     for name in ("episode", "step"):
@@ -419,6 +445,8 @@ def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: i
         return _check_steps(raw)
     if kind == "env_error":
         return _check_env_error(raw)
+    if kind in P2P_MATCH_TYPES:
+        return _check_p2p(raw)
     if kind == "client_error":
         text = raw.get("message")
         if not isinstance(text, str):

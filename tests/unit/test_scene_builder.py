@@ -121,7 +121,20 @@ CASES = [
     ("surface without draw", lambda: ready_grid().rendering(mode="surface"), "draw", "mode='surface' needs draw="),
     ("unknown encoding", lambda: ready_grid().rendering(encoding="jpeg"), "encoding", "expected one of ['png', 'zlib', 'raw']"),
     ("missing asset directory", lambda: ready_grid().assets(directory="/no/such/dir"), "directory", "is not a directory"),
-    ("p2p not yet", lambda: ready_grid().multiplayer(mode="p2p"), "mode", 'mode="p2p"'),
+    (
+        "p2p with a partner loss it does not support",
+        lambda: ready_grid().multiplayer(mode="p2p", on_partner_loss="wait"),
+        "on_partner_loss",
+        "not supported with mode=\"p2p\"; supported: ['end']",
+    ),
+    ("negative input delay", lambda: ready_grid().multiplayer(mode="p2p", input_delay=-1), "input_delay", "0..30"),
+    ("no prediction", lambda: ready_grid().multiplayer(mode="p2p", max_prediction=0), "max_prediction", "1..120"),
+    (
+        "p2p with the env on the server",
+        lambda: grid().policies({"agent_0": mug.Human, "agent_1": mug.Human}).multiplayer(mode="p2p").check_ready(),
+        "mode",
+        'needs runtime(environment="browser")',
+    ),
     ("unknown partner loss", lambda: ready_grid().multiplayer(on_partner_loss="bot"), "on_partner_loss", "expected one of"),
     ("ai timeout without fill", lambda: ready_grid().waitroom(on_timeout="ai"), "fill_with", 'on_timeout="ai"'),
     (

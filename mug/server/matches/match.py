@@ -33,6 +33,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from mug.scenes.gym_scene import GymScene
+from mug.server.matches.p2p import P2PGame
 from mug.server.matches.session import EMPTY_SEAT, MatchSession
 from mug.server.matches.signal import P2P_TYPES, MatchSignals
 from mug.server.store import Store
@@ -99,15 +100,20 @@ class Match:
         options = scene.waitroom_options
         fills = {a: spec for a in scene.humans if (spec := options.fill_for(a, scene.agent_ids)) is not None}
         clients = [seats.get(agent, EMPTY_SEAT + agent) for agent in scene.humans]
-        self.session = MatchSession(
-            scene,
-            clients,
-            _MembersPresent(self),
-            MatchRecorder(room.store, match_id),
-            fills,
-            session_id=match_id,
-            max_message_bytes=room.registry.max_message_bytes,
-        )
+        #: The game: the server's engine, or for ``multiplayer(mode="p2p")`` the record of the members' browsers.
+        self.session: MatchSession | P2PGame
+        if scene.multiplayer_options.mode == "p2p":
+            self.session = P2PGame(self)
+        else:
+            self.session = MatchSession(
+                scene,
+                clients,
+                _MembersPresent(self),
+                MatchRecorder(room.store, match_id),
+                fills,
+                session_id=match_id,
+                max_message_bytes=room.registry.max_message_bytes,
+            )
         #: The peer-to-peer mesh's signalling and relay (opened by ``p2p.start()``; see ``signal.py``).
         self.p2p = MatchSignals(self, room.ice_servers)
 
@@ -120,6 +126,8 @@ class Match:
 
         self.room.store.add_event(self.match_id, "session", {"session_id": self.match_id, **session_record(self.scene)})
         self.session.start()
+        if isinstance(self.session, P2PGame):
+            self.p2p.start(self.room.mesh_options)
 
     def seat_of(self, pid: str) -> dict[str, Any]:
         """Member ``pid``'s seat, as the ``match`` block of their ``scene`` message."""

@@ -59,6 +59,8 @@ class MatchRoom:
         self.screening: dict[str, tuple[Participant, float]] = {}
         #: ICE servers of peer-to-peer matches (``mug.deploy(ice_servers=...)``).
         self.ice_servers: IceServers = []
+        #: The mesh options every peer-to-peer match opens its mesh with (``MatchSignals.start``; e.g. a test's shim).
+        self.mesh_options: dict[str, Any] = {}
         for match_id, scene_id, seats in store.interrupt_open_matches():
             log.warning("match %s of scene %s was running when the server stopped: recorded as interrupted", match_id, scene_id)
             for pid in seats.values():

@@ -1,0 +1,163 @@
+"""``ConfirmedLog`` (the server's record of a peer-to-peer match) fed with real peers' confirmed records."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+import mug
+from mug.examples.browser_grid import PyCoinGrid
+from mug.netcode import EnvSimulation, RollbackPeer
+from mug.netcode.simnet import Link, SimNet, held_inputs, run_peers
+from mug.server.matches.p2p_log import MAX_UNCHECKED, RATE_SLACK, ConfirmedLog
+
+SEATS = {"agent_0": "alice", "agent_1": "bob"}
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict[str, Any]:
+    scene = (
+        mug.GymScene("duo")
+        .environment(PyCoinGrid, {"max_steps": 1000}, seed=5)
+        .policies({"agent_0": mug.Human, "agent_1": mug.Human})
+        .gameplay(action_mapping={"ArrowUp": 1}, num_episodes=2, max_steps=15)
+        .runtime(environment="browser")
+        .multiplayer(mode="p2p")
+    )
+    return scene.browser_spec()
+
+
+@pytest.fixture(scope="module")
+def histories(spec) -> dict[str, list[dict[str, Any]]]:
+    """Both peers' confirmed records of a whole match (2 episodes of 15 steps), over a lossy network."""
+    owners = {s: s for s in SEATS}
+    peers = [
+        RollbackPeer(EnvSimulation(lambda: PyCoinGrid(max_steps=1000), 5, num_episodes=2, max_steps=15), seat, owners)
+        for seat in SEATS
+    ]
+    result = run_peers(peers, SimNet(default=Link(latency_s=0.04, loss=0.1), seed=2), 2.5, held_inputs(3))
+    return {seat: [r.to_dict() for r in records] for seat, records in result.histories.items()}
+
+
+class Recorded:
+    """What the log stored, recorded and asked to verify."""
+
+    def __init__(self, spec: dict[str, Any], clock: float = 1e6) -> None:
+        self.steps: list[dict[str, Any]] = []
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.verified: list[tuple[int, list[dict[str, Any]]]] = []
+        self.now = clock
+        self.log = ConfirmedLog(
+            spec,
+            SEATS,
+            [],
+            30,
+            store_step=self.steps.append,
+            event=lambda kind, data: self.events.append((kind, data)),
+            verify=lambda episode, steps: self.verified.append((episode, steps)),
+            clock=lambda: self.now,
+        )
+        self.now += 1e6  # the match started long ago: no rate limit unless a test says so
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [d for k, d in self.events if k == kind]
+
+
+def test_the_reference_steps_are_stored_once_the_other_peer_is_compared_and_episodes_verified(spec, histories):
+    rec = Recorded(spec)
+    ref, other = histories["agent_0"], histories["agent_1"]
+    assert rec.log.add_frames("agent_1", other[:10]) is None  # ahead of the reference: waits to be compared
+    assert rec.log.ack(SEATS) is None
+    for start in range(0, len(ref), 7):
+        assert rec.log.add_frames("agent_0", ref[start : start + 7]) is None
+    assert rec.log.add_frames("agent_1", other) is None
+    assert rec.log.add_frames("agent_0", ref) is None  # a resend: skipped
+    steps = [r for r in ref if r["result"]["kind"] == "step"]
+    assert [(s["frame"], s["chain"], s["actions"]) for s in rec.steps] == [(r["frame"], r["chain"], r["inputs"]) for r in steps]
+    assert all(s["sources"] == {"agent_0": "human:alice", "agent_1": "human:bob"} for s in rec.steps)
+    assert [(e, len(s)) for e, s in rec.verified] == [(0, 15), (1, 15)]
+    assert rec.verified[1][1][0] == {"step": 0, **{k: rec.steps[15][k] for k in rec.verified[1][1][0] if k != "step"}}
+    assert rec.events == []  # no mismatch, nothing unchecked
+    last = min(ref[-1]["frame"], other[-1]["frame"])
+    assert rec.log.ack(SEATS) == last and rec.log.ack(SEATS) is None  # once, when it goes up
+    assert rec.log.unchecked == {"agent_0": 0, "agent_1": 0}
+
+
+def test_a_different_chain_is_one_mismatch_event_until_the_peers_agree_again(spec, histories):
+    rec = Recorded(spec)
+    other = copy.deepcopy(histories["agent_1"])
+    for r in other[5:9] + other[20:21]:
+        r["chain"] = "0" * 16
+    rec.log.add_frames("agent_0", histories["agent_0"])
+    rec.log.add_frames("agent_1", other)
+    chains = {r["frame"]: r["chain"] for r in histories["agent_0"]}
+    assert rec.of("p2p_mismatch") == [
+        {"frame": f, "peer": "agent_1", "chain": "0" * 16, "reference_chain": chains[f]} for f in (5, 20)
+    ]
+
+
+def test_bad_records_are_refused_and_nothing_after_them_is_taken(spec, histories):
+    rec = Recorded(spec)
+    ref = copy.deepcopy(histories["agent_0"])
+    assert "frame 3 does not follow frame -1" in rec.log.add_frames("agent_0", ref[3:5])
+    bad = copy.deepcopy(ref[6])
+    bad["inputs"]["agent_1"] = 7
+    problem = rec.log.add_frames("agent_0", [*ref[:6], bad, *ref[7:]])
+    assert problem == "frame 6: input 7 of seat 'agent_1' is not in its action space Discrete(5)"
+    assert rec.log.received["agent_0"] == 5 and [s["frame"] for s in rec.steps] == list(range(6))
+    for field, value, text in (
+        ("chain", 5, "chain must be"),
+        ("inputs", {"agent_0": 1}, "one input per seat"),
+        ("result", {**ref[6]["result"], "episode": 2}, "episode (0..1)"),
+        ("result", {**ref[6]["result"], "rewards": {"agent_0": "a lot"}}, "rewards must be numbers"),
+        ("result", {**ref[6]["result"], "kind": "skip"}, "kind ['step', 'reset', 'over']"),
+    ):
+        assert text in rec.log.add_frames("agent_0", [{**ref[6], field: value}])
+    skipped = {**ref[6]["result"], "step": 9}
+    assert "step 9 of episode 0 after step 5" in rec.log.add_frames("agent_0", [{**ref[6], "result": skipped}])
+    assert rec.log.add_frames("agent_0", ref[6:]) is None  # good records go on from where the bad one was
+
+
+def test_frames_faster_than_the_scene_allows_are_refused(spec, histories):
+    rec = Recorded(spec)
+    rec.now -= 1e6  # the match started now: RATE_SLACK frames are allowed at once
+    over = next(r for r in histories["agent_1"] if r["result"]["kind"] == "over")
+    records = [{**over, "frame": f} for f in range(RATE_SLACK + 1)]
+    assert (
+        rec.log.add_frames("agent_1", records)
+        == f"frame {RATE_SLACK}: {RATE_SLACK + 1} frames delivered faster than the scene's 30 fps allows"
+    )
+    assert rec.log.received["agent_1"] == RATE_SLACK - 1
+    assert (
+        rec.log.resync("agent_0", RATE_SLACK + 1) == f"resync at frame {RATE_SLACK + 1}: further than the scene's 30 fps allows"
+    )
+    assert rec.log.received["agent_0"] == -1 and rec.events == []
+
+
+def test_a_peer_far_ahead_of_the_reference_is_kept_to_the_cap_and_the_rest_counted_unchecked(spec, histories):
+    rec = Recorded(spec)
+    over = next(r for r in histories["agent_1"] if r["result"]["kind"] == "over")
+    extra = 50
+    for start in range(0, MAX_UNCHECKED + extra, 500):
+        records = [{**over, "frame": f} for f in range(start, min(start + 500, MAX_UNCHECKED + extra))]
+        assert rec.log.add_frames("agent_1", records) is None
+    assert len(rec.log._waiting["agent_1"]) == MAX_UNCHECKED and rec.log.unchecked["agent_1"] == extra
+    assert rec.log.ack(SEATS) is None  # nothing is stored: nothing is acknowledged
+
+
+def test_a_resync_takes_the_frames_again_and_a_reloaded_reference_leaves_a_recorded_gap(spec, histories):
+    rec = Recorded(spec)
+    ref, other = histories["agent_0"], histories["agent_1"]
+    rec.log.add_frames("agent_0", ref[:12])
+    rec.log.add_frames("agent_1", other[:12])
+    rec.log.resync("agent_1", 8)  # the other peer restarts from frame 8: its frames 8.. come again
+    assert rec.log.add_frames("agent_1", other[8:14]) is None and rec.log.received["agent_1"] == 13
+    rec.log.resync("agent_0", 14)  # the reference reloaded: its frames 12 and 13 (steps of episode 0) were never sent
+    assert rec.of("p2p_gap") == [{"peer": "agent_0", "first": 12, "last": 13}]
+    assert rec.log.add_frames("agent_0", ref[14:]) is None
+    stored = [s["frame"] for s in rec.steps]
+    assert stored[:12] == list(range(12)) and min(stored[12:]) == 14
+    assert [e for e, _ in rec.verified] == [1]  # episode 0 is incomplete: not verified
+    assert rec.log.unchecked["agent_1"] == 2  # its frames 12 and 13 cannot be compared any more

@@ -36,7 +36,9 @@ async function serve({ manifest = true } = {}) {
     const path = req.url === "/mug.zip" ? BUNDLE : req.url.startsWith("/py/") ? join(PYODIDE, req.url.slice(4)) : null;
     try {
       const body = readFileSync(path);
-      res.writeHead(200, { "Content-Length": body.length });
+      // no keep-alive: while Pyodide starts (seconds of this thread, more on a busy machine) an idle pooled
+      // connection would pass the server's keep-alive timeout and be reset under the next fetch
+      res.writeHead(200, { "Content-Length": body.length, Connection: "close" });
       res.end(body);
     } catch {
       res.writeHead(404).end();

@@ -24,6 +24,7 @@ from mug.examples.browser_grid import PyCoinGrid, draw
 from mug.netcode import EnvSimulation, RollbackPeer
 from mug.netcode.simnet import Link, SimNet, held_inputs
 from mug.server.store import Store
+from mug.server.verify import verify_data_dir
 from mug.session.messages import decode_envelope, encode_envelope
 from tests.bots import join, run_async
 from tests.netcode.helpers import PlainCoopGrid
@@ -327,6 +328,8 @@ def test_two_peers_play_to_the_end_each_frame_is_stored_once_verified_and_the_ma
         assert s["sources"] == {seat: f"human:{pid}" for seat, pid in seats.items()}
         assert s["verified"] is True
     assert sorted((v["data"]["episode"], v["data"]["verified"]) for v in verifications) == [(0, True), (1, True)]
+    again = verify_data_dir(data, record=False)  # ``mug verify`` finds the match's spec and steps too
+    assert sorted((r["session_id"], r["episode"], r["verified"]) for r in again) == [(match["match_id"], e, True) for e in (0, 1)]
     assert not [e for e in events if e["kind"] in ("p2p_mismatch", "bad_p2p_frames")]
     stats = [e["data"] for e in events if e["kind"] == "p2p_episode"]
     assert sorted((s["episode"], s["peer"]) for s in stats) == [(e, seat) for e in (0, 1) for seat in seats]

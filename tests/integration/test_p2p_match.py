@@ -268,3 +268,42 @@ def test_three_humans_and_an_ai_seat_over_uneven_links_are_stored_once_and_verif
         assert s["ai_digests"] == {"agent_3": None}
     assert not [e for e in events if e["kind"] in ("p2p_mismatch", "bad_p2p_frames")]
     assert len([e for e in events if e["kind"] == "p2p_episode"]) == 3
+
+
+def test_an_env_error_in_one_browser_is_recorded_and_ends_the_match_with_an_error_for_everyone(tmp_path):
+    data = tmp_path / "data"
+
+    async def main():
+        deployment = mug.deploy(p2p_study(), port=0, data_dir=data)
+        try:
+            peers = await matched(deployment.url, ["alice", "bob"])
+            failing = {
+                "type": "env_error",
+                "session_id": peers[1].spec["session_id"],
+                "episode": 0,
+                "step": 4,
+                "message": "ValueError: boom",
+                "traceback": "Traceback ...",
+            }
+            await peers[1].send(failing)
+            for p in peers:
+                await p.until(lambda p=p: any(e["fatal"] for e in p.of("error")))
+            await wait_for(data, "env_error", 1)
+            return peers, list(deployment._server.matches.matches)
+        finally:
+            deployment.stop()
+
+    peers, running = run_async(main())
+    steps, events, matches = read_store(data)
+    assert running == [] and matches[0]["end_reason"] == "error" and steps == []
+    (error,) = [e for e in events if e["kind"] == "env_error"]
+    assert error["participant_id"] == matches[0]["match_id"]
+    assert {k: error["data"][k] for k in ("participant", "peer", "episode", "step", "message", "traceback")} == {
+        "participant": peers[1].pid,
+        "peer": "agent_1",
+        "episode": 0,
+        "step": 4,
+        "message": "ValueError: boom",
+        "traceback": "Traceback ...",
+    }
+    assert all([e["code"] for e in p.of("error")] == ["env_error"] for p in peers)

@@ -42,6 +42,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from mug.server.matches.p2p_log import ConfirmedLog
 from mug.session.messages import MessageError
 
 if TYPE_CHECKING:
@@ -65,8 +66,6 @@ class P2PGame:
     """
 
     def __init__(self, match: Match) -> None:
-        from mug.server.matches.p2p_log import ConfirmedLog
-
         self.match, self.scene = match, match.scene
         self.registry = match.room.registry
         self.base_spec = self.registry.browser.specs[self.scene.scene_id]

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import test from "node:test";
-import { MAX_BATCH_BYTES, StepUploader } from "../src/pyworker/step-uploader.js";
+import { MAX_BATCH_BYTES, P2P_FRAMES, StepUploader } from "../src/pyworker/step-uploader.js";
 
 /** A socket that delivers while `open` and drops otherwise (as `Connection.send` does). */
 function fakeSocket() {
@@ -126,4 +126,50 @@ test("a resend takes the records waiting to go out with it, once", (t) => {
   uploader.resend();
   t.mock.timers.tick(1000);
   assert.deepEqual(seqs(socket.sent), ["s1:0", "s1:1", "s1:2"]);
+});
+
+/** Confirmed frame records of a P2P match, frames `from` to `to - 1`; `ended` ends the episode at the last one. */
+const frames = (from, to, ended = false) => ({
+  type: "p2p_frames",
+  match_id: "m1",
+  records: Array.from({ length: to - from }, (_, i) => ({
+    frame: from + i,
+    chain: `c${from + i}`,
+    result: { kind: "step", terminated: { a: false }, truncated: { a: ended && i === to - from - 1 } },
+  })),
+});
+const framesSent = (messages) => messages.flatMap((m) => m.records.map((r) => r.frame));
+
+test("P2P frames: kept until p2p_ack {match_id, frame}, batched, sent at once when an episode ends", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const socket = fakeSocket();
+  const uploader = new StepUploader({ send: socket.send, ...P2P_FRAMES });
+  uploader.add(frames(0, 3));
+  assert.equal(socket.sent.length, 0);
+  t.mock.timers.tick(500);
+  assert.deepEqual(socket.sent, [{ type: "p2p_frames", match_id: "m1", records: frames(0, 3).records }]);
+  uploader.add(frames(3, 6, true)); // the episode's last frame: out at once
+  assert.deepEqual(framesSent(socket.sent), [0, 1, 2, 3, 4, 5]);
+  uploader.ack({ type: "p2p_ack", match_id: "m1", frame: 4 });
+  socket.sent.length = 0;
+  uploader.resend();
+  assert.deepEqual(framesSent(socket.sent), [5]);
+  assert.deepEqual(Object.keys(socket.sent[0]).sort(), ["match_id", "records", "type"]);
+});
+
+test("P2P frames: a resync drops the unacked records from its frame on; they come again and go out again", () => {
+  const socket = fakeSocket();
+  const uploader = new StepUploader({ send: socket.send, sendEveryMs: 0, ...P2P_FRAMES });
+  uploader.add(frames(0, 8));
+  uploader.ack({ match_id: "m1", frame: 2 });
+  uploader.drop("m1", 5);
+  assert.equal(uploader.pending, 2); // frames 3 and 4
+  socket.sent.length = 0;
+  const again = frames(5, 7);
+  for (const r of again.records) r.chain = `d${r.frame}`;
+  uploader.add(again);
+  assert.deepEqual(socket.sent.flatMap((m) => m.records.map((r) => r.chain)), ["d5", "d6"]);
+  socket.sent.length = 0;
+  uploader.resend();
+  assert.deepEqual(socket.sent.flatMap((m) => m.records.map((r) => r.chain)), ["c3", "c4", "d5", "d6"]);
 });

@@ -12,9 +12,10 @@ peer's state. Not imported by ``mug.netcode`` itself (it needs NumPy).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from mug.session.snapshots import value_hash
 
 if TYPE_CHECKING:
     from mug.inference.runtime import PolicyRuntime
@@ -57,7 +58,7 @@ class PolicyDriver:
                 self._episodes[request.seat] = request.episode
                 step = self.runtime.step(self.observe(request.observation), request.seat)
                 blob = self._blob(request.seat)
-                peer.provide_ai(request.seat, request.frame, self.act(step.action), _digest(blob), blob, epoch=request.epoch)
+                peer.provide_ai(request.seat, request.frame, self.act(step.action), value_hash(blob), blob, epoch=request.epoch)
                 served += 1
         self.steps += served
         return served
@@ -80,8 +81,3 @@ class PolicyDriver:
             snapshot["agents"][seat] = {"states": blob["states"], "rng": blob["rng"], "steps": blob["steps"]}
             self._episodes[seat] = int(blob["episode"])
         self.runtime.restore(snapshot)
-
-
-def _digest(blob: dict[str, Any]) -> str:
-    """16 hex digits over the hidden state's values (float32 -> Python floats round-trip exactly), stream and counters."""
-    return hashlib.sha256(repr(blob).encode()).hexdigest()[:16]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,18 +22,9 @@ from mug.session.engine import episode_seed
 from mug.session.envs import EnvAdapter
 from mug.session.messages import jsonable
 from mug.session.snapshots import has_state_protocol, observation_hash, restore_env, snapshot_env
+from mug.session.snapshots import value_hash as digest
 
 __all__ = ["EnvSimulation", "FrameResult", "Simulation", "digest"]
-
-
-def digest(value: Any) -> str:
-    """16 hex digits of SHA-256 over the canonical JSON of ``value`` (NumPy values as their lists)."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_leaf)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _leaf(value: Any) -> Any:
-    return jsonable(value.tolist() if hasattr(value, "tolist") else value)
 
 
 @dataclass(frozen=True)

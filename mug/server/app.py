@@ -28,7 +28,7 @@ from mug.server.export import stream_command
 from mug.server.headers import security_headers, with_nonce
 from mug.server.limits import AdmissionError, Admissions, RateLimit
 from mug.server.matches.monitor import PING_EVERY_S
-from mug.server.matches.signal import IceServers
+from mug.server.matches.signal import SELF_LIMITED_TYPES, IceServers
 from mug.server.page import admin_page, participant_page
 from mug.server.participants import Participant, ParticipantRegistry
 from mug.server.pybundle import BUNDLE_ROUTE
@@ -468,7 +468,10 @@ class ParticipantTab:
                 )
                 continue
             try:
-                group_commit = participant.receive(message) == "steps" and group_commit
+                kind = participant.receive(message)
+                if kind in SELF_LIMITED_TYPES:  # counted by the mesh's own buckets (signal.py), not the tab's
+                    self.limit.refund()
+                group_commit = kind == "steps" and group_commit
             except Exception:  # a bug of ours must not take the server down; the participant is told
                 log.exception("participant %s: error handling a message", participant.participant_id)
                 participant.send(

@@ -14,15 +14,19 @@ class RateLimit:
     def __init__(self, rate: float, burst: float) -> None:
         self.rate, self.burst, self.tokens, self.last = rate, burst, burst, time.monotonic()
 
-    def allow(self, now: float | None = None) -> bool:
-        """Take one token if there is one."""
+    def allow(self, now: float | None = None, cost: float = 1.0) -> bool:
+        """Take ``cost`` tokens (one message, or a message's bytes) if there are that many."""
         now = time.monotonic() if now is None else now
         self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
         self.last = now
-        if self.tokens < 1:
+        if self.tokens < cost:
             return False
-        self.tokens -= 1
+        self.tokens -= cost
         return True
+
+    def refund(self, cost: float = 1.0) -> None:
+        """Give back what :meth:`allow` took (the message turned out to be counted elsewhere)."""
+        self.tokens = min(self.burst, self.tokens + cost)
 
     def full(self, now: float) -> bool:
         """Whether the bucket has refilled completely (it can be forgotten)."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from mug.session.messages import jsonable
 
-__all__ = ["has_state_protocol", "observation_hash", "restore_env", "snapshot_env", "state_hash"]
+__all__ = ["has_state_protocol", "observation_hash", "restore_env", "snapshot_env", "state_hash", "value_hash"]
 
 
 def has_state_protocol(env: Any) -> bool:
@@ -57,7 +57,9 @@ def _canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_leaf)
 
 
-def _digest(value: Any) -> str:
+def value_hash(value: Any) -> str:
+    """16 hex digits of SHA-256 over the canonical JSON of ``value`` (sorted keys; NumPy values as their
+    lists): equal in CPython and Pyodide for equal plain values."""
     return hashlib.sha256(_canonical_json(value).encode()).hexdigest()[:16]
 
 
@@ -98,7 +100,7 @@ def state_hash(env: Any) -> str:
     """16 hex digits of SHA-256 over the canonical JSON of ``env.get_state()`` (``pickle`` of the deep-copy
     fallback otherwise, which is stable within one interpreter)."""
     if has_state_protocol(env):
-        return _digest(env.get_state())
+        return value_hash(env.get_state())
     import pickle
 
     return hashlib.sha256(pickle.dumps(env.__dict__, protocol=4)).hexdigest()[:16]

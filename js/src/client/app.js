@@ -34,8 +34,8 @@ export function startParticipant(root, { participantId, socketPath, staticPath }
     send: (message) => connection.send(message),
     onMesh: (mesh, start) => window.dispatchEvent(new CustomEvent("mug-p2p", { detail: { mesh, start } })),
   });
-  const leave = () => {
-    peers.close();
+  const leave = (keepMesh = false) => {
+    if (!keepMesh) peers.close();
     game?.close();
     waitroom?.close();
     paused?.close();
@@ -49,7 +49,7 @@ export function startParticipant(root, { participantId, socketPath, staticPath }
       case "scene": {
         if (!fromWorker) browser.preload(message);
         if (!fromWorker && browser.begin(message)) break;
-        leave();
+        leave(fromWorker); // the engine's own scene message: a P2P match's mesh stays open for its game
         const meta = message.scene;
         sceneId = meta.scene_id;
         if (meta.kind === "gym") {
@@ -106,6 +106,7 @@ export function startParticipant(root, { participantId, socketPath, staticPath }
         peers.receive(message);
         break;
       case "steps_ack":
+      case "p2p_ack":
         browser.ack(message);
         break;
       case "error":

@@ -15,7 +15,7 @@ const DTYPES = {
   int8: Int8Array,
   bool: Uint8Array,
 };
-const SERVER_TYPES = ["scene", "frame", "episode_end", "scene_end", "ack", "steps_ack", "error", "waitroom", "paused", "resumed", "notice",
+const SERVER_TYPES = ["scene", "frame", "episode_end", "scene_end", "ack", "steps_ack", "p2p_ack", "error", "waitroom", "paused", "resumed", "notice",
   "p2p", "p2p_peers", "signal", "relay", "p2p_relay"]; // the last five: a peer-to-peer match's mesh (p2p/page.js)
 
 /** A message from the engine that does not fit the vocabulary. */

@@ -1,21 +1,26 @@
 /**
  * Meshes of several seats in one page, signalled in the page instead of through the server: the rules of
  * `mug/server/matches/signal.py` (epochs per page, signals and relay only between joined seats, relay only for
- * a pair declared relayed, each declaration recorded once) for a notebook that shows several peers side by
- * side. With `RTC: undefined` in the mesh options every pair is relayed in the page (no WebRTC at all), and a
- * mesh `shim` gives the pairs latency, jitter and loss.
+ * a pair declared relayed, each declaration recorded once, messages for pages that are gone dropped; not its
+ * rate and size limits) for a notebook that shows several peers side by side. With `RTC: null` in the mesh
+ * options every pair is relayed in the page (no WebRTC at all), and a mesh `shim` gives the pairs latency,
+ * jitter and loss.
  * @module p2p/local
  */
 import { Mesh } from "./mesh.js";
 
+/** The "server" of meshes in one page (see module docs). */
 export class LocalHub {
   /**
    * @param {string[]} seats every seat, in the scene's order
-   * @param {{serverRttMs?: Object<string, number>}} [o] each seat's round trip to the "server" (the relay's cost)
+   * @param {{serverRttMs?: Object<string, number>, setTimeout?: (fn: Function, ms: number) => any}} [o]
+   *   `serverRttMs`: each seat's round trip to the "server" (the relay's cost); `setTimeout`: what delivers
+   *   the hub's messages a task later (tests pass a manual clock's)
    */
-  constructor(seats, { serverRttMs = {} } = {}) {
+  constructor(seats, { serverRttMs = {}, setTimeout: setTimer } = {}) {
     this.seats = [...seats];
     this.serverRttMs = serverRttMs;
+    this.setTimer = setTimer ?? ((fn, ms) => setTimeout(fn, ms));
     this.epochs = {};
     this.epoch = 0;
     /** @type {Object<string, Mesh>} */
@@ -53,6 +58,8 @@ export class LocalHub {
   }
 
   roster() {
+    const current = new Set(Object.entries(this.epochs).map(([s, e]) => `${s}@${e}`));
+    for (const key of this.relayed) if (!key.split("|").every((page) => current.has(page))) this.relayed.delete(key);
     const peers = Object.fromEntries(this.seats.map((s) => [s, this.epochs[s] ?? null]));
     for (const seat of Object.keys(this.epochs)) this.deliver(seat, { type: "p2p_peers", peers, server_rtt_ms: this.serverRttMs });
   }
@@ -60,7 +67,7 @@ export class LocalHub {
   deliver(seat, message) {
     const mesh = this.meshes[seat];
     const copy = structuredClone(message); // as if it went over a socket
-    setTimeout(() => mesh && !mesh.closed && mesh.receive(copy), 0);
+    this.setTimer(() => mesh && !mesh.closed && mesh.receive(copy), 0);
   }
 
   pairKey(a, b) {
@@ -79,17 +86,34 @@ export class LocalHub {
       this.roster();
       return;
     }
+    if (!(from in this.epochs)) return;
+    if (message.type === "relay") {
+      for (const batch of message.batches ?? [message]) {
+        if (this.current(from, batch.to, batch.e) && this.relayed.has(this.pairKey(from, batch.to))) {
+          this.deliver(batch.to, { type: "relay", from, channel: batch.channel, data: batch.data, e: this.pageEpochs(from, batch.to) });
+        }
+      }
+      return;
+    }
     const to = message.to;
-    if (!(from in this.epochs) || !(to in this.epochs) || to === from) return;
+    if (!this.current(from, to, message.e)) return;
     if (message.type === "signal") this.deliver(to, { type: "signal", from, data: message.data });
     else if (message.type === "p2p_relay") {
       const key = this.pairKey(from, to);
       if (this.relayed.has(key)) return;
       this.relayed.add(key);
       this.events.push({ pair: [from, to].sort(), reason: message.reason, by: from });
-      this.deliver(to, { type: "p2p_relay", from, reason: message.reason });
-    } else if (message.type === "relay" && this.relayed.has(this.pairKey(from, to))) {
-      this.deliver(to, { type: "relay", from, channel: message.channel, data: message.data });
+      this.deliver(to, { type: "p2p_relay", from, reason: message.reason, e: this.pageEpochs(from, to) });
     }
+  }
+
+  /** Whether `to` is another joined seat and epochs `e` (if given) are `from`'s and `to`'s pages now. */
+  current(from, to, e) {
+    if (!(to in this.epochs) || to === from) return false;
+    return e === undefined || (Array.isArray(e) && e[0] === this.epochs[from] && e[1] === this.epochs[to]);
+  }
+
+  pageEpochs(from, to) {
+    return [this.epochs[from], this.epochs[to]];
   }
 }

@@ -6,28 +6,61 @@
  * Server side and wire: `mug/server/matches/signal.py`. The page starts a mesh on the server's `p2p` message
  * (see ./page.js), says `p2p_join`, and the server's `p2p_peers` (which seats' pages run the mesh, with an
  * epoch per page) makes and closes pairs: a pair lives as long as both pages' epochs, so a peer who reloads
- * is connected anew. Signals carry both epochs (`data.e = [sender's, receiver's]`); stale ones are dropped.
- * What is relayed goes in batches: one `relay` message per peer and channel per task, as large as
- * `MAX_RELAY_BATCH` characters.
+ * is connected anew. Signals carry both epochs (`data.e = [sender's, receiver's]`), and so do `p2p_relay` and
+ * each relayed batch (`e`, checked by the server and again here): what was meant for an old page is dropped.
+ * What is relayed goes in one `relay` message per task for every peer and channel (`batches`, which the server
+ * fans out), as large as `MAX_RELAY_BATCH` bytes of UTF-8 JSON (more goes in further messages).
  *
  * Channels: `inputs` is unordered and unreliable (a message may be lost, duplicated never); `control` is
  * reliable, ordered and exactly once, also across a switch to the relay (./reliable.js).
  *
- * Relayed traffic counts against the deployment's `messages_per_second` per tab (120 by default): a page
- * sends at most one `relay` message per peer and channel per task, so a game that sends each peer an inputs
- * message per frame at 30 fps, with every pair relayed, uses about 30 a second per peer plus its control
- * traffic; a 4-person match relaying every pair may need a higher limit.
+ * Relayed traffic has budgets of its own on the server (`mug/server/matches/signal.py`: messages and bytes a
+ * second per page), not the tab's `messages_per_second`: a game that sends every peer an inputs message per
+ * frame at 30 fps, with every pair relayed, sends about 30 `relay` messages a second whatever the number of
+ * peers, plus its pings (2 a second per peer at the default `pingEveryMs`) and the acks of control it gets.
+ * What the server drops of `control` goes again (./pair.js); `inputs` are unreliable anyway.
+ *
+ * Options are checked (`checkOptions`): an unknown one or one out of range is a TypeError or RangeError.
  * @module p2p/mesh
  */
 import { Pair } from "./pair.js";
 
+/** Whether epochs `e` of a server message (`[sender's, receiver's]`) are those of `pair`. */
+const current = (pair, e) => Boolean(pair) && Array.isArray(e) && e[0] === pair.epochs[1] && e[1] === pair.epochs[0];
+
 /** Channels of every pair. */
 export const CHANNELS = ["inputs", "control"];
-/** Characters of relayed envelopes per `relay` message, at most (one envelope larger than this goes alone). */
+/** Bytes (UTF-8 JSON) of relayed envelopes per `relay` message, at most (one envelope larger goes alone). */
 export const MAX_RELAY_BATCH = 64 * 1024;
 
 const DEFAULTS = { connectTimeoutMs: 10_000, pingEveryMs: 500, maxRttMs: 300, rttViolations: 5, lostGraceMs: 1000, shim: null };
+const finite = (min) => (v) => Number.isFinite(v) && v >= min;
+const CHECKS = {
+  connectTimeoutMs: finite(1),
+  pingEveryMs: finite(1),
+  maxRttMs: (v) => v === null || finite(0)(v),
+  rttViolations: (v) => Number.isInteger(v) && v >= 1,
+  lostGraceMs: finite(0),
+  shim: (v) => v === null || (typeof v === "object" && !Array.isArray(v)),
+};
+const encoder = new TextEncoder();
+const bytes = (value) => encoder.encode(JSON.stringify(value)).length;
 
+/**
+ * The mesh's tunable options with their defaults filled in; TypeError for an unknown one, RangeError for a
+ * value out of range (see `Mesh`).
+ * @param {Object} options
+ * @returns {typeof DEFAULTS}
+ */
+export function checkOptions(options) {
+  for (const [key, value] of Object.entries(options)) {
+    if (!(key in CHECKS)) throw new TypeError(`p2p mesh: unknown option ${key}; options: ${Object.keys(CHECKS).join(", ")}`);
+    if (!CHECKS[key](value)) throw new RangeError(`p2p mesh: option ${key}=${JSON.stringify(value)} is out of range`);
+  }
+  return { ...DEFAULTS, ...options };
+}
+
+/** The peer-to-peer mesh of one match, as one page sees it (see module docs). */
 export class Mesh {
   /**
    * @param {Object} o
@@ -43,14 +76,17 @@ export class Mesh {
    * @param {number} [o.lostGraceMs] wait after an open connection closes before relaying (1 s)
    * @param {{latencyMs?: number, jitterMs?: number, loss?: number, seed?: number}|null} [o.shim] a test
    *   shim (./shim.js) on what this page sends: latency and jitter on both channels, loss on `inputs`
-   * @param {Function} [o.RTC] RTCPeerConnection (tests pass a fake)
+   * @param {Function|null} [o.RTC] RTCPeerConnection (tests pass a fake); null: no WebRTC, every pair is
+   *   relayed (left out or undefined: the browser's `RTCPeerConnection`, null if it has none)
    * @param {() => number} [o.now] clock in ms
    * @param {{setTimeout: Function, clearTimeout: Function, setInterval: Function, clearInterval: Function}} [o.timers]
    */
-  constructor({ seat, seats, sendToServer, iceServers = [], RTC = globalThis.RTCPeerConnection, now, timers, ...options }) {
+  constructor({ seat, seats, sendToServer, iceServers = [], RTC, now, timers, ...options }) {
     if (!seats.includes(seat)) throw new Error(`p2p mesh: seat ${seat} is not one of ${seats.join(", ")}`);
+    if (RTC === undefined) RTC = globalThis.RTCPeerConnection ?? null;
+    if (RTC !== null && typeof RTC !== "function") throw new TypeError("p2p mesh: RTC must be a constructor or null");
     Object.assign(this, { seat, seats: [...seats], sendToServer, RTC });
-    this.config = { ...DEFAULTS, ...options, iceServers };
+    this.config = { ...checkOptions(options), iceServers };
     this.now = now ?? (() => performance.now());
     this.timers = timers ?? {
       setTimeout: (fn, ms) => setTimeout(fn, ms),
@@ -62,7 +98,8 @@ export class Mesh {
     this.pairs = new Map();
     this.serverRtt = {};
     this.closed = false;
-    this.batches = new Map();
+    /** What to relay at the end of this task: `{pair, channel, envelope}`, in order. */
+    this.outgoing = [];
     /** Called with (seat, channel, message) for every message from a peer. */
     this.onmessage = () => {};
     /** Called with (seat, state, reason) when a pair changes state (`connecting`, `open`, `relay`, `closed`). */
@@ -113,10 +150,18 @@ export class Mesh {
     return this.pairs.get(seat)?.rtt() ?? null;
   }
 
-  /** Every peer: `{seat: {state, reason, rtt}}`. */
+  /**
+   * Every peer: `{seat: {state, reason, rtt, unacked, resends, overflow}}`: `unacked` control envelopes wait
+   * for the peer's ack, `resends` times they went again on the relay, `overflow` envelopes of the peer's that
+   * came too far ahead and were dropped (they come again); the last three are 0 without a pair.
+   */
   stats() {
     return Object.fromEntries(
-      this.peers.map((seat) => [seat, { state: this.state(seat), reason: this.pairs.get(seat)?.reason ?? null, rtt: this.rtt(seat) }]),
+      this.peers.map((seat) => {
+        const pair = this.pairs.get(seat);
+        const counts = { unacked: pair?.out.unacked.length ?? 0, resends: pair?.resends ?? 0, overflow: pair?.in.overflow ?? 0 };
+        return [seat, { state: this.state(seat), reason: pair?.reason ?? null, rtt: this.rtt(seat), ...counts }];
+      }),
     );
   }
 
@@ -132,18 +177,17 @@ export class Mesh {
         if (message.peers && typeof message.peers === "object") this.roster(message.peers, message.server_rtt_ms);
         else console.warn("MUG p2p: p2p_peers without peers");
         return;
-      case "signal": {
-        const e = message.data?.e;
-        if (pair && Array.isArray(e) && e[0] === pair.epochs[1] && e[1] === pair.epochs[0]) pair.onSignal(message.data);
+      case "signal":
+        if (current(pair, message.data?.e)) pair.onSignal(message.data);
         else console.warn(`MUG p2p: dropped a signal from ${message.from} (no pair, or an old page's)`);
         return;
-      }
       case "relay":
-        if (pair && CHANNELS.includes(message.channel) && Array.isArray(message.data)) for (const e of message.data) pair.arrive(e);
-        else console.warn(`MUG p2p: dropped a relay message from ${message.from}`);
+        if (current(pair, message.e) && CHANNELS.includes(message.channel) && Array.isArray(message.data)) for (const e of message.data) pair.arrive(e);
+        else console.warn(`MUG p2p: dropped a relay message from ${message.from} (no pair, an old page's, or malformed)`);
         return;
       case "p2p_relay":
-        pair?.toRelay(String(message.reason), { announce: false });
+        if (current(pair, message.e)) pair.toRelay(String(message.reason), { announce: false });
+        else console.warn(`MUG p2p: dropped a p2p_relay from ${message.from} (no pair, or an old page's)`);
         return;
       default:
         console.warn(`MUG p2p: unexpected message ${message.type}`);
@@ -188,38 +232,36 @@ export class Mesh {
   }
 
   _declare(pair, reason, rttMs) {
-    this.sendToServer({ type: "p2p_relay", to: pair.seat, reason, rtt_ms: rttMs });
+    this.sendToServer({ type: "p2p_relay", to: pair.seat, reason, rtt_ms: rttMs, e: pair.epochs });
   }
 
   _relay(pair, channel, envelope) {
-    const key = `${channel}\n${pair.seat}`;
-    const batch = this.batches.get(key);
-    if (batch) batch.push(envelope);
-    else {
-      this.batches.set(key, [envelope]);
-      if (this.batches.size === 1) queueMicrotask(() => this._flushRelay());
-    }
+    this.outgoing.push({ pair, channel, envelope });
+    if (this.outgoing.length === 1) queueMicrotask(() => this._flushRelay());
   }
 
+  /** What this task relays, to every peer on every channel: one `relay` message of `batches` per `MAX_RELAY_BATCH` bytes. */
   _flushRelay() {
-    const batches = this.batches;
-    this.batches = new Map();
-    for (const [key, envelopes] of batches) {
-      const [channel, to] = key.split("\n");
-      let chunk = [];
-      let size = 0;
-      for (const envelope of envelopes) {
-        const length = JSON.stringify(envelope).length;
-        if (chunk.length && size + length > MAX_RELAY_BATCH) {
-          this.sendToServer({ type: "relay", to, channel, data: chunk });
-          chunk = [];
-          size = 0;
-        }
-        chunk.push(envelope);
-        size += length;
-      }
-      this.sendToServer({ type: "relay", to, channel, data: chunk });
+    const outgoing = this.outgoing;
+    this.outgoing = [];
+    if (this.closed) return;
+    let batches = new Map();
+    let size = 0;
+    const send = () => {
+      if (batches.size) this.sendToServer({ type: "relay", batches: [...batches.values()] });
+      batches = new Map();
+      size = 0;
+    };
+    for (const { pair, channel, envelope } of outgoing) {
+      if (this.pairs.get(pair.seat) !== pair || pair.state !== "relay") continue; // closed or replaced meanwhile
+      const length = bytes(envelope);
+      if (size && size + length > MAX_RELAY_BATCH) send();
+      const key = `${channel}\n${pair.seat}`;
+      if (!batches.has(key)) batches.set(key, { to: pair.seat, e: pair.epochs, channel, data: [] });
+      batches.get(key).data.push(envelope);
+      size += length;
     }
+    send();
   }
 
   _relayEstimate(pair) {

@@ -6,9 +6,6 @@
  */
 import { Mesh } from "./mesh.js";
 
-/** Server message types that belong to the mesh. */
-export const MESH_MESSAGES = ["p2p", "p2p_peers", "signal", "relay", "p2p_relay"];
-
 /**
  * The mesh's options from a `p2p` message's `options` (seconds and snake case on the wire).
  * @param {Object} [o]
@@ -20,14 +17,17 @@ export function meshOptions(o = {}) {
   if (o.ping_every_s !== undefined) out.pingEveryMs = 1000 * o.ping_every_s;
   if (o.max_rtt_ms !== undefined) out.maxRttMs = o.max_rtt_ms;
   if (o.rtt_violations !== undefined) out.rttViolations = o.rtt_violations;
+  if (o.lost_grace_s !== undefined) out.lostGraceMs = 1000 * o.lost_grace_s;
   if (o.shim) out.shim = { latencyMs: o.shim.latency_ms ?? 0, jitterMs: o.shim.jitter_ms ?? 0, loss: o.shim.loss ?? 0, seed: o.shim.seed ?? 1 };
   return out;
 }
 
+/** Starts, feeds and closes the mesh of the page's current peer-to-peer match. */
 export class MatchPeers {
   /**
    * @param {{send: (message: Object) => void, onMesh?: (mesh: Mesh, start: Object) => void, RTC?: Function}} o
-   *   `send`: to the server; `onMesh`: a mesh started (with the `p2p` message); `RTC`: for tests
+   *   `send`: to the server; `onMesh`: a mesh started (with the `p2p` message); `RTC`: the peer connection
+   *   class (left out: the browser's; `null`: no WebRTC, every pair relayed)
    */
   constructor({ send, onMesh = () => {}, RTC }) {
     Object.assign(this, { send, onMesh, RTC });
@@ -36,7 +36,7 @@ export class MatchPeers {
   }
 
   /**
-   * A server message of type in `MESH_MESSAGES`.
+   * A server message of the mesh: `p2p`, `p2p_peers`, `signal`, `relay` or `p2p_relay`.
    * @param {Object} message
    */
   receive(message) {
@@ -55,7 +55,7 @@ export class MatchPeers {
         seats: message.seats,
         iceServers: Array.isArray(message.ice_servers) ? message.ice_servers : [],
         sendToServer: this.send,
-        ...(this.RTC ? { RTC: this.RTC } : {}),
+        ...(this.RTC !== undefined ? { RTC: this.RTC } : {}),
         ...meshOptions(message.options),
       });
     } catch (error) {

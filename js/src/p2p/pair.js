@@ -12,6 +12,12 @@
  * grace period in which the peer's departure would close the pair instead), or its round trip stays above
  * `maxRttMs` for `rttViolations` pings in a row while the relay is estimated to be faster (`rtt`).
  *
+ * Control on the relay: the server may drop a relayed message (rate limits, a target far behind), so what is
+ * unacknowledged goes again `2 x` the pair's round trip after it was sent (the relay's estimate before there
+ * is one; at least `MIN_RESEND_MS`), doubling each time nothing new was acknowledged, up to `MAX_RESEND_MS`.
+ * A direct DataChannel is reliable itself: nothing is re-sent on it (what is in flight when it is lost goes
+ * again over the relay).
+ *
  * Wire (JSON text on the channels, the same objects in relay batches): `{k: "i", d}` an inputs message,
  * `{k: "c", s, d}` / `{k: "a", s}` control and its acks, `{k: "p", n, t}` / `{k: "q", n, t}` ping and pong
  * (sent on the inputs path every `pingEveryMs`: the round trip of what inputs go through).
@@ -24,6 +30,11 @@ import { Shim } from "./shim.js";
 export const QUEUED_INPUTS = 64;
 /** Round-trip samples kept per pair. */
 export const RTT_SAMPLES = 20;
+/** Bounds of the wait before unacknowledged control is re-sent on the relay (ms). */
+export const MIN_RESEND_MS = 100;
+export const MAX_RESEND_MS = 10_000;
+/** The round trip assumed before one is measured or estimated (ms). */
+const UNKNOWN_RTT_MS = 500;
 
 const median = (values) => {
   if (!values.length) return null;
@@ -32,6 +43,7 @@ const median = (values) => {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 };
 
+/** One pair of a mesh: this page and one peer (see module docs). */
 export class Pair {
   /**
    * @param {import("./mesh.js").Mesh} host the mesh (its config, clock, RTC and server side)
@@ -54,6 +66,10 @@ export class Pair {
     this.channels = null;
     this.candidates = [];
     this.ackDue = false;
+    this.resendTimer = null;
+    this.backoff = 1;
+    /** Times unacknowledged control was re-sent on the relay. */
+    this.resends = 0;
     const { shim } = host.config;
     const seed = (shim?.seed ?? 1) + 7919 * host.seats.indexOf(seat);
     this.shims = shim && {
@@ -159,6 +175,7 @@ export class Pair {
     this.state = "relay";
     this.reason = reason;
     this.host.timers.clearTimeout(this.connectTimer);
+    this.host.timers.clearTimeout(this.lostTimer);
     this.hangUp();
     this.rtts = [];
     this.over = 0;
@@ -170,6 +187,36 @@ export class Pair {
   flush() {
     for (const envelope of this.out.unacked) this.transmit("control", envelope);
     for (const envelope of this.queued.splice(0)) this.transmit("inputs", envelope);
+    this.armResend();
+  }
+
+  /** On the relay, with control unacknowledged: re-send it after `resendMs()` (see module docs). */
+  armResend() {
+    if (this.state !== "relay" || this.resendTimer !== null || !this.out.unacked.length) return;
+    this.resendTimer = this.host.timers.setTimeout(() => this.resend(), this.resendMs());
+  }
+
+  resend() {
+    this.resendTimer = null;
+    if (this.state !== "relay" || !this.out.unacked.length) return;
+    this.resends += 1;
+    this.backoff *= 2;
+    for (const envelope of this.out.unacked) this.transmit("control", envelope);
+    this.armResend();
+  }
+
+  /** The wait before unacknowledged control goes again (ms). */
+  resendMs() {
+    const rtt = median(this.rtts) ?? this.host._relayEstimate(this) ?? UNKNOWN_RTT_MS;
+    return Math.min(MAX_RESEND_MS, Math.max(MIN_RESEND_MS, 2 * rtt) * this.backoff);
+  }
+
+  acked(seq) {
+    if (!this.out.ack(seq)) return;
+    this.backoff = 1;
+    this.host.timers.clearTimeout(this.resendTimer);
+    this.resendTimer = null;
+    this.armResend();
   }
 
   hangUp() {
@@ -191,6 +238,7 @@ export class Pair {
     const { timers } = this.host;
     timers.clearTimeout(this.connectTimer);
     timers.clearTimeout(this.lostTimer);
+    timers.clearTimeout(this.resendTimer);
     timers.clearInterval(this.pinger);
     this.hangUp();
     this.host._changed(this);
@@ -198,7 +246,8 @@ export class Pair {
 
   /**
    * Send `message` on `channel`; false when the pair is closed. An inputs message must be at most `MAX_PART`
-   * characters of JSON (RangeError), a control message may be of any size.
+   * characters of JSON (RangeError), a control message may be of any size (RangeError when `MAX_UNACKED`
+   * envelopes already wait for the peer's ack, see ./reliable.js).
    * @param {"inputs"|"control"} channel
    * @param {any} message
    */
@@ -207,6 +256,7 @@ export class Pair {
     if (channel === "control") {
       const envelopes = this.out.wrap(message);
       if (this.state !== "connecting") for (const envelope of envelopes) this.transmit("control", envelope);
+      this.armResend();
       return true;
     }
     if (JSON.stringify(message).length > MAX_PART) throw new RangeError(`p2p inputs: a message must be at most ${MAX_PART} characters of JSON`);
@@ -260,7 +310,7 @@ export class Pair {
         this.scheduleAck();
         break;
       case "a":
-        if (Number.isInteger(envelope.s)) this.out.ack(envelope.s);
+        if (Number.isInteger(envelope.s)) this.acked(envelope.s);
         break;
       case "p":
         this.transmit("inputs", { k: "q", n: envelope.n, t: envelope.t });

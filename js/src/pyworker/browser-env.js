@@ -4,11 +4,13 @@
  * worker and the page's one message dispatch. The worker's engine messages
  * (`scene`, `frame`, ...) go to the same dispatch as the server's, so the
  * ordinary `GameView` plays them; its `act`s come back here and go to the
- * worker. `steps` records go to the server through a `StepUploader`.
+ * worker. `steps` records go to the server through a `StepUploader`. A peer-to-peer match scene (its
+ * spec has `p2p`) runs a `P2PGame` in the worker; its mesh, AI seats and record are a `P2PMatch`'s.
  * @module pyworker/browser-env
  */
 import { checkServerMessage } from "../client/messages.js";
 import { card, showError } from "../client/pages.js";
+import { P2P_ENGINE_TYPES, P2PMatch } from "./p2p-match.js";
 import { ProgressView } from "./progress-view.js";
 import { absoluteEnvironment, PyWorker } from "./py-worker.js";
 import { StepUploader } from "./step-uploader.js";
@@ -25,13 +27,24 @@ export class BrowserEnvironments {
   /**
    * @param {{root: HTMLElement, base: string|URL, workerUrl: string|URL, sendToServer: (message: Object) => void,
    *   deliver: (message: Object, buffers: Uint8Array[]) => void, closeGame: () => void,
-   *   storage?: Storage|null, storageKey?: string, makeWorker?: Function}} options
+   *   storage?: Storage|null, storageKey?: string, makeWorker?: Function, events?: EventTarget|null}} options
    *   `deliver`: the page's dispatch for engine messages; `closeGame`: close the page's game view (a browser-side
-   *   scene starts, or its game failed)
+   *   scene starts, or its game failed); `events`: where a P2P match's `mug-p2p` event comes (the window)
    */
-  constructor({ root, base, workerUrl, sendToServer, deliver, closeGame, storage = null, storageKey, makeWorker }) {
+  constructor({ root, base, workerUrl, sendToServer, deliver, closeGame, storage = null, storageKey, makeWorker, events }) {
     Object.assign(this, { root, base, sendToServer, deliver, closeGame });
     this.uploader = new StepUploader({ send: sendToServer, storage, key: storageKey });
+    this.p2p = new P2PMatch({
+      sendToServer,
+      toWorker: (message) => this.worker.send(message),
+      fetchAsset: async (path) => {
+        const response = await fetch(new URL(path, base));
+        if (!response.ok) throw new Error(`GET ${path}: ${response.status} ${response.statusText}`);
+        return new Uint8Array(await response.arrayBuffer());
+      },
+      onError: (text) => this.failed({ message: text, traceback: "" }),
+      ...(events !== undefined ? { events } : {}),
+    });
     this.worker = new PyWorker(
       workerUrl,
       {
@@ -76,6 +89,7 @@ export class BrowserEnvironments {
     this.current = { sceneId: meta.scene_id, sessionId: null, episode: null, step: null };
     this.view = new ProgressView(card(this.root, meta));
     if (this.worker.progress) this.view.show(this.worker.progress);
+    if (meta.environment.spec?.p2p) this.p2p.begin(meta);
     this.worker.start(absoluteEnvironment(meta.environment, this.base), meta.fps);
     this.worker.send({ type: "ready" });
     return true;
@@ -86,6 +100,7 @@ export class BrowserEnvironments {
     if (!this.current) return;
     // the page that follows a failed game says why the game ended (after the dispatch has shown that page)
     if (this.current.failed) queueMicrotask(() => showError(this.root, ENV_FAILED_TEXT));
+    this.p2p.leave();
     this.worker.stop();
     this.current = null;
     this.view = null;
@@ -101,6 +116,10 @@ export class BrowserEnvironments {
     if (!current) return;
     if (message.type === "steps") {
       this.uploader.add(message);
+      return;
+    }
+    if (P2P_ENGINE_TYPES.includes(message.type)) {
+      this.p2p.fromEngine(message);
       return;
     }
     if (message.type === "env_error") {
@@ -162,15 +181,19 @@ export class BrowserEnvironments {
     this.sendToServer({ type: "client_error", message: `loading Python (${stage}) failed: ${message}`.slice(0, 2000) });
   }
 
-  /** The server's `steps_ack`. */
+  /** The server's `steps_ack` or `p2p_ack`. */
   ack(message) {
-    this.uploader.ack(message);
+    if (message.type === "p2p_ack") this.p2p.ack(message);
+    else this.uploader.ack(message);
   }
 
   /** The socket (re)opened: send the records not acknowledged again (after the page's `ready`, which the
    * connection sends once its status handlers have run: a restarted server resumes the participant first). */
   reconnected() {
-    queueMicrotask(() => this.uploader.resend());
+    queueMicrotask(() => {
+      this.uploader.resend();
+      this.p2p.reconnected();
+    });
     if (this.current && !this.current.over) this.root.querySelector(":scope > .mug-error")?.remove(); // the game went on
   }
 

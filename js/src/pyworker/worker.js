@@ -7,8 +7,10 @@
  *                                           Pyodide starts with `environment.package_index_url`, if given:
  *                                           one package index per page)
  *   `{type: "start", environment, fps}`     load what is missing (wheels, packages too), build
- *                                           `BrowserGame(environment.spec, post)`, tick it at `fps`
- *   `{type: "engine", message, buffers}`    a message for the engine (`ready`, `act`); buffers transferred
+ *                                           `BrowserGame(environment.spec, post)` (a `P2PGame` when the spec
+ *                                           has `p2p`: see ./p2p-host.js), tick it at `fps`
+ *   `{type: "engine", message, buffers}`    a message for the engine (`ready`, `act`; a P2P game's `peer`,
+ *                                           `ai` too); buffers transferred
  *   `{type: "stop"}`                        stop ticking, drop the game (Pyodide stays loaded)
  * Worker -> page:
  *   `{type: "progress", stage, loaded, total}`   stage of `STAGES`; bytes fetched so far and expected
@@ -20,6 +22,7 @@
  */
 import { EngineHost } from "./engine-host.js";
 import { LoadError, PythonLoader } from "./loader.js";
+import { P2PHost } from "./p2p-host.js";
 
 const emit = (message, transfer = []) => self.postMessage(message, transfer);
 const loader = new PythonLoader((progress) => emit({ type: "progress", ...progress }));
@@ -46,7 +49,7 @@ async function handle(data) {
       host = null;
       const pyodide = await load(data.environment);
       if (!pyodide) break;
-      host = new EngineHost(pyodide, emit);
+      host = data.environment.spec?.p2p ? new P2PHost(pyodide, emit) : new EngineHost(pyodide, emit);
       host.start(data.environment.spec, data.fps);
       break;
     }

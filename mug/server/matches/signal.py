@@ -22,23 +22,40 @@ Wire, server -> page:
   which seats' pages run the mesh now (``epoch`` changes when a page is
   reopened: peers then connect anew), sent to every joined page on each change;
   ``server_rtt_ms`` is each member's round trip to the server (the relay's cost).
-* ``{type: "signal", from: seat, data}``, ``{type: "relay", from: seat, channel, data}``,
-  ``{type: "p2p_relay", from: seat, reason}`` (the peer moved the pair to the relay).
+* ``{type: "signal", from: seat, data}``, ``{type: "relay", from: seat, channel, data, e}``
+  (``e``: [the sender's epoch, the receiver's]), ``{type: "p2p_relay", from: seat, reason,
+  e}`` (the peer moved the pair to the relay).
 
 Wire, page -> server (checked here; bad ones are dropped with a throttled log line):
 
-* ``{type: "p2p_join"}``: my page runs the mesh (answered with ``p2p_peers``; counted with the signals);
+* ``{type: "p2p_join"}``: my page runs the mesh (answered with ``p2p_peers``); at most
+  :data:`JOINS_PER_SECOND` per page (bursts of :data:`JOIN_BURST`: each join makes
+  every peer connect anew);
 * ``{type: "signal", to: seat, data}``: ``data`` at most :data:`MAX_SIGNAL_BYTES`
   as JSON, at most :data:`SIGNALS_PER_SECOND` per page (bursts of :data:`SIGNAL_BURST`);
-* ``{type: "p2p_relay", to: seat, reason, rtt_ms?}``: this pair goes through the
-  server from now on; recorded once per pair and pair of page epochs as the
-  match's event ``p2p_relay`` ``{match_id, scene_id, pair, reason, by, rtt_ms}``
-  and forwarded to the peer;
-* ``{type: "relay", to: seat, channel: "inputs" | "control", data}``: forwarded only
-  for a pair declared relayed, at most :data:`RELAYS_PER_SECOND` per page (bursts
-  of :data:`RELAY_BURST`; the tab's ``messages_per_second`` applies as well: the
-  page batches what it relays per peer and channel). The WebSocket is ordered and
-  reliable; the page still sequences ``control`` itself (see ``js/src/p2p/reliable.js``).
+* ``{type: "p2p_relay", to: seat, reason, rtt_ms?, e?: [my epoch, theirs]}``: this
+  pair goes through the server from now on; recorded once per pair and pair of page
+  epochs as the match's event ``p2p_relay`` ``{match_id, scene_id, pair, reason, by,
+  rtt_ms}`` (at most :data:`MAX_RELAY_EVENTS` events per member and match; later
+  declarations are honoured but not recorded) and forwarded to the peer;
+* ``{type: "relay", batches: [{to: seat, e?: [my epoch, theirs], channel: "inputs" |
+  "control", data}, ...]}``: what the page relays to every peer on every channel in
+  one message (the server fans it out, one ``relay`` per batch); the older form
+  ``{type: "relay", to, channel, data, e?}`` is one batch. A batch is forwarded only
+  for a pair declared relayed; a message is at most :data:`MAX_RELAY_BYTES` (its
+  batches' ``data`` as UTF-8 JSON), at most :data:`RELAYS_PER_SECOND` messages
+  (bursts of :data:`RELAY_BURST`) and :data:`RELAY_BYTES_PER_SECOND` bytes (bursts
+  of :data:`RELAY_BYTES_BURST`) per page; a batch is dropped while the target's
+  backlog (its queued and unsent bytes) is over :data:`MAX_TARGET_BACKLOG_BYTES`
+  (the page re-sends ``control`` until it is acknowledged, see
+  ``js/src/p2p/reliable.js``; ``inputs`` are unreliable anyway). The WebSocket is
+  ordered and reliable; the page still sequences ``control`` itself.
+
+``e`` (optional, the page always sends it): the pair of page epochs the message
+was meant for, as the page's ``signal`` data carries them; a message whose ``e``
+is not the current pair (a page reloaded meanwhile) is dropped. ``signal`` and
+``relay`` count against these buckets only, not the tab's ``messages_per_second``
+(:data:`SELF_LIMITED_TYPES`).
 
 Only members present in the match (not lost) whose page joined may send or
 receive; ``to`` must be another such member's seat.
@@ -48,6 +65,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +85,7 @@ __all__ = [
     "MAX_SIGNAL_BYTES",
     "MESH_OPTIONS",
     "RELAY_REASONS",
+    "SELF_LIMITED_TYPES",
 ]
 
 log = logging.getLogger("mug.server")
@@ -76,7 +95,19 @@ P2P_TYPES = P2P_INBOUND_TYPES
 #: Largest ``signal.data`` (as JSON): an SDP offer of two data channels is 1-3 KB.
 MAX_SIGNAL_BYTES = 16 * 1024
 SIGNALS_PER_SECOND, SIGNAL_BURST = 20.0, 200.0
+JOINS_PER_SECOND, JOIN_BURST = 0.2, 5.0
 RELAYS_PER_SECOND, RELAY_BURST = 240.0, 480.0
+#: Largest ``relay`` message: its batches' ``data`` as UTF-8 JSON (the page sends at most 64 KiB, or one
+#: envelope alone, under 50 KiB: ``js/src/p2p/mesh.js`` ``MAX_RELAY_BATCH``).
+MAX_RELAY_BYTES = 128 * 1024
+RELAY_BYTES_PER_SECOND, RELAY_BYTES_BURST = 512.0 * 1024, 2.0 * 1024 * 1024
+#: A target's queued and unsent bytes over which relays to it are dropped (under the socket's budget, so a
+#: partner who sends much cannot get an honest page's connection dropped).
+MAX_TARGET_BACKLOG_BYTES = 512 * 1024
+#: ``p2p_relay`` events recorded per member and match, at most.
+MAX_RELAY_EVENTS = 20
+#: Inbound types counted by this module's buckets instead of the tab's ``messages_per_second``.
+SELF_LIMITED_TYPES = ("signal", "relay")
 CHANNELS = ("inputs", "control")
 #: Why a pair goes through the server: no ``RTCPeerConnection`` in the page, no connection within the
 #: timeout, the connection failed, a connection that was open was lost, or its round trip was too long.
@@ -94,6 +125,7 @@ MESH_OPTIONS: dict[str, Callable[[Any], bool]] = {
     "ping_every_s": lambda v: _number(v) and 0.05 <= v <= 60,
     "max_rtt_ms": lambda v: v is None or (_number(v) and v > 0),
     "rtt_violations": lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1000,
+    "lost_grace_s": lambda v: _number(v) and 0 <= v <= 60,
     "shim": lambda v: isinstance(v, dict) and all(_SHIM.get(k, lambda _: False)(x) for k, x in v.items()),
 }
 
@@ -158,10 +190,13 @@ class MatchSignals:
         self.options: dict[str, Any] = {}
         #: Participant id -> epoch of their page that runs the mesh.
         self.epochs: dict[str, int] = {}
-        #: Pairs going through the server: frozensets of two (seat, epoch).
+        #: Pairs going through the server: frozensets of two (seat, epoch), of pages in the mesh now.
         self.relayed: set[frozenset[tuple[str, int]]] = set()
         self._epoch = 0
-        self._limits: dict[str, tuple[RateLimit, RateLimit]] = {}
+        self._limits: dict[str, dict[str, RateLimit]] = {}
+        self._events: dict[str, int] = {}
+        #: The buckets' clock (seconds; tests may freeze it).
+        self.clock: Callable[[], float] = time.monotonic
 
     # -- lifecycle (called by Match) ----------------------------------------------------
 
@@ -196,11 +231,19 @@ class MatchSignals:
         kind = message["type"]
         if not self.started:
             return f"{kind}: this match is not peer-to-peer"
-        signals, relays = self._limits.setdefault(
-            pid, (RateLimit(SIGNALS_PER_SECOND, SIGNAL_BURST), RateLimit(RELAYS_PER_SECOND, RELAY_BURST))
-        )
+        limits = self._limits.get(pid)
+        if limits is None:
+            limits = self._limits[pid] = {
+                "join": RateLimit(JOINS_PER_SECOND, JOIN_BURST),
+                "signal": RateLimit(SIGNALS_PER_SECOND, SIGNAL_BURST),
+                "relay": RateLimit(RELAYS_PER_SECOND, RELAY_BURST),
+                "bytes": RateLimit(RELAY_BYTES_PER_SECOND, RELAY_BYTES_BURST),
+            }
+            for bucket in limits.values():
+                bucket.last = self.clock()
+        now = self.clock()
         if kind == "p2p_join":
-            if not signals.allow():  # each join makes every peer connect anew
+            if not limits["join"].allow(now):  # each join makes every peer connect anew
                 return "p2p_join: too many"
             self._epoch += 1
             self.epochs[pid] = self._epoch
@@ -208,39 +251,88 @@ class MatchSignals:
             return None
         if pid not in self.epochs:
             return f"{kind} before p2p_join"
+        if kind == "relay":
+            return self._relay(pid, message, limits, now)
         to = message.get("to")
-        target = self.match.seats.get(to) if isinstance(to, str) else None
-        if target is None or target == pid or target not in self.epochs or target in self.match.lost:
-            return f"{kind}: {str(to)[:40]!r} is not another member's seat in the mesh"
+        target, problem = self._target(pid, kind, to, message.get("e"))
+        if target is None:
+            return problem
         seat = self.match.agent_of[pid]
-        pair = frozenset({(seat, self.epochs[pid]), (to, self.epochs[target])})
         if kind == "signal":
-            if not signals.allow():
+            if not limits["signal"].allow(now):
                 return "signal: too many"
             if len(json.dumps(message.get("data"), separators=(",", ":"))) > MAX_SIGNAL_BYTES:
                 return f"signal: data over {MAX_SIGNAL_BYTES} bytes"
             self._send(target, {"type": "signal", "from": seat, "data": message.get("data")}, now=True)
-        elif kind == "p2p_relay":
-            reason, rtt = message.get("reason"), message.get("rtt_ms")
-            if reason not in RELAY_REASONS:
-                return f"p2p_relay: reason must be one of {RELAY_REASONS}"
-            if pair in self.relayed:
-                return None  # both ends declared it at once
-            self.relayed.add(pair)
+            return None
+        reason, rtt = message.get("reason"), message.get("rtt_ms")
+        if reason not in RELAY_REASONS:
+            return f"p2p_relay: reason must be one of {RELAY_REASONS}"
+        pair = self._pair(pid, target)
+        if pair in self.relayed:
+            return None  # both ends declared it at once
+        self.relayed.add(pair)
+        self._events[pid] = self._events.get(pid, 0) + 1
+        if self._events[pid] <= MAX_RELAY_EVENTS:
             record = {"pair": sorted([seat, to]), "reason": reason, "by": seat}
             record["rtt_ms"] = round(float(rtt), 3) if _number(rtt) else None
             self._event("p2p_relay", record)
-            self._send(target, {"type": "p2p_relay", "from": seat, "reason": reason})
         else:
-            if not relays.allow():
-                return "relay: too many"
-            if message.get("channel") not in CHANNELS:
-                return f"relay: channel must be one of {CHANNELS}"
-            if pair not in self.relayed:
-                return "relay for a pair not declared relayed (p2p_relay)"
-            relayed = {"type": "relay", "from": seat, "channel": message["channel"], "data": message.get("data")}
-            self._send(target, relayed, now=True)
+            _dropped(self.match.match_id, pid, f"p2p_relay: not recorded (over {MAX_RELAY_EVENTS} events)")
+        self._send(target, {"type": "p2p_relay", "from": seat, "reason": reason, "e": self._epochs_of(pid, target)})
         return None
+
+    def _target(self, pid: str, kind: str, to: Any, e: Any) -> tuple[str | None, str | None]:
+        """The member ``pid``'s message names with ``to`` (and ``e``, if given), or None and why not."""
+        target = self.match.seats.get(to) if isinstance(to, str) else None
+        if target is None or target == pid or target not in self.epochs or target in self.match.lost:
+            return None, f"{kind}: {str(to)[:40]!r} is not another member's seat in the mesh"
+        if e is not None and e != self._epochs_of(pid, target):
+            return None, f"{kind}: for pages that are gone (epochs {str(e)[:40]})"
+        return target, None
+
+    def _epochs_of(self, pid: str, other: str) -> list[int]:
+        return [self.epochs[pid], self.epochs[other]]
+
+    def _pair(self, pid: str, target: str) -> frozenset[tuple[str, int]]:
+        seat, other = str(self.match.agent_of[pid]), str(self.match.agent_of[target])
+        return frozenset({(seat, self.epochs[pid]), (other, self.epochs[target])})
+
+    def _relay(self, pid: str, message: dict[str, Any], limits: dict[str, RateLimit], now: float) -> str | None:
+        batches = message.get("batches")
+        if batches is None:
+            batches = [{k: message.get(k) for k in ("to", "channel", "data", "e")}]
+        if not isinstance(batches, list) or not all(isinstance(b, dict) for b in batches):
+            return "relay: batches must be a list of objects"
+        if not limits["relay"].allow(now):
+            return "relay: too many"
+        seat = self.match.agent_of[pid]
+        out: list[tuple[str, bytes]] = []
+        problems: list[str] = []
+        size = 0
+        for batch in batches:  # a bad batch is dropped, the others go (a stale one is normal around a reload)
+            target, problem = self._target(pid, "relay", batch.get("to"), batch.get("e"))
+            if target is not None and batch.get("channel") not in CHANNELS:
+                problem = f"relay: channel must be one of {CHANNELS}"
+            elif target is not None and self._pair(pid, target) not in self.relayed:
+                problem = "relay for a pair not declared relayed (p2p_relay)"
+            if problem is not None:
+                problems.append(problem)
+                continue
+            size += len(json.dumps(batch.get("data"), separators=(",", ":"), ensure_ascii=False).encode())
+            if size > MAX_RELAY_BYTES:
+                return f"relay: over {MAX_RELAY_BYTES} bytes"
+            forward = {"type": "relay", "from": seat, "channel": batch["channel"], "data": batch.get("data")}
+            forward["e"] = self._epochs_of(pid, target)
+            out.append((target, encode_envelope(forward)))
+        if not limits["bytes"].allow(now, size):
+            return "relay: too many bytes a second"
+        for target, frame in out:
+            if self._backlog(target) > MAX_TARGET_BACKLOG_BYTES:
+                problems.append(f"relay: {self.match.agent_of[target]} is too far behind to take more")
+            else:
+                self._deliver_now(target, frame)
+        return "; ".join(sorted(set(problems))) or None
 
     # -- internals ----------------------------------------------------------------------
 
@@ -253,13 +345,30 @@ class MatchSignals:
     def _send(self, pid: str, message: dict[str, Any], *, now: bool = False) -> None:
         """To member ``pid``; ``now``: at once when nothing is queued for them (game messages wait for the
         store's commit; what peers send each other is not stored, and nothing queued is overtaken)."""
+        if now:
+            self._deliver_now(pid, encode_envelope(message))
+            return
+        member = self.match.members.get(pid)
+        if member is not None and pid not in self.match.lost:
+            member.send(message)
+
+    def _deliver_now(self, pid: str, frame: bytes) -> None:
         member = self.match.members.get(pid)
         if member is None or pid in self.match.lost:
             return
-        if now and not member.outbox and member.connection is not None:
-            member.connection.deliver([encode_envelope(message)])
+        if not member.outbox and member.connection is not None:
+            member.connection.deliver([frame])
         else:
-            member.send(message)
+            member.outbox.append(frame)
+            member.registry.pending[pid] = member
+
+    def _backlog(self, pid: str) -> int:
+        """Bytes queued for member ``pid`` and not yet taken by their socket."""
+        member = self.match.members.get(pid)
+        if member is None:
+            return 0
+        unsent = getattr(getattr(member.connection, "socket", None), "unsent", 0)
+        return sum(len(frame) for frame in member.outbox) + unsent
 
     def _send_start(self, pid: str) -> None:
         self._send(
@@ -285,6 +394,8 @@ class MatchSignals:
             return []
 
     def _roster(self) -> None:
+        current = {(str(self.match.agent_of[pid]), epoch) for pid, epoch in self.epochs.items()}
+        self.relayed = {pair for pair in self.relayed if pair <= current}  # pairs of pages that are gone
         peers = {seat: None for seat in self._seats()}
         rtts: dict[str, float | None] = dict(peers)
         for pid, epoch in self.epochs.items():

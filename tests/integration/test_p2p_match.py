@@ -1,244 +1,17 @@
-"""Peer-to-peer matches on a real server (loopback, real WebSockets) with Python test peers.
-
-Each test peer is what a member's page and worker do: it reads the ``scene`` the server sent, builds a
-:class:`mug.netcode.RollbackPeer` over an :class:`mug.netcode.EnvSimulation` of the scene's spec, ticks it
-on the real clock at the scene's fps with held inputs, passes its peer messages to the other test peers
-through :class:`mug.netcode.simnet.SimNet` (latency, jitter, loss), and uploads its confirmed frames
-(``p2p_frames`` every 0.5 s and at each episode end, kept until ``p2p_ack``), its events (``p2p_events``)
-and ``p2p_done`` to the server as the page would.
-"""
+"""Peer-to-peer matches on a real server (loopback, real WebSockets) with Python test peers (``tests/p2p_peers.py``):
+one :class:`mug.netcode.RollbackPeer` per member, peer messages through :mod:`mug.netcode.simnet`, uploads to the server
+as the page sends them."""
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
-from typing import Any
-
-from tornado.httpclient import HTTPRequest
-from tornado.websocket import websocket_connect
 
 import mug
-from mug.browser.scene import BrowserScene
-from mug.examples.browser_grid import PyCoinGrid, draw
-from mug.netcode import EnvSimulation, RollbackPeer
-from mug.netcode.simnet import Link, SimNet, held_inputs
-from mug.server.store import Store
-from mug.session.messages import decode_envelope, encode_envelope
-from tests.bots import join, run_async
+from mug.netcode.simnet import Link, SimNet
+from mug.server.verify import verify_data_dir
+from tests.bots import run_async
 from tests.netcode.helpers import PlainCoopGrid
-
-KEYS = {"ArrowUp": 1, "ArrowDown": 2, "ArrowLeft": 3, "ArrowRight": 4}
-UPLOAD_EVERY_S = 0.5
-
-
-def p2p_study(*, episodes: int = 2, max_steps: int = 20, **multiplayer: Any) -> mug.Stager:
-    game = (
-        mug.GymScene("duo")
-        .environment(PyCoinGrid, {"max_steps": 1000}, seed=5)
-        .policies({"agent_0": mug.Human, "agent_1": mug.Human})
-        .gameplay(action_mapping=KEYS, num_episodes=episodes, max_steps=max_steps)
-        .rendering(mode="surface", draw=draw, width=100, height=100, fps=30)
-        .runtime(environment="browser")
-        .multiplayer(mode="p2p", **{"input_delay": 2, "max_prediction": 8, **multiplayer})
-    )
-    return mug.Stager([game, mug.EndScene("end", unique_code=True)], seed=3)
-
-
-class TestPeer:
-    """One member's page and worker (see module docstring)."""
-
-    __test__ = False
-
-    def __init__(self, url: str, pid: str) -> None:
-        self.url, self.pid = url, pid
-        self.messages: list[dict[str, Any]] = []
-        self.peer: RollbackPeer | None = None
-        self.match_id = ""
-        self.unacked: list[dict[str, Any]] = []
-        self.history: list[dict[str, Any]] = []  # every confirmed record (a resync drops the dropped ones)
-        self.events: list[dict[str, Any]] = []
-        self.acks: list[int] = []
-        self.done_sent = False
-        self.connected = False
-        #: Whether the page ticks its game.
-        self.alive = True
-        #: Changes a record before it is uploaded (a test's tampering).
-        self.tamper = None
-        self._uploaded_at = 0.0
-        self._pending_events: list[dict[str, Any]] = []
-
-    async def connect(self) -> None:
-        """Open the page's socket (again: the worker keeps running) and say ``ready``; resend what is not acked."""
-        self.cookie = self.__dict__.get("cookie") or await join(self.url, self.pid)
-        url = self.url.replace("http://", "ws://") + f"ws?participant={self.pid}"
-        self.ws = await websocket_connect(HTTPRequest(url, headers={"Cookie": self.cookie}))
-        self.connected = True
-        await self.send({"type": "ready"})
-        asyncio.get_running_loop().create_task(self._read(self.ws))
-        self._uploaded_at = -UPLOAD_EVERY_S
-
-    async def disconnect(self, *, alive: bool) -> None:
-        """Close the socket; ``alive``: the page (and its worker) goes on, else it is gone."""
-        self.alive = alive
-        self.ws.close()
-        await self.until(lambda: not self.connected)
-
-    async def send(self, message: dict[str, Any]) -> None:
-        await self.ws.write_message(encode_envelope(message), binary=True)
-
-    async def _read(self, ws: Any) -> None:
-        while True:
-            raw = await ws.read_message()
-            if raw is None:
-                if ws is self.ws:
-                    self.connected = False
-                return
-            message, _ = decode_envelope(raw)
-            self.messages.append(message)
-            if message["type"] == "p2p_ack":
-                self.acks.append(message["frame"])
-                self.unacked = [r for r in self.unacked if r["frame"] > message["frame"]]
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        return [m for m in self.messages if m["type"] == kind]
-
-    async def until(self, test, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not test():
-            assert time.monotonic() < deadline, f"{self.pid}: timed out; got {[m['type'] for m in self.messages]}"
-            await asyncio.sleep(0.01)
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        (scene,) = [m for m in self.of("scene") if m["scene"].get("kind") == "gym"][-1:]
-        return scene["scene"]["environment"]["spec"]
-
-    def start(self) -> None:
-        """Build the peer from the spec the server sent."""
-        spec, scene = self.spec, BrowserScene(self.spec)
-        p2p = spec["p2p"]
-        self.match_id = p2p["match_id"]
-        sim = EnvSimulation(
-            lambda: scene.env_creator(**scene.env_config),
-            scene.seed,
-            num_episodes=scene.num_episodes,
-            max_steps=scene.max_steps,
-            default_action=scene.default_action,
-        )
-        self.peer = RollbackPeer(
-            sim,
-            p2p["seat"],
-            p2p["owners"],
-            p2p["ai_seats"],
-            input_delay=p2p["input_delay"],
-            max_prediction=p2p["max_prediction"],
-            fps=scene.fps,
-            default_action=scene.default_action,
-            hash_interval=p2p["hash_interval"],
-        )
-
-    def collect(self) -> bool:
-        """Take the peer's records and events; whether an episode ended (upload now)."""
-        ended = False
-        for event in self.peer.take_events():
-            self.events.append(event)
-            self._pending_events.append(event)
-            if event["type"] == "resync":
-                self.history = [r for r in self.history if r["frame"] < event["frame"]]
-                self.unacked = [r for r in self.unacked if r["frame"] < event["frame"]]
-            ended = ended or event["type"] == "episode_end"
-        for record in self.peer.take_records():
-            r = record.to_dict()
-            self.history.append(r)
-            sent = dict(r)
-            if self.tamper:
-                self.tamper(sent)
-            self.unacked.append(sent)
-        return ended
-
-    @property
-    def over(self) -> bool:
-        """The last episode is confirmed (and agreed on by every peer)."""
-        last = self.peer.sim.num_episodes - 1
-        return any(e["type"] == "episode_end" and e["episode"] == last for e in self.events)
-
-    async def upload(self, now: float, force: bool = False) -> None:
-        if not self.connected:
-            return  # kept until the socket is back
-        if self._pending_events:
-            events, self._pending_events = self._pending_events, []
-            await self.send({"type": "p2p_events", "match_id": self.match_id, "events": events})
-        if self.unacked and (force or now - self._uploaded_at >= UPLOAD_EVERY_S):
-            self._uploaded_at = now
-            await self.send({"type": "p2p_frames", "match_id": self.match_id, "records": list(self.unacked)})
-        if self.over and not self.done_sent:
-            self.done_sent = True
-            await self.send({"type": "p2p_done", "match_id": self.match_id, "reason": "scene_end"})
-
-
-async def play(peers: list[TestPeer], net: SimNet, *, seconds: float = 20.0, stop=None, at=None) -> None:
-    """Tick every live peer at the scene's fps on the real clock until each sent ``p2p_done`` (or ``stop()``);
-    ``at``: ``{seconds: coroutine function}`` run once that much time has passed."""
-    at = dict(at or {})
-    for p in peers:
-        p.start()
-    inputs = held_inputs(seed=7)
-    by_seat = {p.peer.peer_id: p for p in peers}
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    fps = peers[0].peer.fps
-    tick = 0
-    while not all(p.done_sent or not p.alive for p in peers) and not (stop and stop()):
-        now = loop.time() - t0
-        assert now < seconds, "the match did not finish in time"
-        for when in [w for w in at if w <= now]:
-            await at.pop(when)()
-        for dst, src, message in net.deliver(now):
-            if by_seat[dst].alive:
-                by_seat[dst].peer.receive(src, message)
-        for p in peers:
-            if not p.alive:
-                continue
-            for seat in p.peer.local_seats:
-                p.peer.add_local_input(seat, inputs(p.peer.peer_id, seat, p.peer.frame))
-            for to, channel, message in p.peer.advance(now):
-                for dst in [to] if to is not None else p.peer.remotes:
-                    net.send(now, p.peer.peer_id, dst, channel, message)
-            for request in p.peer.ai_requests():  # an AI seat's policy, the same on every peer
-                action = random.Random(f"{request.seat}:{request.frame}").randrange(5)
-                p.peer.provide_ai(request.seat, request.frame, action, None, epoch=request.epoch)
-            ended = p.collect()
-            await p.upload(now, force=ended or p.over)
-        tick += 1
-        await asyncio.sleep(max(0.0, t0 + tick / fps - loop.time()))
-
-
-def read_store(data) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    store = Store(data, readonly=True)
-    try:
-        return store.steps("duo"), store.events(), store.matches()
-    finally:
-        store.close()
-
-
-async def wait_for(data, kind: str, count: int, timeout: float = 90.0) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [e for e in read_store(data)[1] if e["kind"] == kind]
-        if len(found) >= count:
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"fewer than {count} {kind} events after {timeout} s")
-
-
-async def matched(url: str, pids: list[str]) -> list[TestPeer]:
-    peers = [TestPeer(url, pid) for pid in pids]
-    for p in peers:
-        await p.connect()
-    for p in peers:
-        await p.until(lambda p=p: p.of("p2p") and any(m["scene"].get("kind") == "gym" for m in p.of("scene")))
-    return sorted(peers, key=lambda p: p.spec["p2p"]["seat"])
+from tests.p2p_peers import KEYS, matched, p2p_study, play, read_store, step_rows, wait_for
 
 
 def test_match_start_sends_each_member_the_scene_with_its_p2p_spec_then_the_mesh(tmp_path):
@@ -276,26 +49,6 @@ def test_match_start_sends_each_member_the_scene_with_its_p2p_spec_then_the_mesh
     assert not hasattr(match.session, "env")  # nothing steps on the server
 
 
-def step_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A peer's confirmed step records as the server stores them (the fields both sides have)."""
-    return [
-        {
-            "frame": r["frame"],
-            "chain": r["chain"],
-            "episode": r["result"]["episode"],
-            "step": r["result"]["step"],
-            "actions": r["inputs"],
-            "rewards": r["result"]["rewards"],
-            "terminated": r["result"]["terminated"],
-            "truncated": r["result"]["truncated"],
-            "obs_hash": r["result"]["obs_hash"],
-            "ai_digests": r["ai_digests"],
-        }
-        for r in history
-        if r["result"]["kind"] == "step"
-    ]
-
-
 def test_two_peers_play_to_the_end_each_frame_is_stored_once_verified_and_the_match_ends_done(tmp_path):
     data = tmp_path / "data"
     link = Link(latency_s=0.05, jitter_s=0.01, loss=0.05)
@@ -327,6 +80,8 @@ def test_two_peers_play_to_the_end_each_frame_is_stored_once_verified_and_the_ma
         assert s["sources"] == {seat: f"human:{pid}" for seat, pid in seats.items()}
         assert s["verified"] is True
     assert sorted((v["data"]["episode"], v["data"]["verified"]) for v in verifications) == [(0, True), (1, True)]
+    again = verify_data_dir(data, record=False)  # ``mug verify`` finds the match's spec and steps too
+    assert sorted((r["session_id"], r["episode"], r["verified"]) for r in again) == [(match["match_id"], e, True) for e in (0, 1)]
     assert not [e for e in events if e["kind"] in ("p2p_mismatch", "bad_p2p_frames")]
     stats = [e["data"] for e in events if e["kind"] == "p2p_episode"]
     assert sorted((s["episode"], s["peer"]) for s in stats) == [(e, seat) for e in (0, 1) for seat in seats]
@@ -513,3 +268,42 @@ def test_three_humans_and_an_ai_seat_over_uneven_links_are_stored_once_and_verif
         assert s["ai_digests"] == {"agent_3": None}
     assert not [e for e in events if e["kind"] in ("p2p_mismatch", "bad_p2p_frames")]
     assert len([e for e in events if e["kind"] == "p2p_episode"]) == 3
+
+
+def test_an_env_error_in_one_browser_is_recorded_and_ends_the_match_with_an_error_for_everyone(tmp_path):
+    data = tmp_path / "data"
+
+    async def main():
+        deployment = mug.deploy(p2p_study(), port=0, data_dir=data)
+        try:
+            peers = await matched(deployment.url, ["alice", "bob"])
+            failing = {
+                "type": "env_error",
+                "session_id": peers[1].spec["session_id"],
+                "episode": 0,
+                "step": 4,
+                "message": "ValueError: boom",
+                "traceback": "Traceback ...",
+            }
+            await peers[1].send(failing)
+            for p in peers:
+                await p.until(lambda p=p: any(e["fatal"] for e in p.of("error")))
+            await wait_for(data, "env_error", 1)
+            return peers, list(deployment._server.matches.matches)
+        finally:
+            deployment.stop()
+
+    peers, running = run_async(main())
+    steps, events, matches = read_store(data)
+    assert running == [] and matches[0]["end_reason"] == "error" and steps == []
+    (error,) = [e for e in events if e["kind"] == "env_error"]
+    assert error["participant_id"] == matches[0]["match_id"]
+    assert {k: error["data"][k] for k in ("participant", "peer", "episode", "step", "message", "traceback")} == {
+        "participant": peers[1].pid,
+        "peer": "agent_1",
+        "episode": 0,
+        "step": 4,
+        "message": "ValueError: boom",
+        "traceback": "Traceback ...",
+    }
+    assert all([e["code"] for e in p.of("error")] == ["env_error"] for p in peers)

@@ -161,3 +161,16 @@ def test_a_resync_takes_the_frames_again_and_a_reloaded_reference_leaves_a_recor
     assert stored[:12] == list(range(12)) and min(stored[12:]) == 14
     assert [e for e, _ in rec.verified] == [1]  # episode 0 is incomplete: not verified
     assert rec.log.unchecked["agent_1"] == 2  # its frames 12 and 13 cannot be compared any more
+
+
+def test_a_peer_that_delivers_nothing_holds_the_acknowledgement_back_by_the_cap_at_most(spec, histories):
+    rec = Recorded(spec)
+    over = next(r for r in histories["agent_0"] if r["result"]["kind"] == "over")
+    for start in range(0, MAX_UNCHECKED + 100, 500):
+        rec.log.add_frames("agent_0", [{**over, "frame": f} for f in range(start, min(start + 500, MAX_UNCHECKED + 100))])
+        rec.log.ack(SEATS)
+    assert rec.log.stored == MAX_UNCHECKED + 99 and rec.log.acked == 99
+    assert rec.log.add_frames("agent_1", [{**over, "frame": 0}]) is None  # acknowledged already: skipped
+    assert "frame 101 does not follow frame 99" in rec.log.add_frames("agent_1", [{**over, "frame": 101}])
+    assert rec.log.add_frames("agent_1", [{**over, "frame": 100}]) is None
+    assert rec.log.unchecked["agent_1"] == 100  # its frames 0..99 were acknowledged without being compared

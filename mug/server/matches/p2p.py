@@ -26,7 +26,10 @@ Each member's browser runs the scene (as a browser-side scene does) with a
   frames go on (see :meth:`ConfirmedLog.resync`): a page sends its events before the frames
   made after them. ``p2p_done``: the match ends ``done`` once every present member sent it;
 * a lost member: ``on_partner_loss="end"`` (the only one a p2p match supports): the
-  others play on; at the reconnect timeout the match ends ``partner_lost``.
+  others play on; at the reconnect timeout the match ends ``partner_lost``;
+* an ``env_error`` from a page (the env raised in that browser) is stored as an ``env_error``
+  event with its traceback and logged, every present member gets a fatal ``error``, and the
+  match ends ``error`` (as a server-mode match whose game failed); ``client_error`` is stored.
 
 Every event is stored under the match id (``participant_id`` and ``session_id``), as
 the match's steps are; a ``browser_session`` event with the spec lets ``mug verify``
@@ -39,6 +42,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from mug.server.matches.p2p_log import ConfirmedLog
 from mug.session.messages import MessageError
 
 if TYPE_CHECKING:
@@ -62,8 +66,6 @@ class P2PGame:
     """
 
     def __init__(self, match: Match) -> None:
-        from mug.server.matches.p2p_log import ConfirmedLog
-
         self.match, self.scene = match, match.scene
         self.registry = match.room.registry
         self.base_spec = self.registry.browser.specs[self.scene.scene_id]
@@ -131,11 +133,19 @@ class P2PGame:
             self._event("interrupted", {"reason": reason, "frame": self.log.stored})
 
     def handle(self, pid: str, message: dict[str, Any]) -> None:
-        """``ready`` (the scene again) or a page's ``p2p_frames`` / ``p2p_events`` / ``p2p_done``; else refused."""
+        """``ready`` (the scene again), a page's ``p2p_frames`` / ``p2p_events`` / ``p2p_done``, ``env_error`` or
+        ``client_error``; anything else is refused."""
         try:
             kind = message["type"]
             if kind == "ready":
                 self._send_scene(pid)
+                return
+            if kind == "client_error":
+                log.warning("match %s: participant %s reports: %r", self.match.match_id, pid, message["message"])
+                self._event("client_error", {"participant": pid, "message": message["message"]})
+                return
+            if kind == "env_error":
+                self._on_env_error(pid, message)
                 return
             if kind not in ("p2p_frames", "p2p_events", "p2p_done"):
                 raise MessageError(
@@ -158,6 +168,27 @@ class P2PGame:
             self.match.members[pid].send({"type": "error", "code": exc.code, "message": str(exc), "fatal": False})
 
     # -- internals ----------------------------------------------------------------------
+
+    def _on_env_error(self, pid: str, message: dict[str, Any]) -> None:
+        """The env raised in member ``pid``'s browser: every peer's game stops there; the match ends ``error``."""
+        if message["session_id"] != self.match.match_id:
+            raise MessageError("unknown_session", f"env_error for session {message['session_id']!r}: not this match")
+        log.error(
+            "match %s: the env failed in the browser of participant %s at episode %s step %s: %s",
+            self.match.match_id,
+            pid,
+            message["episode"],
+            message["step"],
+            message["message"],
+        )
+        data = {k: v for k, v in message.items() if k not in ("type", "session_id")}
+        self._event("env_error", {**data, "participant": pid, "peer": str(self.match.agent_of[pid])})
+        self.failure, self.done = message["message"] or "env_error", True
+        text = "The game stopped because of an error in the environment."
+        for other in self._present():
+            member = self.match.members[other]
+            member.send({"type": "error", "code": "env_error", "message": text, "fatal": True})
+            self.registry.pending[other] = member  # the next flush ends the match (MatchRoom.settle)
 
     def _send_scene(self, pid: str) -> None:
         seat = str(self.match.agent_of[pid])

@@ -21,7 +21,10 @@ in frame order. The log:
   refused (:meth:`add_frames` returns why);
 * **acknowledges**: :attr:`acked` is the highest frame ``a`` such that the reference's
   records up to ``a`` are stored and every present peer delivered its records up to ``a``
-  (the same value for every member; sent once the store has committed);
+  (the same value for every member; sent once the store has committed). A peer lagging
+  more than :data:`MAX_UNCHECKED` frames behind the stored ones does not hold it back further
+  (its records of older frames could not be compared any more), so no page keeps more than
+  that many records because of another;
 * **follows resyncs** (:meth:`resync`): a peer restarted from a state transfer sends its
   frames from that state's frame on, again or, after a reload, for the first time;
 * **verifies** each finished episode (its stored steps, re-simulated by
@@ -120,11 +123,14 @@ class ConfirmedLog:
     def add_frames(self, peer: str, records: list[dict[str, Any]]) -> str | None:
         """Take ``peer``'s records (``FrameRecord.to_dict()`` s in frame order); why the first bad one was refused
         (``None``: all taken or skipped as resends). What came before a bad record is taken."""
+        if self.acked > self.received[peer]:  # frames acknowledged without this peer's (it lagged, or was away)
+            self.unchecked[peer] += self.acked - self.received[peer]
+            self.received[peer] = self.acked
         for r in records:
             frame = r.get("frame")
             if type(frame) is not int or frame < 0:
                 return f"record frame {str(frame)[:40]!r}: expected a frame number (integer >= 0)"
-            floor = max(self.received[peer], self.acked)
+            floor = self.received[peer]
             if frame <= floor:
                 continue  # a resend, or a frame every member was told is committed
             if frame != floor + 1:
@@ -183,7 +189,7 @@ class ConfirmedLog:
     def ack(self, present: Iterable[str]) -> int | None:
         """The new acknowledged frame, if it went up (``present``: the peers still playing)."""
         delivered = [self.received[p] for p in present if p in self.received]
-        value = min([self.stored, *delivered])
+        value = min(self.stored, max(min(delivered, default=self.stored), self.stored - MAX_UNCHECKED))
         if value <= self.acked:
             return None
         self.acked = value

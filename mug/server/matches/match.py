@@ -33,7 +33,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from mug.scenes.gym_scene import GymScene
-from mug.server.matches.p2p import P2PGame
+from mug.server.matches.p2p import P2PSession
 from mug.server.matches.session import EMPTY_SEAT, MatchSession
 from mug.server.matches.signal import P2P_TYPES, MatchSignals
 from mug.server.store import Store
@@ -101,9 +101,9 @@ class Match:
         fills = {a: spec for a in scene.humans if (spec := options.fill_for(a, scene.agent_ids)) is not None}
         clients = [seats.get(agent, EMPTY_SEAT + agent) for agent in scene.humans]
         #: The game: the server's engine, or for ``multiplayer(mode="p2p")`` the record of the members' browsers.
-        self.session: MatchSession | P2PGame
+        self.session: MatchSession | P2PSession
         if scene.multiplayer_options.mode == "p2p":
-            self.session = P2PGame(self)
+            self.session = P2PSession(self)
         else:
             self.session = MatchSession(
                 scene,
@@ -126,7 +126,7 @@ class Match:
 
         self.room.store.add_event(self.match_id, "session", {"session_id": self.match_id, **session_record(self.scene)})
         self.session.start()
-        if isinstance(self.session, P2PGame):
+        if isinstance(self.session, P2PSession):
             self.p2p.start(self.room.mesh_options)
 
     def seat_of(self, pid: str) -> dict[str, Any]:

@@ -1,8 +1,8 @@
-"""``P2PGame``: the server's side of a peer-to-peer match (``multiplayer(mode="p2p")``); no game runs on the server.
+"""``P2PSession``: the server's side of a peer-to-peer match (``multiplayer(mode="p2p")``); no game runs on the server.
 
 Each member's browser runs the scene (as a browser-side scene does) with a
 :class:`mug.netcode.RollbackPeer`; the browsers exchange inputs over the mesh of
-:mod:`mug.server.matches.signal`. ``P2PGame`` stands where a
+:mod:`mug.server.matches.signal`. ``P2PSession`` stands where a
 :class:`~mug.server.matches.session.MatchSession` stands in a server-mode
 :class:`~mug.server.matches.match.Match`:
 
@@ -48,7 +48,7 @@ from mug.session.messages import MessageError
 if TYPE_CHECKING:
     from mug.server.matches.match import Match
 
-__all__ = ["HASH_INTERVAL", "MAX_EVENT_BYTES", "P2PGame"]
+__all__ = ["HASH_INTERVAL", "MAX_EVENT_BYTES", "P2PSession"]
 
 log = logging.getLogger("mug.server")
 #: Every how many confirmed frames peers exchange the hash of the state (the chain is exchanged with it).
@@ -58,7 +58,7 @@ MAX_EVENT_BYTES = 16 * 1024
 _STORED_EVENTS = {"desync": "p2p_desync", "desync_resolved": "p2p_desync_resolved", "resync": "p2p_resync"}
 
 
-class P2PGame:
+class P2PSession:
     """The game of one peer-to-peer match (see module docstring).
 
     Args:

@@ -131,6 +131,12 @@ def test_an_ai_answer_to_a_request_of_another_epoch_is_dropped_and_the_request_s
     (request,) = peers[0].ai_requests()
     assert (request.seat, request.frame, request.episode, request.restore) == ("agent_2", 0, 0, None)
     assert peers[0].confirmed == -1
-    assert peers[0].provide_ai("agent_2", 0, 1, "digest", epoch=request.epoch + 1) is False  # made before a transfer
-    assert peers[0].provide_ai("agent_2", 0, 1, "digest", epoch=request.epoch) is True
+    with pytest.raises(ValueError, match="pass epoch="):
+        peers[0].provide_ai("agent_2", 0, 1, "digest", {"h": 0})
+    assert peers[0].provide_ai("agent_2", 0, 1, "digest", {"h": 0}, epoch=request.epoch + 1) is False  # before a transfer
+    with pytest.raises(ValueError, match="pass state="):
+        peers[0].provide_ai("agent_2", 0, 1, "digest", epoch=request.epoch)
+    with pytest.raises(ValueError, match="action space"):
+        peers[0].provide_ai("agent_2", 0, 99, "digest", {"h": 0}, epoch=request.epoch)
+    assert peers[0].provide_ai("agent_2", 0, 1, "digest", {"h": 0}, epoch=request.epoch) is True
     assert peers[0].ai_requests()[0].frame == 1 and peers[0].confirmed == 0

@@ -66,7 +66,9 @@ could have reached without our inputs, is clamped or dropped and counted in
 ``stats.bad_messages`` (not while this page waits for a state); remote actions
 outside the seat's action space (``Simulation.valid_action``) drop the message.
 The designated peer repairs a peer at most ``max_transfers`` times in a row
-(with growing pauses between transfers); then an ``unrepairable`` event.
+(with pauses of ``horizon * 2**n`` frames after the ``n``-th; the count starts
+afresh once a peer stayed in sync for ``horizon * 2**max_transfers`` frames);
+then an ``unrepairable`` event and no more transfers to it.
 Time sync takes one sample per newer frame of a peer (duplicated or reordered
 packets give none); it cancels the latency only when it is symmetric: with
 one-way latencies ``a`` (to) and ``b`` (from the peer) the estimate is off by
@@ -178,7 +180,8 @@ class RollbackPeer(Resync):
         self._open_desyncs: dict[str, dict[str, Any]] = {}
         self._transfers_sent = dict.fromkeys(self.remotes, 0)
         self.max_transfers = max_transfers
-        self._attempts = dict.fromkeys(self.remotes, 0)  # transfers since the peer's desync opened
+        self._attempts = dict.fromkeys(self.remotes, 0)  # transfers since the peer was last long in sync
+        self._resolved_at: dict[str, int] = {}  # the frame each peer's last desync resolved at
         self._next_transfer = dict.fromkeys(self.remotes, -1)  # no transfer before our confirmed frame reaches it
         self._unrepairable: set[str] = set()
         self._state_wanted: set[str] = set()  # peers that asked for the state (answered in the next advance)

@@ -61,6 +61,7 @@ class Resync:
     _next_transfer: dict[str, int]
     _unrepairable: set[str]
     _matched: dict[str, int]
+    _resolved_at: dict[str, int]
     _agreed_episode: int
     _episode_now: int
     _episode_reports: dict[int, dict[str, int]]
@@ -100,10 +101,12 @@ class Resync:
             self._matched[remote] = max(self._matched.get(remote, -1), frame)
             if open_event is not None and frame > open_event["frame"]:
                 del self._open_desyncs[remote]
-                self._attempts[remote] = 0
+                self._resolved_at[remote] = frame
                 self._events.append({"type": "desync_resolved", "peer": remote, "frame": frame, "since": open_event["frame"]})
             return
         if open_event is None:
+            if frame - self._resolved_at.get(remote, -(2**62)) > self.horizon * 2**self.max_transfers:
+                self._attempts[remote] = 0  # in sync for long since the last repair: a new problem
             event = {"type": "desync", "peer": remote, "frame": frame, "local_hash": mine, "remote_hash": value}
             self._open_desyncs[remote] = event
             self._events.append(dict(event))

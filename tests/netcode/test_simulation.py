@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from mug.browser.scene import PortableSpace
 from mug.examples.browser_grid import PyCoinGrid
 from mug.examples.coop_grid import CoopGrid
 from mug.netcode import EnvSimulation
@@ -55,3 +56,9 @@ def test_an_action_outside_the_seats_space_is_not_valid():
     assert sim.valid_action("agent_0", 4) and not sim.valid_action("agent_0", 5)
     assert not sim.valid_action("agent_0", "garbage") and not sim.valid_action("agent_0", None)
     assert sim.valid_action("nobody", "anything")  # not an agent of the env: nothing to check against
+
+
+def test_given_portable_action_spaces_are_used_where_gymnasium_is_not_loaded():
+    space = PortableSpace({"kind": "discrete", "n": 3})
+    sim = EnvSimulation(lambda: PyCoinGrid(max_steps=10), 1, action_spaces={"agent_0": space, "agent_1": space})
+    assert sim.valid_action("agent_1", 2) and not sim.valid_action("agent_1", 3)  # the env's own space has 5

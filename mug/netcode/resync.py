@@ -144,7 +144,8 @@ class Resync:
         if rejoin:  # R: beyond any input the old page stamped (it needed ours to get there)
             end = dict.fromkeys(theirs, self.frame + self.horizon)
         yours = {s: [self._inputs.get(f, {}).get(s, self._last_known[s]) for f in range(k + 1, end[s])] for s in theirs}
-        episodes = {str(e): r[self.peer_id] for e, r in self._episode_reports.items() if r.get(self.peer_id, k + 1) <= k}
+        ours = sorted((e, r[self.peer_id]) for e, r in self._episode_reports.items() if r.get(self.peer_id, k + 1) <= k)
+        episodes = {str(e): f for e, f in ours[-self.horizon :]}
         message = {
             "t": "state",
             "from": self.peer_id,

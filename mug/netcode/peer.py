@@ -44,7 +44,35 @@ Wire messages (plain JSON)::
              {"t": "state_request", "from": peer}
              {"t": "state", "from": peer, "epoch": n, "frame": c, "sim": snapshot, "chain": chain_before_c,
               "inputs": {seat: input of c - 1}, "result": result_of_c - 1, "last": {ai_seat: its last action},
-              "ai": {ai_seat: {"state": blob}}, "yours": {receiver's seat: [its inputs from c on, as the sender holds them]}}
+              "ai": {ai_seat: {"state": blob}}, "yours": {receiver's seat: [its inputs from c on, as the sender holds them]},
+              "episodes": {episode: end frame < c, the sender's ends not yet agreed}, "agreed": last agreed episode}
+             {"t": "rejoin", "from": server, "peer": rejoining peer, "frame": c, "start": f0,
+              "inputs": {its seat: [input f0, ..., input R - 1]}}
+
+A reload (:meth:`~RollbackPeer.request_state`): the page asks its *server*
+(the designated peer, or when the designated peer reloads, the next peer) for
+the state. The server fixes the rejoining seats' inputs of ``[c, R)``, ``R`` =
+its frame plus :attr:`~RollbackPeer.horizon` (beyond any input of the old page:
+what it held, else its prediction), sends them in ``yours`` and to every other
+peer in a ``rejoin`` message (with the inputs it holds from a few frames before
+``c``); every peer overwrites that range (a peer that had already confirmed an
+old-page input there differs in its chain and is repaired by a state transfer), and the
+new page stamps its inputs from ``R`` on. While waiting for the state the page
+sends no inputs.
+
+Robustness: integer fields are bounded (:mod:`mug.netcode.wire`); an ``ack``
+beyond our own stamped inputs, or a ``frame``/hash frame beyond what a peer
+could have reached without our inputs, is clamped or dropped and counted in
+``stats.bad_messages`` (not while this page waits for a state); remote actions
+outside the seat's action space (``Simulation.valid_action``) drop the message.
+The designated peer repairs a peer at most ``max_transfers`` times in a row
+(with pauses of ``horizon * 2**n`` frames after the ``n``-th; the count starts
+afresh once a peer stayed in sync for ``horizon * 2**max_transfers`` frames);
+then an ``unrepairable`` event and no more transfers to it.
+Time sync takes one sample per newer frame of a peer (duplicated or reordered
+packets give none); it cancels the latency only when it is symmetric: with
+one-way latencies ``a`` (to) and ``b`` (from the peer) the estimate is off by
+``(b - a) / 2`` frames (the peers then share rollbacks unevenly).
 """
 
 from __future__ import annotations
@@ -53,17 +81,19 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from mug.netcode.inputs import InputExchange
 from mug.netcode.records import AIRequest, FrameRecord, PeerStats
 from mug.netcode.resync import Resync
 from mug.netcode.simulation import FrameResult, Simulation, digest
 from mug.netcode.sync import TimeSync
+from mug.netcode.wire import integer, text
 
 __all__ = ["Outgoing", "RollbackPeer"]
 
 Outgoing = tuple[str | None, str, dict[str, Any]]
 
 
-class RollbackPeer(Resync):
+class RollbackPeer(InputExchange, Resync):
     """One peer (see module docstring).
 
     Args:
@@ -78,6 +108,8 @@ class RollbackPeer(Resync):
         hash_interval: every how many confirmed frames the chain hash is exchanged.
         max_redundancy: most inputs per seat in one input message.
         timer: real clock for statistics only (re-simulation time).
+        max_transfers: state transfers the designated peer sends a peer in a row without the desync resolving
+            before it gives up (``unrepairable`` event).
     """
 
     def __init__(
@@ -94,9 +126,12 @@ class RollbackPeer(Resync):
         hash_interval: int = 1,
         max_redundancy: int | None = None,
         timer: Callable[[], float] = time.perf_counter,
+        max_transfers: int = 4,
     ) -> None:
-        if input_delay < 0 or max_prediction < 1 or hash_interval < 1:
-            raise ValueError("RollbackPeer: need input_delay >= 0, max_prediction >= 1 and hash_interval >= 1")
+        if input_delay < 0 or max_prediction < 1 or hash_interval < 1 or max_transfers < 1:
+            raise ValueError(
+                "RollbackPeer: need input_delay >= 0, max_prediction >= 1, hash_interval >= 1 and max_transfers >= 1"
+            )
         self.sim, self.peer_id = sim, str(peer_id)
         self.owners = {str(s): str(p) for s, p in owners.items()}
         if self.peer_id not in self.owners.values():
@@ -145,6 +180,17 @@ class RollbackPeer(Resync):
         self._remote_hashes: dict[str, dict[int, str]] = {r: {} for r in self.remotes}
         self._open_desyncs: dict[str, dict[str, Any]] = {}
         self._transfers_sent = dict.fromkeys(self.remotes, 0)
+        self.max_transfers = max_transfers
+        self._attempts = dict.fromkeys(self.remotes, 0)  # transfers since the peer was last long in sync
+        self._resolved_at: dict[str, int] = {}  # the frame each peer's last desync resolved at
+        self._next_transfer = dict.fromkeys(self.remotes, -1)  # no transfer before our confirmed frame reaches it
+        self._unrepairable: set[str] = set()
+        self._state_wanted: set[str] = set()  # peers that asked for the state (answered in the next advance)
+        self._matched: dict[str, int] = {}  # the last hashed frame whose chain matched each peer's
+        self._agreed_episode = -1
+        self._episode_now = 0  # the episode of the last confirmed frame
+        self._valid_action = getattr(sim, "valid_action", None)
+        self._resim_mark = 0.0
         self._episode_reports: dict[int, dict[str, int]] = {}
         self._episode_counts = self.stats.counts()  # at the last confirmed episode end
         self._episode_stats: dict[int, dict[str, Any]] = {}
@@ -164,11 +210,16 @@ class RollbackPeer(Resync):
         """``seat``'s current action (held until changed); stamped into the next frame produced, plus the delay."""
         if seat not in self._held:
             raise ValueError(f"add_local_input: {seat!r} is not a local seat of peer {self.peer_id!r} ({self.local_seats})")
+        if not self._valid(seat, action):
+            raise ValueError(f"add_local_input: action {action!r} is not in seat {seat!r}'s action space")
         self._held[seat] = action
 
     def advance(self, now_s: float) -> list[Outgoing]:
         """Produce the frames due at ``now_s`` (host clock, seconds); the messages to send."""
         self._now = now_s
+        tick = self.stats.resim_seconds - self._resim_mark
+        self.stats.resim_tick_max_seconds = max(self.stats.resim_tick_max_seconds, tick)
+        self._resim_mark = self.stats.resim_seconds
         if self._start is None:
             self._start = now_s
         self._confirm()
@@ -189,6 +240,9 @@ class RollbackPeer(Resync):
             self._lost += due - self.frame
         self._ensure(self.frame)
         self._confirm()
+        for remote in sorted(self._state_wanted):
+            self._send_state(remote, rejoin=True)
+        self._state_wanted.clear()
         for remote in self.remotes:
             self._outbox.append((remote, "input", self._input_message(remote)))
         out, self._outbox = self._outbox, []
@@ -203,16 +257,19 @@ class RollbackPeer(Resync):
             if kind == "input":
                 self._receive_inputs(from_peer, message)
             elif kind == "hash":
-                self._receive_hash(from_peer, int(message["frame"]), str(message["hash"]), int(message["epoch"]))
+                frame = integer(message, "frame", 0)
+                self._receive_hash(from_peer, frame, text(message, "hash"), integer(message, "epoch", 0))
             elif kind == "episode":
-                self._report_episode(from_peer, int(message["episode"]), int(message["frame"]))
+                self._receive_episode(from_peer, integer(message, "episode", 0), integer(message, "frame", 0))
             elif kind == "state" and from_peer in (self.designated, self._state_source):
                 self._apply_state(message)
             elif kind == "state_request":
-                self._send_state(from_peer)
+                self._state_wanted.add(from_peer)
+            elif kind == "rejoin":
+                self._receive_rejoin(from_peer, message)
             else:
                 raise ValueError(f"unexpected message {kind!r}")
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError, IndexError):
             self.stats.bad_messages += 1
 
     def ai_requests(self) -> list[AIRequest]:
@@ -232,14 +289,23 @@ class RollbackPeer(Resync):
         epoch: int | None = None,
     ) -> bool:
         """The AI seat's action for ``frame`` (of an :class:`AIRequest`), the digest of its hidden state after
-        acting, and optionally that state as plain data (sent to a peer that needs a state transfer).
+        acting, and that state as plain data (sent to a peer that needs a state transfer).
 
-        With the request's ``epoch``, an answer to a request made before a state transfer is dropped
-        (``False``; an asynchronous runtime may answer late); ``ValueError`` if there is no such request."""
+        ``state`` and ``epoch`` (the request's) are required (``ValueError`` without them; their defaults
+        remain for the signature only): without the state a repaired peer's AI would diverge again, and
+        without the epoch a late answer to a request made before a state transfer would be taken. An answer
+        of another epoch is dropped (``False``; an asynchronous runtime may answer late). ``ValueError`` if
+        there is no such request or the action is not in the seat's action space."""
+        if epoch is None and seat in self._ai_requested:
+            raise ValueError(f"provide_ai: pass epoch= (the AIRequest's epoch) with the answer for seat {seat!r}")
         if epoch is not None and epoch != self.stats.resyncs:
             return False
         if seat not in self._ai_requested or frame != self._upto[seat] + 1 or frame > self._ai_requested[seat]:
             raise ValueError(f"provide_ai: no open request for seat {seat!r} frame {frame}")
+        if state is None:
+            raise ValueError(f"provide_ai: pass state= (seat {seat!r}'s hidden state as plain data): state transfers need it")
+        if not self._valid(seat, action):
+            raise ValueError(f"provide_ai: action {action!r} is not in seat {seat!r}'s action space")
         self._inputs.setdefault(frame, {})[seat] = action
         self._ai_digests.setdefault(frame, {})[seat] = state_digest
         self._upto[seat], self._last_known[seat] = frame, action
@@ -250,7 +316,7 @@ class RollbackPeer(Resync):
     def request_state(self) -> None:
         """Ask for the confirmed state (a peer that restarts mid-match, e.g. after a reload or reconnect): the
         designated peer, or when this peer is the designated one the next peer, sends it as on a desync."""
-        self._state_source = self.designated if self.peer_id != self.designated else self.remotes[0]
+        self._state_source = self._server_for(self.peer_id)
         self._outbox.append((self._state_source, "control", {"t": "state_request", "from": self.peer_id}))
 
     def take_records(self) -> list[FrameRecord]:
@@ -259,8 +325,15 @@ class RollbackPeer(Resync):
         return out
 
     def take_events(self) -> list[dict[str, Any]]:
-        """Events since the last call: ``desync``, ``desync_resolved``, ``resync``, ``episode_end`` (with this
-        peer's ``stats`` over the episode: frames, stalls, held, rollbacks, depths, ... up to its confirmed end)."""
+        """Events since the last call: ``desync``, ``desync_resolved``, ``resync``, ``unrepairable``,
+        ``episode_end`` (with this peer's ``stats`` over the episode: frames, stalls, held, rollbacks, depths,
+        ... up to its confirmed end).
+
+        ``resync``: ``frame`` (records from it on are dropped and confirmed again), ``first_bad_frame`` (this
+        peer's records from it up to ``frame - 1`` may differ from the sender's: past the last frame whose hash
+        matched the sender's), ``from``, ``local_hash``, ``remote_hash``. ``unrepairable`` (on the designated
+        peer): ``peer``, ``frame``, ``transfers``: the peer's desync did not resolve after ``max_transfers``
+        state transfers; no more are sent to it."""
         out, self._events = self._events, []
         return out
 
@@ -270,13 +343,25 @@ class RollbackPeer(Resync):
         return len(self._open_desyncs)
 
     def memory(self) -> dict[str, int]:
-        """How much the peer holds: snapshots, frames of inputs, frames of per-frame bookkeeping."""
+        """How much the peer holds: snapshots, frames of inputs, frames of per-frame bookkeeping, hashes (own
+        and received), chain values, AI states kept, episode reports and statistics, read times of inputs."""
         return {
             "snapshots": len(self._ring),
             "inputs": len(self._inputs),
             "frames": max(len(self._used), len(self._results), len(self._ai_obs)),
             "hashes": len(self._hashes) + sum(len(h) for h in self._remote_hashes.values()),
+            "chains": len(self._chains),
+            "ai_blobs": sum(len(b) for b in self._ai_blobs.values()),
+            "episodes": len(self._episode_reports) + len(self._episode_stats),
+            "stamped_at": len(self._stamped_at),
         }
+
+    def _valid(self, seat: str, action: Any) -> bool:
+        return self._valid_action is None or bool(self._valid_action(seat, action))
+
+    def _server_for(self, peer: str) -> str:
+        """The peer that sends ``peer`` the state it asks for: the designated peer, else the next one."""
+        return self.designated if peer != self.designated else next(p for p in self.peers if p != self.designated)
 
     # -- frames -------------------------------------------------------------------------
 
@@ -353,8 +438,9 @@ class RollbackPeer(Resync):
         """Extend the confirmed frame as far as inputs allow; request AI turns on newly confirmed states.
 
         The state before frame ``K + 1`` is confirmed as soon as ``K`` is, also when it is the present
-        (not stepped yet): its AI turns are requested then, so that a quick answer is used before any prediction."""
-        while True:
+        (not stepped yet): its AI turns are requested then, so that a quick answer is used before any prediction.
+        A reloaded page confirms nothing until the state comes (:meth:`request_state`)."""
+        while self._state_source is None:
             f = self.confirmed + 1
             if f > self.frame:
                 break
@@ -403,11 +489,9 @@ class RollbackPeer(Resync):
                 theirs = self._remote_hashes[remote].pop(f, None)
                 if theirs is not None:
                     self._compare(remote, f, theirs)
+        self._episode_now = result.episode
         if result.ended:
-            self._episode_stats[result.episode] = self.stats.since(self._episode_counts)
-            self._episode_counts = self.stats.counts()
-            self._outbox.append((None, "control", {"t": "episode", "from": self.peer_id, "episode": result.episode, "frame": f}))
-            self._report_episode(self.peer_id, result.episode, f)
+            self._announce_episode(result.episode, f)
 
     def _prune(self) -> None:
         k = self.confirmed
@@ -419,44 +503,10 @@ class RollbackPeer(Resync):
                 del table[f]
         while len(self._hashes) > self.hash_keep:
             del self._hashes[min(self._hashes)]
+        for hashes in self._remote_hashes.values():
+            for f in [f for f in hashes if f <= k]:
+                del hashes[f]
         for blobs in self._ai_blobs.values():
             older = [i for i, (f, _, _) in enumerate(blobs) if f <= k]
             if len(older) > 1:
                 del blobs[: older[-1]]
-
-    # -- inputs on the wire -------------------------------------------------------------
-
-    def _input_message(self, remote: str) -> dict[str, Any]:
-        start = max(self._acked[remote] + 1, self.confirmed - self.log_frames)
-        while start <= self._stamped and any(s not in self._inputs.get(start, {}) for s in self.local_seats):
-            start += 1  # after a state transfer: our inputs from before it are not all held
-        end = min(self._stamped, start + self.max_redundancy - 1)
-        inputs = {s: [self._inputs[f][s] for f in range(start, end + 1)] for s in self.local_seats}
-        remote_seats = [s for s in self.humans if self.owners[s] == remote]
-        return {
-            "t": "input",
-            "from": self.peer_id,
-            "frame": self.frame,
-            "adv": self.sync.advantage(self.frame, remote),
-            "ack": min(self._upto[s] for s in remote_seats),
-            "start": start,
-            "inputs": inputs,
-        }
-
-    def _receive_inputs(self, remote: str, message: dict[str, Any]) -> None:
-        ack, frame, adv, start = (int(message[k]) for k in ("ack", "frame", "adv", "start"))
-        inputs = message["inputs"]
-        if any(self.owners.get(seat) != remote or not isinstance(actions, list) for seat, actions in inputs.items()):
-            raise ValueError(f"peer {remote!r} sent inputs for a seat it does not play")
-        self._acked[remote] = max(self._acked[remote], ack)
-        self.sync.observe(self.frame, remote, frame, adv)
-        for seat, actions in inputs.items():
-            for offset, action in enumerate(actions):
-                f = start + offset
-                if f <= self._upto[seat] or f > self.frame + self.horizon or seat in self._inputs.get(f, {}):
-                    continue
-                self._inputs.setdefault(f, {})[seat] = action
-                self._check_prediction(seat, f, action)
-            while seat in self._inputs.get(self._upto[seat] + 1, {}):
-                self._upto[seat] += 1
-                self._last_known[seat] = self._inputs[self._upto[seat]][seat]

@@ -85,19 +85,30 @@ class PeerStats:
     held: int = 0
     """Frames held back by time synchronisation (this peer was ahead)."""
     rollbacks: int = 0
+    """Rollbacks done (each re-simulates from the earliest mispredicted frame to the present)."""
     depths: dict[int, int] = field(default_factory=dict)
     """Rollback depth (frames re-simulated back to the present) -> count."""
     mispredictions: int = 0
+    """Inputs that arrived for an already stepped frame and differed from the prediction used."""
     resim_frames: int = 0
+    """Frames stepped again (rollbacks, and re-stepping after a state transfer)."""
     resim_seconds: float = 0.0
+    """Real time of re-simulation."""
+    resim_tick_max_seconds: float = 0.0
+    """The longest real re-simulation time within one host tick (from one ``advance`` to the next: the advance
+    and the AI requests served after it); what must fit in a frame (33 ms at 30 fps)."""
     step_seconds: float = 0.0
     """Real time of first-time steps (and their snapshots)."""
     latency_ms: dict[int, int] = field(default_factory=dict)
     """Local input read -> first displayed, in whole milliseconds of the host's clock -> count."""
     desyncs: int = 0
+    """Peers whose hash first differed from ours (one per desync, until it resolves)."""
     resyncs: int = 0
+    """State transfers applied by this peer."""
     bad_messages: int = 0
+    """Messages received that were malformed, out of bounds or unexpected (dropped, or clamped and used)."""
     ai_requests: int = 0
+    """AI turns requested from the host."""
 
     def counts(self) -> dict[str, Any]:
         """The counters that add up over time (``depths`` as a copy)."""
@@ -124,6 +135,7 @@ class PeerStats:
             "mispredictions": self.mispredictions,
             "resim_frames": self.resim_frames,
             "resim_seconds": self.resim_seconds,
+            "resim_tick_max_seconds": self.resim_tick_max_seconds,
             "step_seconds": self.step_seconds,
             "latency_ms": dict(self.latency_ms),
             "latency_ms_p50": percentile(self.latency_ms, 0.5),

@@ -14,10 +14,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import pickle
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mug.errors import ConfigError
 from mug.session.engine import episode_seed
 from mug.session.envs import EnvAdapter
 from mug.session.messages import jsonable
@@ -69,7 +71,11 @@ class FrameResult:
 
 
 class Simulation(Protocol):
-    """A deterministic game the rollback core can step, snapshot and restore."""
+    """A deterministic game the rollback core can step, snapshot and restore.
+
+    Optionally it also has ``valid_action(seat, action) -> bool``: the peer then drops (as a bad message)
+    a remote input outside the seat's action space, and refuses a local or AI one (``ValueError``).
+    """
 
     def step(self, inputs: dict[str, Any]) -> FrameResult:
         """Apply one frame's inputs (one per seat) and return what happened."""
@@ -103,10 +109,16 @@ class EnvSimulation:
         max_steps: an episode is cut (every agent truncated) after this many steps (``None``: the env decides).
         default_action: what a live agent without an input does.
 
+        action_spaces: ``agent -> space`` with ``contains(action)`` (e.g. :class:`mug.browser.scene.PortableSpace`,
+            in Pyodide where Gymnasium is not loaded); default: the adapter's action spaces.
+
     Snapshots are :func:`mug.session.snapshots.snapshot_env` of the env plus the
     episode counters and the last observations (as plain data). They are plain data (and can be
     sent to another peer as JSON) when the env has ``get_state``/``set_state``
-    returning plain data; the deep-copy fallback works within one process only.
+    returning plain data. Without them the deep-copy fallback works within one process only, and
+    :meth:`state_hash` pickles the env's attributes, which is not comparable across processes
+    (attribute and set order may differ): the desync check between peers and state transfers need
+    ``get_state``/``set_state``, and a ``UserWarning`` says so when such an env is wrapped.
     """
 
     def __init__(
@@ -117,8 +129,17 @@ class EnvSimulation:
         num_episodes: int | None = None,
         max_steps: int | None = None,
         default_action: Any = 0,
+        action_spaces: Mapping[str, Any] | None = None,
     ) -> None:
         self.adapter = EnvAdapter(env_factory())
+        if not has_state_protocol(self.adapter.env):
+            warnings.warn(
+                f"EnvSimulation: {type(self.adapter.env).__name__} has no get_state/set_state: its state hashes are "
+                "comparable within one process only, so peers in other processes cannot check or repair desyncs",
+                UserWarning,
+                stacklevel=2,
+            )
+        self._spaces: dict[str, Any] = dict(action_spaces or {})
         self.scene_seed, self.num_episodes, self.max_steps = scene_seed, num_episodes, max_steps
         self.default_action = default_action
         self.episode, self.step_index, self._ended = 0, 0, False
@@ -182,6 +203,22 @@ class EnvSimulation:
             return digest(state)
         rest = {k: v for k, v in state.items() if k != "env"}
         return hashlib.sha256(pickle.dumps((state["env"].__dict__, digest(rest)), protocol=4)).hexdigest()[:16]
+
+    def valid_action(self, seat: str, action: Any) -> bool:
+        """Whether ``action`` is in ``seat``'s action space (``True`` when the env declares none or it cannot be
+        loaded here)."""
+        if seat not in self._spaces:
+            try:
+                self._spaces[seat] = self.adapter.action_space(seat) if seat in self.adapter.agents else None
+            except (ConfigError, ImportError):
+                self._spaces[seat] = None
+        space = self._spaces[seat]
+        if space is None or not hasattr(space, "contains"):
+            return True
+        try:
+            return bool(space.contains(action))
+        except (TypeError, ValueError):
+            return False
 
     def observation(self, seat: str) -> Any:
         """A copy of ``seat``'s last observation as plain data (NumPy arrays as lists; ``None`` when the episode

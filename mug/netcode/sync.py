@@ -4,7 +4,11 @@ Every input message carries the sender's frame and its *advantage* over the
 receiver (its frame minus the receiver's frame as last reported). Both
 peers see each other's frame late by the one-way latency, so half the
 difference of the two advantages is how many frames this peer is ahead,
-with the latency cancelled (exact for symmetric latency). When the mean of
+with the latency cancelled when it is symmetric. With one-way latencies
+``a`` (to the peer) and ``b`` (from it) the estimate is off by ``(b - a) / 2``
+frames; nothing in frame numbers alone can tell the two apart. Only a
+message with a newer frame than any before from that peer gives a sample
+(a duplicated or reordered packet carries old numbers). When the mean of
 recent samples towards any peer is at least ``threshold`` frames, the peer
 holds one frame (it does not step on that tick) and starts sampling afresh.
 """
@@ -28,6 +32,7 @@ class TimeSync:
 
     def __init__(self, remotes: list[str], *, samples: int = 10, min_samples: int = 5, threshold: float = 1.0) -> None:
         self.remote_frame: dict[str, int] = dict.fromkeys(remotes, 0)
+        self._newest: dict[str, int] = dict.fromkeys(remotes, -1)
         self._samples: dict[str, deque[float]] = {r: deque(maxlen=samples) for r in remotes}
         self.min_samples, self.threshold = min_samples, threshold
 
@@ -36,8 +41,12 @@ class TimeSync:
         return frame - self.remote_frame[remote]
 
     def observe(self, frame: int, remote: str, remote_frame: int, remote_advantage: int) -> None:
-        """An input message from ``remote`` (its frame and its advantage over us) arrived at our ``frame``."""
+        """An input message from ``remote`` (its frame and its advantage over us) arrived at our ``frame``; a
+        sample only if ``remote_frame`` is newer than every one before."""
         self.remote_frame[remote] = max(self.remote_frame[remote], remote_frame)
+        if remote_frame <= self._newest[remote]:
+            return
+        self._newest[remote] = remote_frame
         self._samples[remote].append(((frame - remote_frame) - remote_advantage) / 2)
 
     def ahead(self) -> float:

@@ -87,13 +87,29 @@ def plain(history: list[FrameRecord]) -> list[dict[str, Any]]:
     return [r.to_dict() for r in history]
 
 
-def assert_same_histories(histories: dict[str, list[FrameRecord]], minimum: int) -> None:
-    """Every peer's confirmed history is the same, frame by frame, over the frames all of them confirmed."""
-    lengths = {p: len(h) for p, h in histories.items()}
-    common = min(lengths.values())
-    assert common >= minimum, lengths
-    first, *rest = histories.values()
-    for frame, record in enumerate(first[:common]):
-        assert record.frame == frame
-    for other in rest:
-        assert plain(other[:common]) == plain(first[:common])
+def assert_same_histories(
+    histories: dict[str, list[FrameRecord]], minimum: int, *, reloaded: tuple[str, ...] = (), spread: int = 45
+) -> None:
+    """Every peer's confirmed history is the same, frame by frame, up to the least confirmed frame, and every peer
+    got there: at least ``minimum`` frames, at most ``spread`` frames behind the furthest. Histories run from
+    frame 0 without a gap (a ``reloaded`` peer's may have one: the frames its old page did not confirm before
+    the state it got)."""
+    last = {}
+    for pid, history in histories.items():
+        frames = [r.frame for r in history]
+        if pid in reloaded:
+            assert frames == sorted(set(frames)), pid
+        else:
+            assert frames == list(range(len(frames))), (pid, frames[:5], len(frames))
+        last[pid] = frames[-1] if frames else -1
+    assert min(last.values()) + 1 >= minimum, last
+    assert max(last.values()) - min(last.values()) <= spread, last
+    upto = min(last.values())
+    reference = next(pid for pid in histories if pid not in reloaded)
+    expected = {r.frame: r.to_dict() for r in histories[reference] if r.frame <= upto}
+    for pid, history in histories.items():
+        mine = {r.frame: r.to_dict() for r in history if r.frame <= upto}
+        if pid not in reloaded:
+            assert mine == expected, pid
+        else:
+            assert mine == {f: expected[f] for f in mine}, pid

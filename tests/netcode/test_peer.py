@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mug.netcode.simnet import Link, SimNet, held_inputs, run_peers
+from mug.netcode.sync import TimeSync
 from tests.netcode.helpers import assert_same_histories, coin_peers, coop_peers, lstm_drivers
 
 
@@ -59,9 +60,21 @@ def test_time_sync_makes_the_peer_ahead_hold_frames_so_both_roll_back():
     result = run_peers(peers, SimNet(default=Link(0.08, 0.01), seed=4), 6.0, held_inputs(5, hold=2), start_s={"p1": 0.2})
     early, late = result.stats["p0"], result.stats["p1"]
     assert early["held"] >= 4 and late["held"] <= 2  # p0 started 6 frames early: it gives most of them back
-    total = early["rollbacks"] + late["rollbacks"]
-    assert min(early["rollbacks"], late["rollbacks"]) > 0.3 * total  # neither peer does all the rolling back
+    total = early["resim_frames"] + late["resim_frames"]
+    assert min(early["resim_frames"], late["resim_frames"]) > 0.3 * total  # neither peer does most of the re-simulating
     assert abs(peers[0].frame - peers[1].frame) <= 2 + round(0.08 * 30)
+
+
+def test_time_sync_samples_only_a_peers_newer_frames():
+    sync = TimeSync(["p1"], samples=4, min_samples=1)
+    sync.observe(10, "p1", 6, 0)
+    assert sync.ahead() == 2.0
+    for _ in range(3):
+        sync.observe(11, "p1", 6, -9)  # a duplicate, or a reordered packet with older numbers
+        sync.observe(11, "p1", 5, -9)
+    assert sync.ahead() == 2.0
+    sync.observe(11, "p1", 7, 0)
+    assert sync.ahead() == 2.0 and sync.remote_frame["p1"] == 7
 
 
 def test_episodes_end_and_restart_on_the_confirmed_timeline():
@@ -131,6 +144,12 @@ def test_an_ai_answer_to_a_request_of_another_epoch_is_dropped_and_the_request_s
     (request,) = peers[0].ai_requests()
     assert (request.seat, request.frame, request.episode, request.restore) == ("agent_2", 0, 0, None)
     assert peers[0].confirmed == -1
-    assert peers[0].provide_ai("agent_2", 0, 1, "digest", epoch=request.epoch + 1) is False  # made before a transfer
-    assert peers[0].provide_ai("agent_2", 0, 1, "digest", epoch=request.epoch) is True
+    with pytest.raises(ValueError, match="pass epoch="):
+        peers[0].provide_ai("agent_2", 0, 1, "digest", {"h": 0})
+    assert peers[0].provide_ai("agent_2", 0, 1, "digest", {"h": 0}, epoch=request.epoch + 1) is False  # before a transfer
+    with pytest.raises(ValueError, match="pass state="):
+        peers[0].provide_ai("agent_2", 0, 1, "digest", epoch=request.epoch)
+    with pytest.raises(ValueError, match="action space"):
+        peers[0].provide_ai("agent_2", 0, 99, "digest", {"h": 0}, epoch=request.epoch)
+    assert peers[0].provide_ai("agent_2", 0, 1, "digest", {"h": 0}, epoch=request.epoch) is True
     assert peers[0].ai_requests()[0].frame == 1 and peers[0].confirmed == 0

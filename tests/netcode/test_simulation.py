@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from mug.browser.scene import PortableSpace
 from mug.examples.browser_grid import PyCoinGrid
 from mug.examples.coop_grid import CoopGrid
 from mug.netcode import EnvSimulation
@@ -37,11 +40,25 @@ def test_a_snapshot_restores_what_the_env_does_next_also_after_a_trip_through_js
     assert [sim.step(m) for m in MOVES[7:20]] == ahead and sim.state_hash() == final
 
 
-def test_an_env_without_the_state_protocol_is_snapshotted_by_deep_copy():
-    sim = EnvSimulation(lambda: CoopGrid(agents=2, size=4, coins=3, max_steps=12), 5)
+def test_an_env_without_the_state_protocol_is_snapshotted_by_deep_copy_with_a_warning_about_hashes():
+    with pytest.warns(UserWarning, match="comparable within one process only"):
+        sim = EnvSimulation(lambda: CoopGrid(agents=2, size=4, coins=3, max_steps=12), 5)
     state = sim.snapshot()
     first = [sim.step(m) for m in MOVES[:15]]
     sim.restore(state)
     assert [sim.step(m) for m in MOVES[:15]] == first
     assert first[12].kind == "reset" and sim.state_hash(state) != sim.state_hash()
     assert isinstance(sim.observation("agent_0"), list)  # NumPy observations are kept as plain data
+
+
+def test_an_action_outside_the_seats_space_is_not_valid():
+    sim = EnvSimulation(lambda: PyCoinGrid(max_steps=10), 1)
+    assert sim.valid_action("agent_0", 4) and not sim.valid_action("agent_0", 5)
+    assert not sim.valid_action("agent_0", "garbage") and not sim.valid_action("agent_0", None)
+    assert sim.valid_action("nobody", "anything")  # not an agent of the env: nothing to check against
+
+
+def test_given_portable_action_spaces_are_used_where_gymnasium_is_not_loaded():
+    space = PortableSpace({"kind": "discrete", "n": 3})
+    sim = EnvSimulation(lambda: PyCoinGrid(max_steps=10), 1, action_spaces={"agent_0": space, "agent_1": space})
+    assert sim.valid_action("agent_1", 2) and not sim.valid_action("agent_1", 3)  # the env's own space has 5

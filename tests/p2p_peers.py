@@ -208,7 +208,7 @@ async def play(peers: list[TestPeer], net: SimNet, *, seconds: float = 20.0, sto
                     net.send(now, p.peer.peer_id, dst, channel, message)
             for request in p.peer.ai_requests():  # an AI seat's policy, the same on every peer
                 action = random.Random(f"{request.seat}:{request.frame}").randrange(5)
-                p.peer.provide_ai(request.seat, request.frame, action, None, epoch=request.epoch)
+                p.peer.provide_ai(request.seat, request.frame, action, None, {}, epoch=request.epoch)  # stateless
             ended = p.collect()
             await p.upload(now, force=ended or p.over)
         tick += 1

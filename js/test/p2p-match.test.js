@@ -59,6 +59,19 @@ test("peer messages go to the mesh (input -> inputs, no recipient -> every peer)
   assert.equal(worker.length, 1); // the page left the scene: nothing more for the game
 });
 
+test("a mesh opened while no P2P scene runs keeps its own onmessage; the scene takes it when it begins", () => {
+  const { match, worker, events } = page();
+  const mesh = new FakeMesh();
+  const own = [];
+  mesh.onmessage = (from, channel, message) => own.push([from, channel, message]);
+  events.dispatchEvent(Object.assign(new Event("mug-p2p"), { detail: { mesh, start: {} } }));
+  mesh.onmessage("agent_1", "control", { n: 1 });
+  assert.deepEqual(own, [["agent_1", "control", { n: 1 }]], "not taken over by the game");
+  match.begin(META);
+  mesh.onmessage("agent_1", "inputs", { t: "input" });
+  assert.deepEqual(worker, [{ type: "peer", from: "agent_1", message: { t: "input" } }]);
+});
+
 test("frames are kept until acked and exposed as the page's history; a resync drops its frames; p2p_done comes last", () => {
   const { match, server, expose } = page();
   match.begin(META);

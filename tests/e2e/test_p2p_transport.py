@@ -10,6 +10,7 @@ servers (see ``/work/shared/browser-env.md``)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -443,8 +444,16 @@ def test_relays_go_in_batches_for_the_current_pages_within_budgets_of_their_own(
             await a.send(one("after"))
             assert await inputs("after") == ["big0", "big1", "after"]
 
+            dropped = []
+            real_dropped = signal._dropped
+            monkeypatch.setattr(signal, "_dropped", lambda *args: (dropped.append(args[-1]), real_dropped(*args)))
             monkeypatch.setattr(signal, "MAX_TARGET_BACKLOG_BYTES", -1)  # b counts as far behind
             await a.send(one("behind"))
+            for _ in range(1000):  # until the server has handled it (at most 10 s)
+                if any("too far behind" in p for p in dropped):
+                    break
+                await asyncio.sleep(0.01)
+            assert any("too far behind" in p for p in dropped), dropped
             monkeypatch.setattr(signal, "MAX_TARGET_BACKLOG_BYTES", 512 * 1024)
             await a.send(one("caught up"))
             assert await inputs("caught up") == ["caught up"]

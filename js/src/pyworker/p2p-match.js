@@ -53,14 +53,20 @@ export class P2PMatch {
     this.current = { match_id: matchId, seat, records: [], events: [], done: false };
     if (this.expose) this.expose.mugP2P = this.current;
     this.ai = new AISeats(meta, this.fetchAsset, (answer) => this.toWorker(answer), this.onError);
+    if (this.mesh) this.listen(this.mesh);
   }
 
   /**
-   * The match's mesh (from the `mug-p2p` event): what it delivers goes to the game.
+   * The match's mesh (from the `mug-p2p` event). What it delivers goes to the game once a P2P match scene
+   * runs on this page (a mesh opened for anything else keeps its own `onmessage`).
    * @param {import("../p2p/mesh.js").Mesh} mesh
    */
   attach(mesh) {
     this.mesh = mesh;
+    if (this.current) this.listen(mesh);
+  }
+
+  listen(mesh) {
     mesh.onmessage = (from, _channel, message) => {
       if (this.current && this.mesh === mesh) this.toWorker({ type: "peer", from, message });
     };

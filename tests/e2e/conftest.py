@@ -57,3 +57,13 @@ def asset_server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", root
     server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def webrtc_browser(browser) -> Iterator:
+    """Chromium with WebRTC allowed on loopback (its own process, from the session's Playwright)."""
+    launched = browser.browser_type.launch(
+        executable_path=chromium_path(), args=[*CHROMIUM_FLAGS, "--allow-loopback-in-peer-connection"]
+    )
+    yield launched
+    launched.close()

@@ -11,15 +11,12 @@ verified and no desync stayed unresolved. WebRTC on loopback as in ``test_p2p_tr
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
-import pytest
 from playwright.sync_api import expect
 
 import mug
 from mug.examples.browser_grid import PyCoinGrid, draw
 from mug.server.app import MugServer
-from tests.e2e.conftest import CHROMIUM_FLAGS, chromium_path
 from tests.e2e.live_server import serving
 
 KEYS = {"ArrowUp": 1, "ArrowDown": 2, "ArrowLeft": 3, "ArrowRight": 4}
@@ -42,16 +39,6 @@ def _duo() -> mug.Stager:
         .runtime(environment="browser")
     )
     return mug.Stager([scene, mug.EndScene(completion_code="DONE")])
-
-
-@pytest.fixture(scope="module")
-def webrtc_browser(browser) -> Iterator:
-    """Chromium with WebRTC allowed on loopback (its own process, from the session's Playwright)."""
-    launched = browser.browser_type.launch(
-        executable_path=chromium_path(), args=[*CHROMIUM_FLAGS, "--allow-loopback-in-peer-connection"]
-    )
-    yield launched
-    launched.close()
 
 
 class Member:

@@ -11,13 +11,11 @@ servers (see ``/work/shared/browser-env.md``)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
 
 from mug.server.app import MugServer
-from tests.e2e.conftest import CHROMIUM_FLAGS, chromium_path
 from tests.e2e.live_server import Serving, serving
 
 #: Keeps what the page's mesh delivers and how its pairs change (read by the tests).
@@ -46,16 +44,6 @@ NO_CANDIDATES = """
   };
 })();
 """
-
-
-@pytest.fixture(scope="module")
-def webrtc_browser(browser) -> Iterator:
-    """Chromium with WebRTC allowed on loopback (its own process, from the session's Playwright)."""
-    launched = browser.browser_type.launch(
-        executable_path=chromium_path(), args=[*CHROMIUM_FLAGS, "--allow-loopback-in-peer-connection"]
-    )
-    yield launched
-    launched.close()
 
 
 class Page:

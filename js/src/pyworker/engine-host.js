@@ -117,9 +117,18 @@ export class EngineHost {
       this.game = this.newGame(JSON.stringify(spec), (json, buffers) => this.post(json, buffers));
     });
     if (!this.game) return;
-    this.tickFn = this.game.tick;
+    this.tickFn = this.ticking(this.game);
     this.ticker = new Ticker(fps, () => this.guard(() => this.tickFn()));
     this.ticker.start();
+  }
+
+  /**
+   * What one tick calls (fetched once: a Python attribute lookup per frame costs).
+   * @param {Object} game the Python game
+   * @returns {Function}
+   */
+  ticking(game) {
+    return game.tick;
   }
 
   /**

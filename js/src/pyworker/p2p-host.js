@@ -7,7 +7,7 @@
  * `EngineHost` does for a single participant's game. No DOM and no `self`.
  * @module pyworker/p2p-host
  */
-import { EngineHost, Ticker } from "./engine-host.js";
+import { EngineHost } from "./engine-host.js";
 
 /** Python glue for a P2P game (JSON across the boundary). */
 const P2P_GLUE = `
@@ -44,22 +44,9 @@ export class P2PHost extends EngineHost {
     this.tickP2P = pyodide.globals.get("_mug_p2p_tick");
   }
 
-  /**
-   * Build the game and tick it at `fps`.
-   * @param {Object} spec the scene's portable spec with `session_id` and `p2p`
-   * @param {number} fps
-   */
-  start(spec, fps) {
-    if (!(Number.isFinite(fps) && fps > 0)) {
-      this.emit({ type: "exception", message: `the scene's fps must be a positive number, got ${fps}`, traceback: "" });
-      return;
-    }
-    this.guard(() => {
-      this.game = this.newGame(JSON.stringify(spec), (json, buffers) => this.post(json, buffers));
-    });
-    if (!this.game) return;
-    this.ticker = new Ticker(fps, () => this.guard(() => this.tickP2P(this.game, this.now() / 1000)));
-    this.ticker.start();
+  /** A tick gives the game the page's clock (seconds). */
+  ticking(game) {
+    return () => this.tickP2P(game, this.now() / 1000);
   }
 
   /**

@@ -7,7 +7,6 @@ notebook cell that made it, not in a participant's browser.
 
 from __future__ import annotations
 
-import inspect
 import numbers
 import os
 import re
@@ -20,6 +19,7 @@ from urllib.parse import quote
 from mug.errors import ConfigError, did_you_mean
 from mug.scenes.base import Scene
 from mug.scenes.browser_env import ENVIRONMENTS, browser_spec, check_browser_scene, check_packages
+from mug.scenes.checks import accepts, integer, one_of
 from mug.scenes.matching import MatchBuilder, MatchmakingOptions, MonitoringOptions, MultiplayerOptions, WaitroomOptions
 from mug.scenes.policies import HOSTS, INFERENCE, PolicySpec, check_model_fits, discrete_n, file_sha256, policy_spec
 from mug.session.engine import BROWSER_WAIT_S, episode_seed
@@ -33,29 +33,6 @@ RENDER_MODES = ("rgb_array", "surface")
 ENCODINGS = ("png", "zlib", "raw")
 INPUT_MODES = ("pressed_keys", "single_keystroke")
 STEP_MODES = ("realtime", "lockstep")
-
-
-def _int(value: Any, field: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"in {low}..{high}"
-        raise ConfigError(f"{field}: expected an integer {bound}, got {value!r}", field=field)
-    return int(value)
-
-
-def _choice(value: Any, field: str, options: tuple[str, ...]) -> str:
-    if value not in options:
-        raise ConfigError(
-            f"{field}: expected one of {list(options)}, got {value!r}.{did_you_mean(str(value), options)}", field=field
-        )
-    return value
-
-
-def _accepts(fn: Callable[..., Any], name: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 class GymScene(MatchBuilder, Scene):
@@ -153,7 +130,7 @@ class GymScene(MatchBuilder, Scene):
             )
         if env_config is not None and not isinstance(env_config, Mapping):
             raise ConfigError(f"env_config: expected a dict of keyword arguments, got {env_config!r}", field="env_config")
-        self.seed = _int(seed, "seed", 0, 2**31 - 1)
+        self.seed = integer(seed, "seed", 0, 2**31 - 1)
         if not isinstance(check_determinism, bool):
             raise ConfigError(f"check_determinism: expected True or False, got {check_determinism!r}", field="check_determinism")
         self.env_creator, self.env_config = env_creator, dict(env_config or {})
@@ -205,7 +182,7 @@ class GymScene(MatchBuilder, Scene):
             render
             and self.render_mode == "rgb_array"
             and "render_mode" not in kwargs
-            and _accepts(self.env_creator, "render_mode")
+            and accepts(self.env_creator, "render_mode")
         ):
             kwargs["render_mode"] = "rgb_array"
         return EnvAdapter(self.env_creator(**kwargs))
@@ -275,7 +252,7 @@ class GymScene(MatchBuilder, Scene):
         specs = {}
         for agent, value in policy_mapping.items():
             where = inference.get(agent, "auto") if isinstance(inference, Mapping) else inference
-            _choice(where, f"inference[{agent!r}]" if isinstance(inference, Mapping) else "inference", INFERENCE)
+            one_of(where, f"inference[{agent!r}]" if isinstance(inference, Mapping) else "inference", INFERENCE)
             spec = policy_spec(agent, value, where)
             if spec.kind == "model":
                 check_model_fits(agent, spec.config, self._action_spaces[keys[agent]], self._obs_spaces[keys[agent]])  # type: ignore[arg-type]
@@ -287,7 +264,7 @@ class GymScene(MatchBuilder, Scene):
     def browser_policies(self, host: str = "deployment") -> list[str]:
         """Agents whose ``ModelConfig`` runs in the participant's browser in a session run by ``host``
         (``"deployment"`` or ``"preview"``; see :meth:`PolicySpec.runs_in_browser`)."""
-        _choice(host, "host", HOSTS)
+        one_of(host, "host", HOSTS)
         if self.environment_where == "browser":  # the page's JS runtime runs every model: no ONNX Runtime there
             return [a for a, s in self.policy_specs.items() if s.kind == "model"]
         return [a for a, s in self.policy_specs.items() if s.runs_in_browser(host, self.step_mode)]
@@ -376,12 +353,12 @@ class GymScene(MatchBuilder, Scene):
         if self.humans and not mapping:
             raise ConfigError("action_mapping: Human agents need an action_mapping of keys to actions", field="action_mapping")
         self.action_mapping = mapping
-        self.num_episodes = _int(num_episodes, "num_episodes", 1, 100_000)
-        self.max_steps = None if max_steps is None else _int(max_steps, "max_steps", 1)
+        self.num_episodes = integer(num_episodes, "num_episodes", 1, 100_000)
+        self.max_steps = None if max_steps is None else integer(max_steps, "max_steps", 1)
         self.default_action = default_action
-        self.input_mode = _choice(input_mode, "input_mode", INPUT_MODES)
-        self.step_mode = _choice(mode, "mode", STEP_MODES)
-        self.frame_skip = _int(frame_skip, "frame_skip", 1, 100)
+        self.input_mode = one_of(input_mode, "input_mode", INPUT_MODES)
+        self.step_mode = one_of(mode, "mode", STEP_MODES)
+        self.frame_skip = integer(frame_skip, "frame_skip", 1, 100)
         if hud is not None and not callable(hud):
             raise ConfigError(f"hud: expected a callable hud(env, info) -> str, got {hud!r}", field="hud")
         self.hud = hud
@@ -424,19 +401,19 @@ class GymScene(MatchBuilder, Scene):
         :class:`~mug.rendering.Surface`. ``encoding`` is how rgb frames travel:
         ``"png"`` (default), ``"zlib"`` or ``"raw"`` (see benchmarks/engine.py).
         """
-        self.fps = _int(fps, "fps", 1, 120)
-        self.width = _int(width, "width", 16, 4096)
-        self.height = _int(height, "height", 16, 4096)
+        self.fps = integer(fps, "fps", 1, 120)
+        self.width = integer(width, "width", 16, 4096)
+        self.height = integer(height, "height", 16, 4096)
         if not isinstance(background, str) or not _COLOR.match(background):
             raise ConfigError(f"background: expected a color like '#ffffff' or '#fff', got {background!r}", field="background")
         self.background = background
-        self.render_mode = _choice(mode, "mode", RENDER_MODES)
+        self.render_mode = one_of(mode, "mode", RENDER_MODES)
         if draw is not None and not callable(draw):
             raise ConfigError(f"draw: expected a callable draw(env, surface), got {draw!r}", field="draw")
         if self.render_mode == "surface" and draw is None:
             raise ConfigError("draw: mode='surface' needs draw=callable(env, surface) that draws each frame", field="draw")
         self.draw = draw
-        self.encoding = _choice(encoding, "encoding", ENCODINGS)
+        self.encoding = one_of(encoding, "encoding", ENCODINGS)
         return self
 
     def assets(self, directory: str | Path | None = None, images: Mapping[str, str] | None = None) -> GymScene:
@@ -492,7 +469,7 @@ class GymScene(MatchBuilder, Scene):
         :data:`mug.session.engine.BROWSER_WAIT_S`) before the step goes ahead with the
         agent's previous action, recorded with source ``late``. The wait starts after
         the client has loaded its policies (its first ``act``)."""
-        self.policy_seed = _int(policy_seed, "policy_seed", 0, 2**32 - 1)
+        self.policy_seed = integer(policy_seed, "policy_seed", 0, 2**32 - 1)
         if act_timeout_s is not None and (
             isinstance(act_timeout_s, bool) or not isinstance(act_timeout_s, (int, float)) or act_timeout_s <= 0
         ):
@@ -500,7 +477,7 @@ class GymScene(MatchBuilder, Scene):
                 f"act_timeout_s: expected a number of seconds > 0 or None, got {act_timeout_s!r}", field="act_timeout_s"
             )
         self.act_timeout_s = act_timeout_s
-        self.environment_where = _choice(environment, "environment", ENVIRONMENTS)
+        self.environment_where = one_of(environment, "environment", ENVIRONMENTS)
         self.packages, self.wheels, self.package_index_url = check_packages(packages, package_index_url)
         return self
 

@@ -15,7 +15,8 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from mug.errors import ConfigError, did_you_mean
+from mug.errors import ConfigError
+from mug.scenes.checks import integer, one_of
 from mug.scenes.policies import PolicySpec, policy_spec
 
 __all__ = [
@@ -72,20 +73,6 @@ def seconds(value: Any, field_name: str, low: float, high: float, *, optional: b
     return float(value)
 
 
-def _count(value: Any, field_name: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
-        raise ConfigError(f"{field_name}: expected an integer in {low}..{high}, got {value!r}", field=field_name)
-    return int(value)
-
-
-def _one_of(value: Any, field_name: str, options: tuple[str, ...]) -> str:
-    if value not in options:
-        raise ConfigError(
-            f"{field_name}: expected one of {list(options)}, got {value!r}.{did_you_mean(str(value), options)}", field=field_name
-        )
-    return value
-
-
 def _text(value: Any, field_name: str) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"{field_name}: expected a string, got {value!r}", field=field_name)
@@ -137,7 +124,7 @@ class WaitroomOptions:
             fill = {agent: _fill_spec(policy, f"fill_with[{agent!r}]") for agent, policy in fill_with.items()}
         elif fill_with is not None:
             fill = _fill_spec(fill_with, "fill_with")
-        on_timeout = _one_of(on_timeout, "on_timeout", ON_TIMEOUT)
+        on_timeout = one_of(on_timeout, "on_timeout", ON_TIMEOUT)
         if on_timeout == "ai" and fill is None:
             raise ConfigError('on_timeout="ai" fills the missing seats with fill_with=...; give it a policy', field="fill_with")
         if not isinstance(show_count, bool):
@@ -208,8 +195,8 @@ class MultiplayerOptions:
         max_prediction: Any = 8,
     ) -> MultiplayerOptions:
         """Checked options (``ConfigError`` naming the field)."""
-        mode = _one_of(mode, "mode", MODES)
-        on_partner_loss = _one_of(on_partner_loss, "on_partner_loss", ON_PARTNER_LOSS)
+        mode = one_of(mode, "mode", MODES)
+        on_partner_loss = one_of(on_partner_loss, "on_partner_loss", ON_PARTNER_LOSS)
         if mode == "p2p" and on_partner_loss not in P2P_PARTNER_LOSS:
             raise ConfigError(
                 f'on_partner_loss={on_partner_loss!r} is not supported with mode="p2p"; '
@@ -220,10 +207,10 @@ class MultiplayerOptions:
             mode=mode,
             on_partner_loss=on_partner_loss,
             reconnect_timeout_s=seconds(reconnect_timeout_s, "reconnect_timeout_s", 0, 3600),  # type: ignore[arg-type]
-            after_partner_loss=_one_of(after_partner_loss, "after_partner_loss", AFTER_PARTNER_LOSS),
+            after_partner_loss=one_of(after_partner_loss, "after_partner_loss", AFTER_PARTNER_LOSS),
             partner_loss_message=_text(partner_loss_message, "partner_loss_message"),
-            input_delay=_count(input_delay, "input_delay", 0, MAX_INPUT_DELAY),
-            max_prediction=_count(max_prediction, "max_prediction", 1, MAX_PREDICTION),
+            input_delay=integer(input_delay, "input_delay", 0, MAX_INPUT_DELAY),
+            max_prediction=integer(max_prediction, "max_prediction", 1, MAX_PREDICTION),
         )
 
 
@@ -243,8 +230,8 @@ class MonitoringOptions:
         cls, max_rtt_ms: Any, rtt_window: Any, rtt_violations: Any, warn_hidden_s: Any, max_hidden_s: Any, exclusion_message: Any
     ) -> MonitoringOptions:
         """Checked options (``ConfigError`` naming the field)."""
-        window = _count(rtt_window, "rtt_window", 1, 1000)
-        violations = _count(rtt_violations, "rtt_violations", 1, 1000)
+        window = integer(rtt_window, "rtt_window", 1, 1000)
+        violations = integer(rtt_violations, "rtt_violations", 1, 1000)
         if violations > window:
             raise ConfigError(
                 f"rtt_violations: {violations} violations cannot happen within a window of rtt_window={window} samples",

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import logging
 import mimetypes
-import re
 import secrets
 import sqlite3
 import uuid
@@ -26,24 +25,23 @@ from mug.scenes.stager import Stager
 from mug.server import logs
 from mug.server.export import stream_command
 from mug.server.headers import security_headers, with_nonce
-from mug.server.limits import AdmissionError, Admissions, RateLimit
+from mug.server.limits import AdmissionError, Admissions
 from mug.server.matches.monitor import PING_EVERY_S
-from mug.server.matches.signal import SELF_LIMITED_TYPES, IceServers
+from mug.server.matches.signal import IceServers
 from mug.server.page import admin_page, participant_page
-from mug.server.participants import Participant, ParticipantRegistry
+from mug.server.participants import ParticipantRegistry
 from mug.server.pybundle import BUNDLE_ROUTE
 from mug.server.pyodide_files import PyodideHandler, package_origins, pyodide_files
 from mug.server.store import Store
-from mug.server.websocket import SendBudget, WebSocket, upgrade
+from mug.server.tab import PARTICIPANT_ID, ParticipantTab, same_secret
+from mug.server.websocket import SendBudget, upgrade
 from mug.session.clock import FrameClock
-from mug.session.messages import encode_envelope
 
 __all__ = ["MugServer", "PARTICIPANT_ID", "ID_QUERY_KEYS"]
 
 log = logging.getLogger("mug.server")
 access_log = logging.getLogger("mug.access")
 STATIC = Path(__file__).resolve().parent.parent / "static"
-PARTICIPANT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: Query parameters that carry a participant id, in order of preference (Prolific, MTurk, generic).
 ID_QUERY_KEYS = ("PROLIFIC_PID", "workerId", "participant_id", "participant")
 #: A WebSocket message over this size closes the connection (code 1009); messages over the
@@ -51,10 +49,6 @@ ID_QUERY_KEYS = ("PROLIFIC_PID", "workerId", "participant_id", "participant")
 MAX_FRAME_BYTES = 1 << 20
 #: Seconds between sweeps for participants to drop from memory (see ``ParticipantRegistry.forget_idle``).
 SWEEP_EVERY_S = 10.0
-#: Seconds an opened WebSocket has to attach to its participant before it is dropped.
-ATTACH_TIMEOUT_S = 5.0
-#: WebSockets refused (not attached) that may wait for their closing handshake; more are dropped at once.
-MAX_UNATTACHED = 256
 #: Seconds between the match room's checks (waitrooms, reconnect timeouts, monitoring, screening).
 CHECK_EVERY_S = 0.25
 #: Days an admin session (its signed cookie) lasts.
@@ -68,11 +62,6 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
     """Access log without query strings: they may hold tokens."""
     request = handler.request
     access_log.info("%d %s %s %.1fms", handler.get_status(), request.method, request.path, 1000 * request.request_time())
-
-
-def same_secret(given: str | None, expected: str) -> bool:
-    """Constant-time comparison of a secret from a request with the real one (compared as UTF-8 bytes: any text works)."""
-    return given is not None and hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
 
 
 def _cookie_secret(data_dir: Path) -> str:
@@ -403,112 +392,6 @@ class ParticipantSocket(_Handler):
         except Exception:  # a bug of ours: the socket must not stay open unattached
             log.exception("opening a websocket failed")
             tab.close_with({"type": "error", "code": "server_error", "message": "the server failed; reload", "fatal": True})
-
-
-class ParticipantTab:
-    """One open participant tab: its socket, its participant, its message rate limit. Binary envelopes both ways."""
-
-    def __init__(self, server: MugServer, socket: WebSocket) -> None:
-        self.server, self.socket = server, socket
-        self.participant: Participant | None = None
-        self.limit = RateLimit(server.messages_per_second, 2 * server.messages_per_second)
-        socket.on_messages, socket.on_close = self.on_messages, self.on_close
-        server.unattached.add(self)
-        self._deadline = asyncio.get_running_loop().call_later(ATTACH_TIMEOUT_S, self._not_attached)
-
-    def _not_attached(self) -> None:
-        if self.participant is None:
-            self.socket.abort()
-
-    def open(self, participant_id: str, cookie: str | None, user_agent: str = "") -> None:
-        """Attach the tab to its participant, or tell it why not and close; its round trips are measured from now."""
-        registry = self.server.registry
-        if not PARTICIPANT_ID.match(participant_id) or (
-            participant_id not in registry.participants and self.server.store.participant(participant_id) is None
-        ):
-            self.close_with(
-                {
-                    "type": "error",
-                    "code": "unknown_participant",
-                    "message": "unknown participant id; open the study link again",
-                    "fatal": True,
-                }
-            )
-            return
-        participant = registry.get_or_create(participant_id)
-        if not same_secret(cookie, participant.token):
-            log.warning("websocket for participant %s without its browser token refused", participant_id)
-            self.close_with(
-                {"type": "error", "code": "forbidden", "message": "this participant id belongs to another browser", "fatal": True}
-            )
-            return
-        self.participant = participant
-        self.server.unattached.discard(self)
-        self._deadline.cancel()
-        participant.user_agent = participant.user_agent or user_agent
-        self.socket.on_rtt = participant.monitor.add_rtt
-        participant.attach(self)
-        self.socket.ping()
-        registry.flush()
-
-    def on_messages(self, messages: list[bytes | str]) -> None:
-        """Messages that arrived together: each handled in turn, then one commit and delivery. When all of them
-        were browser-side ``steps``, the commit waits until the loop has read every ready socket (one commit
-        for all: ``ParticipantRegistry.flush_soon``); anything else (keys, ready, answers) is answered at once."""
-        participant = self.participant
-        if participant is None:
-            return
-        group_commit = True
-        for message in messages:
-            if participant.connection is not self:
-                return
-            if not self.limit.allow():
-                participant.send(
-                    {"type": "error", "code": "rate_limited", "message": "too many messages; slow down", "fatal": False}
-                )
-                continue
-            try:
-                kind = participant.receive(message)
-                if kind in SELF_LIMITED_TYPES:  # counted by the mesh's own buckets (signal.py), not the tab's
-                    self.limit.refund()
-                group_commit = kind == "steps" and group_commit
-            except Exception:  # a bug of ours must not take the server down; the participant is told
-                log.exception("participant %s: error handling a message", participant.participant_id)
-                participant.send(
-                    {
-                        "type": "error",
-                        "code": "server_error",
-                        "message": "the server failed to handle that message",
-                        "fatal": False,
-                    }
-                )
-        if group_commit:
-            self.server.registry.flush_soon()
-        else:
-            self.server.registry.flush()
-
-    def on_close(self) -> None:
-        self.server.unattached.discard(self)
-        self._deadline.cancel()
-        if self.participant is not None:
-            self.participant.detach(self)
-
-    def deliver(self, frames: list[bytes]) -> None:
-        """Send queued envelopes (dropped if the socket has closed)."""
-        for frame in frames:
-            self.socket.send(frame)
-
-    def close(self) -> None:
-        """Close without a message (the server is stopping: the page reconnects by itself when it is back)."""
-        self.socket.close(code=1001, reason="server stopping")
-
-    def close_with(self, message: dict[str, Any]) -> None:
-        """Send one last message, then close (at once, without the closing handshake, when many refused sockets wait)."""
-        self.deliver([encode_envelope(message)])
-        if self.participant is None and len(self.server.unattached) > MAX_UNATTACHED:
-            self.socket.abort()
-            return
-        self.socket.close(code=4000 + (403 if message.get("code") == "forbidden" else 409), reason=message.get("code", ""))
 
 
 class ModelHandler(_Handler):

@@ -69,9 +69,9 @@ from mug.session.engine import GameSession
 from mug.session.messages import MessageError, decode_inbound, encode_envelope
 
 if TYPE_CHECKING:
-    from mug.server.app import ParticipantTab
     from mug.server.matches.match import Match
     from mug.server.matches.waitroom import Waitroom
+    from mug.server.tab import ParticipantTab
 
 __all__ = ["Participant", "ParticipantRegistry"]
 

@@ -21,7 +21,7 @@ from tornado.httpclient import AsyncHTTPClient
 
 import mug
 from mug.examples.demo import demo_study
-from mug.server.app import MAX_UNATTACHED
+from mug.server.tab import MAX_UNATTACHED
 from mug.server.websocket import CLOSE_TIMEOUT_S
 from mug.session.messages import encode_envelope
 from tests.bots import join, raw_http, run_async

@@ -67,3 +67,36 @@ def webrtc_browser(browser) -> Iterator:
     )
     yield launched
     launched.close()
+
+
+@pytest.fixture()
+def netns_browsers(browser, tmp_path) -> Iterator:
+    """``start(link, links=None, count=2, seed=1) -> (Namespaces, browsers)``: ``count`` network namespaces linked
+    through the delay line of ``tests/e2e/netns.py`` (``Link`` settings per direction) and one Chromium inside
+    each, from the session's Playwright; all of it closed and deleted after the test. Skipped, naming what is
+    missing, where namespaces with TUN devices cannot be made (not root, no ``ip``, no ``/dev/net/tun``)."""
+    from tests.e2e.netns import Link, Namespaces, unavailable
+
+    reason = unavailable()
+    if reason is not None:
+        pytest.skip(f"no network namespaces for the delay line: {reason}")
+    nets: list[Namespaces] = []
+    browsers: list = []
+
+    def start(link: Link, links: dict | None = None, count: int = 2, seed: int = 1) -> tuple[Namespaces, list]:
+        net = Namespaces(tmp_path / f"netns-{len(nets)}", count, link, links, seed)
+        nets.append(net)
+        for i in range(count):
+            wrapper = net.wrapper(i, chromium_path())
+            browsers.append(browser.browser_type.launch(executable_path=str(wrapper), args=CHROMIUM_FLAGS))
+        return net, browsers[-count:]
+
+    try:
+        yield start
+    finally:
+        try:
+            for launched in browsers:
+                launched.close()
+        finally:
+            for net in nets:
+                net.close()

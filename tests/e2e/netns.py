@@ -27,6 +27,7 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -111,6 +112,7 @@ class Namespaces:
         if not 2 <= count <= 200:
             raise ValueError(f"count: 2 to 200 namespaces, got {count}")
         self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.names = [f"{PREFIX}{os.getpid()}-{id(self):x}-{i}" for i in range(count)]
         self.addresses = [f"{SUBNET}.{i + 1}" for i in range(count)]
         directions = {(i, j): link for i in range(count) for j in range(count) if i != j}
@@ -169,7 +171,7 @@ class Namespaces:
     def wrapper(self, index: int, chromium: str) -> Path:
         """An executable that runs ``chromium`` with its arguments inside namespace ``index``."""
         path = self.workdir / f"chromium-in-{index}"
-        path.write_text(f'#!/bin/sh\nexec ip netns exec {self.names[index]} {chromium} "$@"\n')
+        path.write_text(f'#!/bin/sh\nexec ip netns exec {self.names[index]} {shlex.quote(chromium)} "$@"\n')
         path.chmod(0o755)
         return path
 

@@ -21,6 +21,7 @@ fails); namespaces left by a test process that was killed are deleted by the nex
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import fcntl
 import json
@@ -149,7 +150,10 @@ class Namespaces:
         assert self._helper is not None and self._helper.stdout is not None
         line = self._helper.stdout.readline().strip()
         if not line.startswith(expected):
-            code = self._helper.poll()
+            try:
+                code = self._helper.wait(5) if not line else self._helper.poll()
+            except subprocess.TimeoutExpired:
+                code = None
             raise NetnsError(f"the delay line answered {line!r} (expected {expected!r}; exit code {code}, its error above)")
         return line[len(expected) :].strip()
 
@@ -179,7 +183,8 @@ class Namespaces:
         """Stop the delay line and delete the namespaces (what is left of them); raises if one stays."""
         helper, self._helper = self._helper, None
         if helper is not None:
-            helper.stdin.close()  # the helper ends at the end of its input
+            with contextlib.suppress(BrokenPipeError):  # (it has ended already)
+                helper.stdin.close()  # the helper ends at the end of its input
             try:
                 helper.wait(10)
             except subprocess.TimeoutExpired:

@@ -9,6 +9,9 @@ Skipped, naming what is missing, where namespaces cannot be made (not root, no `
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from playwright.sync_api import expect
 
 from mug.server.app import MugServer
@@ -64,3 +67,76 @@ def test_the_delay_injected_between_the_namespaces_reaches_the_data_channels(net
     # and the pages' packets went through it, both ways (none lost: the link has no loss)
     assert stats["0>1"]["sent"] > 0 and stats["1>0"]["sent"] > 0
     assert stats["0>1"]["dropped"] == stats["1>0"]["dropped"] == 0
+
+
+#: The whole-match scenarios: (what each namespace sends the other, overrides per direction).
+SCENARIOS = {
+    "100ms": (ONE_WAY, None),
+    "100ms-jitter75-loss15": (Link(delay_ms=100, jitter_ms=75, loss=0.15), None),
+    "50ms-200ms": (Link(delay_ms=50), {(1, 0): Link(delay_ms=200)}),
+}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_two_pages_in_namespaces_play_a_p2p_match_the_server_stores_what_both_confirmed(netns_browsers, tmp_path, scenario):
+    from tests.e2e.test_p2p_play import EPISODES, Member, _duo, _play, _unresolved
+
+    net, browsers = netns_browsers(*SCENARIOS[scenario])
+    server = MugServer(_duo(), tmp_path / "data", "p2p-admin-token")
+    server.matches.mesh_options = {"max_rtt_ms": None}  # no shim: the delay is the network's; the pair stays direct
+    with serving(server) as serve:
+        net.expose(_port(serve.url))
+        members = [Member(b, serve.url, f"p{i}") for i, b in enumerate(browsers)]
+        try:
+            for member in members:
+                expect(member.page.locator("#mug-canvas")).to_be_visible(timeout=120_000)  # Pyodide loaded, game on
+            _play(members)
+            for member in members:
+                expect(member.page.get_by_text("DONE")).to_be_visible(timeout=60_000)  # the study went on
+            histories = [m.js("window.mugP2P.records") for m in members]
+            events = [m.js("window.mugP2P.events") for m in members]
+            seats = [m.js("window.mugP2P.seat") for m in members]
+
+            def stored() -> tuple[list[dict], list[dict]]:
+                serve.server.store.commit()
+                return serve.server.store.steps("duo"), serve.server.store.events()
+
+            deadline = time.monotonic() + 60
+            while True:
+                steps, stored_events = serve.call(stored)
+                if sum(e["kind"] == "verification" for e in stored_events) >= EPISODES or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            errors = [e for m in members for e in m.errors]
+        finally:
+            for member in members:
+                member.context.close()
+    stats = net.stats()
+    print("delay line", stats, "rollbacks", [[e["stats"]["rollbacks"] for e in p if e["type"] == "episode_end"] for p in events])
+    assert errors == []
+    assert sorted(seats) == ["agent_0", "agent_1"]
+    confirmed = [[r for r in history if r["result"]["kind"] == "step"] for history in histories]
+    ends = [r["result"] for r in confirmed[0] if all(r["result"]["terminated"][a] or r["result"]["truncated"][a] for a in seats)]
+    assert [e["episode"] for e in ends] == list(range(EPISODES))  # every episode played to its end
+    assert confirmed[0] == confirmed[1]  # both pages confirmed the same frames, hash chain and all
+    # the server's record: each step once, exactly as the pages confirmed it
+    assert [(s["episode"], s["step"]) for s in steps] == [(r["result"]["episode"], r["result"]["step"]) for r in confirmed[0]]
+    for step, record in zip(steps, confirmed[0]):
+        result = record["result"]
+        assert step["actions"] == record["inputs"]
+        assert (step["rewards"], step["terminated"], step["truncated"], step["obs_hash"]) == (
+            result["rewards"],
+            result["terminated"],
+            result["truncated"],
+            result["obs_hash"],
+        )
+    assert all(s["verified"] is True for s in steps)
+    assert [e for e in stored_events if e["kind"] in ("p2p_mismatch", "p2p_relay", "bad_p2p_frames")] == []
+    assert [_unresolved(e) for e in events] == [[], []]
+    # the network's delay reached the game: pages predicted, missed and rolled back, and the inputs went through
+    # the delay line both ways
+    episode_stats = [e["stats"] for page in events for e in page if e["type"] == "episode_end"]
+    assert len(episode_stats) == 2 * EPISODES and sum(s["rollbacks"] for s in episode_stats) > 0
+    assert stats["0>1"]["sent"] > 0 and stats["1>0"]["sent"] > 0
+    for (i, j), link in net.links.items():  # the link's loss, and only that, dropped packets
+        assert (stats[f"{i}>{j}"]["dropped"] > 0) == (link.loss > 0), (i, j, stats)

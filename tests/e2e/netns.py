@@ -122,7 +122,6 @@ class Namespaces:
                 raise ValueError(f"links: {key} is not a direction between two of the {count} namespaces")
         directions.update(links or {})
         self.links = directions
-        self.seed = seed
         self._helper: subprocess.Popen | None = None
         _remove_stale()
         try:
@@ -169,7 +168,8 @@ class Namespaces:
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Packets per direction ``"i>j"``: ``sent`` (delivered after their delay), ``dropped`` (the link's loss),
-        ``late`` (still in the delay line); ``"other"``: packets to no namespace (not forwarded)."""
+        ``overflow`` (refused by the receiving device: a full queue), ``late`` (still in the delay line);
+        ``"other"``: packets to no namespace (not forwarded; e.g. IPv6 neighbour discovery)."""
         return json.loads(self._ask("stats", "stats"))
 
     def wrapper(self, index: int, chromium: str) -> Path:
@@ -244,7 +244,7 @@ class _DelayLine:
         self.by_address = {socket.inet_aton(a): i for i, a in enumerate(spec["addresses"])}
         self.links = {(i, j): Link(**v) for i, j, v in spec["links"]}
         self.draws = {key: random.Random(f"{spec['seed']}/{key[0]}>{key[1]}") for key in self.links}
-        self.counts = {f"{i}>{j}": {"sent": 0, "dropped": 0, "late": 0} for i, j in self.links}
+        self.counts = {f"{i}>{j}": {"sent": 0, "dropped": 0, "overflow": 0, "late": 0} for i, j in self.links}
         self.other = 0
         self.tuns: list[int] = []
         self.servers: list[asyncio.AbstractServer] = []
@@ -280,7 +280,7 @@ class _DelayLine:
         try:
             os.write(self.tuns[target], packet)
         except OSError:  # the device's queue is full: lost, as on a congested link
-            count["dropped"] += 1
+            count["overflow"] += 1
             return
         count["sent"] += 1
 

@@ -5,8 +5,8 @@ that holds each one for the link's delay (``tests/e2e/netns.py``). This kernel h
 forwarding process, seeded draws for jitter and loss) is its substitute. The server stays on the host's loopback,
 reached from each namespace through an undelayed relay at ``127.0.0.1``; the pages use no transport shim.
 
-The transport test checks that every round trip the pages' mesh measures on its DataChannels is at least the line's
-two delays. The match tests play ``test_p2p_play.py``'s two-episode match through the line (symmetric 100 ms;
+The transport tests (two pages 100 ms apart each way; three pages with a different delay each way of each pair)
+check that every round trip the pages' mesh measures on its DataChannels is at least the line's two delays. The match tests play ``test_p2p_play.py``'s two-episode match through the line (symmetric 100 ms;
 100 ms with ±75 ms jitter and 15 % loss both ways; 50 ms one way and 200 ms the other) and assert what it does: the
 server's record equals both pages' confirmed histories with zero tolerance, every episode verified, no desync left
 unresolved, no relay, and rollbacks (the delay reached the game).
@@ -27,19 +27,28 @@ from tests.e2e.test_p2p_transport import Page, exchange, relay_events, wait_rtt
 
 #: Each way between the two namespaces (a round trip of 200 ms).
 ONE_WAY = Link(delay_ms=100)
+#: The transport cases: (study of ``p2p_studies.py``, the link of every direction, overrides per direction).
+MESHES = {
+    "duo-100ms": ("duo", ONE_WAY, None),
+    "trio-asymmetric": ("trio", Link(delay_ms=30), {(0, 1): Link(delay_ms=120), (2, 0): Link(delay_ms=80)}),
+}
 
 
 def _port(url: str) -> int:
     return int(url.rstrip("/").rsplit(":", 1)[1])
 
 
-def test_the_delay_injected_between_the_namespaces_reaches_the_data_channels(netns_browsers, tmp_path):
-    from tests.e2e.p2p_studies import duo
+@pytest.mark.parametrize("case", MESHES)
+def test_the_delay_injected_between_the_namespaces_reaches_the_data_channels(netns_browsers, tmp_path, case):
+    from tests.e2e import p2p_studies
 
-    net, browsers = netns_browsers(ONE_WAY)
-    with serving(MugServer(duo, tmp_path / "data", "p2p-admin-token")) as serve:
+    study, link, links = MESHES[case]
+    count = 2 if study == "duo" else 3
+    net, browsers = netns_browsers(link, links, count=count)
+    pairs = [(i, j) for i in range(count) for j in range(count) if i != j]
+    with serving(MugServer(getattr(p2p_studies, study), tmp_path / "data", "p2p-admin-token")) as serve:
         net.expose(_port(serve.url))
-        pages = [Page(b, serve.url, f"p{i}") for i, b in enumerate(browsers)]
+        pages = [Page(b, serve.url, f"p{i}") for i, b in enumerate(browsers)]  # page i in namespace i
         try:
             for page in pages:
                 expect(page.page.locator("#mug-canvas")).to_be_visible(timeout=30_000)  # the match runs
@@ -50,14 +59,14 @@ def test_the_delay_injected_between_the_namespaces_reaches_the_data_channels(net
                 serve.server.registry.flush()
 
             serve.call(open_mesh)
-            a, b = pages
             for page in pages:
                 page.page.wait_for_function("window.__p2p.mesh !== null", timeout=30_000)
-            a.wait_states({b.seat: "open"})
-            b.wait_states({a.seat: "open"})
+            seats = [page.seat for page in pages]
+            for i, page in enumerate(pages):
+                page.wait_states({seat: "open" for j, seat in enumerate(seats) if j != i})
             exchange(pages)
-            rtts = {p.pid: wait_rtt(p, o.seat, "direct", samples=5) for p, o in ((a, b), (b, a))}
-            samples = {p.pid: p.js("s => window.__p2p.mesh.pairs.get(s).rtts", o.seat) for p, o in ((a, b), (b, a))}
+            rtts = {(i, j): wait_rtt(pages[i], seats[j], "direct", samples=5) for i, j in pairs}
+            samples = {(i, j): pages[i].js("s => window.__p2p.mesh.pairs.get(s).rtts", seats[j]) for i, j in pairs}
             print("RTT through the namespaces", rtts)
             errors = [e for p in pages for e in p.errors]
             relayed = relay_events(serve)
@@ -67,12 +76,13 @@ def test_the_delay_injected_between_the_namespaces_reaches_the_data_channels(net
     stats = net.stats()
     print("delay line", stats)
     assert errors == [] and relayed == []
-    # every round trip the pages measured on their DataChannels took at least the two delays of the line
-    for pid, measured in samples.items():
-        assert len(measured) >= 5 and min(measured) >= 2 * ONE_WAY.delay_ms, (pid, measured)
-    # and the pages' packets went through it, both ways (none lost: the link has no loss)
-    assert stats["0>1"]["sent"] > 0 and stats["1>0"]["sent"] > 0
-    assert [s["dropped"] + s["overflow"] for s in (stats["0>1"], stats["1>0"])] == [0, 0]
+    for i, j in pairs:
+        # every round trip page i measured on its DataChannels with page j took at least the line's two delays
+        round_trip = net.links[i, j].delay_ms + net.links[j, i].delay_ms
+        assert len(samples[i, j]) >= 5 and min(samples[i, j]) >= round_trip, (i, j, round_trip, samples[i, j])
+        # and the packets went through the line, in every direction (none lost: the links have no loss)
+        direction = stats[f"{i}>{j}"]
+        assert direction["sent"] > 0 and direction["dropped"] == direction["overflow"] == 0, (i, j, stats)
 
 
 #: The whole-match scenarios: (what each namespace sends the other, overrides per direction).

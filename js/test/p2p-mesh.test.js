@@ -359,13 +359,14 @@ test("the page's RTC null reaches the mesh: no peer connection is made even wher
       throw new Error("this browser's WebRTC must not be used"); // the pair then goes to the relay
     }
   };
+  const peers = new MatchPeers({ send: () => {}, RTC: null });
   try {
-    const peers = new MatchPeers({ send: () => {}, RTC: null });
     peers.receive({ type: "p2p", seat: "a", seats: ["a", "b"], ice_servers: [], options: {} });
     peers.receive({ type: "p2p_peers", peers: { a: 1, b: 1 }, server_rtt_ms: {} });
-    assert.equal(made.length, 0);
-    peers.close();
+    assert.equal(made.length, 0, "the mesh made a peer connection with the browser's RTCPeerConnection: RTC null was lost");
+    assert.equal(peers.mesh.RTC, null);
   } finally {
+    peers.close(); // its pairs' timers (real ones here) must not keep the test alive when an assertion fails
     delete globalThis.RTCPeerConnection;
   }
 });

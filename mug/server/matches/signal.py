@@ -17,7 +17,8 @@ Wire, server -> page:
   ``ice_servers``: ``RTCIceServer`` dicts (the deployment's ``ice_servers``, a
   list or ``callable(participant_id)`` called for each page, so short-lived TURN
   credentials are made per page); ``options``: the mesh's settings
-  (:data:`MESH_OPTIONS`).
+  (:data:`MESH_OPTIONS`), as this page's: ``seat_shims`` is not sent, the page
+  of a seat it names gets that entry as its ``shim``.
 * ``{type: "p2p_peers", peers: {seat: epoch | null}, server_rtt_ms: {seat: ms | null}}``:
   which seats' pages run the mesh now (``epoch`` changes when a page is
   reopened: peers then connect anew), sent to every joined page on each change;
@@ -119,14 +120,17 @@ _SHIM: dict[str, Callable[[Any], bool]] = {
     "loss": lambda v: _number(v) and 0 <= v < 1,
     "seed": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32,
 }
-#: The mesh's settings a ``p2p`` message may carry (see ``js/src/p2p/mesh.js``), and their checks.
+#: The mesh's settings a ``p2p`` message may carry (see ``js/src/p2p/mesh.js``), and their checks. ``shim``:
+#: the test shim of every page (on what it sends); ``seat_shims``: ``{seat: shim settings}``, the shim of the
+#: pages of those seats instead (one page's sends slower than the other's: asymmetric latency).
 MESH_OPTIONS: dict[str, Callable[[Any], bool]] = {
     "connect_timeout_s": lambda v: _number(v) and 0 < v <= 120,
     "ping_every_s": lambda v: _number(v) and 0.05 <= v <= 60,
     "max_rtt_ms": lambda v: v is None or (_number(v) and v > 0),
     "rtt_violations": lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1000,
     "lost_grace_s": lambda v: _number(v) and 0 <= v <= 60,
-    "shim": lambda v: isinstance(v, dict) and all(_SHIM.get(k, lambda _: False)(x) for k, x in v.items()),
+    "shim": lambda v: _shim_problem(v) is None,
+    "seat_shims": lambda v: isinstance(v, dict) and all(isinstance(k, str) and _shim_problem(x) is None for k, x in v.items()),
 }
 
 #: ``ice_servers`` of ``mug.deploy``: ``RTCIceServer`` dicts, or a callable of the participant id returning them.
@@ -137,6 +141,18 @@ _dropped = ThrottledWarning(log, "match %s: dropped a p2p message from participa
 
 def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _shim_problem(value: Any) -> str | None:
+    """What is wrong with shim settings ``value`` (see ``_SHIM``), or None."""
+    if not isinstance(value, dict):
+        return f"expected a dict of {sorted(_SHIM)}, got {type(value).__name__}"
+    for key, x in value.items():
+        if key not in _SHIM:
+            return f"unknown setting {key!r}; settings: {sorted(_SHIM)}"
+        if not _SHIM[key](x):
+            return f"{key}={x!r} is out of range"
+    return None
 
 
 def check_ice_servers(value: Any, where: str = "ice_servers") -> list[dict[str, Any]]:
@@ -167,12 +183,23 @@ def check_ice_servers(value: Any, where: str = "ice_servers") -> list[dict[str, 
     return out
 
 
-def check_mesh_options(options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` of :meth:`MatchSignals.start` (see :data:`MESH_OPTIONS`), or ``ConfigError`` naming the one at fault."""
+def check_mesh_options(options: dict[str, Any], seats: list[str] | None = None) -> dict[str, Any]:
+    """``options`` of :meth:`MatchSignals.start` (see :data:`MESH_OPTIONS`), or ``ConfigError`` naming the one at
+    fault; ``seats``: the match's seats, which ``seat_shims`` must name (unchecked when None)."""
     for key, value in options.items():
         check = MESH_OPTIONS.get(key)
-        if check is None or not check(value):
-            raise ConfigError(f"p2p option {key}={value!r} is unknown or out of range; options: {sorted(MESH_OPTIONS)}")
+        if check is None:
+            raise ConfigError(f"p2p option {key}={value!r} is unknown; options: {sorted(MESH_OPTIONS)}")
+        if key == "shim" and (problem := _shim_problem(value)) is not None:
+            raise ConfigError(f"p2p option shim: {problem}")
+        if key == "seat_shims" and isinstance(value, dict):
+            for seat, shim in value.items():
+                if seats is not None and seat not in seats:
+                    raise ConfigError(f"p2p option seat_shims: {seat!r} is not a seat of the match; seats: {seats}")
+                if (problem := _shim_problem(shim)) is not None:
+                    raise ConfigError(f"p2p option seat_shims[{seat!r}]: {problem}")
+        if not check(value):
+            raise ConfigError(f"p2p option {key}={value!r} is out of range")
     return dict(options)
 
 
@@ -202,7 +229,7 @@ class MatchSignals:
 
     def start(self, options: dict[str, Any] | None = None) -> None:
         """Open the mesh: every present member's page gets ``p2p`` (``options``: see :data:`MESH_OPTIONS`)."""
-        self.started, self.options = True, check_mesh_options(options or {})
+        self.started, self.options = True, check_mesh_options(options or {}, self._seats())
         for pid in self._present():
             self._send_start(pid)
 
@@ -379,9 +406,17 @@ class MatchSignals:
                 "seat": str(self.match.agent_of[pid]),
                 "seats": self._seats(),
                 "ice_servers": self._ice_for(pid),
-                "options": self.options,
+                "options": self._options_for(str(self.match.agent_of[pid])),
             },
         )
+
+    def _options_for(self, seat: str) -> dict[str, Any]:
+        """The mesh options of ``seat``'s page: its ``seat_shims`` entry (if any) as its ``shim``."""
+        options = {k: v for k, v in self.options.items() if k != "seat_shims"}
+        shim = self.options.get("seat_shims", {}).get(seat)
+        if shim is not None:
+            options["shim"] = shim
+        return options
 
     def _ice_for(self, pid: str) -> list[dict[str, Any]]:
         if not callable(self.ice_servers):

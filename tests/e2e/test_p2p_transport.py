@@ -102,7 +102,7 @@ def match(tmp_path, webrtc_browser):
 
         serve.call(open_mesh)
         for page in pages:
-            page.page.wait_for_function("window.__p2p.mesh !== null", timeout=30_000)
+            page.page.wait_for_function("() => window.__p2p.mesh !== null", timeout=30_000)
         return serve, pages
 
     yield start
@@ -252,7 +252,7 @@ def test_a_page_that_reloads_is_connected_anew_and_a_closed_page_leaves_the_mesh
     a.wait_states({b.seat: "open"})
     first_epoch = a.js("s => window.__p2p.mesh.pairs.get(s).epochs[1]", b.seat)
     b.page.reload()  # the same participant's new page: its seat back, a new mesh
-    b.page.wait_for_function("window.__p2p.mesh !== null", timeout=30_000)
+    b.page.wait_for_function("() => window.__p2p.mesh !== null", timeout=30_000)
     b.wait_states({a.seat: "open"})
     a.page.wait_for_function(
         "([s, e]) => window.__p2p.mesh.state(s) === 'open' && window.__p2p.mesh.pairs.get(s).epochs[1] !== e",

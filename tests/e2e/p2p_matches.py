@@ -74,16 +74,22 @@ class Member:
         self.page.wait_for_function("id => window.mugP2P && window.mugP2P.match_id !== id", arg=after, timeout=timeout_ms)
         return self.match_id  # type: ignore[return-value]
 
-    def rtt(self) -> dict | None:
-        """The round trips of the page's pair with its (one) peer, as its mesh measures them, or None."""
+    def link(self) -> dict | None:
+        """The page's pair with its (one) peer now, or None: its round trips as the mesh measures them (``path``,
+        ``last_ms``, ``median_ms``, ``samples``) and, with a shim, the inputs messages it ``passed`` and
+        ``dropped``."""
         return self.js(
-            "(() => { const m = window.__mesh; return m && !m.closed && m.peers.length ? m.rtt(m.peers[0]) : null; })()"
+            """() => {
+              const mesh = window.__mesh, pair = mesh && !mesh.closed && mesh.pairs.get(mesh.peers[0]);
+              return pair ? { ...pair.rtt(), ...(pair.shims?.inputs.counts ?? {}) } : null;
+            }"""
         )
 
 
 def play(members: list[Member], timeout_s: float = 180) -> list[dict]:
     """Hold a key on each page, a different one every 0.4 s, until every page's match is done (the pages must
-    be in the match already); returns every round-trip reading of the pages' meshes taken meanwhile."""
+    be in the match already); returns the pages' :meth:`Member.link` readings taken meanwhile (with ``page``:
+    the member's index), those with round trips measured."""
     deadline, turn, rtts = time.monotonic() + timeout_s, 0, []
     while not all(m.done for m in members):
         assert time.monotonic() < deadline, "the match did not end"
@@ -92,7 +98,7 @@ def play(members: list[Member], timeout_s: float = 180) -> list[dict]:
         members[0].page.wait_for_timeout(400)
         for member, keys in zip(members, CYCLE):
             member.page.keyboard.up(keys[turn % 4])
-        rtts.extend(r for r in (m.rtt() for m in members) if r and r["samples"])
+        rtts.extend({**r, "page": i} for i, r in enumerate(m.link() for m in members) if r and r["samples"])
         turn += 1
     return rtts
 

@@ -143,6 +143,9 @@ def test_pages_play_a_whole_match_over_delayed_datachannels_and_the_server_store
     _rolled_back(match)
     _round_trip_at_least(rtts, rtt_ms)
     assert match.of("p2p_relay") == []
+    if scene_id == "jitter":  # each message's delay drawn in 100 +- 75 ms: the round trips spread
+        last = [r["last_ms"] for r in rtts]
+        assert max(last) - min(last) >= 50, last
 
 
 def test_a_match_with_15_percent_of_inputs_lost_is_stored_whole(duo):
@@ -152,6 +155,10 @@ def test_a_match_with_15_percent_of_inputs_lost_is_stored_whole(duo):
     _rolled_back(match)
     _round_trip_at_least(rtts, 100)
     assert match.of("p2p_relay") == []
+    for page in (0, 1):  # what each page's shim dropped of its inputs messages (the last reading: the most sent)
+        counts = [r for r in rtts if r["page"] == page][-1]
+        share = counts["dropped"] / (counts["passed"] + counts["dropped"])
+        assert counts["passed"] > 50 and 0.05 <= share <= 0.3, counts
 
 
 def test_with_webrtc_blocked_the_whole_match_goes_through_the_server_relay_and_is_recorded(duo):

@@ -6,7 +6,8 @@ jitter and loss on what each page sends, where it reaches the DataChannels), or 
 
 Before each scene (a text page with a Continue button that both participants click) the test sets the mesh
 options every match of the server opens its mesh with (``MatchRoom.mesh_options``): the condition of that
-scene. Conditions: symmetric 100 ms and 200 ms, asymmetric 50/200 ms (per-seat shims), jitter of +-75 ms,
+scene. A test selection that skips scenes still plays them first, unchecked (the pages go through the study in
+order). Conditions: symmetric 100 ms and 200 ms, asymmetric 50/200 ms (per-seat shims), jitter of +-75 ms,
 15 % loss, WebRTC blocked in both pages (the whole match through the server's relay, recorded as
 ``p2p_relay``), and a forced desync (an env whose hidden state diverges once between the pages: detected,
 repaired by a state transfer, recorded as ``p2p_desync`` / ``p2p_resync``).
@@ -34,21 +35,22 @@ EPISODES = 2
 MAX_LOST = 0.15
 #: Every scene's pair stays direct however slow a loaded machine makes it (relay rules: test_p2p_transport.py).
 DIRECT = {"max_rtt_ms": None}
-#: Scene id -> (its env, the mesh options of its match), in the order of the study.
-SCENES = {
-    "sym100": (None, {"shim": {"latency_ms": 100}}),
-    "sym200": (None, {"shim": {"latency_ms": 200}}),
-    "asym": (None, {"seat_shims": {"agent_0": {"latency_ms": 50}, "agent_1": {"latency_ms": 200}}}),
-    "jitter": (None, {"shim": {"latency_ms": 100, "jitter_ms": 75, "seed": 5}}),
-    "loss": (None, {"shim": {"latency_ms": 50, "loss": 0.15, "seed": 7}}),
-    "blocked": (None, {}),
-    "desync": (DesyncGrid, {"shim": {"latency_ms": 50}}),
+#: Scene id -> (its env, the mesh options of its match, whether the pages have WebRTC), in the study's order.
+SCENES: dict[str, tuple[type | None, dict, bool]] = {
+    "sym100": (None, {"shim": {"latency_ms": 100}}, True),
+    "sym200": (None, {"shim": {"latency_ms": 200}}, True),
+    "asym": (None, {"seat_shims": {"agent_0": {"latency_ms": 50}, "agent_1": {"latency_ms": 200}}}, True),
+    "jitter": (None, {"shim": {"latency_ms": 100, "jitter_ms": 75, "seed": 5}}, True),
+    "loss": (None, {"shim": {"latency_ms": 50, "loss": 0.15, "seed": 7}}, True),
+    "blocked": (None, {}, False),
+    "desync": (DesyncGrid, {"shim": {"latency_ms": 50}}, True),
 }
+ORDER = list(SCENES)
 
 
 def _study() -> mug.Stager:
     scenes: list = []
-    for scene_id, (env, _) in SCENES.items():
+    for scene_id, (env, _, _) in SCENES.items():
         scenes.append(mug.TextScene(f"before_{scene_id}", header=f"Next: {scene_id}"))
         scenes.append(p2p_scene(scene_id, **({"env": env} if env else {}), episodes=EPISODES))
     return mug.Stager([*scenes, mug.EndScene(completion_code="DONE")])
@@ -59,16 +61,25 @@ class Duo:
 
     def __init__(self, serve, members: list[Member]) -> None:
         self.serve, self.members = serve, members
+        self.next = 0  # the index of the scene the pages are before
 
-    def scene(self, scene_id: str, *, block_webrtc: bool = False) -> tuple[Played, list[dict]]:
-        """Play scene ``scene_id`` under its mesh options: its match as pages and server hold it, and the
-        round trips the pages' meshes measured. ``block_webrtc``: the pages have no ``RTCPeerConnection``."""
-        options = {**DIRECT, **SCENES[scene_id][1]}
+    def scene(self, scene_id: str) -> tuple[Played, list[dict]]:
+        """Play scene ``scene_id`` under its condition (the scenes before it first, if a test selection skipped
+        them): its match as pages and server hold it, and the pages' link readings (``Member.link``)."""
+        assert ORDER.index(scene_id) >= self.next, f"scene {scene_id} was played already"
+        while ORDER[self.next] != scene_id:
+            self._play(ORDER[self.next])
+        links = self._play(scene_id)
+        return played(self.serve, self.members, scene_id, EPISODES), links
+
+    def _play(self, scene_id: str) -> list[dict]:
+        _, mesh, webrtc = SCENES[scene_id]
+        options = {**DIRECT, **mesh}
         for member in self.members:  # the scene before has ended on both pages
             expect(member.page.get_by_text(f"Next: {scene_id}")).to_be_visible(timeout=120_000)
         self.serve.call(lambda: setattr(self.serve.server.matches, "mesh_options", options))
         before = [m.match_id for m in self.members]
-        if block_webrtc:
+        if not webrtc:
             for member in self.members:
                 member.js("() => { window.__realRTC = window.RTCPeerConnection; window.RTCPeerConnection = undefined; }")
         try:
@@ -76,15 +87,16 @@ class Duo:
                 member.page.get_by_role("button", name="Continue").click()
             for member, previous in zip(self.members, before):
                 member.wait_match(after=previous)  # Pyodide loaded, the match's game runs
-            rtts = play(self.members)
+            links = play(self.members)
         finally:
-            if block_webrtc:
+            if not webrtc:
                 for member in self.members:
                     member.js("() => { window.RTCPeerConnection = window.__realRTC; }")
-        following = list(SCENES)[list(SCENES).index(scene_id) + 1 :]
+        self.next += 1
         for member in self.members:  # the study went on
-            expect(member.page.get_by_text(f"Next: {following[0]}" if following else "DONE")).to_be_visible(timeout=60_000)
-        return played(self.serve, self.members, scene_id, EPISODES), rtts
+            following = f"Next: {ORDER[self.next]}" if self.next < len(ORDER) else "DONE"
+            expect(member.page.get_by_text(following)).to_be_visible(timeout=60_000)
+        return links
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +174,7 @@ def test_a_match_with_15_percent_of_inputs_lost_is_stored_whole(duo):
 
 
 def test_with_webrtc_blocked_the_whole_match_goes_through_the_server_relay_and_is_recorded(duo):
-    match, rtts = duo.scene("blocked", block_webrtc=True)
+    match, rtts = duo.scene("blocked")
     _check(match, relayed=True)
     _same_history(match)
     assert rtts and all(r["path"] == "relay" for r in rtts)

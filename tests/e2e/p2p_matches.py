@@ -1,7 +1,7 @@
 """Whole peer-to-peer matches played by participants in real Chromium pages (helpers of the P2P e2e tests).
 
 * :func:`p2p_scene`: a two-human P2P scene of the browser coin grid (short episodes at 30 fps, input delay 2,
-  prediction window 8), with the env of one's choice;
+  prediction window 8), with the env of one's choice; :func:`duo_study`: one such scene, then the end;
 * :class:`Member`: one participant's page in a Chromium context of their own;
 * :func:`play`: hold keys on every page (changing now and then, so predictions miss and pages roll back) until
   every page's match is done;
@@ -30,7 +30,11 @@ WATCH = 'window.addEventListener("mug-p2p", (event) => { window.__mesh = event.d
 CYCLE = (("ArrowRight", "ArrowDown", "ArrowLeft", "ArrowUp"), ("ArrowDown", "ArrowLeft", "ArrowUp", "ArrowRight"))
 
 
-def p2p_scene(scene_id: str, env: type = PyCoinGrid, episodes: int = 2, steps: int = 45) -> mug.GymScene:
+#: Episodes of a :func:`p2p_scene` unless told.
+EPISODES = 2
+
+
+def p2p_scene(scene_id: str, env: type = PyCoinGrid, episodes: int = EPISODES, steps: int = 45) -> mug.GymScene:
     """A P2P scene of two humans in ``env`` (a :class:`PyCoinGrid` or subclass): ``episodes`` of at most ``steps``."""
     return (
         mug.GymScene(scene_id)
@@ -42,6 +46,11 @@ def p2p_scene(scene_id: str, env: type = PyCoinGrid, episodes: int = 2, steps: i
         .multiplayer(mode="p2p", input_delay=2, max_prediction=8, on_partner_loss="end")
         .runtime(environment="browser")
     )
+
+
+def duo_study(episodes: int = EPISODES) -> mug.Stager:
+    """One P2P scene ``duo`` of :func:`p2p_scene`, then the end (completion code ``DONE``)."""
+    return mug.Stager([p2p_scene("duo", episodes=episodes), mug.EndScene(completion_code="DONE")])
 
 
 class Member:

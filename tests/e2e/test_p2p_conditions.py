@@ -27,9 +27,18 @@ import mug
 from mug.server.app import MugServer
 from tests.e2e.fixtures.desync_grid import DesyncGrid
 from tests.e2e.live_server import serving
-from tests.e2e.p2p_matches import Member, Played, assert_stored_as_confirmed, frame_rate, p2p_scene, play, played, unresolved
+from tests.e2e.p2p_matches import (
+    EPISODES,
+    Member,
+    Played,
+    assert_stored_as_confirmed,
+    frame_rate,
+    p2p_scene,
+    play,
+    played,
+    unresolved,
+)
 
-EPISODES = 2
 #: Share of a page's frame slots (produced + stalled + held) it may lose to stalls and time sync in the episodes
 #: after the first (the first holds the match's start: the page whose game starts first waits for the other).
 MAX_LOST = 0.15

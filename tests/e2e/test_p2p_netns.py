@@ -6,7 +6,7 @@ forwarding process, seeded draws for jitter and loss) is its substitute. The ser
 reached from each namespace through an undelayed relay at ``127.0.0.1``; the pages use no transport shim.
 
 The transport tests (two pages 100 ms apart each way; three pages with a different delay each way of each pair)
-check that every round trip the pages' mesh measures on its DataChannels is at least the line's two delays. The match tests play ``test_p2p_play.py``'s two-episode match through the line (symmetric 100 ms;
+check that every round trip the pages' mesh measures on its DataChannels is at least the line's two delays. The match tests play ``p2p_matches.duo_study``'s two-episode match through the line (symmetric 100 ms;
 100 ms with ±75 ms jitter and 15 % loss both ways; 50 ms one way and 200 ms the other) and assert what it does: the
 server's record equals both pages' confirmed histories with zero tolerance, every episode verified, no desync left
 unresolved, no relay, and rollbacks (the delay reached the game).
@@ -95,10 +95,10 @@ SCENARIOS = {
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_two_pages_in_namespaces_play_a_p2p_match_the_server_stores_what_both_confirmed(netns_browsers, tmp_path, scenario):
-    from tests.e2e.test_p2p_play import EPISODES, Member, _duo, _play, _unresolved
+    from tests.e2e.p2p_matches import EPISODES, Member, duo_study, play, unresolved
 
     net, browsers = netns_browsers(*SCENARIOS[scenario])
-    server = MugServer(_duo(), tmp_path / "data", "p2p-admin-token")
+    server = MugServer(duo_study(), tmp_path / "data", "p2p-admin-token")
     server.matches.mesh_options = {"max_rtt_ms": None}  # no shim: the delay is the network's; the pair stays direct
     with serving(server) as serve:
         net.expose(_port(serve.url))
@@ -106,7 +106,7 @@ def test_two_pages_in_namespaces_play_a_p2p_match_the_server_stores_what_both_co
         try:
             for member in members:
                 expect(member.page.locator("#mug-canvas")).to_be_visible(timeout=120_000)  # Pyodide loaded, game on
-            _play(members)
+            play(members)
             for member in members:
                 expect(member.page.get_by_text("DONE")).to_be_visible(timeout=60_000)  # the study went on
             histories = [m.js("window.mugP2P.records") for m in members]
@@ -148,7 +148,7 @@ def test_two_pages_in_namespaces_play_a_p2p_match_the_server_stores_what_both_co
         )
     assert all(s["verified"] is True for s in steps)
     assert [e for e in stored_events if e["kind"] in ("p2p_mismatch", "p2p_relay", "bad_p2p_frames")] == []
-    assert [_unresolved(e) for e in events] == [[], []]
+    assert [unresolved(e) for e in events] == [[], []]
     # the network's delay reached the game: pages predicted, missed and rolled back, and the inputs went through
     # the delay line both ways
     episode_stats = [e["stats"] for page in events for e in page if e["type"] == "episode_end"]

@@ -33,7 +33,7 @@ from mug.netcode.simnet import Link, SimNet
 from mug.netcode.simulation import FrameResult
 from mug.session.clock import FrameClock
 from mug.session.envs import agent_key
-from mug.widgets.preview import send_asset
+from mug.widgets.assets import send_asset
 from mug.widgets.trace import Trace
 
 if TYPE_CHECKING:

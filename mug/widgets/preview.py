@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anywidget
@@ -39,12 +38,13 @@ from mug.scenes.policies import PolicySpec, check_model_fits, policy_spec
 from mug.session.clock import FrameClock
 from mug.session.engine import GameSession
 from mug.session.envs import agent_key
+from mug.widgets.assets import send_asset
 from mug.widgets.trace import Trace
 
 if TYPE_CHECKING:
     from mug.scenes.gym_scene import GymScene
 
-__all__ = ["ScenePreview", "send_asset"]
+__all__ = ["ScenePreview"]
 
 #: The session client of the first seat (the only one of a scene with one Human agent, or none).
 CLIENT = "preview"
@@ -430,32 +430,6 @@ class ScenePreview(anywidget.AnyWidget):
 
     def __repr__(self) -> str:
         return f"ScenePreview(scene={self.scene.scene_id!r}, steps={len(self.trace)})"
-
-
-def send_asset(widget: anywidget.AnyWidget, scene: GymScene, name: str) -> None:
-    """Answer a view's ``asset_request``: the ORT wasm (when the server extension is not there), a declared image
-    or a browser-side policy's model of ``scene``; an unknown name is answered with an error naming what exists."""
-    prefix = f"assets/{scene.scene_id}/"  # the deployment's URL of a declared image
-    image = scene.images.get(name[len(prefix) :]) if name.startswith(prefix) else None
-    if name == "wasm":
-        data = (STATIC / "ort-wasm-simd-threaded.wasm").read_bytes()
-    elif image is not None:
-        data = (scene.asset_dir / image).read_bytes()  # type: ignore[operator]
-    else:
-        path = next(
-            (
-                Path(s.config.onnx_path)
-                for a, s in scene.policy_specs.items()
-                if s.config is not None and scene.model_path(a) == name
-            ),
-            None,
-        )
-        if path is None:
-            known = [f"assets/{scene.scene_id}/{n}" for n in sorted(scene.images)]
-            widget.send({"channel": "asset", "name": name, "error": f"no model or declared image at {name!r}; images: {known}"})
-            return
-        data = path.read_bytes()
-    widget.send({"channel": "asset", "name": name}, [data])
 
 
 def _seated(scene: GymScene, seats: Sequence[Any] | None, others: Any) -> GymScene:

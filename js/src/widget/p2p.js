@@ -75,6 +75,13 @@ export function renderP2P({ model, el }) {
     b.addEventListener("click", () => send({ type: "control", action }));
     toolbar.append(b);
   }
+  const speed = element("select", { className: "mug-speed", title: "Multiplies the scene's frame rate in live play" });
+  for (const s of [0.25, 0.5, 1, 2]) speed.append(new Option(`${s}x`, String(s), s === 1, s === model.get("speed")));
+  speed.addEventListener("change", () => {
+    model.set("speed", Number(speed.value));
+    model.save_changes();
+  });
+  toolbar.append(speed);
   const link = element("div", { className: "mug-link", textContent: "Link between the peers: " });
   link.append(
     traitInput(model, "latency_ms", "latency (ms)", { max: 5000 }),

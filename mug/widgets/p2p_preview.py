@@ -156,6 +156,7 @@ class P2PPreview(anywidget.AnyWidget):
         self.net = SimNet(default=self._link(), seed=self._seed)
         self.now = 0.0
         self.ticks = 0
+        self.failure: str | None = None  # an AI seat's runtime failed (a game's own failure is its ``failure``)
         self.games: dict[str, P2PGame] = {}
         self.histories: dict[str, list[FrameRecord]] = {}
         self.events: dict[str, list[dict[str, Any]]] = {}
@@ -208,21 +209,26 @@ class P2PPreview(anywidget.AnyWidget):
                     self.histories[seat][:] = [r for r in self.histories[seat] if r.frame < event["frame"]]
                 elif event["type"] == "episode_end":
                     self.traces[seat].record("netcode_episode", {"episode": event["episode"], **event["stats"]})
-        elif kind in ("p2p_done",):
-            pass  # the game's own done flag says it
         elif kind == "env_error":
             self._add_error(f"{seat}: {message['message']}\n{message.get('traceback', '')}".strip())
-        else:  # scene, frame, episode_end, scene_end, error: for the seat's view
+        elif kind != "p2p_done":  # scene, frame, episode_end, scene_end, error: for the seat's view
             if kind == "error":
                 self._add_error(f"{seat}: {message['code']}: {message['message']}")
             self.send({"channel": "engine", "seat": seat, **message}, buffers)
 
     def _serve_ai(self) -> None:
-        """Answer every due AI request of every peer (an answer can make the next one due)."""
-        while any(queue.pending for seats in self._ai.values() for queue, _ in seats.values()):
-            for seats in self._ai.values():
-                for queue, driver in seats.values():
-                    driver.serve(queue)  # type: ignore[arg-type]
+        """Answer every due AI request of every peer (an answer can make the next one due). A runtime that
+        raises stops the preview with the error (as a failing policy stops a P2P match's page)."""
+        while self.failure is None and any(queue.pending for seats in self._ai.values() for queue, _ in seats.values()):
+            for peer, seats in self._ai.items():
+                for seat, (queue, driver) in seats.items():
+                    try:
+                        driver.serve(queue)  # type: ignore[arg-type]
+                    except Exception as exc:
+                        name = self.scene.agent_ids.get(seat, seat)
+                        self.failure = f"the policy of AI seat {name!r} (peer {peer}) failed: {type(exc).__name__}: {exc}"
+                        self._add_error(self.failure)
+                        return
 
     def _trace_step(self, seat: str, record: FrameRecord) -> None:
         result, trace = record.result, self.traces[seat]
@@ -271,8 +277,8 @@ class P2PPreview(anywidget.AnyWidget):
 
     @property
     def done(self) -> bool:
-        """Whether every peer's game is over (the scene ended, or an error stopped it)."""
-        return all(g.done for g in self.games.values())
+        """Whether the preview is over: every peer's game ended (the scene, or an error), or an AI seat failed."""
+        return self.failure is not None or all(g.done for g in self.games.values())
 
     def step(self, frames: int = 1, keys: Mapping[Any, Sequence[str]] | None = None) -> int:
         """Tick every peer ``frames`` times; returns how many ticks ran (fewer once the scene is over).
@@ -378,7 +384,7 @@ class P2PPreview(anywidget.AnyWidget):
             self.errors = [*self.errors, text]
 
     def _update_status(self) -> None:
-        if any(g.failure for g in self.games.values()):
+        if self.failure is not None or any(g.failure for g in self.games.values()):
             status = "stopped by an error"
         elif self.done:
             status = "scene over"

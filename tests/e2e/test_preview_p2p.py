@@ -1,7 +1,7 @@
 """A P2P scene tried in a real JupyterLab: ``scene.preview()`` shows one view per Human seat (each a rollback
 peer in the kernel, over a simulated 150 ms link). The notebook is run with Run All; keys held in one seat's
 view move its agent on both peers' screens, the idle peer rolls back, its statistics appear under its view,
-and the link control changes the latency in the kernel."""
+episode ends agreed by both peers are shown, and the link control changes the latency in the kernel."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from tests.e2e.test_preview import wait_output
 SETUP = """
 import json, mug
 from mug.examples.browser_grid import PyCoinGrid, draw
-scene = (mug.GymScene("duo").environment(PyCoinGrid, {"max_steps": 100000, "coins": 20}, seed=5)
+scene = (mug.GymScene("duo").environment(PyCoinGrid, {"max_steps": 60, "coins": 20}, seed=5)
          .policies({"agent_0": mug.Human, "agent_1": mug.Human})
-         .gameplay(action_mapping={"ArrowUp": 1, "ArrowDown": 2, "ArrowLeft": 3, "ArrowRight": 4})
+         .gameplay(action_mapping={"ArrowUp": 1, "ArrowDown": 2, "ArrowLeft": 3, "ArrowRight": 4}, num_episodes=100)
          .rendering(mode="surface", draw=draw, width=150, height=150, fps=30)
          .runtime(environment="browser").multiplayer(mode="p2p", input_delay=2, max_prediction=8))
 peers = scene.preview(latency_ms=150)
@@ -82,6 +82,8 @@ def test_keys_in_one_seat_of_a_p2p_preview_move_it_on_both_peers_and_the_other_p
         timeout=30_000,
     )  # the idle peer learnt of agent_0's keys 150 ms late, after predicting none: it rolled back, and shows it
     assert canvas_image(player) != before["player"] and canvas_image(idle) != before["idle"]  # agent_0 moved on both
+    for seat in (player, idle):  # 60-step episodes: each end is shown once both peers agreed on it
+        seat.locator(".mug-episode", has_text="Episode 1 ended (all peers agreed)").wait_for(timeout=10_000)
     link = page.locator(".mug-p2p .mug-link-latency_ms")
     link.fill("300")
     link.press("Enter")

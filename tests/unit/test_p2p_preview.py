@@ -172,6 +172,27 @@ def test_an_ai_seat_runs_on_the_confirmed_timeline_of_every_peer(tmp_path):
     assert set(preview.traces["agent_0"].sources["agent_2"]) == {"policy"}
 
 
+def test_a_failing_ai_runtime_stops_the_preview_with_its_error(tmp_path):
+    model = lstm_model(tmp_path / "lstm.onnx", obs=31, actions=5)
+    scene = (
+        mug.GymScene("trio")
+        .environment(PlainCoopGrid, {"agents": 3, "size": 5, "coins": 5, "max_steps": 60}, seed=5)
+        .policies({"agent_0": mug.Human, "agent_1": mug.Human, "agent_2": mug.ModelConfig.from_onnx(model)})
+        .gameplay(action_mapping=KEYS)
+        .runtime(environment="browser")
+        .multiplayer(mode="p2p")
+    )
+    preview = scene.preview(latency_ms=0)
+
+    def broken(observation: Any, agent: str) -> Any:
+        raise RuntimeError("no session")
+
+    preview._ai["agent_1"]["agent_2"][1].runtime.step = broken  # agent_1's peer's runtime of agent_2
+    assert preview.step(20) < 20 and preview.done
+    assert preview.status == "stopped by an error"
+    assert preview.errors == ["the policy of AI seat 'agent_2' (peer agent_1) failed: RuntimeError: no session"]
+
+
 def test_an_ai_seat_of_another_kind_than_a_model_is_refused():
     random_seat = (
         mug.GymScene("trio")

@@ -3,7 +3,8 @@
  * per Human seat side by side, each the screen of one rollback peer that runs in the kernel; the simulated
  * link between the peers (latency, jitter, loss: the model's `latency_ms`, `jitter_ms`, `loss`, changeable
  * while playing); under each view its peer's rollback statistics (the model's `_stats`). The kernel tags
- * every engine message with the seat it is for; a view's acts (the keys it holds) drive its seat.
+ * every engine message with the seat it is for; a view's acts (the keys it holds) drive its seat. An episode's
+ * end is shown once every peer agreed on it (the peer's `episode_end`).
  * @module widget/p2p
  */
 import { GameView } from "../client/game.js";
@@ -16,6 +17,7 @@ const STYLE = `
 .mug-p2p-seat h2 { font-size: 13px; margin: 0 0 4px; }
 .mug-p2p-seat .mug-focus { font-size: 12px; color: #666; }
 .mug-p2p-seat:focus .mug-focus, .mug-p2p-seat:focus-within .mug-focus { color: #1d4ed8; font-weight: 600; }
+.mug-p2p-seat .mug-episode { font-size: 12px; color: #4b5563; } .mug-p2p-seat .mug-episode:empty { display: none; }
 .mug-netstats { font: 12px monospace; color: #374151; white-space: pre; margin-top: 4px; }
 .mug-link { margin: 4px 0; font-size: 12px; } .mug-link label { margin-right: 8px; } .mug-link input { width: 5em; }
 `;
@@ -124,9 +126,10 @@ export function renderP2P({ model, el }) {
     title.append(element("span", { className: "mug-focus", textContent: "click here, then use the keys" }));
     const stage = element("div");
     const stats = element("div", { className: "mug-netstats" });
-    panel.append(title, stage, stats);
+    const episode = element("div", { className: "mug-episode" });
+    panel.append(title, stage, episode, stats);
     row.append(panel);
-    seats.set(seat, { panel, stage, stats, game: null });
+    seats.set(seat, { panel, stage, stats, episode, game: null });
   }
   const showStats = () => {
     const all = model.get("_stats");
@@ -150,6 +153,9 @@ export function renderP2P({ model, el }) {
       await view.game.ready;
     } else if (message.type === "frame") {
       view.game?.frame(message, buffers);
+    } else if (message.type === "episode_end") {
+      const returns = Object.entries(message.rewards).map(([a, r]) => `${a} ${Number(r.toPrecision(6))}`);
+      view.episode.textContent = `Episode ${message.episode + 1} ended (all peers agreed): return ${returns.join(", ")}`;
     }
   };
 

@@ -131,12 +131,13 @@ class P2PPreview(anywidget.AnyWidget):
         self._spec = scene.browser_spec() | {"session_id": MATCH_ID}
         self._seats = [str(k) for k in scene.humans]
         self.seats = [scene.agent_ids.get(k, k) for k in scene.humans]
-        self._ai_seats = [str(a) for a in scene.agents if a not in scene.humans]
-        for seat in self._ai_seats:
-            if scene.policy_specs[seat].kind != "model":
+        self._ai_keys = {str(a): a for a in scene.agents if a not in scene.humans}  # wire seat -> agent key
+        self._ai_seats = list(self._ai_keys)
+        for key in self._ai_keys.values():
+            if scene.policy_specs[key].kind != "model":
                 raise ConfigError(
-                    f"P2PPreview: AI seat {scene.agent_ids.get(seat, seat)!r} is played by a "
-                    f"{scene.policy_specs[seat].kind} policy; a P2P match runs ONNX models (ModelConfig) only",
+                    f"P2PPreview: AI seat {scene.agent_ids.get(key, key)!r} is played by a "
+                    f"{scene.policy_specs[key].kind} policy; a P2P match runs ONNX models (ModelConfig) only",
                     field="policies",
                 )
         self._seed = seed
@@ -183,7 +184,7 @@ class P2PPreview(anywidget.AnyWidget):
     def _driver(self, seat: str) -> PolicyDriver:
         from mug.inference.runtime import PolicyRuntime
 
-        config = self.scene.policy_specs[seat].config
+        config = self.scene.policy_specs[self._ai_keys[seat]].config
         runtime = PolicyRuntime(config, seed=self.scene.policy_seed, name=seat)  # type: ignore[arg-type]
         return PolicyDriver(runtime, act=_plain_action)
 
@@ -207,6 +208,9 @@ class P2PPreview(anywidget.AnyWidget):
                 self.events[seat].append(event)
                 if event["type"] == "resync":  # the peer confirms these frames again
                     self.histories[seat][:] = [r for r in self.histories[seat] if r.frame < event["frame"]]
+                    self.traces[seat].clear_steps()
+                    for record in self.histories[seat]:
+                        self._trace_step(seat, record)
                 elif event["type"] == "episode_end":
                     self.traces[seat].record("netcode_episode", {"episode": event["episode"], **event["stats"]})
         elif kind == "env_error":
@@ -225,7 +229,7 @@ class P2PPreview(anywidget.AnyWidget):
                     try:
                         driver.serve(queue)  # type: ignore[arg-type]
                     except Exception as exc:
-                        name = self.scene.agent_ids.get(seat, seat)
+                        name = self.scene.agent_ids.get(self._ai_keys[seat], seat)
                         self.failure = f"the policy of AI seat {name!r} (peer {peer}) failed: {type(exc).__name__}: {exc}"
                         self._add_error(self.failure)
                         return

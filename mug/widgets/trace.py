@@ -20,6 +20,7 @@ class Trace:
 
     Attributes (``agent`` keys are agent ids):
         steps: global step index of each recorded step.
+        frames: a P2P peer's frame of each step.
         episodes: episode index of each step.
         actions[agent], sources[agent], rewards[agent]: one entry per step.
         observations[agent]: the observation each step acted on.
@@ -64,6 +65,12 @@ class Trace:
         self._netcode.extend(other._netcode)
         self._netcode_episodes.extend(other._netcode_episodes)
 
+    def clear_steps(self) -> None:
+        """Forget the steps and episode starts, keep the P2P statistics (a peer's state transfer: its host
+        records the confirmed steps again)."""
+        self._rows.clear()
+        self.boundaries.clear()
+
     def clear(self) -> None:
         """Forget everything recorded."""
         self._rows.clear()
@@ -83,6 +90,11 @@ class Trace:
     @property
     def episodes(self) -> np.ndarray:
         return np.asarray([r["episode"] for r in self._rows], dtype=np.int64)
+
+    @property
+    def frames(self) -> np.ndarray:
+        """The frame of each step in a P2P peer's trace (its ``FrameRecord.frame``; -1 in other previews' traces)."""
+        return np.asarray([r.get("frame", -1) for r in self._rows], dtype=np.int64)
 
     def _per_agent(self, field: str, dtype: Any = None) -> dict[str, np.ndarray]:
         out: dict[str, list] = defaultdict(list)

@@ -20,10 +20,10 @@ KEYS = {"ArrowUp": 1, "ArrowDown": 2, "ArrowLeft": 3, "ArrowRight": 4}
 MOVES = ["ArrowRight", "ArrowDown", "ArrowLeft", "ArrowUp"]
 
 
-def duo(*, steps: int = 400, input_delay: int = 2, episodes: int = 1) -> mug.GymScene:
+def duo(*, steps: int = 400, input_delay: int = 2, episodes: int = 1, env: type = PyCoinGrid) -> mug.GymScene:
     return (
         mug.GymScene("duo")
-        .environment(PyCoinGrid, {"max_steps": steps, "coins": 20}, seed=5)
+        .environment(env, {"max_steps": steps, "coins": 20}, seed=5)
         .policies({"agent_0": mug.Human, "agent_1": mug.Human})
         .gameplay(action_mapping=KEYS, num_episodes=episodes)
         .rendering(mode="surface", draw=draw, width=90, height=90, fps=30)
@@ -204,3 +204,34 @@ def test_an_ai_seat_of_another_kind_than_a_model_is_refused():
     )
     with pytest.raises(ConfigError, match="AI seat 'agent_2' is played by a random policy"):
         random_seat.preview()
+
+
+class GlitchOnce(PyCoinGrid):
+    """``PyCoinGrid`` that, once armed, loses a coin at step 12 in the first env to get there: only one peer's."""
+
+    armed = False
+
+    def step(self, actions):
+        if GlitchOnce.armed and self.steps == 12 and len(self.coins) > 1:
+            GlitchOnce.armed = False
+            self.coins.pop()
+        return super().step(actions)
+
+
+def test_a_desync_is_detected_repaired_and_in_the_trace_without_duplicated_steps():
+    preview = duo(env=GlitchOnce).preview(latency_ms=80, jitter_ms=20)
+    GlitchOnce.armed = True
+    try:
+        wander(preview, rounds=10)
+    finally:
+        GlitchOnce.armed = False
+    # agent_0's peer ticks first: its env glitched; the designated peer (agent_0's) sends its state to agent_1's
+    kinds = {s: [e["type"] for e in preview.events[s]] for s in preview.seats}
+    assert "desync" in kinds["agent_0"] and "desync" in kinds["agent_1"] and "resync" in kinds["agent_1"]
+    assert preview.stats("agent_1")["resyncs"] == 1 and preview.stats("agent_0")["desyncs"] == 1
+    trace = preview.traces["agent_1"]
+    assert int(trace.netcode["desyncs"].sum()) == preview.stats("agent_1")["desyncs"]
+    assert int(trace.netcode["resyncs"].sum()) == 1
+    frames = trace.frames.tolist()
+    assert frames == sorted(set(frames))  # the frames confirmed again after the state transfer are there once
+    assert frames == [r.frame for r in preview.histories["agent_1"] if r.result.kind == "step"]

@@ -22,7 +22,7 @@ scene = (mug.GymScene("duo").environment(PyCoinGrid, {"max_steps": 60, "coins": 
          .runtime(environment="browser").multiplayer(mode="p2p", input_delay=2, max_prediction=8))
 peers = scene.preview(latency_ms=150)
 """
-SHOW = "peers"
+SHOW = "display(peers, peers)"  # two views of one preview: only the focused one's keys count
 CHECK = """
 if peers.ticks == 0:
     print("not played yet")
@@ -52,7 +52,7 @@ def canvas_image(seat) -> str:
 
 
 def rollbacks_shown(page, seat: str) -> int:
-    text = page.locator(f".mug-p2p-seat[data-seat='{seat}'] .mug-netstats").inner_text()
+    text = page.locator(f".mug-p2p-seat[data-seat='{seat}'] .mug-netstats").first.inner_text()
     return int(text.split("rollbacks ")[1].split()[0])
 
 
@@ -62,16 +62,18 @@ def test_keys_in_one_seat_of_a_p2p_preview_move_it_on_both_peers_and_the_other_p
     page.on("pageerror", lambda e: errors.append(str(e)))
     open_notebook(page, lab, "p2p.ipynb")
     run_all(page)  # the widget is created and shown in one go: both seats must still get their scene and frame
-    page.wait_for_function("() => document.querySelectorAll('.mug-p2p-seat canvas').length === 2", timeout=60_000)
-    player, idle = (page.locator(f".mug-p2p-seat[data-seat='{s}']") for s in ("agent_0", "agent_1"))
+    page.wait_for_function("() => document.querySelectorAll('.mug-p2p-seat canvas').length === 4", timeout=60_000)
+    first, second = page.locator(".mug-p2p").nth(0), page.locator(".mug-p2p").nth(1)
+    player, idle = (first.locator(f".mug-p2p-seat[data-seat='{s}']") for s in ("agent_0", "agent_1"))
+    mirror = second.locator(".mug-p2p-seat[data-seat='agent_0']")
     page.wait_for_function(
         "() => [...document.querySelectorAll('.mug-p2p-seat')].every((n) => n.querySelector('.mug-netstats').innerText"
         " .includes('frame 0 ') && n.querySelector('.mug-hud')?.innerText.includes('step 0'))",
         timeout=30_000,
     )
-    before = {"player": canvas_image(player), "idle": canvas_image(idle)}
-    page.locator(".mug-p2p .mug-toolbar button", has_text="Play").click()
-    page.locator(".mug-p2p .mug-status", has_text="Playing").wait_for(timeout=10_000)
+    before = {"player": canvas_image(player), "idle": canvas_image(idle), "mirror": canvas_image(mirror)}
+    first.locator(".mug-toolbar button", has_text="Play").click()
+    first.locator(".mug-status", has_text="Playing").wait_for(timeout=10_000)
     player.locator("canvas").click()  # the focus (and the keys) in agent_0's view; agent_1 idles
     for key in ["ArrowRight", "ArrowDown", "ArrowLeft", "ArrowDown", "ArrowRight", "ArrowUp"]:
         page.keyboard.down(key)
@@ -82,22 +84,25 @@ def test_keys_in_one_seat_of_a_p2p_preview_move_it_on_both_peers_and_the_other_p
         timeout=30_000,
     )  # the idle peer learnt of agent_0's keys 150 ms late, after predicting none: it rolled back, and shows it
     assert canvas_image(player) != before["player"] and canvas_image(idle) != before["idle"]  # agent_0 moved on both
+    assert canvas_image(mirror) != before["mirror"]  # and in the other view
     for seat in (player, idle):  # 60-step episodes: each end is shown once both peers agreed on it
         seat.locator(".mug-episode", has_text="Episode 1 ended (all peers agreed)").wait_for(timeout=10_000)
-    link = page.locator(".mug-p2p .mug-link-latency_ms")
+    link = first.locator(".mug-link-latency_ms")
     link.fill("300")
     link.press("Enter")
     page.wait_for_timeout(1000)
-    page.locator(".mug-p2p .mug-toolbar button", has_text="Pause").click()
-    page.locator(".mug-p2p .mug-status", has_text="Paused").wait_for(timeout=10_000)
+    first.locator(".mug-toolbar button", has_text="Pause").click()
+    first.locator(".mug-status", has_text="Paused").wait_for(timeout=10_000)
     shown = rollbacks_shown(page, "agent_1")
     run_cells(page, [2])
     result = json.loads(wait_output(page, 2, "P2P", timeout=60_000))
     assert result["errors"] == [] and errors == []
     assert result["same"] and result["confirmed"] > 30  # both peers confirmed the same frames
-    assert {4, 2, 3, 1} <= set(result["moves_0"]) and result["moves_1"] == [0]  # the keys drove agent_0 only
+    # the keys drove agent_0 only (the other view's agent_0, without the focus, did not send its lack of keys)
+    assert {4, 2, 3, 1} <= set(result["moves_0"]) and result["moves_1"] == [0]
     stats = result["stats"]["agent_1"]
     assert stats["rollbacks"] >= shown > 0 and result["traced_rollbacks"] == stats["rollbacks"]
     assert stats["desyncs"] == 0 and stats["resim_frames"] >= stats["rollbacks"]
     assert result["latency_ms"] == 300  # the widget's link control reached the kernel
-    assert page.locator(".mug-p2p .mug-errors").inner_text() == ""
+    assert [v.locator(".mug-errors").inner_text() for v in (first, second)] == ["", ""]
+    assert second.locator(".mug-link-latency_ms").input_value() == "300"  # the other view follows the link setting

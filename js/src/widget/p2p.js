@@ -129,7 +129,11 @@ export function renderP2P({ model, el }) {
     const episode = element("div", { className: "mug-episode" });
     panel.append(title, stage, episode, stats);
     row.append(panel);
-    seats.set(seat, { panel, stage, stats, episode, game: null });
+    // only the focused view of a seat acts (another view of this preview, shown too, would hold no key), and once
+    // more after the focus left: its keys released
+    const view = { panel, stage, stats, episode, game: null, release: false };
+    panel.addEventListener("focusout", () => (view.release = true));
+    seats.set(seat, view);
   }
   const showStats = () => {
     const all = model.get("_stats");
@@ -145,7 +149,10 @@ export function renderP2P({ model, el }) {
       view.game?.close();
       view.stage.replaceChildren();
       view.game = new GameView(view.stage, message.scene, {
-        send: (m, b) => send({ ...m, seat: message.seat }, b),
+        send: (m, b) => {
+          if (m.type !== "act" || view.panel.contains(document.activeElement) || view.release) send({ ...m, seat: message.seat }, b);
+          if (m.type === "act") view.release = false;
+        },
         fetchAsset: (path) => assets.request(path),
         onError: addError,
         keyTarget: view.panel,

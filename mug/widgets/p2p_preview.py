@@ -6,7 +6,7 @@ page-side game of a P2P match (:class:`mug.browser.p2p_game.P2PGame`: the scene'
 of a Pyodide worker. The peers' messages travel through a simulated network
 (:class:`mug.netcode.simnet.SimNet`) whose latency, jitter and loss are set from Python or from the widget's
 link controls, and can be changed while the scene plays. The keys held in a seat's view drive that seat (a
-seat whose view does not have the focus holds no key). AI seats run as in a P2P match: on the confirmed
+seat whose view does not have the focus holds no key; of several views of one preview, the focused one acts). AI seats run as in a P2P match: on the confirmed
 timeline, each peer with its own :class:`~mug.inference.PolicyRuntime` of the seat's model (seeded with the
 scene's ``policy_seed``), served by :class:`mug.netcode.ai.PolicyDriver`.
 
@@ -300,18 +300,17 @@ class P2PPreview(anywidget.AnyWidget):
         return ran
 
     def set_link(self, *, latency_ms: float | None = None, jitter_ms: float | None = None, loss: float | None = None) -> None:
-        """Change the simulated link between every two peers (also while playing; packets in flight keep theirs)."""
+        """Change the simulated link between every two peers (also while playing; packets in flight keep theirs).
+        Setting ``latency_ms``, ``jitter_ms`` or ``loss`` does the same for one of them."""
         values = {"latency_ms": latency_ms, "jitter_ms": jitter_ms, "loss": loss}
-        for name, value in values.items():
-            if value is None:
-                continue
-            top = 1.0 if name == "loss" else 5000.0
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= top:
-                raise ConfigError(f"{name}: expected a number from 0 to {top:g}, got {value!r}", field=name)
+        given = {name: _checked_link(name, value) for name, value in values.items() if value is not None}
         with self.hold_trait_notifications():
-            for name, value in values.items():
-                if value is not None:
-                    setattr(self, name, float(value))
+            for name, value in given.items():
+                setattr(self, name, value)
+
+    @traitlets.validate("latency_ms", "jitter_ms", "loss")
+    def _valid_link(self, proposal: Any) -> float:
+        return _checked_link(proposal["trait"].name, proposal["value"])
 
     def _link(self) -> Link:
         return Link(latency_s=self.latency_ms / 1000.0, jitter_s=self.jitter_ms / 1000.0, loss=self.loss)
@@ -421,6 +420,18 @@ class P2PPreview(anywidget.AnyWidget):
             f"P2PPreview(scene={self.scene.scene_id!r}, seats={self.seats}, latency_ms={self.latency_ms:g}, "
             f"jitter_ms={self.jitter_ms:g}, loss={self.loss:g}, ticks={self.ticks})"
         )
+
+
+#: The largest value of each link setting.
+LINK_LIMITS = {"latency_ms": 5000.0, "jitter_ms": 5000.0, "loss": 1.0}
+
+
+def _checked_link(name: str, value: Any) -> float:
+    """A link setting as a float; ``ConfigError`` naming it unless it is a number from 0 to its limit."""
+    top = LINK_LIMITS[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= top:
+        raise ConfigError(f"{name}: expected a number from 0 to {top:g}, got {value!r}", field=name)
+    return float(value)
 
 
 def _record(data: dict[str, Any]) -> FrameRecord:

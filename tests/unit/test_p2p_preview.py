@@ -125,6 +125,9 @@ def test_the_link_changes_while_playing_and_lossy_links_still_agree():
         preview.set_link(loss=1.5)
     with pytest.raises(ConfigError, match="latency_ms"):
         preview.set_link(latency_ms=-1)
+    with pytest.raises(ConfigError, match="jitter_ms: expected a number from 0 to 5000, got 9000"):
+        preview.jitter_ms = 9000.0
+    assert (preview.latency_ms, preview.jitter_ms, preview.loss) == (200.0, 40.0, 0.2)  # unchanged by the refusals
 
 
 def test_the_views_messages_show_each_seat_and_its_held_keys_drive_that_seat():

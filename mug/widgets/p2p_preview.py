@@ -31,6 +31,7 @@ from mug.netcode.ai import PolicyDriver
 from mug.netcode.records import AIRequest, FrameRecord, percentile
 from mug.netcode.simnet import Link, SimNet
 from mug.netcode.simulation import FrameResult
+from mug.server.matches.p2p import HASH_INTERVAL  # hashes exchanged as often as in a deployed P2P match
 from mug.session.clock import FrameClock
 from mug.session.envs import agent_key
 from mug.widgets.assets import send_asset
@@ -43,8 +44,6 @@ __all__ = ["P2PPreview"]
 
 #: The match id of a preview's peers (in their specs and records).
 MATCH_ID = "preview"
-#: Confirmed frames between two hash exchanges (as a deployed P2P match: ``mug.server.matches.p2p.HASH_INTERVAL``).
-HASH_INTERVAL = 10
 #: Ticks between two updates of the widget's statistics line (and at the end of every :meth:`P2PPreview.step`).
 STATS_EVERY = 5
 

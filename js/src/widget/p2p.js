@@ -117,7 +117,7 @@ export function renderP2P({ model, el }) {
   showStatus();
 
   const assets = new CommAssets(model);
-  /** seat -> {panel, stage, stats, game} */
+  /** seat -> {panel, stage, stats, episode, game, release} */
   const seats = new Map();
   for (const seat of model.get("_seats")) {
     const panel = element("div", { className: "mug-p2p-seat", tabIndex: 0 });

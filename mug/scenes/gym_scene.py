@@ -518,7 +518,16 @@ class GymScene(MatchBuilder, Scene):
     def preview(self, **options: Any) -> Any:
         """A live notebook preview of this scene (:class:`mug.widgets.ScenePreview`); options:
         ``autoplay`` (start stepping at once), ``speed`` (multiplies the frame rate) and
-        ``action_names`` (the inspector's action labels)."""
+        ``action_names`` (the inspector's action labels).
+
+        A ``multiplayer(mode="p2p")`` scene is previewed as its match plays it
+        (:class:`mug.widgets.P2PPreview`): one view per Human seat side by side, each a rollback peer,
+        connected by a simulated link; options ``latency_ms``, ``jitter_ms``, ``loss`` (the link, changeable
+        live), ``autoplay``, ``speed`` and ``seed`` (the network's random draws)."""
+        if self.multiplayer_options.mode == "p2p":
+            from mug.widgets.p2p_preview import P2PPreview
+
+            return P2PPreview(self, **options)
         from mug.widgets.preview import ScenePreview
 
         return ScenePreview(self, **options)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anywidget
@@ -39,6 +38,7 @@ from mug.scenes.policies import PolicySpec, check_model_fits, policy_spec
 from mug.session.clock import FrameClock
 from mug.session.engine import GameSession
 from mug.session.envs import agent_key
+from mug.widgets.assets import send_asset
 from mug.widgets.trace import Trace
 
 if TYPE_CHECKING:
@@ -306,28 +306,7 @@ class ScenePreview(anywidget.AnyWidget):
             self._view_seats = {v: k for v, k in self._view_seats.items() if v != view}
 
     def _send_asset(self, name: str) -> None:
-        """The ORT wasm (when the server extension is not there), a declared image or a browser-side policy's model."""
-        prefix = f"assets/{self.scene.scene_id}/"  # the deployment's URL of a declared image
-        image = self.scene.images.get(name[len(prefix) :]) if name.startswith(prefix) else None
-        if name == "wasm":
-            data = (STATIC / "ort-wasm-simd-threaded.wasm").read_bytes()
-        elif image is not None:
-            data = (self.scene.asset_dir / image).read_bytes()  # type: ignore[operator]
-        else:
-            path = next(
-                (
-                    Path(s.config.onnx_path)
-                    for a, s in self.scene.policy_specs.items()
-                    if s.config is not None and self.scene.model_path(a) == name
-                ),
-                None,
-            )
-            if path is None:
-                known = [f"assets/{self.scene.scene_id}/{n}" for n in sorted(self.scene.images)]
-                self.send({"channel": "asset", "name": name, "error": f"no model or declared image at {name!r}; images: {known}"})
-                return
-            data = path.read_bytes()
-        self.send({"channel": "asset", "name": name}, [data])
+        send_asset(self, self.scene, name)
 
     # -- rollouts -----------------------------------------------------------------------
 

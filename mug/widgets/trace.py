@@ -20,6 +20,7 @@ class Trace:
 
     Attributes (``agent`` keys are agent ids):
         steps: global step index of each recorded step.
+        frames: a P2P peer's frame of each step.
         episodes: episode index of each step.
         actions[agent], sources[agent], rewards[agent]: one entry per step.
         observations[agent]: the observation each step acted on.
@@ -30,33 +31,52 @@ class Trace:
     (in realtime play, a browser result that arrived a frame late) has a NaN row.
 
     A ``Trace`` is a :class:`~mug.session.recording.Recorder`: the preview's
-    engine records into it during live play and rollouts.
+    engine records into it during live play and rollouts. A peer of a
+    :class:`~mug.widgets.P2PPreview` also records its rollback statistics:
+    per tick in :attr:`netcode`, per episode in :attr:`netcode_episodes`.
     """
 
     def __init__(self, temperatures: dict[str, float] | None = None) -> None:
         self.temperatures = temperatures or {}
         self._rows: list[dict[str, Any]] = []
         self.boundaries: list[tuple[str, int]] = []
+        self._netcode: list[dict[str, Any]] = []
+        self._netcode_episodes: list[dict[str, Any]] = []
 
     # -- recording ----------------------------------------------------------------------
 
     def record(self, kind: str, data: dict[str, Any]) -> None:
-        """Take one engine event (only steps and episode starts matter here)."""
+        """Take one engine event (steps and episode starts; a P2P peer's ``netcode`` tick and
+        ``netcode_episode`` statistics)."""
         if kind == "episode_start":
             self.boundaries.append(("episode_start", len(self._rows)))
         elif kind == "step":
             self._rows.append(data)
+        elif kind == "netcode":
+            self._netcode.append(data)
+        elif kind == "netcode_episode":
+            self._netcode_episodes.append(data)
 
     def extend(self, other: Trace) -> None:
         """Append everything ``other`` recorded."""
         offset = len(self._rows)
         self._rows.extend(other._rows)
         self.boundaries.extend((kind, i + offset) for kind, i in other.boundaries)
+        self._netcode.extend(other._netcode)
+        self._netcode_episodes.extend(other._netcode_episodes)
+
+    def clear_steps(self) -> None:
+        """Forget the steps and episode starts, keep the P2P statistics (a peer's state transfer: its host
+        records the confirmed steps again)."""
+        self._rows.clear()
+        self.boundaries.clear()
 
     def clear(self) -> None:
         """Forget everything recorded."""
         self._rows.clear()
         self.boundaries.clear()
+        self._netcode.clear()
+        self._netcode_episodes.clear()
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -70,6 +90,11 @@ class Trace:
     @property
     def episodes(self) -> np.ndarray:
         return np.asarray([r["episode"] for r in self._rows], dtype=np.int64)
+
+    @property
+    def frames(self) -> np.ndarray:
+        """The frame of each step in a P2P peer's trace (its ``FrameRecord.frame``; -1 in other previews' traces)."""
+        return np.asarray([r.get("frame", -1) for r in self._rows], dtype=np.int64)
 
     def _per_agent(self, field: str, dtype: Any = None) -> dict[str, np.ndarray]:
         out: dict[str, list] = defaultdict(list)
@@ -135,6 +160,24 @@ class Trace:
             names = sorted({n for o in outs if o is not None for n in (o.get("states") or {})})
             out[agent] = {n: self._stack([None if o is None else (o.get("states") or {}).get(n) for o in outs]) for n in names}
         return out
+
+    @property
+    def netcode(self) -> dict[str, np.ndarray]:
+        """A P2P peer's rollback statistics, one entry per host tick (empty for other previews).
+
+        ``tick``; ``frame`` (the peer's present frame after the tick) and ``confirmed`` (its last confirmed
+        frame); what happened in the tick: ``frames`` produced, ``stalls`` (prediction window full),
+        ``held`` (time synchronisation), ``rollbacks``, ``depth`` (the deepest rollback, 0 for none),
+        ``resim_frames`` (frames re-simulated), ``mispredictions``, ``desyncs``, ``resyncs``.
+        """
+        names = sorted({k for row in self._netcode for k in row})
+        return {n: np.asarray([row.get(n, 0) for row in self._netcode], dtype=np.int64) for n in names}
+
+    @property
+    def netcode_episodes(self) -> list[dict[str, Any]]:
+        """A P2P peer's statistics of each agreed episode end (``episode`` and
+        :meth:`mug.netcode.PeerStats.to_dict`'s fields, for that episode), in episode order."""
+        return [dict(row) for row in self._netcode_episodes]
 
     def to_pandas(self) -> Any:
         """One row per (step, agent), one column per element.
@@ -208,7 +251,14 @@ class Trace:
             if kept:
                 entry["observations"] = kept
             plain.append(entry)
-        meta = {"format": "mug-trace-1", "temperatures": self.temperatures, "boundaries": self.boundaries, "rows": plain}
+        meta = {
+            "format": "mug-trace-1",
+            "temperatures": self.temperatures,
+            "boundaries": self.boundaries,
+            "rows": plain,
+            "netcode": self._netcode,
+            "netcode_episodes": self._netcode_episodes,
+        }
         arrays["meta"] = np.asarray(json.dumps(jsonable(meta)))
         with path.open("wb") as f:
             np.savez_compressed(f, **arrays)
@@ -226,6 +276,8 @@ class Trace:
             trace = cls(meta["temperatures"])
             trace.boundaries = [(kind, int(i)) for kind, i in meta["boundaries"]]
             trace._rows = meta["rows"]
+            trace._netcode = meta.get("netcode", [])
+            trace._netcode_episodes = [_int_histograms(row) for row in meta.get("netcode_episodes", [])]
             for name in data.files:
                 kind, _, rest = name.partition("/")
                 if kind == "observations":
@@ -245,6 +297,11 @@ class Trace:
 
     def __repr__(self) -> str:
         return f"Trace({len(self._rows)} steps, agents={sorted(self.actions)})"
+
+
+def _int_histograms(stats: dict[str, Any]) -> dict[str, Any]:
+    """Peer statistics read back from JSON: the histograms' keys (``depths``, ``latency_ms``) as ints again."""
+    return {k: {int(b): n for b, n in v.items()} if k in ("depths", "latency_ms") else v for k, v in stats.items()}
 
 
 def _array(value: Any) -> np.ndarray:

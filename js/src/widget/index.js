@@ -3,13 +3,15 @@
  * the participant's game view, play/pause/step/reset, a speed control, the
  * policy inspector and an error panel; in a scene with several Human agents, a
  * seat menu (each view plays one seat; the kernel tags every engine message
- * with the seat it is for).
+ * with the seat it is for). A P2P scene's preview (`mug.widgets.P2PPreview`, model `_kind` "p2p") is
+ * rendered by `widget/p2p.js` instead.
  * @module widget
  */
 import { GameView } from "../client/game.js";
 import { PolicyRuntime } from "../runtime/index.js";
 import { CommAssets, ensureOrt } from "./assets.js";
 import { Inspector } from "./inspector.js";
+import { renderP2P } from "./p2p.js";
 
 const STYLE = `
 .mug-preview { font-family: system-ui, sans-serif; border: 2px solid #ddd; border-radius: 6px; padding: 8px; outline: none; }
@@ -118,6 +120,7 @@ class LoadProgress {
 }
 
 function render({ model, el }) {
+  if (model.get("_kind") === "p2p") return renderP2P({ model, el });
   const view = Math.random().toString(36).slice(2, 10);
   const send = (message, buffers) => model.send({ ...message, view }, undefined, buffers);
   const root = Object.assign(document.createElement("div"), { className: "mug-preview", tabIndex: 0 });

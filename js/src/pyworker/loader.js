@@ -63,7 +63,8 @@ export async function fetchCounted(url, onBytes, stage, keep = true, onSize = ()
   try {
     response = await fetch(url);
   } catch (error) {
-    throw new LoadError(stage, `could not fetch ${url}: ${error?.message ?? error}`);
+    const cause = error?.cause ? ` (${error.cause.code ?? error.cause.message ?? error.cause})` : "";
+    throw new LoadError(stage, `could not fetch ${url}: ${error?.message ?? error}${cause}`);
   }
   if (!response.ok) throw new LoadError(stage, `GET ${url}: ${response.status} ${response.statusText}`);
   if (!response.headers.get("Content-Encoding")) onSize(Number(response.headers.get("Content-Length") ?? 0));

@@ -290,6 +290,24 @@ class Resync:
         """An input of the frame before a state: AI seats' may be ``None`` (a reset step has no AI turn)."""
         return (action is None and seat in self.ai_seats) or self._valid(seat, action)
 
+    def reconnected(self, remote: str) -> None:
+        """The pair with ``remote`` was made anew (a socket reconnect closes a page's mesh and opens another): the
+        control messages in flight on the old one are lost, so our episode reports not yet agreed go to it again
+        (inputs come again anyway: each input message repeats everything the remote has not acknowledged; a lost
+        hash only skips one comparison; a lost state transfer is sent again on the next mismatch)."""
+        if remote not in self.remotes:
+            raise ValueError(f"reconnected: {remote!r} is not a peer of {self.peer_id!r} ({self.remotes})")
+        for episode, reports in sorted(self._episode_reports.items()):
+            if self.peer_id in reports:
+                message = {"t": "episode", "from": self.peer_id, "episode": episode, "frame": reports[self.peer_id]}
+                self._outbox.append((remote, "control", message))
+
+    @property
+    def waiting_for_state(self) -> bool:
+        """Whether this peer asked for the confirmed state (:meth:`~RollbackPeer.request_state`) and it has not
+        come yet (the host may ask again: a request sent before the mesh's pair existed is lost)."""
+        return self._state_source is not None
+
     # -- episodes -----------------------------------------------------------------------
 
     def _announce_episode(self, episode: int, frame: int) -> None:

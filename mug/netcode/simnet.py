@@ -40,6 +40,8 @@ class Link:
     reorder: float = 0.0
     outage: tuple[float, float] | None = None
     """``(start, end)``: input packets sent in it are lost, control packets wait until ``end``."""
+    torn: bool = False
+    """In the outage control packets are lost too (a mesh torn down and made anew, as after a socket reconnect)."""
 
 
 class SimNet:
@@ -82,6 +84,9 @@ class SimNet:
             at = now + self._delay(link)
             if self.rng.random() < link.loss:
                 at += max(0.2, 2 * link.latency_s)  # one retransmission
+            if down and link.torn:
+                self.lost += 1
+                return
             if down:
                 at = max(at, link.outage[1] + link.latency_s)
             at = max(at, self._control_at.get((src, dst), 0.0))

@@ -61,3 +61,28 @@ def test_an_episode_end_jumped_over_by_a_state_transfer_is_still_agreed():
     for pid in ("p0", "p1"):
         agreed = [(e["episode"], e["frame"]) for e in result.events[pid] if e["type"] == "episode_end"]
         assert agreed[:3] == [(0, ends[0]), (1, ends[1]), (2, ends[2])], (pid, agreed)
+
+
+
+def test_after_a_reconnect_tore_the_mesh_down_both_pages_play_on_and_every_episode_end_is_agreed():
+    # a socket reconnect: the page's mesh is closed and made anew, so control messages in flight (hashes, episode
+    # ends) are lost both ways; the page keeps its game, and each side resends its reports on the new pair
+    for start in (1.24, 1.27, 1.30, 1.40):  # the first three lose an episode report of each side
+        outage = (start, start + 1.5)
+        links = {(a, b): Link(0.05, outage=outage, torn=True) for a, b in (("p0", "p1"), ("p1", "p0"))}
+        peers = coop_peers(2, ai=False, max_steps=40)
+        told: set[str] = set()
+
+        def on_tick(peer, now, told=told, end=outage[1]):
+            if now >= end and peer.peer_id not in told:
+                told.add(peer.peer_id)
+                peer.reconnected(peer.remotes[0])
+
+        result = run_peers(peers, SimNet(links, seed=2), 7.0, held_inputs(4), on_tick=on_tick)
+        assert_same_histories(result.histories, minimum=150)
+        ends = [r.frame for r in result.histories["p0"] if r.result.ended]
+        assert len(ends) >= 4
+        for pid in ("p0", "p1"):
+            agreed = [(e["episode"], e["frame"]) for e in result.events[pid] if e["type"] == "episode_end"]
+            assert agreed == list(enumerate(ends))[: len(agreed)] and len(agreed) >= len(ends) - 1, (start, pid, agreed)
+        assert all(p.unresolved_desyncs == 0 and p.stats.resyncs == 0 for p in peers)

@@ -19,9 +19,10 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 import mug
+from mug.browser.p2p_game import scene_peer, scene_simulation
 from mug.browser.scene import BrowserScene
 from mug.examples.browser_grid import PyCoinGrid, draw
-from mug.netcode import EnvSimulation, RollbackPeer
+from mug.netcode import RollbackPeer
 from mug.netcode.simnet import SimNet, held_inputs
 from mug.server.store import Store
 from mug.session.messages import decode_envelope, encode_envelope
@@ -120,24 +121,7 @@ class TestPeer:
         spec, scene = self.spec, BrowserScene(self.spec)
         p2p = spec["p2p"]
         self.match_id = p2p["match_id"]
-        sim = EnvSimulation(
-            lambda: scene.env_creator(**scene.env_config),
-            scene.seed,
-            num_episodes=scene.num_episodes,
-            max_steps=scene.max_steps,
-            default_action=scene.default_action,
-        )
-        self.peer = RollbackPeer(
-            sim,
-            p2p["seat"],
-            p2p["owners"],
-            p2p["ai_seats"],
-            input_delay=p2p["input_delay"],
-            max_prediction=p2p["max_prediction"],
-            fps=scene.fps,
-            default_action=scene.default_action,
-            hash_interval=p2p["hash_interval"],
-        )
+        self.peer = scene_peer(scene, scene_simulation(scene))
 
     def collect(self) -> bool:
         """Take the peer's records and events; whether an episode ended (upload now)."""

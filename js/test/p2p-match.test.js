@@ -108,3 +108,21 @@ test("AI requests are answered in order by a recurrent runtime; a seat restored 
   await seats[1].chain;
   assert.deepEqual(answers[1], answers[0].slice(2));
 });
+
+test("a pair that starts carrying messages (a new one after a reconnect) is told to the game once", () => {
+  const { match, worker, events } = page();
+  match.begin(META);
+  const mesh = new FakeMesh();
+  events.dispatchEvent(Object.assign(new Event("mug-p2p"), { detail: { mesh, start: {} } }));
+  mesh.onstate("agent_1", "connecting", null);
+  mesh.onstate("agent_1", "open", null);
+  mesh.onstate("agent_1", "relay", "slow"); // the same pair, relayed: control goes on exactly once
+  assert.deepEqual(worker, [{ type: "reconnected", peer: "agent_1" }]);
+  mesh.onstate("agent_1", "closed", "peer left");
+  mesh.onstate("agent_1", "connecting", null);
+  mesh.onstate("agent_1", "relay", "blocked"); // the new pair (WebRTC blocked this time)
+  assert.deepEqual(worker, [
+    { type: "reconnected", peer: "agent_1" },
+    { type: "reconnected", peer: "agent_1" },
+  ]);
+});

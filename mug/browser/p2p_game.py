@@ -3,7 +3,7 @@
 Every member's page runs the same deterministic env (:class:`mug.netcode.EnvSimulation` over the
 scene's :class:`~mug.browser.scene.BrowserScene`) under a :class:`mug.netcode.RollbackPeer` whose
 peer id is the member's seat (``spec["p2p"]``: ``match_id``, ``seat``, ``owners``, ``ai_seats``,
-``input_delay``, ``max_prediction``, ``hash_interval``). The worker builds ``P2PGame(spec, post)``
+``input_delay``, ``max_prediction``, ``hash_interval``, ``rejoin``). The worker builds ``P2PGame(spec, post)``
 and then calls:
 
 * :meth:`tick` once per display tick with the host clock and the keys the participant holds: the
@@ -11,7 +11,13 @@ and then calls:
   display frame is drawn with the scene's ``draw`` on a ``Surface``;
 * :meth:`receive` with the page's messages: ``ready`` (send the scene and the frame again),
   ``act`` (the ``GameView``'s answer to a frame: its ``keys`` are the keys held now), ``peer``
-  ``{from, message}`` (a message of another member's peer) and ``ai`` (an answer to an AI request).
+  ``{from, message}`` (a message of another member's peer), ``reconnected`` ``{peer}`` (the mesh's pair with
+  that peer was made anew: control messages in flight were lost, see
+  :meth:`mug.netcode.RollbackPeer.reconnected`) and ``ai`` (an answer to an AI request).
+
+A page whose tab opened mid-match (``p2p["rejoin"]``: a reload) asks a peer for the confirmed state at its
+first tick (:meth:`mug.netcode.RollbackPeer.request_state`), again every :data:`STATE_RETRY_S` until it comes,
+and plays on from the frame the others are at; until then it shows the match's start state and sends no inputs.
 
 ``post(message, buffers)`` gets, for the page: ``scene``, ``frame``, ``episode_end``,
 ``scene_end`` and ``error`` (as :class:`~mug.browser.BrowserGame` posts them), and
@@ -40,10 +46,14 @@ from typing import Any
 
 from mug.browser.scene import BrowserScene
 from mug.netcode import EnvSimulation, FrameRecord, FrameResult, RollbackPeer
-from mug.netcode.simulation import digest
+from mug.netcode.simulation import Simulation, digest
 from mug.session.inputs import KeyMap
 
-__all__ = ["P2PGame", "ScoredSimulation"]
+__all__ = ["STATE_RETRY_S", "P2PGame", "ScoredSimulation", "scene_peer", "scene_simulation"]
+
+#: Seconds a reopened page waits for the state before it asks again (a request sent before the mesh had a pair
+#: with that peer is lost).
+STATE_RETRY_S = 3.0
 
 
 class ScoredSimulation:
@@ -82,6 +92,33 @@ class ScoredSimulation:
         return self.inner.observation(seat)
 
 
+def scene_simulation(scene: BrowserScene) -> EnvSimulation:
+    """The deterministic simulation every peer of ``scene``'s match runs: its env, seed, episodes and step cap."""
+    return EnvSimulation(
+        lambda: scene.env_creator(**scene.env_config),
+        scene.seed,
+        num_episodes=scene.num_episodes,
+        max_steps=scene.max_steps,
+        default_action=scene.default_action,
+    )
+
+
+def scene_peer(scene: BrowserScene, sim: Simulation) -> RollbackPeer:
+    """The :class:`~mug.netcode.RollbackPeer` of this page's member over ``sim``, as the spec's ``p2p`` sets it."""
+    p2p = scene.spec["p2p"]
+    return RollbackPeer(
+        sim,
+        str(p2p["seat"]),
+        p2p["owners"],
+        p2p.get("ai_seats", []),
+        input_delay=int(p2p["input_delay"]),
+        max_prediction=int(p2p["max_prediction"]),
+        fps=float(scene.fps),
+        default_action=scene.default_action,
+        hash_interval=int(p2p.get("hash_interval", 1)),
+    )
+
+
 class P2PGame:
     """One member's game of a P2P match (see module docstring).
 
@@ -98,25 +135,10 @@ class P2PGame:
         self.match_id: str = str(p2p["match_id"])
         self.seat: str = str(p2p["seat"])
         self.scene = scene = BrowserScene(spec)
-        inner = EnvSimulation(
-            lambda: scene.env_creator(**scene.env_config),
-            scene.seed,
-            num_episodes=scene.num_episodes,
-            max_steps=scene.max_steps,
-            default_action=scene.default_action,
-        )
-        self.sim = ScoredSimulation(inner)
-        self.peer = RollbackPeer(
-            self.sim,
-            self.seat,
-            p2p["owners"],
-            p2p.get("ai_seats", []),
-            input_delay=int(p2p["input_delay"]),
-            max_prediction=int(p2p["max_prediction"]),
-            fps=float(scene.fps),
-            default_action=scene.default_action,
-            hash_interval=int(p2p.get("hash_interval", 1)),
-        )
+        self.sim = ScoredSimulation(scene_simulation(scene))
+        self.peer = scene_peer(scene, self.sim)
+        self._rejoin = bool(p2p.get("rejoin"))  # a tab reopened mid-match: the state comes from a peer
+        self._asked: float | None = None  # when the state was last asked for
         self.keymap = KeyMap(scene.action_mapping, scene.default_action)
         self.surface = Surface(scene.width, scene.height, scene.images) if scene.render_mode == "surface" else None
         self.keys: list[str] = []
@@ -140,6 +162,8 @@ class P2PGame:
         kind = message.get("type")
         if kind == "peer":
             self._guard(lambda: self.peer.receive(str(message["from"]), message["message"]))
+        elif kind == "reconnected":
+            self._guard(lambda: self.peer.reconnected(str(message["peer"])))
         elif kind == "act":
             self.keys = [str(k) for k in message.get("keys") or []]
         elif kind == "ai":
@@ -168,6 +192,9 @@ class P2PGame:
 
     def _tick(self, now: float, keys: list[str]) -> None:
         self.keys, self._now = keys, now
+        if self._rejoin and (self._asked is None or (self.peer.waiting_for_state and now - self._asked >= STATE_RETRY_S)):
+            self.peer.request_state()
+            self._asked = now
         action, _ = self.keymap.action(keys)
         self.peer.add_local_input(self.seat, action)
         self._send(self.peer.advance(now))

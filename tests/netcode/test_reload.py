@@ -63,7 +63,6 @@ def test_an_episode_end_jumped_over_by_a_state_transfer_is_still_agreed():
         assert agreed[:3] == [(0, ends[0]), (1, ends[1]), (2, ends[2])], (pid, agreed)
 
 
-
 def test_after_a_reconnect_tore_the_mesh_down_both_pages_play_on_and_every_episode_end_is_agreed():
     # a socket reconnect: the page's mesh is closed and made anew, so control messages in flight (hashes, episode
     # ends) are lost both ways; the page keeps its game, and each side resends its reports on the new pair

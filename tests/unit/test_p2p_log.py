@@ -174,3 +174,28 @@ def test_a_peer_that_delivers_nothing_holds_the_acknowledgement_back_by_the_cap_
     assert "frame 101 does not follow frame 99" in rec.log.add_frames("agent_1", [{**over, "frame": 101}])
     assert rec.log.add_frames("agent_1", [{**over, "frame": 100}]) is None
     assert rec.log.unchecked["agent_1"] == 100  # its frames 0..99 were acknowledged without being compared
+
+
+def test_a_reloaded_peers_superseded_records_are_not_mismatches_and_a_page_that_kept_its_game_is_compared(spec, histories):
+    ref, other = histories["agent_0"], histories["agent_1"]
+    superseded = copy.deepcopy(other[:20])
+    for r in superseded[15:]:
+        r["chain"] = "old-page-" + r["chain"][:20]  # the old page confirmed inputs the state's sender never got
+    # a reload: the old page had uploaded frames 0..19; its tab reopens; the reference stores on; the new page
+    # restarted from the state at frame 15
+    rec = Recorded(spec)
+    assert rec.log.add_frames("agent_1", superseded) is None
+    rec.log.restarting("agent_1")
+    assert rec.log.add_frames("agent_0", ref[:40]) is None
+    assert rec.log.resync("agent_1", 15) is None
+    assert rec.log.add_frames("agent_1", other[15:40]) is None
+    assert rec.of("p2p_mismatch") == [] and rec.log.unchecked["agent_1"] == 0
+    # without the hold the superseded frames are a mismatch; a page that kept its game (it resends) is compared
+    for hold in (False, True):
+        rec = Recorded(spec)
+        assert rec.log.add_frames("agent_1", superseded) is None
+        if hold:
+            rec.log.restarting("agent_1")
+        assert rec.log.add_frames("agent_0", ref[:40]) is None
+        assert rec.log.add_frames("agent_1", other[20:30]) is None
+        assert [e["frame"] for e in rec.of("p2p_mismatch")] == [15]

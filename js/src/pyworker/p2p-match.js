@@ -4,7 +4,9 @@
  * match's mesh (`p2p/mesh.js`, handed over by the `mug-p2p` window event) and the server.
  *
  * - Peer messages: the game's `peer` messages go to the mesh (its channel `input` is the mesh's
- *   `inputs`, `control` is `control`; no recipient: every peer); what the mesh delivers goes to the game.
+ *   `inputs`, `control` is `control`; no recipient: every peer); what the mesh delivers goes to the game,
+ *   and `reconnected` {peer} whenever a pair with a peer starts carrying messages (open or relayed): a pair
+ *   made anew after either page's socket reconnected lost the control messages in flight on the old one.
  * - AI seats: the game's `ai_request`s are served in order, one `PolicyRuntime` step each (the runtime
  *   of the page, one thread), and answered with `ai` {seat, frame, action, state, epoch}.
  * - The record: `p2p_frames` are kept until the server's `p2p_ack` (a `StepUploader` with `P2P_FRAMES`),
@@ -69,6 +71,13 @@ export class P2PMatch {
   listen(mesh) {
     mesh.onmessage = (from, _channel, message) => {
       if (this.current && this.mesh === mesh) this.toWorker({ type: "peer", from, message });
+    };
+    const up = new Map(); // seat -> whether its pair carries messages (open, or relayed)
+    mesh.onstate = (seat, state) => {
+      const carries = state === "open" || state === "relay";
+      // a pair made anew (a reconnect of either page): control messages in flight on the old one are lost
+      if (carries && !up.get(seat) && this.current && this.mesh === mesh) this.toWorker({ type: "reconnected", peer: seat });
+      up.set(seat, carries);
     };
   }
 

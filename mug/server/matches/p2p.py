@@ -9,9 +9,14 @@ Each member's browser runs the scene (as a browser-side scene does) with a
 * at the match's start (and to a member who comes back) it sends the ``scene``
   message: the scene's metadata with ``environment`` as for a browser-side scene, whose
   ``spec`` is the scene's browser spec plus ``session_id`` (the match id) and ``p2p``
-  ``{match_id, seat, owners, ai_seats, input_delay, max_prediction, hash_interval}``
+  ``{match_id, seat, owners, ai_seats, input_delay, max_prediction, hash_interval, rejoin}``
   (peer id = the member's seat; ``owners = {seat: seat}`` for every human seat); then the
-  match opens the mesh (the ``p2p`` message, with the room's :attr:`MatchRoom.mesh_options`);
+  match opens the mesh (the ``p2p`` message, with the room's :attr:`MatchRoom.mesh_options`).
+  ``rejoin`` is true in the scene sent to a tab that (re)opened mid-match (its ``ready``): a
+  reloaded page's new game asks a peer for the confirmed state (state transfer into the
+  current frame); a page whose socket only dropped keeps its game and ignores the scene. The
+  log holds that member's unstored records out of comparisons until the page says which of
+  them stand (:meth:`ConfirmedLog.restarting`);
 * it takes what the pages send: ``p2p_frames`` into the :class:`~mug.server.matches.p2p_log.ConfirmedLog`
   (steps stored once, cross-checks, checks; a refused record gets an ``error``
   ``bad_p2p_frames`` reply and a ``bad_p2p_frames`` event ``{peer, problem}``, stored once
@@ -137,8 +142,9 @@ class P2PSession:
         ``client_error``; anything else is refused."""
         try:
             kind = message["type"]
-            if kind == "ready":
-                self._send_scene(pid)
+            if kind == "ready":  # a tab (re)opened mid-match: a reloaded page asks its peers for the state
+                self.log.restarting(str(self.match.agent_of[pid]))
+                self._send_scene(pid, rejoin=True)
                 return
             if kind == "client_error":
                 log.warning("match %s: participant %s reports: %r", self.match.match_id, pid, message["message"])
@@ -190,7 +196,7 @@ class P2PSession:
             member.send({"type": "error", "code": "env_error", "message": text, "fatal": True})
             self.registry.pending[other] = member  # the next flush ends the match (MatchRoom.settle)
 
-    def _send_scene(self, pid: str) -> None:
+    def _send_scene(self, pid: str, *, rejoin: bool = False) -> None:
         seat = str(self.match.agent_of[pid])
         options = self.scene.multiplayer_options
         p2p = {
@@ -201,6 +207,7 @@ class P2PSession:
             "input_delay": options.input_delay,
             "max_prediction": options.max_prediction,
             "hash_interval": HASH_INTERVAL,
+            "rejoin": rejoin,
         }
         spec = {**self.base_spec, "session_id": self.match.match_id, "p2p": p2p}
         meta = self.scene.client_metadata("deployment")

@@ -112,6 +112,7 @@ class ConfirmedLog:
         self._episode_steps: list[dict[str, Any]] = []
         self._verified: set[int] = set()
         self._gap = False
+        self._held: set[str] = set()  # peers restarting (see restarting)
 
     @property
     def last_step(self) -> tuple[int, int] | None:
@@ -123,6 +124,7 @@ class ConfirmedLog:
     def add_frames(self, peer: str, records: list[dict[str, Any]]) -> str | None:
         """Take ``peer``'s records (``FrameRecord.to_dict()`` s in frame order); why the first bad one was refused
         (``None``: all taken or skipped as resends). What came before a bad record is taken."""
+        self._release(peer)
         if self.acked > self.received[peer]:  # frames acknowledged without this peer's (it lagged, or was away)
             self.unchecked[peer] += self.acked - self.received[peer]
             self.received[peer] = self.acked
@@ -151,6 +153,23 @@ class ConfirmedLog:
                 self._wait(peer, frame, r["chain"])
         return None
 
+    def restarting(self, peer: str) -> None:
+        """``peer``'s tab (re)opened mid-match. A reloaded page's new game restarts from a state transfer at a
+        frame ``c`` that may lie below the last frames its old page confirmed (their inputs never reached the
+        peer that sent the state): those old records are superseded, not wrong. So the peer's records waiting
+        for the reference's are not compared until its next message says which stand: a :meth:`resync` drops
+        those from its frame on, new :meth:`add_frames` (a page that kept its game resends) end the hold."""
+        self._held.add(peer)
+
+    def _release(self, peer: str) -> None:
+        """End a :meth:`restarting` hold: compare what waits that the reference has stored meanwhile."""
+        if peer not in self._held:
+            return
+        self._held.discard(peer)
+        waiting = self._waiting.get(peer)
+        for f in [f for f in waiting or () if f <= self.stored]:
+            self._compare(peer, f, waiting.pop(f))  # type: ignore[union-attr]
+
     def resync(self, peer: str, frame: int) -> str | None:
         """``peer`` restarted from a state transfer at ``frame``: its records from there on come (again); why
         not (``None``: taken).
@@ -169,7 +188,9 @@ class ConfirmedLog:
             if waiting is not None:
                 for f in [f for f in waiting if f >= frame]:
                     del waiting[f]
+            self._release(peer)
             return None
+        self._release(peer)
         self.unchecked[peer] += frame - 1 - last
         self.received[peer] = frame - 1
         if peer != self.reference or frame - 1 <= self.stored:
@@ -262,7 +283,7 @@ class ConfirmedLog:
         while len(self._chains) > MAX_UNCHECKED:
             self._chains.popitem(last=False)
         for peer, waiting in self._waiting.items():
-            chain = waiting.pop(frame, None)
+            chain = None if peer in self._held else waiting.pop(frame, None)
             if chain is not None:
                 self._compare(peer, frame, chain)
         episode = result["episode"]

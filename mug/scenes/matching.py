@@ -37,7 +37,7 @@ ON_PARTNER_LOSS = ("end", "wait", "ai")
 AFTER_PARTNER_LOSS = ("next", "end")
 MODES = ("server", "p2p")
 #: What ``on_partner_loss`` a peer-to-peer match supports.
-P2P_PARTNER_LOSS = ("end",)
+P2P_PARTNER_LOSS = ("end", "wait")
 #: Upper bounds of ``multiplayer(input_delay=..., max_prediction=...)``, in frames.
 MAX_INPUT_DELAY, MAX_PREDICTION = 30, 120
 
@@ -200,7 +200,8 @@ class MultiplayerOptions:
         if mode == "p2p" and on_partner_loss not in P2P_PARTNER_LOSS:
             raise ConfigError(
                 f'on_partner_loss={on_partner_loss!r} is not supported with mode="p2p"; '
-                f"supported: {list(P2P_PARTNER_LOSS)} (the remaining peers play on, and the match ends at the timeout)",
+                f"supported: {list(P2P_PARTNER_LOSS)} (a lost seat's inputs exist only in its own browser, so no AI can take "
+                "it over on the peers' shared timeline; the others wait, and the match ends at the timeout)",
                 field="on_partner_loss",
             )
         return cls(
@@ -348,7 +349,10 @@ class MatchBuilder:
           ``seat_ai`` / ``seat_returned`` events); past the timeout the lost member moves on and
           the policy plays on.
 
-        ``mode="p2p"`` supports ``on_partner_loss="end"`` only. ``after_partner_loss``: where members go
+        ``mode="p2p"`` supports ``"end"`` and ``"wait"``: without a lost member's inputs no peer can confirm
+        frames, so the others' games stall ``max_prediction`` frames ahead either way; ``"wait"`` also shows
+        them the pause with its countdown (and does not count their hidden time meanwhile). A member back in
+        time goes on where they were (a reloaded page gets the match's state from a peer). ``after_partner_loss``: where members go
         when a match ends that way: ``"next"`` scene, or ``"end"`` (an end page with the message and a
         completion code).
         """

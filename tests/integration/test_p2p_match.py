@@ -43,6 +43,7 @@ def test_match_start_sends_each_member_the_scene_with_its_p2p_spec_then_the_mesh
             "input_delay": 3,
             "max_prediction": 6,
             "hash_interval": spec["p2p"]["hash_interval"],
+            "rejoin": False,  # true in the scene a tab that reopens mid-match gets
         }
         (mesh,) = p.of("p2p")
         assert mesh["match_id"] == match.match_id and mesh["seat"] == seat and mesh["seats"] == ["agent_0", "agent_1"]
@@ -192,6 +193,43 @@ def test_a_member_back_within_the_grace_resends_what_was_not_acked_and_the_recor
     for p in peers:
         assert [{k: r[k] for k in ("frame", "chain", "actions")} for r in step_rows(p.history)] == stored
     assert len(steps) == 40 and not [e for e in events if e["kind"] in ("p2p_mismatch", "bad_p2p_frames")]
+
+
+def test_with_on_partner_loss_wait_the_others_see_a_pause_until_the_partner_is_back_and_the_match_ends_done(tmp_path):
+    data = tmp_path / "data"
+
+    async def main():
+        deployment = mug.deploy(p2p_study(on_partner_loss="wait", reconnect_timeout_s=30), port=0, data_dir=data)
+        try:
+            peers = await matched(deployment.url, ["alice", "bob"])
+            stays, away = peers
+
+            async def gone():
+                await away.disconnect(alive=True)
+
+            async def back():
+                assert stays.of("paused") and not stays.of("resumed")  # the waiting notice, with the time left
+                await away.connect()
+
+            await play(peers, SimNet(default=Link(latency_s=0.02), seed=5), at={0.4: gone, 1.4: back})
+            for p in peers:
+                await p.until(lambda p=p: any(m["scene"].get("kind") == "end" for m in p.of("scene")))
+            await wait_for(data, "verification", 2)
+            return peers
+        finally:
+            deployment.stop()
+
+    stays, away = run_async(main())
+    steps, events, matches = read_store(data)
+    assert matches[0]["end_reason"] == "done"
+    (paused,) = stays.of("paused")
+    assert paused["reason"] == "partner_lost" and 0 < paused["time_left_s"] <= 30
+    assert len(stays.of("resumed")) == 1
+    stored = [{k: s[k] for k in ("frame", "chain", "actions")} for s in steps]
+    for p in (stays, away):
+        assert [{k: r[k] for k in ("frame", "chain", "actions")} for r in step_rows(p.history)] == stored
+    assert len(steps) == 40 and not [e for e in events if e["kind"] in ("p2p_mismatch", "bad_p2p_frames")]
+    assert all(s["verified"] is True for s in steps)
 
 
 def test_a_lost_member_ends_the_match_at_the_timeout_and_the_other_moves_on(tmp_path):

@@ -123,9 +123,9 @@ CASES = [
     ("missing asset directory", lambda: ready_grid().assets(directory="/no/such/dir"), "directory", "is not a directory"),
     (
         "p2p with a partner loss it does not support",
-        lambda: ready_grid().multiplayer(mode="p2p", on_partner_loss="wait"),
+        lambda: ready_grid().multiplayer(mode="p2p", on_partner_loss="ai"),
         "on_partner_loss",
-        "not supported with mode=\"p2p\"; supported: ['end']",
+        "not supported with mode=\"p2p\"; supported: ['end', 'wait']",
     ),
     ("negative input delay", lambda: ready_grid().multiplayer(mode="p2p", input_delay=-1), "input_delay", "0..30"),
     ("no prediction", lambda: ready_grid().multiplayer(mode="p2p", max_prediction=0), "max_prediction", "1..120"),

@@ -1,0 +1,204 @@
+"""People, not just packets: a peer-to-peer match (two real Chromium pages, WebRTC on loopback, 100 ms added by the
+transport shim each way, the real server) in which one member's page reloads, or its WebSocket drops and comes back,
+mid-match. The match goes on and ends ``done``, the server's stored steps equal what the pages confirmed (zero
+tolerance), every episode is verified and no desync stays unresolved.
+
+What a participant sees: while the partner's page is away, the other page's game runs on to ``max_prediction``
+frames beyond what both confirmed and then holds its picture (it stalls: its partner's inputs do not come); once
+the partner is back it goes on from where it stood. A reloaded page loads the game again and, at its first tick,
+asks the partner for the confirmed state (``p2p["rejoin"]`` in the scene the server sends a reopened tab); it
+then plays from the frame the match is at, not from the start. A page whose socket dropped keeps its game: its
+mesh is made anew, and each side resends the episode reports that may have been lost with the old pair.
+
+Helpers of ``test_p2p_play.py`` (members, key cycling, desync bookkeeping) are imported, not copied."""
+
+from __future__ import annotations
+
+import time
+
+from playwright.sync_api import expect
+
+import mug
+from mug.examples.browser_grid import PyCoinGrid, draw
+from mug.server.app import MugServer
+from tests.e2e.live_server import serving
+from tests.e2e.test_p2p_play import KEYS, MESH, Member, _play, _unresolved
+
+EPISODES, STEPS = 2, 150
+
+
+def _long_duo() -> mug.Stager:
+    """Two humans, two episodes of up to 150 steps (5 s each at 30 fps): time for a page to go and come back."""
+    scene = (
+        mug.GymScene("duo")
+        .environment(PyCoinGrid, {"max_steps": STEPS, "coins": 20}, seed=3)
+        .policies({"agent_0": mug.Human, "agent_1": mug.Human})
+        .gameplay(action_mapping=KEYS, num_episodes=EPISODES)
+        .rendering(mode="surface", draw=draw, width=120, height=120, fps=30)
+        .waitroom(timeout_s=120, on_timeout="end")
+        .multiplayer(mode="p2p", input_delay=2, max_prediction=8, on_partner_loss="end", reconnect_timeout_s=90)
+        .runtime(environment="browser")
+    )
+    return mug.Stager([scene, mug.EndScene(completion_code="DONE")])
+
+
+def _confirmed(member: Member) -> int:
+    return int(member.js("(window.mugP2P?.records ?? []).length"))
+
+
+def _play_until(members: list[Member], test, timeout_s: float = 120) -> None:
+    """Hold changing keys on every page until ``test()`` holds."""
+    deadline, turn = time.monotonic() + timeout_s, 0
+    keys = ["ArrowRight", "ArrowDown", "ArrowLeft", "ArrowUp"]
+    while not test():
+        assert time.monotonic() < deadline, "timed out"
+        for i, member in enumerate(members):
+            member.page.keyboard.down(keys[(turn + i) % 4])
+        members[0].page.wait_for_timeout(300)
+        for i, member in enumerate(members):
+            member.page.keyboard.up(keys[(turn + i) % 4])
+        turn += 1
+
+
+def _stored(serve, episodes: int) -> tuple[list[dict], list[dict], list[dict]]:
+    """The server's steps, events and matches once every episode's verification is stored (or after 60 s)."""
+
+    def read() -> tuple[list[dict], list[dict], list[dict]]:
+        serve.server.store.commit()
+        return serve.server.store.steps("duo"), serve.server.store.events(), serve.server.store.matches()
+
+    deadline = time.monotonic() + 60
+    while True:
+        steps, events, matches = serve.call(read)
+        if sum(e["kind"] == "verification" for e in events) >= episodes or time.monotonic() > deadline:
+            return steps, events, matches
+        time.sleep(0.2)
+
+
+def _assert_record(steps: list[dict], reference: list[dict]) -> None:
+    """The stored steps are the reference page's confirmed steps, field by field."""
+    confirmed = [r for r in reference if r["result"]["kind"] == "step"]
+    assert [(s["frame"], s["episode"], s["step"]) for s in steps] == [
+        (r["frame"], r["result"]["episode"], r["result"]["step"]) for r in confirmed
+    ]
+    for step, record in zip(steps, confirmed):
+        result = record["result"]
+        assert (step["actions"], step["chain"], step["obs_hash"]) == (record["inputs"], record["chain"], result["obs_hash"])
+        assert (step["rewards"], step["terminated"], step["truncated"]) == (
+            result["rewards"],
+            result["terminated"],
+            result["truncated"],
+        )
+    assert all(s["verified"] is True for s in steps)
+    ends = [
+        r["result"]["episode"]
+        for r in confirmed
+        if r["result"]["terminated"]
+        and all(r["result"]["terminated"][a] or r["result"]["truncated"][a] for a in r["result"]["terminated"])
+    ]
+    assert ends == list(range(EPISODES))  # every episode played to its end
+
+
+def _start(webrtc_browser, serve) -> dict[str, Member]:
+    members = [Member(webrtc_browser, serve.url, f"p{i}") for i in range(2)]
+    for member in members:
+        expect(member.page.locator("#mug-canvas")).to_be_visible(timeout=120_000)
+    _play_until(members, lambda: all(m.js("window.mugP2P?.seat") for m in members))
+    return {m.js("window.mugP2P.seat"): m for m in members}
+
+
+def test_a_page_reloaded_mid_match_gets_the_state_and_the_match_ends_done_with_one_record(webrtc_browser, tmp_path):
+    server = MugServer(_long_duo(), tmp_path / "data", "p2p-admin-token")
+    server.matches.mesh_options = MESH
+    with serving(server) as serve:
+        seats = _start(webrtc_browser, serve)
+        members = list(seats.values())
+        try:
+            reloading = seats["agent_1"]  # not the reference peer (see the README: a reloaded reference leaves a gap)
+            _play_until(members, lambda: _confirmed(reloading) >= 60)
+            old_records = reloading.js("window.mugP2P.records")
+            old_events = reloading.js("window.mugP2P.events")
+            reloading.page.reload()
+            expect(reloading.page.locator("#mug-canvas")).to_be_visible(timeout=120_000)
+            _play(members)
+            for member in members:
+                expect(member.page.get_by_text("DONE")).to_be_visible(timeout=60_000)
+            histories = {seat: m.js("window.mugP2P.records") for seat, m in seats.items()}
+            events = {seat: m.js("window.mugP2P.events") for seat, m in seats.items()}
+            steps, stored_events, matches = _stored(serve, EPISODES)
+            errors = [e for m in members for e in m.errors]
+        finally:
+            for member in members:
+                member.context.close()
+    assert errors == []
+    assert [m["end_reason"] for m in matches] == ["done"]
+    reference = histories["agent_0"]
+    assert [r["frame"] for r in reference] == list(range(len(reference)))
+    _assert_record(steps, reference)
+    # the new page restarted from the state at frame c, the frame the match was at: it played on from there
+    (resync, *_) = [e for e in events["agent_1"] if e["type"] == "resync"]
+    c = resync["frame"]
+    assert c >= 60 - 20 and c > len(old_records) - 20
+    by_frame = {r["frame"]: r for r in reference}
+    # the reloaded seat's confirmed records across both page lives: the old page's up to c, the new page's from c
+    assert [r for r in old_records if r["frame"] < c] == [by_frame[f] for f in range(min(c, len(old_records)))]
+    superseded = [r["frame"] for r in old_records if r["frame"] >= c]  # inputs the state's sender never got
+    assert len(superseded) <= 8 + 2 * 2  # max_prediction + twice the input delay
+    # the new page's records from c on are the reference's (a last "over" frame may be one page's only: each stops
+    # recording once the last episode's end is agreed)
+    new, common = histories["agent_1"], [by_frame[f] for f in range(c, len(reference))]
+    assert new[: len(common)] == common and all(
+        r["result"]["kind"] == "over" for r in new[len(common) :] + reference[len(new) + c :]
+    )
+    assert [e for e in stored_events if e["kind"] in ("p2p_mismatch", "p2p_gap", "bad_p2p_frames")] == []
+    assert [_unresolved(e) for e in (old_events, events["agent_0"], events["agent_1"])] == [[], [], []]
+    assert {e["data"]["peer"] for e in stored_events if e["kind"] == "p2p_resync"} == {"agent_1"}
+    assert sum(e["kind"] == "rejoined" for e in stored_events) >= 1
+
+
+def test_a_socket_that_drops_and_comes_back_keeps_the_game_and_the_match_ends_done(webrtc_browser, tmp_path):
+    server = MugServer(_long_duo(), tmp_path / "data", "p2p-admin-token")
+    server.matches.mesh_options = MESH
+    with serving(server) as serve:
+        seats = _start(webrtc_browser, serve)
+        members = list(seats.values())
+        try:
+            for seat in ("agent_1", "agent_0"):  # each drops once: the other's pair, then its own mesh, made anew
+                target = _confirmed(seats["agent_0"]) + 60
+                _play_until(members, lambda target=target: _confirmed(seats["agent_0"]) >= target)
+                before = serve.call(lambda: _rejoins(serve.server))
+                serve.call(lambda seat=seat: _drop_socket(serve.server, seat))
+                _play_until(members, lambda before=before: serve.call(lambda: _rejoins(serve.server)) > before, timeout_s=60)
+            _play(members)
+            for member in members:
+                expect(member.page.get_by_text("DONE")).to_be_visible(timeout=60_000)
+            histories = {seat: m.js("window.mugP2P.records") for seat, m in seats.items()}
+            events = {seat: m.js("window.mugP2P.events") for seat, m in seats.items()}
+            steps, stored_events, matches = _stored(serve, EPISODES)
+            errors = [e for m in members for e in m.errors]
+        finally:
+            for member in members:
+                member.context.close()
+    assert errors == []
+    assert [m["end_reason"] for m in matches] == ["done"]
+    reference = histories["agent_0"]
+    assert [r["frame"] for r in reference] == list(range(len(reference)))
+    shorter = min(len(reference), len(histories["agent_1"]))  # both kept their games: the same history
+    assert histories["agent_1"][:shorter] == reference[:shorter] and shorter >= len(reference) - 1
+    _assert_record(steps, reference)
+    assert [e for e in stored_events if e["kind"] in ("p2p_mismatch", "p2p_gap", "bad_p2p_frames")] == []
+    assert [_unresolved(e) for e in events.values()] == [[], []]
+    assert sum(e["kind"] == "partner_lost" for e in stored_events) == 2  # the server saw each socket go
+    agreed = {seat: [e["episode"] for e in page if e["type"] == "episode_end"] for seat, page in events.items()}
+    assert agreed == {"agent_0": list(range(EPISODES)), "agent_1": list(range(EPISODES))}
+
+
+def _drop_socket(server: MugServer, seat: str) -> None:
+    """Close the WebSocket of the member playing ``seat`` from the server's side (the page reconnects)."""
+    (match,) = server.matches.matches.values()
+    server.registry.participants[match.seats[seat]].connection.close()
+
+
+def _rejoins(server: MugServer) -> int:
+    server.store.commit()
+    return sum(e["kind"] == "rejoined" for e in server.store.events())

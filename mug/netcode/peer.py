@@ -419,9 +419,8 @@ class RollbackPeer(InputExchange, Resync):
         self._stale = limit if limit < self.frame else None
         if self._stale is None:
             self.display = self._results[self.frame - 1] if self.frame else None
-            depth = self.frame - (self._rollback_from if self._rollback_from is not None else start)
-            self.stats.rollbacks += 1
-            self.stats.depths[depth] = self.stats.depths.get(depth, 0) + 1
+            if self._rollback_from != -1:  # -1: re-stepping after a state transfer (a resync, not a correction)
+                self.stats.rolled_back(self.frame - (self._rollback_from if self._rollback_from is not None else start))
             self._rollback_from = None
 
     def _check_prediction(self, seat: str, frame: int, actual: Any) -> None:

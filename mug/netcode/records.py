@@ -87,7 +87,9 @@ class PeerStats:
     rollbacks: int = 0
     """Rollbacks done (each re-simulates from the earliest mispredicted frame to the present)."""
     depths: dict[int, int] = field(default_factory=dict)
-    """Rollback depth (frames re-simulated back to the present) -> count."""
+    """Rollback depth -> count: the size of each correction, in frames re-simulated back to the present (what the
+    screen can jump by). At most ``max_prediction``: a peer never predicts further; the re-stepping after a state
+    transfer is a resync (``resyncs``), not a correction. Per episode also ``depth_max`` (:meth:`since`)."""
     mispredictions: int = 0
     """Inputs that arrived for an already stepped frame and differed from the prediction used."""
     resim_frames: int = 0
@@ -110,6 +112,11 @@ class PeerStats:
     ai_requests: int = 0
     """AI turns requested from the host."""
 
+    def rolled_back(self, depth: int) -> None:
+        """One rollback that re-simulated ``depth`` frames back to the present."""
+        self.rollbacks += 1
+        self.depths[depth] = self.depths.get(depth, 0) + 1
+
     def counts(self) -> dict[str, Any]:
         """The counters that add up over time (``depths`` as a copy)."""
         names = ("frames", "stalls", "held", "rollbacks", "mispredictions", "resim_frames", "desyncs", "resyncs")
@@ -120,7 +127,8 @@ class PeerStats:
         now = self.counts()
         out = {k: v - earlier[k] for k, v in now.items() if k != "depths"}
         depths = {d: n - earlier["depths"].get(d, 0) for d, n in now["depths"].items()}
-        return out | {"depths": {d: n for d, n in depths.items() if n}}
+        depths = {d: n for d, n in depths.items() if n}
+        return out | {"depths": depths, "depth_max": max(depths, default=0)}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, with depth and latency percentiles."""

@@ -280,7 +280,7 @@ class Resync:
             self._lost -= c - self.frame
             self.frame, self._stale, self._rollback_from = c, None, None
         else:
-            self._stale, self._rollback_from = c, c
+            self._stale, self._rollback_from = c, -1  # not a rollback: the resync is counted as such
         self._agreed_episode = max(self._agreed_episode, agreed)
         for episode, frame in sorted(ends.items()):  # ends the state jumped over, or that we had wrong
             if episode > self._agreed_episode and self._episode_reports.get(episode, {}).get(self.peer_id) != frame:

@@ -34,7 +34,9 @@ KEYS = {"ArrowUp": 1, "ArrowDown": 2, "ArrowLeft": 3, "ArrowRight": 4}
 UPLOAD_EVERY_S = 0.5
 
 
-def p2p_study(*, episodes: int = 2, max_steps: int = 20, **multiplayer: Any) -> mug.Stager:
+def p2p_study(
+    *, episodes: int = 2, max_steps: int = 20, monitoring: dict[str, Any] | None = None, **multiplayer: Any
+) -> mug.Stager:
     game = (
         mug.GymScene("duo")
         .environment(PyCoinGrid, {"max_steps": 1000}, seed=5)
@@ -44,6 +46,8 @@ def p2p_study(*, episodes: int = 2, max_steps: int = 20, **multiplayer: Any) -> 
         .runtime(environment="browser")
         .multiplayer(mode="p2p", **{"input_delay": 2, "max_prediction": 8, **multiplayer})
     )
+    if monitoring:
+        game.monitoring(**monitoring)
     return mug.Stager([game, mug.EndScene("end", unique_code=True)], seed=3)
 
 

@@ -37,9 +37,10 @@ function page() {
   const worker = [];
   const events = new EventTarget();
   const expose = {};
-  const match = new P2PMatch({ sendToServer: (m) => server.push(structuredClone(m)), toWorker: (m) => worker.push(m), fetchAsset, events, expose });
+  const doc = Object.assign(new EventTarget(), { hidden: false });
+  const match = new P2PMatch({ sendToServer: (m) => server.push(structuredClone(m)), toWorker: (m) => worker.push(m), fetchAsset, events, expose, doc });
   match.uploader.sendEveryMs = 0;
-  return { match, server, worker, events, expose };
+  return { match, server, worker, events, expose, doc };
 }
 
 test("peer messages go to the mesh (input -> inputs, no recipient -> every peer); the mesh's come to the game", () => {
@@ -124,5 +125,18 @@ test("a pair that starts carrying messages (a new one after a reconnect) is told
   assert.deepEqual(worker, [
     { type: "reconnected", peer: "agent_1" },
     { type: "reconnected", peer: "agent_1" },
+  ]);
+});
+
+test("the tab's visibility goes to the game while a match runs (also when the scene starts in a hidden tab)", () => {
+  const { match, worker, doc } = page();
+  doc.hidden = true;
+  doc.dispatchEvent(new Event("visibilitychange")); // no match yet: nothing
+  match.begin(META);
+  doc.hidden = false;
+  doc.dispatchEvent(new Event("visibilitychange"));
+  assert.deepEqual(worker, [
+    { type: "visibility", hidden: true },
+    { type: "visibility", hidden: false },
   ]);
 });

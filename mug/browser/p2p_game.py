@@ -13,7 +13,9 @@ and then calls:
   ``act`` (the ``GameView``'s answer to a frame: its ``keys`` are the keys held now), ``peer``
   ``{from, message}`` (a message of another member's peer), ``reconnected`` ``{peer}`` (the mesh's pair with
   that peer was made anew: control messages in flight were lost, see
-  :meth:`mug.netcode.RollbackPeer.reconnected`) and ``ai`` (an answer to an AI request).
+  :meth:`mug.netcode.RollbackPeer.reconnected`), ``visibility`` ``{hidden}`` (the tab was hidden or shown:
+  the time hidden per episode goes into each ``episode_end``'s ``stats`` as ``hidden_s``) and ``ai`` (an
+  answer to an AI request).
 
 A page whose tab opened mid-match (``p2p["rejoin"]``: a reload) asks a peer for the confirmed state at its
 first tick (:meth:`mug.netcode.RollbackPeer.request_state`), again every :data:`STATE_RETRY_S` until it comes,
@@ -139,6 +141,9 @@ class P2PGame:
         self.peer = scene_peer(scene, self.sim)
         self._rejoin = bool(p2p.get("rejoin"))  # a tab reopened mid-match: the state comes from a peer
         self._asked: float | None = None  # when the state was last asked for
+        self._hidden_since: float | None = None  # tick clock: since when the tab is hidden
+        self._hidden_total = 0.0  # seconds hidden before that
+        self._hidden_at_end = 0.0  # hidden seconds at the last agreed episode end
         self.keymap = KeyMap(scene.action_mapping, scene.default_action)
         self.surface = Surface(scene.width, scene.height, scene.images) if scene.render_mode == "surface" else None
         self.keys: list[str] = []
@@ -162,6 +167,8 @@ class P2PGame:
         kind = message.get("type")
         if kind == "peer":
             self._guard(lambda: self.peer.receive(str(message["from"]), message["message"]))
+        elif kind == "visibility":
+            self._visibility(bool(message.get("hidden")))
         elif kind == "reconnected":
             self._guard(lambda: self.peer.reconnected(str(message["peer"])))
         elif kind == "act":
@@ -179,7 +186,19 @@ class P2PGame:
         self._post_output()
         return used
 
+    def hidden_seconds(self) -> float:
+        """Seconds this page's tab has been hidden in the match so far (the page's ``visibility`` messages, timed
+        by the tick clock); each agreed episode's statistics carry the part of it in that episode as ``hidden_s``."""
+        since = self._hidden_since
+        return self._hidden_total + (max(0.0, self._now - since) if since is not None else 0.0)
+
     # -- internals ----------------------------------------------------------------------
+
+    def _visibility(self, hidden: bool) -> None:
+        if hidden and self._hidden_since is None:
+            self._hidden_since = self._now
+        elif not hidden and self._hidden_since is not None:
+            self._hidden_total, self._hidden_since = self.hidden_seconds(), None
 
     def _ready(self) -> None:
         meta = self.scene.client_metadata()
@@ -237,6 +256,11 @@ class P2PGame:
         Once the last episode's end is agreed, the peer's last control messages (its own episode report among
         them) go out, then ``p2p_done`` and ``scene_end``."""
         events, records = self.peer.take_events(), self.peer.take_records()
+        for event in events:
+            if event["type"] == "episode_end" and event.get("stats") is not None:
+                hidden = self.hidden_seconds()
+                event["stats"]["hidden_s"] = round(hidden - self._hidden_at_end, 3)
+                self._hidden_at_end = hidden
         if events:
             self.post({"type": "p2p_events", "match_id": self.match_id, "events": events}, [])
         self._post_records(records)

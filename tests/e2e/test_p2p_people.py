@@ -10,6 +10,14 @@ asks the partner for the confirmed state (``p2p["rejoin"]`` in the scene the ser
 then plays from the frame the match is at, not from the start. A page whose socket dropped keeps its game: its
 mesh is made anew, and each side resends the episode reports that may have been lost with the old pair.
 
+A tab hidden for 5 s: headless Chromium (156) keeps every page visible and unthrottled whatever is tried
+(``Page.setWebLifecycleState`` frozen, ``Emulation.setFocusEmulationEnabled``, another page brought to front or
+created in the same window with ``Target.createTarget``, ``Browser.setWindowBounds`` minimized: none changes
+``document.visibilityState``, rAF or timer rates), so the test hides the tab as ``test_match_page.py`` does
+(``document.hidden`` overridden, ``visibilitychange`` dispatched): the page's reports and the match's monitoring
+rules are real, the throttling is not. A hidden tab keeps playing: the game ticks in the Pyodide worker, whose
+timers background throttling leaves alone, and peer messages are events, not timers.
+
 Helpers of ``test_p2p_play.py`` (members, key cycling, desync bookkeeping) are imported, not copied."""
 
 from __future__ import annotations
@@ -27,8 +35,9 @@ from tests.e2e.test_p2p_play import KEYS, MESH, Member, _play, _unresolved
 EPISODES, STEPS = 2, 150
 
 
-def _long_duo() -> mug.Stager:
-    """Two humans, two episodes of up to 150 steps (5 s each at 30 fps): time for a page to go and come back."""
+def _long_duo(**monitoring: float) -> mug.Stager:
+    """Two humans, two episodes of up to 150 steps (5 s each at 30 fps): time for a page to go and come back;
+    ``monitoring``: the scene's ``monitoring(...)`` options."""
     scene = (
         mug.GymScene("duo")
         .environment(PyCoinGrid, {"max_steps": STEPS, "coins": 20}, seed=3)
@@ -39,6 +48,8 @@ def _long_duo() -> mug.Stager:
         .multiplayer(mode="p2p", input_delay=2, max_prediction=8, on_partner_loss="end", reconnect_timeout_s=90)
         .runtime(environment="browser")
     )
+    if monitoring:
+        scene.monitoring(**monitoring)
     return mug.Stager([scene, mug.EndScene(completion_code="DONE")])
 
 
@@ -202,3 +213,58 @@ def _drop_socket(server: MugServer, seat: str) -> None:
 def _rejoins(server: MugServer) -> int:
     server.store.commit()
     return sum(e["kind"] == "rejoined" for e in server.store.events())
+
+
+def _set_hidden(member: Member, hidden: bool) -> None:
+    member.js(
+        f"Object.defineProperty(document, 'hidden', {{get: () => {str(hidden).lower()}, configurable: true}});"
+        "document.dispatchEvent(new Event('visibilitychange'))"
+    )
+
+
+def test_a_tab_hidden_for_5_s_is_warned_its_time_hidden_recorded_and_the_visible_peer_keeps_its_frame_rate(
+    webrtc_browser, tmp_path
+):
+    server = MugServer(_long_duo(warn_hidden_s=2.0, max_hidden_s=60.0), tmp_path / "data", "p2p-admin-token")
+    server.matches.mesh_options = MESH
+    with serving(server) as serve:
+        seats = _start(webrtc_browser, serve)
+        members = list(seats.values())
+        try:
+            hider = seats["agent_1"]
+            _play_until(members, lambda: _confirmed(hider) >= 30)
+            _set_hidden(hider, True)
+            hidden_at = time.monotonic()
+            _play_until(members, lambda: time.monotonic() - hidden_at >= 5.0)  # the participant looks away for 5 s
+            expect(hider.page.get_by_text("Please keep this tab visible while you play.")).to_be_visible()
+            _set_hidden(hider, False)
+            _play(members)
+            for member in members:
+                expect(member.page.get_by_text("DONE")).to_be_visible(timeout=60_000)
+            histories = {seat: m.js("window.mugP2P.records") for seat, m in seats.items()}
+            events = {seat: m.js("window.mugP2P.events") for seat, m in seats.items()}
+            steps, stored_events, matches = _stored(serve, EPISODES)
+            errors = [e for m in members for e in m.errors]
+        finally:
+            for member in members:
+                member.context.close()
+    assert errors == []
+    assert [m["end_reason"] for m in matches] == ["done"]
+    reference = histories["agent_0"]
+    shorter = min(len(reference), len(histories["agent_1"]))
+    assert histories["agent_1"][:shorter] == reference[:shorter] and shorter >= len(reference) - 1
+    _assert_record(steps, reference)
+    assert [e for e in stored_events if e["kind"] in ("p2p_mismatch", "p2p_gap", "bad_p2p_frames")] == []
+    assert [_unresolved(e) for e in events.values()] == [[], []]
+    (warning,) = [e for e in stored_events if e["kind"] == "hidden_warning"]
+    assert warning["participant_id"] == matches[0]["seats"]["agent_1"] and warning["data"]["warn_hidden_s"] == 2.0
+    assert not [e for e in stored_events if e["kind"] == "excluded"]
+    # the episode statistics (the pages' and the server's p2p_episode events) carry the time hidden per peer
+    stats = {(e["data"]["peer"], e["data"]["episode"]): e["data"]["stats"] for e in stored_events if e["kind"] == "p2p_episode"}
+    assert sorted(stats) == [(seat, ep) for seat in ("agent_0", "agent_1") for ep in range(EPISODES)]
+    assert all(stats["agent_0", ep]["hidden_s"] == 0 for ep in range(EPISODES))
+    assert sum(stats["agent_1", ep]["hidden_s"] for ep in range(EPISODES)) > 0
+    # frame rate held for the visible peer: by its own counters, nearly every due tick produced a frame
+    for ep in range(EPISODES):
+        s = stats["agent_0", ep]
+        assert s["frames"] >= 0.8 * (s["frames"] + s["stalls"] + s["held"]), s

@@ -232,6 +232,37 @@ def test_with_on_partner_loss_wait_the_others_see_a_pause_until_the_partner_is_b
     assert all(s["verified"] is True for s in steps)
 
 
+def test_the_monitoring_rules_apply_to_p2p_members_a_tab_hidden_too_long_is_warned_then_excluded(tmp_path):
+    data = tmp_path / "data"
+
+    async def main():
+        study = p2p_study(episodes=20, monitoring={"warn_hidden_s": 0.3, "max_hidden_s": 0.8})
+        deployment = mug.deploy(study, port=0, data_dir=data)
+        try:
+            peers = await matched(deployment.url, ["alice", "bob"])
+            stays, hider = peers
+
+            async def hide():
+                await hider.send({"type": "visibility", "hidden": True})
+
+            await play(peers, SimNet(default=Link(latency_s=0.02), seed=6), at={0.3: hide}, stop=lambda: stays.of("notice"))
+            await stays.until(lambda: any(m["scene"].get("kind") == "end" for m in stays.of("scene")))
+            return stays, hider
+        finally:
+            deployment.stop()
+
+    stays, hider = run_async(main())
+    steps, events, matches = read_store(data)
+    assert matches[0]["end_reason"] == "partner_lost"
+    assert [n["code"] for n in hider.of("notice")][:2] == ["hidden_warning", "excluded"]
+    assert [n["code"] for n in stays.of("notice")] == ["partner_lost"]
+    kinds = [(e["kind"], e["participant_id"]) for e in events if e["kind"] in ("hidden_warning", "excluded")]
+    assert kinds == [("hidden_warning", "bob"), ("excluded", "bob")]
+    (excluded,) = [e["data"] for e in events if e["kind"] == "excluded"]
+    assert excluded["reason"] == "hidden" and excluded["values"]["max_hidden_s"] == 0.8
+    assert steps and [s["chain"] for s in steps] == [r["chain"] for r in step_rows(stays.history)][: len(steps)]
+
+
 def test_a_lost_member_ends_the_match_at_the_timeout_and_the_other_moves_on(tmp_path):
     data = tmp_path / "data"
 

@@ -49,11 +49,15 @@ class Member:
         return [r for m in self.take("p2p_frames") for r in m["records"]]
 
 
-def _play(members: dict[str, Member], net: SimNet, seconds: float, ai=None) -> None:
-    """Tick every member at FPS with keys drawn per member; peer messages go through ``net``."""
+def _play(members: dict[str, Member], net: SimNet, seconds: float, ai=None, page=None) -> None:
+    """Tick every member at FPS with keys drawn per member; peer messages go through ``net``; ``page``:
+    ``[(time, seat, message)]`` page messages for a member's game, each given at its first tick from ``time`` on."""
     rng, now, sent = random.Random(4), 0.0, {seat: 0 for seat in members}
     held = {seat: [] for seat in members}
+    page = sorted(page or [], key=lambda item: item[0])
     while now < seconds and not all(m.game.done for m in members.values()):
+        while page and page[0][0] <= now:
+            members[page[0][1]].game.receive(page.pop(0)[2])
         for seat, member in members.items():
             if rng.random() < 0.1:  # a new key held (or none) now and then
                 held[seat] = [rng.choice(list(KEYS))] if rng.random() < 0.8 else []
@@ -131,3 +135,17 @@ def test_an_ai_seat_is_served_through_ai_requests_and_its_state_digest_is_record
     assert [f for f, _ in served] == sorted(f for f, _ in served)
     digests = [r["ai_digests"]["agent_1"] for r in steps]
     assert None not in digests and len(set(digests)) == len(digests)  # each step's own state, digested
+
+
+def test_the_time_a_members_tab_was_hidden_is_in_each_agreed_episodes_statistics():
+    spec = _spec({"agent_0": mug.Human, "agent_1": mug.Human}, episodes=3, steps=60)
+    members = {s: Member(_p2p(spec, s, ["agent_0", "agent_1"], [])) for s in ("agent_0", "agent_1")}
+    hide = [(1.0, "agent_1", {"type": "visibility", "hidden": True}), (3.0, "agent_1", {"type": "visibility", "hidden": False})]
+    _play(members, SimNet(default=Link(0.03), seed=1), 20.0, page=hide)
+    hidden = {}
+    for seat, member in members.items():
+        ends = [e for m in member.take("p2p_events") for e in m["events"] if e["type"] == "episode_end"]
+        assert [e["episode"] for e in ends] == [0, 1, 2]
+        hidden[seat] = [e["stats"]["hidden_s"] for e in ends]
+    assert hidden["agent_0"] == [0.0, 0.0, 0.0]
+    assert abs(sum(hidden["agent_1"]) - 2.0) < 0.05 and hidden["agent_1"][0] > 0 and hidden["agent_1"][2] == 0.0

@@ -34,16 +34,23 @@ export class P2PMatch {
    *   fetchAsset: (path: string) => Promise<Uint8Array>, onError?: (text: string) => void,
    *   events?: EventTarget|null, expose?: Object|null}} options
    *   `toWorker`: a message for the game; `fetchAsset`: a model's bytes by its `model_url`; `events`: where
-   *   the `mug-p2p` event comes (default: the window); `expose`: where `mugP2P` is set (default: the window)
+   *   the `mug-p2p` event comes (default: the window); `expose`: where `mugP2P` is set (default: the window);
+   *   `doc`: whose `visibilitychange` is told to the game as `visibility` {hidden} (default: the document)
    */
-  constructor({ sendToServer, toWorker, fetchAsset, onError = console.error, events = globalThis, expose = globalThis }) {
-    Object.assign(this, { sendToServer, toWorker, fetchAsset, onError, expose });
+  constructor({ sendToServer, toWorker, fetchAsset, onError = console.error, events = globalThis, expose = globalThis, doc = globalThis.document }) {
+    Object.assign(this, { sendToServer, toWorker, fetchAsset, onError, expose, doc });
     this.uploader = new StepUploader({ send: sendToServer, ...P2P_FRAMES });
     /** The running match: `{match_id, seat, records, events, done}`. */
     this.current = null;
     this.mesh = null;
     this.ai = null;
     events?.addEventListener?.("mug-p2p", (event) => this.attach(event.detail.mesh));
+    doc?.addEventListener?.("visibilitychange", () => this.visibility());
+  }
+
+  /** The tab's visibility for the game (it records the time hidden per episode). */
+  visibility() {
+    if (this.current && this.doc) this.toWorker({ type: "visibility", hidden: Boolean(this.doc.hidden) });
   }
 
   /**
@@ -56,6 +63,7 @@ export class P2PMatch {
     if (this.expose) this.expose.mugP2P = this.current;
     this.ai = new AISeats(meta, this.fetchAsset, (answer) => this.toWorker(answer), this.onError);
     if (this.mesh) this.listen(this.mesh);
+    if (this.doc?.hidden) this.visibility(); // opened in a hidden tab
   }
 
   /**

@@ -31,7 +31,7 @@ Design (fixed):
   state transfer; the receiver restarts from that state (frame ``c``), drops
   its records from ``c`` (the ``resync`` event says so) and confirms them again.
   A peer that restarts mid-match (a reload) asks for that state with
-  :meth:`~RollbackPeer.request_state`.
+  :meth:`~RollbackPeer.request_state`; one whose pair with a peer was made anew calls ``reconnected(peer)``.
 - Episode ends are part of the simulation; a peer announces each confirmed
   episode end, and an ``episode_end`` event comes once all peers agree.
 

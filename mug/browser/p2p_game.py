@@ -169,7 +169,7 @@ class P2PGame:
             self._guard(lambda: self.peer.receive(str(message["from"]), message["message"]))
         elif kind == "visibility":
             self._visibility(bool(message.get("hidden")))
-        elif kind == "reconnected":
+        elif kind == "reconnected" and str(message.get("peer")) in self.peer.remotes:  # the mesh's seats are peer ids
             self._guard(lambda: self.peer.reconnected(str(message["peer"])))
         elif kind == "act":
             self.keys = [str(k) for k in message.get("keys") or []]

@@ -18,7 +18,7 @@ created in the same window with ``Target.createTarget``, ``Browser.setWindowBoun
 rules are real, the throttling is not. A hidden tab keeps playing: the game ticks in the Pyodide worker, whose
 timers background throttling leaves alone, and peer messages are events, not timers.
 
-Helpers of ``test_p2p_play.py`` (members, key cycling, desync bookkeeping) are imported, not copied."""
+Helpers of ``p2p_matches.py`` (members, key cycling, desync bookkeeping, frame rate) are imported, not copied."""
 
 from __future__ import annotations
 
@@ -30,7 +30,10 @@ import mug
 from mug.examples.browser_grid import PyCoinGrid, draw
 from mug.server.app import MugServer
 from tests.e2e.live_server import serving
-from tests.e2e.test_p2p_play import KEYS, MESH, Member, _play, _unresolved
+from tests.e2e.p2p_matches import KEYS, Member, frame_rate, play, unresolved
+
+#: Each page delays what it sends by 100 ms (a 200 ms round trip); the pair stays direct on a loaded machine.
+MESH = {"shim": {"latency_ms": 100}, "max_rtt_ms": None}
 
 EPISODES, STEPS = 2, 150
 
@@ -131,7 +134,7 @@ def test_a_page_reloaded_mid_match_gets_the_state_and_the_match_ends_done_with_o
             old_events = reloading.js("window.mugP2P.events")
             reloading.page.reload()
             expect(reloading.page.locator("#mug-canvas")).to_be_visible(timeout=120_000)
-            _play(members)
+            play(members)
             for member in members:
                 expect(member.page.get_by_text("DONE")).to_be_visible(timeout=60_000)
             histories = {seat: m.js("window.mugP2P.records") for seat, m in seats.items()}
@@ -162,7 +165,7 @@ def test_a_page_reloaded_mid_match_gets_the_state_and_the_match_ends_done_with_o
         r["result"]["kind"] == "over" for r in new[len(common) :] + reference[len(new) + c :]
     )
     assert [e for e in stored_events if e["kind"] in ("p2p_mismatch", "p2p_gap", "bad_p2p_frames")] == []
-    assert [_unresolved(e) for e in (old_events, events["agent_0"], events["agent_1"])] == [[], [], []]
+    assert [unresolved(e) for e in (old_events, events["agent_0"], events["agent_1"])] == [[], [], []]
     assert {e["data"]["peer"] for e in stored_events if e["kind"] == "p2p_resync"} == {"agent_1"}
     assert sum(e["kind"] == "rejoined" for e in stored_events) >= 1
 
@@ -180,7 +183,7 @@ def test_a_socket_that_drops_and_comes_back_keeps_the_game_and_the_match_ends_do
                 before = serve.call(lambda: _rejoins(serve.server))
                 serve.call(lambda seat=seat: _drop_socket(serve.server, seat))
                 _play_until(members, lambda before=before: serve.call(lambda: _rejoins(serve.server)) > before, timeout_s=60)
-            _play(members)
+            play(members)
             for member in members:
                 expect(member.page.get_by_text("DONE")).to_be_visible(timeout=60_000)
             histories = {seat: m.js("window.mugP2P.records") for seat, m in seats.items()}
@@ -198,7 +201,7 @@ def test_a_socket_that_drops_and_comes_back_keeps_the_game_and_the_match_ends_do
     assert histories["agent_1"][:shorter] == reference[:shorter] and shorter >= len(reference) - 1
     _assert_record(steps, reference)
     assert [e for e in stored_events if e["kind"] in ("p2p_mismatch", "p2p_gap", "bad_p2p_frames")] == []
-    assert [_unresolved(e) for e in events.values()] == [[], []]
+    assert [unresolved(e) for e in events.values()] == [[], []]
     assert sum(e["kind"] == "partner_lost" for e in stored_events) == 2  # the server saw each socket go
     agreed = {seat: [e["episode"] for e in page if e["type"] == "episode_end"] for seat, page in events.items()}
     assert agreed == {"agent_0": list(range(EPISODES)), "agent_1": list(range(EPISODES))}
@@ -238,7 +241,7 @@ def test_a_tab_hidden_for_5_s_is_warned_its_time_hidden_recorded_and_the_visible
             _play_until(members, lambda: time.monotonic() - hidden_at >= 5.0)  # the participant looks away for 5 s
             expect(hider.page.get_by_text("Please keep this tab visible while you play.")).to_be_visible()
             _set_hidden(hider, False)
-            _play(members)
+            play(members)
             for member in members:
                 expect(member.page.get_by_text("DONE")).to_be_visible(timeout=60_000)
             histories = {seat: m.js("window.mugP2P.records") for seat, m in seats.items()}
@@ -255,7 +258,7 @@ def test_a_tab_hidden_for_5_s_is_warned_its_time_hidden_recorded_and_the_visible
     assert histories["agent_1"][:shorter] == reference[:shorter] and shorter >= len(reference) - 1
     _assert_record(steps, reference)
     assert [e for e in stored_events if e["kind"] in ("p2p_mismatch", "p2p_gap", "bad_p2p_frames")] == []
-    assert [_unresolved(e) for e in events.values()] == [[], []]
+    assert [unresolved(e) for e in events.values()] == [[], []]
     (warning,) = [e for e in stored_events if e["kind"] == "hidden_warning"]
     assert warning["participant_id"] == matches[0]["seats"]["agent_1"] and warning["data"]["warn_hidden_s"] == 2.0
     assert not [e for e in stored_events if e["kind"] == "excluded"]
@@ -264,11 +267,9 @@ def test_a_tab_hidden_for_5_s_is_warned_its_time_hidden_recorded_and_the_visible
     assert sorted(stats) == [(seat, ep) for seat in ("agent_0", "agent_1") for ep in range(EPISODES)]
     assert all(stats["agent_0", ep]["hidden_s"] == 0 for ep in range(EPISODES))
     assert sum(stats["agent_1", ep]["hidden_s"] for ep in range(EPISODES)) > 0
-    # frame rate held for the visible peer: by its own counters, most due ticks produced a frame (a hidden peer that
-    # stopped would stall it on every tick for 5 s, over a third of the episode; a loaded machine stalls it some)
-    for ep in range(EPISODES):
-        s = stats["agent_0", ep]
-        assert s["frames"] >= 0.65 * (s["frames"] + s["stalls"] + s["held"]), s
+    # frame rate held for the visible peer: by its own counters, most frame slots produced a frame (a hidden peer
+    # that stopped would stall it on every tick for 5 s, over a third of the match; a loaded machine stalls it some)
+    assert frame_rate(events["agent_0"])["lost"] <= 0.35, frame_rate(events["agent_0"])
 
 
 def test_with_on_partner_loss_wait_the_partner_sees_the_pause_while_a_tab_is_closed_and_reopened(webrtc_browser, tmp_path):
@@ -289,7 +290,7 @@ def test_with_on_partner_loss_wait_the_partner_sees_the_pause_while_a_tab_is_clo
             leaving.page.goto(url)
             expect(notice).to_have_count(0, timeout=60_000)  # the pause ends when the partner is back
             expect(leaving.page.locator("#mug-canvas")).to_be_visible(timeout=120_000)
-            _play(members)
+            play(members)
             for member in members:
                 expect(member.page.get_by_text("DONE")).to_be_visible(timeout=60_000)
             histories = {seat: m.js("window.mugP2P.records") for seat, m in seats.items()}
@@ -308,5 +309,5 @@ def test_with_on_partner_loss_wait_the_partner_sees_the_pause_while_a_tab_is_clo
     new = histories["agent_1"]
     assert new[: len(common)] == common and all(r["result"]["kind"] == "over" for r in new[len(common) :])
     assert [e for e in stored_events if e["kind"] in ("p2p_mismatch", "p2p_gap", "bad_p2p_frames")] == []
-    assert [_unresolved(e) for e in events.values()] == [[], []]
+    assert [unresolved(e) for e in events.values()] == [[], []]
     assert [e["kind"] for e in stored_events if e["kind"] in ("partner_lost", "rejoined")] == ["partner_lost", "rejoined"]

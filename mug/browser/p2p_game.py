@@ -18,7 +18,8 @@ and then calls:
   answer to an AI request).
 
 A page whose tab opened mid-match (``p2p["rejoin"]``: a reload) asks a peer for the confirmed state at its
-first tick (:meth:`mug.netcode.RollbackPeer.request_state`), again every :data:`STATE_RETRY_S` until it comes,
+first tick (:meth:`mug.netcode.RollbackPeer.request_state`, with ``p2p["stored_inputs"]``: its seat's inputs
+as the server stored them), again every :data:`STATE_RETRY_S` until it comes,
 and plays on from the frame the others are at; until then it shows the match's start state and sends no inputs.
 
 ``post(message, buffers)`` gets, for the page: ``scene``, ``frame``, ``episode_end``,
@@ -140,6 +141,7 @@ class P2PGame:
         self.sim = ScoredSimulation(scene_simulation(scene))
         self.peer = scene_peer(scene, self.sim)
         self._rejoin = bool(p2p.get("rejoin"))  # a tab reopened mid-match: the state comes from a peer
+        self._stored_inputs = p2p.get("stored_inputs")  # the seat's inputs the match's record holds (or None)
         self._asked: float | None = None  # when the state was last asked for
         self._hidden_since: float | None = None  # tick clock: since when the tab is hidden
         self._hidden_total = 0.0  # seconds hidden before that
@@ -212,7 +214,7 @@ class P2PGame:
     def _tick(self, now: float, keys: list[str]) -> None:
         self.keys, self._now = keys, now
         if self._rejoin and (self._asked is None or (self.peer.waiting_for_state and now - self._asked >= STATE_RETRY_S)):
-            self.peer.request_state()
+            self.peer.request_state(self._stored_inputs)
             self._asked = now
         action, _ = self.keymap.action(keys)
         self.peer.add_local_input(self.seat, action)

@@ -11,7 +11,14 @@ from mug.netcode.records import PeerStats
 from mug.netcode.sync import TimeSync
 from mug.netcode.wire import MAX_INT, integer
 
-__all__ = ["InputExchange"]
+__all__ = ["InputExchange", "input_window"]
+
+
+def input_window(max_prediction: int, input_delay: int) -> int:
+    """How many frames of inputs a peer takes ahead of its own (:attr:`RollbackPeer.horizon`): the prediction
+    window plus the input delay both ways plus slack. A page's confirmed frames run at most this far past its
+    partners' (what a server keeps of a seat's inputs for a reload: :meth:`RollbackPeer.request_state`)."""
+    return max_prediction + 2 * input_delay + 2
 
 
 class InputExchange:

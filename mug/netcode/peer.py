@@ -41,7 +41,7 @@ Wire messages (plain JSON)::
               "start": f0, "inputs": {seat: [action_f0, action_f0+1, ...]}}
     control: {"t": "hash", "from": peer, "frame": f, "hash": chain, "epoch": epoch_of_the_last_state_applied}
              {"t": "episode", "from": peer, "episode": e, "frame": f}
-             {"t": "state_request", "from": peer}
+             {"t": "state_request", "from": peer, "known": {"start": f0, "inputs": {its seat: [input f0, ...]}} | absent}
              {"t": "state", "from": peer, "epoch": n, "frame": c, "sim": snapshot, "chain": chain_before_c,
               "inputs": {seat: input of c - 1}, "result": result_of_c - 1, "last": {ai_seat: its last action},
               "ai": {ai_seat: {"state": blob}}, "yours": {receiver's seat: [its inputs from c on, as the sender holds them]},
@@ -58,7 +58,11 @@ peer in a ``rejoin`` message (with the inputs it holds from a few frames before
 ``c``); every peer overwrites that range (a peer that had already confirmed an
 old-page input there differs in its chain and is repaired by a state transfer), and the
 new page stamps its inputs from ``R`` on. While waiting for the state the page
-sends no inputs.
+sends no inputs. ``known`` (from the match's record on the server) are the seat's
+inputs as the old page confirmed them: the server takes them where it lacks the
+old page's, so the frames the old page confirmed and the record holds are
+confirmed again as they are stored (the old page's last inputs never reached
+the partners when the old page was the first to confirm them).
 
 Robustness: integer fields are bounded (:mod:`mug.netcode.wire`); an ``ack``
 beyond our own stamped inputs, or a ``frame``/hash frame beyond what a peer
@@ -81,7 +85,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from mug.netcode.inputs import InputExchange
+from mug.netcode.inputs import InputExchange, input_window
 from mug.netcode.records import AIRequest, FrameRecord, PeerStats
 from mug.netcode.resync import Resync
 from mug.netcode.simulation import FrameResult, Simulation, digest
@@ -145,7 +149,7 @@ class RollbackPeer(InputExchange, Resync):
         self.designated = self.owners[self.humans[0]]
         self.input_delay, self.max_prediction, self.fps = input_delay, max_prediction, fps
         self.default_action, self.hash_interval, self.timer = default_action, hash_interval, timer
-        window = max_prediction + 2 * input_delay + 2
+        window = input_window(max_prediction, input_delay)
         self.horizon = window  # remote inputs are taken up to this many frames ahead of ours
         self.log_frames = 2 * window  # confirmed inputs kept for replays after a state transfer
         self.max_redundancy = max_redundancy or 2 * window
@@ -264,7 +268,7 @@ class RollbackPeer(InputExchange, Resync):
             elif kind == "state" and from_peer in (self.designated, self._state_source):
                 self._apply_state(message)
             elif kind == "state_request":
-                self._state_wanted.add(from_peer)
+                self._receive_state_request(from_peer, message)
             elif kind == "rejoin":
                 self._receive_rejoin(from_peer, message)
             else:
@@ -312,12 +316,6 @@ class RollbackPeer(InputExchange, Resync):
         self._ai_blobs[seat].append((frame, action, state))
         self._check_prediction(seat, frame, action)
         return True
-
-    def request_state(self) -> None:
-        """Ask for the confirmed state (a peer that restarts mid-match, e.g. after a reload or reconnect): the
-        designated peer, or when this peer is the designated one the next peer, sends it as on a desync."""
-        self._state_source = self._server_for(self.peer_id)
-        self._outbox.append((self._state_source, "control", {"t": "state_request", "from": self.peer_id}))
 
     def take_records(self) -> list[FrameRecord]:
         """Confirmed frame records since the last call, in frame order."""

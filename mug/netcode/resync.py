@@ -36,6 +36,7 @@ class Resync:
     confirmed: int
     stats: PeerStats
     _inputs: dict[int, dict[str, Any]]
+    _state_wanted: set[str]
     _upto: dict[str, int]
     _last_known: dict[str, Any]
     _stamped: int
@@ -301,6 +302,30 @@ class Resync:
             if self.peer_id in reports:
                 message = {"t": "episode", "from": self.peer_id, "episode": episode, "frame": reports[self.peer_id]}
                 self._outbox.append((remote, "control", message))
+
+    def request_state(self, known: dict[str, Any] | None = None) -> None:
+        """Ask for the confirmed state (a peer that restarts mid-match, e.g. after a reload or reconnect): the
+        designated peer, or when this peer is the designated one the next peer, sends it as on a desync.
+
+        ``known``: ``{"start": f0, "inputs": {seat: [action of f0, ...]}}``, this peer's seats' inputs as the
+        match's record holds them (what the old page confirmed and uploaded; at most ``2 * horizon`` frames):
+        the state's sender takes those it lacks, so the frames are confirmed again with the old page's inputs
+        rather than with predictions."""
+        self._state_source = self._server_for(self.peer_id)
+        message: dict[str, Any] = {"t": "state_request", "from": self.peer_id}
+        if known is not None:
+            message["known"] = known
+        self._outbox.append((self._state_source, "control", message))
+
+    def _receive_state_request(self, remote: str, message: dict[str, Any]) -> None:
+        """``remote`` asks for the state (sent at our next tick); its ``known`` inputs fill what we lack."""
+        known = message.get("known")
+        if known is not None:
+            start = integer(known, "start", 0)
+            seats = {s for s in self.humans if self.owners[s] == remote}
+            inputs = action_lists(known["inputs"], seats, self._valid, 2 * self.horizon, "known")
+            self._fix_inputs(remote, start + max(map(len, inputs.values()), default=0), start, inputs)
+        self._state_wanted.add(remote)
 
     @property
     def waiting_for_state(self) -> bool:

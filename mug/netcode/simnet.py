@@ -154,8 +154,9 @@ def run_peers(
         start_s: when each peer starts ticking (default 0).
         on_tick: called after every tick (tests check memory bounds here).
         rejoin: ``peer_id -> (time, new peer, its driver or None)``: at its first tick from ``time`` on, the peer
-            is replaced by a new one (a reloaded page), which asks for the state (:meth:`RollbackPeer.request_state`)
-            and gets the packets in flight to the old one.
+            is replaced by a new one (a reloaded page), which asks for the state (:meth:`RollbackPeer.request_state`,
+            with its seats' inputs of the last ``2 * horizon`` frames the designated peer confirmed: what a server
+            that records from the designated peer holds) and gets the packets in flight to the old one.
     """
     by_id = {p.peer_id: p for p in peers}
     drivers, start_s, rejoin = dict(drivers or {}), dict(start_s or {}), dict(rejoin or {})
@@ -180,7 +181,7 @@ def run_peers(
             drivers.pop(pid, None)
             if driver is not None:
                 drivers[pid] = driver
-            by_id[pid].request_state()
+            by_id[pid].request_state(_recorded_inputs(result.histories[by_id[pid].designated], by_id[pid]))
         peer = by_id[pid]
         for seat in peer.local_seats:
             peer.add_local_input(seat, inputs(pid, seat, peer.frame))
@@ -199,6 +200,14 @@ def run_peers(
         result.stats[p.peer_id] = p.stats.to_dict()
         result.ai_steps[p.peer_id] = getattr(drivers.get(p.peer_id), "steps", 0)
     return result
+
+
+def _recorded_inputs(history: list[FrameRecord], peer: RollbackPeer) -> dict[str, Any] | None:
+    """``peer``'s seats' inputs in the last ``2 * horizon`` records of ``history`` (``None``: no record yet)."""
+    recent = history[-2 * peer.horizon :]
+    if not recent:
+        return None
+    return {"start": recent[0].frame, "inputs": {s: [r.inputs[s] for r in recent] for s in peer.local_seats}}
 
 
 def _collect(peer: RollbackPeer, result: RunResult) -> None:

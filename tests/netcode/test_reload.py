@@ -85,3 +85,30 @@ def test_after_a_reconnect_tore_the_mesh_down_both_pages_play_on_and_every_episo
             agreed = [(e["episode"], e["frame"]) for e in result.events[pid] if e["type"] == "episode_end"]
             assert agreed == list(enumerate(ends))[: len(agreed)] and len(agreed) >= len(ends) - 1, (start, pid, agreed)
         assert all(p.unresolved_desyncs == 0 and p.stats.resyncs == 0 for p in peers)
+
+
+def test_a_reloaded_designated_page_confirms_again_with_its_old_inputs_the_frames_its_old_page_confirmed():
+    # the old p0's last inputs never reach p1 (an outage just before the reload), though the old p0 confirmed
+    # those frames (p1's inputs reached it) and the server stored them from it: the new page's state request
+    # carries them (as the record holds them), so p1 confirms those frames as stored, not with its predictions
+    links = {("p0", "p1"): Link(0.03, outage=(1.8, 2.0)), ("p1", "p0"): Link(0.03)}
+    peers = coop_peers(2, ai=False, max_steps=45)
+    fresh = coop_peers(2, ai=False, max_steps=45)[0]
+    old, kept = peers[0], []
+    take = old.take_records
+
+    def tee() -> list:
+        out = take()
+        kept.extend(out)
+        return out
+
+    old.take_records = tee  # the old page's confirmed records, as the server stored them
+
+    def inputs(pid, seat, frame):
+        return (frame * 7 + (3 if pid == "p0" else 0)) % 5  # a new input every frame: a prediction misses
+
+    result = run_peers(peers, SimNet(links, seed=0), 5.0, inputs, rejoin={"p0": (2.0, fresh, None)})
+    truth = {r.frame: r.to_dict() for r in result.histories["p1"]}
+    assert [e for e in result.events["p0"] if e["type"] == "resync"]  # the new page started from a state
+    assert len(kept) > 50 and [r.to_dict() for r in kept] == [truth[r.frame] for r in kept]
+    assert_same_histories(result.histories, minimum=140, reloaded=("p0",))

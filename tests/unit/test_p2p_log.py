@@ -153,14 +153,38 @@ def test_a_resync_takes_the_frames_again_and_a_reloaded_reference_leaves_a_recor
     rec.log.add_frames("agent_0", ref[:12])
     rec.log.add_frames("agent_1", other[:12])
     rec.log.resync("agent_1", 8)  # the other peer restarts from frame 8: its frames 8.. come again
-    assert rec.log.add_frames("agent_1", other[8:14]) is None and rec.log.received["agent_1"] == 13
-    rec.log.resync("agent_0", 14)  # the reference reloaded: its frames 12 and 13 (steps of episode 0) were never sent
-    assert rec.of("p2p_gap") == [{"peer": "agent_0", "first": 12, "last": 13}]
+    assert rec.log.add_frames("agent_1", other[8:12]) is None and rec.log.received["agent_1"] == 11
+    rec.log.resync("agent_0", 14)  # the reference reloaded: its frames 12 and 13 (steps of episode 0) were never
+    # sent, and the other peer has not delivered them either: its new records wait for them, until the match ends
     assert rec.log.add_frames("agent_0", ref[14:]) is None
+    assert rec.of("p2p_gap") == [] and len(rec.steps) == 12 and rec.log.ack(SEATS) == 11
+    rec.log.close()
+    assert rec.of("p2p_gap") == [{"peer": "agent_0", "first": 12, "last": 13}]
     stored = [s["frame"] for s in rec.steps]
     assert stored[:12] == list(range(12)) and min(stored[12:]) == 14
     assert [e for e, _ in rec.verified] == [1]  # episode 0 is incomplete: not verified
-    assert rec.log.unchecked["agent_1"] == 2  # its frames 12 and 13 cannot be compared any more
+
+
+def test_frames_a_reloaded_reference_never_sent_are_stored_from_the_other_peer(spec, histories):
+    rec = Recorded(spec)
+    ref, other = histories["agent_0"], histories["agent_1"]
+    rec.log.add_frames("agent_0", ref[:12])
+    rec.log.add_frames("agent_1", other[:12])
+    rec.log.restarting("agent_0")  # the reference's tab reopens; its old page's frames 12.. are lost with it
+    assert rec.log.resync("agent_0", 14) is None  # its new page starts from the state at frame 14
+    assert rec.log.add_frames("agent_0", ref[14:30]) is None  # they wait: frames 12 and 13 are missing
+    assert len(rec.steps) == 12 and rec.log.ack(SEATS) == 11
+    assert rec.log.add_frames("agent_1", other[12:]) is None  # the other peer's upload has them
+    assert rec.log.add_frames("agent_0", ref[30:]) is None
+    rec.log.close()
+    assert rec.of("p2p_gap") == []
+    assert [s["frame"] for s in rec.steps] == [r["frame"] for r in ref if r["result"]["kind"] == "step"]
+    assert [e for e, _ in rec.verified] == [0, 1]  # both episodes whole, so both verified
+    assert rec.of("p2p_mismatch") == []
+    # the stored inputs a reopened tab gets for its state request: the last stored frames', contiguous
+    kept = rec.log.stored_inputs(["agent_0"], 10)
+    assert kept == {"start": ref[-10]["frame"], "inputs": {"agent_0": [r["inputs"]["agent_0"] for r in ref[-10:]]}}
+    assert Recorded(spec).log.stored_inputs(["agent_0"], 10) is None
 
 
 def test_a_peer_that_delivers_nothing_holds_the_acknowledgement_back_by_the_cap_at_most(spec, histories):

@@ -14,7 +14,9 @@ Each member's browser runs the scene (as a browser-side scene does) with a
   match opens the mesh (the ``p2p`` message, with the room's :attr:`MatchRoom.mesh_options`).
   ``rejoin`` is true in the scene sent to a tab that (re)opened mid-match (its ``ready``): a
   reloaded page's new game asks a peer for the confirmed state (state transfer into the
-  current frame); a page whose socket only dropped keeps its game and ignores the scene. The
+  current frame), with ``stored_inputs`` (its seat's inputs of the last stored frames,
+  :meth:`ConfirmedLog.stored_inputs`, or ``None``) in the request; a page whose socket only
+  dropped keeps its game and ignores the scene. The
   log holds that member's unstored records out of comparisons until the page says which of
   them stand (:meth:`ConfirmedLog.restarting`);
 * it takes what the pages send: ``p2p_frames`` into the :class:`~mug.server.matches.p2p_log.ConfirmedLog`
@@ -47,6 +49,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from mug.netcode.inputs import input_window
 from mug.server.matches.p2p_log import ConfirmedLog
 from mug.session.messages import MessageError
 
@@ -135,6 +138,7 @@ class P2PSession:
         """The match ends before every peer was done."""
         if not self.done:
             self.done = True
+            self.log.close()
             self._event("interrupted", {"reason": reason, "frame": self.log.stored})
 
     def handle(self, pid: str, message: dict[str, Any]) -> None:
@@ -209,6 +213,9 @@ class P2PSession:
             "hash_interval": HASH_INTERVAL,
             "rejoin": rejoin,
         }
+        if rejoin:  # the seat's last stored inputs: the new page's state request carries them (see ConfirmedLog)
+            window = 2 * input_window(options.max_prediction, options.input_delay)
+            p2p["stored_inputs"] = self.log.stored_inputs([seat], window)
         spec = {**self.base_spec, "session_id": self.match.match_id, "p2p": p2p}
         meta = self.scene.client_metadata("deployment")
         meta["environment"] = {**self.registry.browser.environment[self.scene.scene_id], "spec": spec}
@@ -275,6 +282,7 @@ class P2PSession:
         if self.done or not present or not all(pid in self.finished for pid in present):
             return
         self.done = True
+        self.log.close()
         self._event("p2p_done", {"frame": self.log.stored, "peers": sorted(str(self.match.agent_of[p]) for p in self.finished)})
         for pid in present:
             self.registry.pending[pid] = self.match.members[pid]  # the next flush ends the match (MatchRoom.settle)

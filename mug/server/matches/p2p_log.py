@@ -30,9 +30,19 @@ in frame order. The log:
 * **verifies** each finished episode (its stored steps, re-simulated by
   :mod:`mug.server.verify` under the session id = match id).
 
+A reference that reloads: its new page restarts from a state transfer; frames its old page
+confirmed but never delivered are stored from another peer's records of them (every peer
+confirmed the same frames; the reference's new records wait for them up to
+:data:`SKIP_WAIT_S`, or until :meth:`close`), so the record has no gap when any other peer
+delivered them.
+The scene a reopened tab gets carries its seat's last stored inputs (:meth:`stored_inputs`):
+the new page sends them with its state request, so frames the old page confirmed and the
+log stored are confirmed again with the same inputs.
+
 Memory is bounded: the reference's chains are kept for the last :data:`MAX_UNCHECKED`
-stored frames, and each other peer's records beyond the stored frames (waiting for the
-reference's) for at most :data:`MAX_UNCHECKED` frames. Beyond that cap the oldest of a
+stored frames (their inputs for the last :data:`KEPT_INPUTS`), and each other peer's
+records beyond the stored frames (waiting for the reference's) for at most
+:data:`MAX_UNCHECKED` frames. Beyond that cap the oldest of a
 peer's waiting frames are dropped without comparison, and a record older than the kept
 chains cannot be compared either; both are counted per peer (:attr:`unchecked`) and
 reported in each episode's ``p2p_episode`` event. Only the running episode's steps are
@@ -42,17 +52,22 @@ kept (for its verification), as for browser-side sessions.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from mug.browser.scene import PortableSpace
 from mug.server.browser_sessions import VERIFIED_FIELDS
 
-__all__ = ["ConfirmedLog", "MAX_UNCHECKED", "RATE_MARGIN", "RATE_SLACK"]
+__all__ = ["ConfirmedLog", "KEPT_INPUTS", "MAX_UNCHECKED", "RATE_MARGIN", "RATE_SLACK"]
 
 #: Frames of comparison state kept per peer (and of the reference's chains): 2 minutes at 30 fps.
 MAX_UNCHECKED = 3600
+#: Frames of stored inputs kept for a reloading page (:meth:`ConfirmedLog.stored_inputs`).
+KEPT_INPUTS = 256
+#: How long (in the scene's frames: seconds times fps) the reference's records wait for other peers' records of
+#: frames it skipped before those are recorded as a gap.
+SKIP_WAIT_S = 10.0
 #: How much faster than ``fps`` a peer may deliver frames (it catches up after a stall or a reconnect).
 RATE_MARGIN = 1.5
 #: Frames a peer may deliver beyond its real-time budget (start-up, clock skew).
@@ -106,13 +121,17 @@ class ConfirmedLog:
         #: Per peer, frames that could not be compared (see module docstring).
         self.unchecked = dict.fromkeys(self.peers, 0)
         self._chains: OrderedDict[int, str] = OrderedDict()  # the reference's, frame -> chain
-        self._waiting: dict[str, OrderedDict[int, str]] = {p: OrderedDict() for p in self.peers if p != self.reference}
+        self._inputs: deque[tuple[int, dict[str, Any]]] = deque(maxlen=KEPT_INPUTS)  # stored frames' inputs
+        # each other peer's records beyond the stored frames, frame -> record
+        self._waiting: dict[str, OrderedDict[int, dict[str, Any]]] = {p: OrderedDict() for p in self.peers if p != self.reference}
         self._mismatched: set[str] = set()
         self._last: tuple[int, int] | None = None  # (episode, step) of the last stored step
         self._episode_steps: list[dict[str, Any]] = []
         self._verified: set[int] = set()
         self._gap = False
         self._held: set[str] = set()  # peers restarting (see restarting)
+        self._skipped: int | None = None  # the last frame the restarted reference skipped (see _fill_skipped)
+        self._after_skip: list[dict[str, Any]] = []  # the reference's records after the skipped frames
 
     @property
     def last_step(self) -> tuple[int, int] | None:
@@ -124,6 +143,11 @@ class ConfirmedLog:
     def add_frames(self, peer: str, records: list[dict[str, Any]]) -> str | None:
         """Take ``peer``'s records (``FrameRecord.to_dict()`` s in frame order); why the first bad one was refused
         (``None``: all taken or skipped as resends). What came before a bad record is taken."""
+        problem = self._take(peer, records)
+        self._fill_skipped()  # another peer's records may hold frames the reference skipped
+        return problem
+
+    def _take(self, peer: str, records: list[dict[str, Any]]) -> str | None:
         self._release(peer)
         if self.acked > self.received[peer]:  # frames acknowledged without this peer's (it lagged, or was away)
             self.unchecked[peer] += self.acked - self.received[peer]
@@ -140,17 +164,20 @@ class ConfirmedLog:
             problem = self._check(r)
             if problem is None and frame + 1 > self._budget():
                 problem = f"{frame + 1} frames delivered faster than the scene's {self.fps:g} fps allows"
-            if problem is None and peer == self.reference and frame > self.stored:
+            skipping = peer == self.reference and self._skipped is not None  # see resync
+            if problem is None and peer == self.reference and frame > self.stored and not skipping:
                 problem = self._continues(r["result"])
             if problem is not None:
                 return f"frame {frame}: {problem}"
             self.received[peer] = frame
-            if peer == self.reference and frame > self.stored:
+            if skipping:
+                self._after_skip.append(r)
+            elif peer == self.reference and frame > self.stored:
                 self._store(r)
             elif frame <= self.stored:
                 self._compare(peer, frame, r["chain"])
             else:
-                self._wait(peer, frame, r["chain"])
+                self._wait(peer, frame, r)
         return None
 
     def restarting(self, peer: str) -> None:
@@ -168,7 +195,7 @@ class ConfirmedLog:
         self._held.discard(peer)
         waiting = self._waiting.get(peer)
         for f in [f for f in waiting or () if f <= self.stored]:
-            self._compare(peer, f, waiting.pop(f))  # type: ignore[union-attr]
+            self._compare(peer, f, waiting.pop(f)["chain"])  # type: ignore[union-attr]
 
     def resync(self, peer: str, frame: int) -> str | None:
         """``peer`` restarted from a state transfer at ``frame``: its records from there on come (again); why
@@ -176,9 +203,9 @@ class ConfirmedLog:
 
         A peer that restarted ahead of what it delivered (a reloaded page: its unsent records are gone) goes on
         from ``frame``; the frames in between are not compared (:attr:`unchecked`), and if the peer is the
-        reference, those not stored yet stay out of the record: a ``p2p_gap`` event ``{peer, first, last}``
-        says which, and the episode they belong to is not verified. A frame beyond what the scene's fps
-        allows since the match started is refused."""
+        reference, those not stored yet are stored from another peer's records of them (see
+        :meth:`_fill_skipped`; else a ``p2p_gap``). A frame beyond what the scene's fps allows since the
+        match started is refused."""
         if frame > self._budget():
             return f"resync at frame {frame}: further than the scene's {self.fps:g} fps allows"
         last = max(self.received[peer], self.acked)
@@ -193,15 +220,58 @@ class ConfirmedLog:
         self._release(peer)
         self.unchecked[peer] += frame - 1 - last
         self.received[peer] = frame - 1
-        if peer != self.reference or frame - 1 <= self.stored:
-            return None
-        self._event("p2p_gap", {"peer": peer, "first": self.stored + 1, "last": frame - 1})
-        self.stored, self._gap, self._episode_steps = frame - 1, True, []
-        for other, waiting in self._waiting.items():
-            for f in [f for f in waiting if f < frame]:
-                del waiting[f]
-                self.unchecked[other] += 1
+        if peer == self.reference and frame - 1 > self.stored:
+            self._skipped = frame - 1
+            self._fill_skipped()
         return None
+
+    def close(self) -> None:
+        """The match ended: frames the reference skipped that no other peer delivered are a gap (see
+        :meth:`resync`), and the reference's records after them are stored."""
+        self._fill_skipped(give_up=True)
+
+    def _fill_skipped(self, give_up: bool = False) -> None:
+        """Store the frames the reference skipped (up to ``_skipped``: its new page restarted past frames its
+        old page confirmed but never delivered) from the other peers' records of them (every peer confirmed
+        the same frames), then the reference's records that came meanwhile. While no other peer delivered
+        them, the reference's records wait, for :data:`SKIP_WAIT_S` of frames at most (or until
+        :meth:`close`); then the missing frames are a ``p2p_gap`` event ``{peer, first, last}``, and the
+        episode they belong to is not verified."""
+        if self._skipped is None:
+            return
+        while self.stored < self._skipped:
+            frame = self.stored + 1
+            record = next((w[frame] for p, w in self._waiting.items() if frame in w and p not in self._held), None)
+            if record is None or self._continues(record["result"]) is not None:
+                break
+            self._store(record)
+        if self.stored < self._skipped:
+            if not give_up and len(self._after_skip) < self.fps * SKIP_WAIT_S:
+                return
+            self._event("p2p_gap", {"peer": self.reference, "first": self.stored + 1, "last": self._skipped})
+            self.stored, self._gap, self._episode_steps = self._skipped, True, []
+            for other, waiting in self._waiting.items():
+                for f in [f for f in waiting if f <= self._skipped]:
+                    del waiting[f]
+                    self.unchecked[other] += 1
+        self._skipped = None
+        waiting, self._after_skip = self._after_skip, []
+        for r in waiting:
+            problem = self._continues(r["result"])
+            if problem is not None:
+                self.received[self.reference] = r["frame"] - 1  # what follows is refused as out of order
+                self._event("bad_p2p_frames", {"peer": self.reference, "problem": f"frame {r['frame']}: {problem}"})
+                return
+            self._store(r)
+
+    def stored_inputs(self, seats: Iterable[str], frames: int) -> dict[str, Any] | None:
+        """``{"start": f0, "inputs": {seat: [input of f0, ...]}}``: ``seats``' inputs in the last ``frames``
+        (at most :data:`KEPT_INPUTS`) stored frames, for a page that reloads
+        (:meth:`mug.netcode.RollbackPeer.request_state`); ``None`` before the first stored frame."""
+        recent = list(self._inputs)[-frames:]
+        if not recent:
+            return None
+        return {"start": recent[0][0], "inputs": {s: [inputs[s] for _, inputs in recent] for s in seats}}
 
     def _budget(self) -> float:
         """The most frames a peer may have delivered by now."""
@@ -282,10 +352,13 @@ class ConfirmedLog:
         self._chains[frame] = r["chain"]
         while len(self._chains) > MAX_UNCHECKED:
             self._chains.popitem(last=False)
+        if self._inputs and self._inputs[-1][0] != frame - 1:
+            self._inputs.clear()  # after a gap: only contiguous frames
+        self._inputs.append((frame, dict(r["inputs"])))
         for peer, waiting in self._waiting.items():
-            chain = None if peer in self._held else waiting.pop(frame, None)
-            if chain is not None:
-                self._compare(peer, frame, chain)
+            waited = None if peer in self._held else waiting.pop(frame, None)
+            if waited is not None:
+                self._compare(peer, frame, waited["chain"])
         episode = result["episode"]
         if self._episode_steps and (result["kind"] != "step" or episode != self._last[0]):  # type: ignore[index]
             self._finish_episode()  # an episode that ended without every agent done (e.g. no live agents left)
@@ -320,9 +393,9 @@ class ConfirmedLog:
             self._verified.add(episode)
             self._verify(episode, steps)
 
-    def _wait(self, peer: str, frame: int, chain: str) -> None:
+    def _wait(self, peer: str, frame: int, record: dict[str, Any]) -> None:
         waiting = self._waiting[peer]
-        waiting[frame] = chain
+        waiting[frame] = record
         while len(waiting) > MAX_UNCHECKED:
             waiting.popitem(last=False)
             self.unchecked[peer] += 1

@@ -460,6 +460,9 @@ def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: i
     return {"type": "ready"}
 
 
+_JSON_LEAVES = frozenset({str, int, bool, type(None)})  # what jsonable returns as it is (floats may be non-finite)
+
+
 def jsonable(value: Any) -> Any:
     """``value`` with NumPy scalars/arrays as plain numbers/lists, non-finite floats as strings
     (``"nan"``, ``"inf"``), and other unknown objects as their ``repr``."""
@@ -468,8 +471,8 @@ def jsonable(value: Any) -> Any:
         return value
     if kind is float:
         return value if math.isfinite(value) else str(value)
-    if kind is dict:
-        return {str(k): jsonable(v) for k, v in value.items()}
+    if kind is dict:  # JSON's own leaves are kept as they are without a call (a record's dicts hold mostly those)
+        return {k if type(k) is str else str(k): v if type(v) in _JSON_LEAVES else jsonable(v) for k, v in value.items()}
     if np is not None and kind is np.ndarray:
         if value.dtype.kind in "biu" or (value.dtype.kind == "f" and np.isfinite(value).all()):
             return value.tolist()

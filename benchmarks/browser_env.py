@@ -9,10 +9,12 @@ Prints, side by side in one run, for the pure-Python demo env
    ``mug/static/pyodide/``, unpack the bundles, build ``BrowserGame``, first ``frame`` posted);
    a browser adds fetching the files from the server and the worker start.
 2. Env steps/s in Pyodide vs CPython (the bare env loop; ratio).
-3. mug's engine overhead in Pyodide: time per step of ``BrowserGame`` (act message in, keys to actions,
-   random partner's draw, env step, the scene's ``draw``, Surface frame message, HUD, step record with
-   observation hash, ``steps`` batch) over a bare game loop without mug's engine (draw the actions, step,
-   draw the frame with the same ``draw``; target <= 1.3). The ratio over ``env.step`` alone is printed too.
+3. mug's engine overhead in Pyodide: time per step of ``BrowserGame`` (one ``BrowserGame.step`` call per
+   tick, as the worker makes: act message in and checked, keys to actions, random partner's draw, env step,
+   the scene's ``draw``, Surface frame message, HUD, step record with observation hash, ``steps`` batch)
+   over a bare game loop without mug's engine (draw the actions, step, draw the frame with the same
+   ``draw``; target <= 1.3). The ratio over ``env.step`` alone is printed too. Neither side includes the
+   JSON that carries messages between Python and JavaScript in the worker.
 4. Env snapshot + restore time per frame in Pyodide, and how many frames could be re-simulated
    (restore once, then step) within one 33 ms frame: the rollback budget.
 5. Server CPU per session at 30 fps: browser-side sessions (simulated pages sending ``steps`` batches

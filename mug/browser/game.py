@@ -2,8 +2,9 @@
 
 The worker builds ``BrowserGame(spec, post)`` with the scene's portable spec
 (:meth:`mug.GymScene.browser_spec`) and a ``post(message, buffers)`` function
-that hands engine output to JavaScript, then relays the page's messages to
-:meth:`receive` and calls :meth:`tick` at the scene's fps (realtime scenes).
+that hands engine output to JavaScript, then calls :meth:`step` once per
+frame at the scene's fps with the page's messages that came since the last
+call (and at once for an ``act`` the game waits for: see :meth:`step`).
 
 ``post`` receives the ordinary engine messages for the page (``scene``,
 ``frame``, ``episode_end``, ``scene_end``, ``error``) and ``steps`` messages
@@ -20,7 +21,7 @@ for the server (relayed by the page over its WebSocket)::
 
 ``seq`` counts 0, 1, 2, ... per session; the server stores each seq once and
 acks the highest contiguous seq it committed (``steps_ack``). Records are
-posted at the end of every :meth:`receive` / :meth:`tick` that made some.
+posted at the end of every :meth:`step` that made some.
 
 Reload rule (see README, "Environments in the browser"): a reloaded page
 restarts the episode that was running. The server gives the new worker

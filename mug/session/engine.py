@@ -535,7 +535,7 @@ class GameSession:
                 self._fail("env_error", f"env.step failed at step {self.step_index}: {type(exc).__name__}: {exc}")
                 return
             self.step_index += 1
-            truncated = dict(result.truncated)
+            truncated = result.truncated  # the adapter's own dict (replaced, not changed, below)
             if scene.max_steps is not None and self.step_index >= scene.max_steps:
                 truncated = dict.fromkeys(truncated or scene.agents, True)
             for agent, reward in result.rewards.items():

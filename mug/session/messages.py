@@ -262,18 +262,17 @@ def _check_depth(message: Any, text: str | bytes | None) -> None:
 
 def _check_act(msg: dict[str, Any], buffers: list[bytes]) -> dict[str, Any]:
     step = msg.get("step")
-    if not _is_int(step) or step < 0:
+    if (type(step) is not int and not _is_int(step)) or step < 0:
         raise MessageError("bad_field", f"act.step: expected a step index (integer >= 0), got {_short(step)}")
     episode = msg.get("episode")
-    if episode is not None and (not _is_int(episode) or episode < 0):
+    if episode is not None and ((type(episode) is not int and not _is_int(episode)) or episode < 0):
         raise MessageError("bad_field", f"act.episode: expected an episode index (integer >= 0), got {_short(episode)}")
     keys = msg.get("keys", [])
-    if (
-        not isinstance(keys, list)
-        or len(keys) > _KEYS_MAX
-        or not all(isinstance(k, str) and 0 < len(k) <= _KEY_MAX for k in keys)
-    ):
+    if not isinstance(keys, list) or len(keys) > _KEYS_MAX:
         raise MessageError("bad_field", f"act.keys: expected a list of at most {_KEYS_MAX} key names, got {_short(keys)}")
+    for k in keys:  # a loop, not all(...): an act holds a key or two, and this runs at every step
+        if not isinstance(k, str) or not 0 < len(k) <= _KEY_MAX:
+            raise MessageError("bad_field", f"act.keys: expected a list of at most {_KEYS_MAX} key names, got {_short(keys)}")
     policies = msg.get("policies", {})
     if not isinstance(policies, dict):
         raise MessageError("bad_field", f"act.policies: expected an object of agent -> result, got {_short(policies)}")
@@ -307,7 +306,7 @@ def _check_act(msg: dict[str, Any], buffers: list[bytes]) -> dict[str, Any]:
             "states": {n: tensor_from_ref(r, buffers, f"act.policies[{agent!r}].states[{n!r}]") for n, r in states.items()},
         }
     dropped = msg.get("dropped", 0)
-    if not _is_int(dropped) or dropped < 0:
+    if (type(dropped) is not int and not _is_int(dropped)) or dropped < 0:
         raise MessageError(
             "bad_field", f"act.dropped: expected a count of frames not drawn (integer >= 0), got {_short(dropped)}"
         )
@@ -420,7 +419,7 @@ def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: i
             raw = _loads(raw)
         except ValueError as exc:
             raise MessageError("bad_json", f"message is not valid JSON: {exc}") from exc
-    elif sum(len(b) for b in buffers) > max_bytes:
+    elif buffers and sum(map(len, buffers)) > max_bytes:
         raise MessageError("too_large", f"message buffers exceed the limit of {max_bytes} bytes")
     _check_depth(raw, text)
     if not isinstance(raw, dict):

@@ -31,7 +31,7 @@ class _MugWorkerGame:
     def send(self):
         if self.out:
             out, blobs, self.out, self.blobs = self.out, self.blobs, [], []
-            self.js_post(_mug_json.dumps(out), blobs or None)
+            self.js_post(_mug_json.dumps(out, separators=(",", ":")), blobs or None)
 
 def _mug_new_game(spec_json, js_post):
     return _MugWorkerGame(spec_json, js_post)

@@ -16,6 +16,9 @@
 const GLUE = `
 import json as _mug_json
 
+# one encoder for every batch: compact, and no cycle check (the engine's messages are plain trees)
+_mug_encode = _mug_json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
 class _MugWorkerGame:
     def __init__(self, spec_json, js_post):
         from mug.browser import BrowserGame
@@ -31,7 +34,7 @@ class _MugWorkerGame:
     def send(self):
         if self.out:
             out, blobs, self.out, self.blobs = self.out, self.blobs, [], []
-            self.js_post(_mug_json.dumps(out, separators=(",", ":")), blobs or None)
+            self.js_post(_mug_encode(out), blobs or None)
 
 def _mug_new_game(spec_json, js_post):
     return _MugWorkerGame(spec_json, js_post)

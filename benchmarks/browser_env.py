@@ -9,10 +9,14 @@ Prints, side by side in one run, for the pure-Python demo env
    ``mug/static/pyodide/``, unpack the bundles, build ``BrowserGame``, first ``frame`` posted);
    a browser adds fetching the files from the server and the worker start.
 2. Env steps/s in Pyodide vs CPython (the bare env loop; ratio).
-3. mug's engine overhead in Pyodide: time per step of ``BrowserGame`` (act message in, keys to actions,
-   random partner's draw, env step, the scene's ``draw``, Surface frame message, HUD, step record with
-   observation hash, ``steps`` batch) over a bare game loop without mug's engine (draw the actions, step,
-   draw the frame with the same ``draw``; target <= 1.3). The ratio over ``env.step`` alone is printed too.
+3. mug's engine overhead in Pyodide: time per step of ``BrowserGame`` (one ``BrowserGame.step`` call per
+   tick, as the worker makes: act message in and checked, keys to actions, random partner's draw, env step,
+   the scene's ``draw``, Surface frame message, HUD, step record with observation hash, ``steps`` batch)
+   over a bare game loop without mug's engine (draw the actions, step, draw the frame with the same
+   ``draw``; target <= 1.3). The ratio over ``env.step`` alone is printed too. Neither side includes the
+   JSON that carries messages between Python and JavaScript in the worker. Engine, game loop and env loop
+   (2.'s figures too) run in turn in one interpreter, each the fastest of 5 runs
+   (:func:`mug.browser.run.overhead_timing`).
 4. Env snapshot + restore time per frame in Pyodide, and how many frames could be re-simulated
    (restore once, then step) within one 33 ms frame: the rollback budget.
 5. Server CPU per session at 30 fps: browser-side sessions (simulated pages sending ``steps`` batches
@@ -64,24 +68,26 @@ server_study = mug.Stager([grid_scene("server"), mug.EndScene("end")])
 
 def in_pyodide_and_cpython(steps: int) -> dict[str, float]:
     from mug.browser.check import run_in_pyodide
-    from mug.browser.run import env_trace, game_trace
+    from mug.browser.run import env_trace, overhead_timing
 
     scene = grid_scene("browser")
     spec = {**scene.browser_spec(), "session_id": "bench"}
     first = run_in_pyodide(scene, "mug.browser.run:game_trace", {"spec": spec, "ticks": 0})
     env_args = {"spec": spec, "steps": steps, "seed": 3}
-    game_args = {"spec": spec, "ticks": steps, "seed": 3}
-    here_env, here_game = env_trace(env_args), game_trace(game_args)
+    # engine, game loop and env loop in turn in one interpreter, the fastest of 5 runs each: a ratio of
+    # runs in different processes, minutes apart, on a shared machine says more about the machine
+    timing_args = {"spec": spec, "steps": steps, "seed": 3, "repeat": 5}
+    here_env, here = env_trace(env_args), overhead_timing(timing_args)
     there_env = run_in_pyodide(scene, "mug.browser.run:env_trace", env_args)["result"]
-    there_game = run_in_pyodide(scene, "mug.browser.run:game_trace", game_args)["result"]
+    there = run_in_pyodide(scene, "mug.browser.run:overhead_timing", timing_args)["result"]
     return {
         "cold_start_s": first["load_s"] + first["call_s"],
-        "cpython_env_us": here_env["bare_seconds"] / here_env["steps"] * 1e6,
-        "pyodide_env_us": there_env["bare_seconds"] / there_env["steps"] * 1e6,
-        "cpython_frame_us": here_env["frame_seconds"] / steps * 1e6,
-        "pyodide_frame_us": there_env["frame_seconds"] / steps * 1e6,
-        "cpython_engine_us": here_game["seconds"] / here_game["steps"] * 1e6,
-        "pyodide_engine_us": there_game["seconds"] / there_game["steps"] * 1e6,
+        "cpython_env_us": here["env_s"] * 1e6,
+        "pyodide_env_us": there["env_s"] * 1e6,
+        "cpython_frame_us": here["game_loop_s"] * 1e6,
+        "pyodide_frame_us": there["game_loop_s"] * 1e6,
+        "cpython_engine_us": here["engine_s"] * 1e6,
+        "pyodide_engine_us": there["engine_s"] * 1e6,
         "pyodide_snapshot_us": there_env["snapshot_restore_s"] * 1e6,
         "cpython_snapshot_us": here_env["snapshot_restore_s"] * 1e6,
     }

@@ -110,6 +110,35 @@ test("the engine's messages come out as worker messages, buffers as transferable
   h.stop();
 });
 
+test("one call into Python per tick: an act waits for the tick, unless the game waits for it (lockstep)", async () => {
+  const counted = (h) => {
+    const calls = [];
+    const step = h.stepFn;
+    h.stepFn = (...args) => (calls.push(args[3]), step(...args));
+    return calls;
+  };
+  const frames = (out) => engine(out, "frame").map((m) => m.step);
+  const realtime = host();
+  const calls = counted(realtime.h);
+  realtime.h.start(spec(GRID), 0.01); // no tick of its own during the test: the test ticks
+  realtime.h.receive({ type: "ready" }); // not an act: in at once
+  assert.deepEqual(frames(realtime.out), [0, 0]);
+  realtime.h.receive(...act(0, 1));
+  assert.deepEqual([frames(realtime.out), realtime.h.queue.length], [[0, 0], 1]); // waits for the tick
+  realtime.h.tickFn();
+  assert.deepEqual([frames(realtime.out), realtime.h.queue.length], [[0, 0, 1], 0]); // taken, then stepped
+  assert.deepEqual(calls, [false, true]);
+  realtime.h.stop();
+
+  const lockstep = host();
+  const base = spec(GRID);
+  lockstep.h.start({ ...base, gameplay: { ...base.gameplay, step_mode: "lockstep" } }, 0.01);
+  lockstep.h.receive({ type: "ready" });
+  lockstep.h.receive(...act(0, 1));
+  assert.deepEqual(frames(lockstep.out), [0, 0, 1]); // the act steps the env as it comes
+  lockstep.h.stop();
+});
+
 test("an env that raises stops the ticks; the engine reports it with the Python traceback (env_error)", async () => {
   const { h, out, until } = host();
   h.start(spec(FAILING), 100);

@@ -2,8 +2,9 @@
 
 The worker builds ``BrowserGame(spec, post)`` with the scene's portable spec
 (:meth:`mug.GymScene.browser_spec`) and a ``post(message, buffers)`` function
-that hands engine output to JavaScript, then relays the page's messages to
-:meth:`receive` and calls :meth:`tick` at the scene's fps (realtime scenes).
+that hands engine output to JavaScript, then calls :meth:`step` once per
+frame at the scene's fps with the page's messages that came since the last
+call (and at once for an ``act`` the game waits for: see :meth:`step`).
 
 ``post`` receives the ordinary engine messages for the page (``scene``,
 ``frame``, ``episode_end``, ``scene_end``, ``error``) and ``steps`` messages
@@ -20,7 +21,7 @@ for the server (relayed by the page over its WebSocket)::
 
 ``seq`` counts 0, 1, 2, ... per session; the server stores each seq once and
 acks the highest contiguous seq it committed (``steps_ack``). Records are
-posted at the end of every :meth:`receive` / :meth:`tick` that made some.
+posted at the end of every :meth:`step` that made some.
 
 Reload rule (see README, "Environments in the browser"): a reloaded page
 restarts the episode that was running. The server gives the new worker
@@ -37,7 +38,7 @@ import json
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from mug.browser.scene import BrowserScene
@@ -49,7 +50,7 @@ __all__ = ["BrowserGame", "spec_sha256"]
 
 #: The client id of the participant inside the worker's engine.
 CLIENT = "participant"
-_STEP_KEYS = ("session_id", "scene_id", "time", "episode", "step")
+_EVENT_KEYS = ("session_id", "scene_id", "time")
 
 
 def spec_sha256(spec: dict[str, Any]) -> str:
@@ -86,7 +87,10 @@ class _Outbox:
         self.game.post(message, buffers)
 
     def record(self, kind: str, data: dict[str, Any]) -> None:
-        self.game._add_record(kind, data)
+        self.game._add_event(kind, {k: v for k, v in data.items() if k not in _EVENT_KEYS})
+
+    def record_step(self, episode: int, step: int, time: float, data: dict[str, Any]) -> None:
+        self.game._add_step(episode, step, time, data)
 
 
 class BrowserGame:
@@ -121,17 +125,39 @@ class BrowserGame:
                 "resumed_episode": resume.get("episode"),
             },
         )
-        self._guard(self.session.start)
+        self.stepped = False
+        self._start()
 
     # -- the worker's calls -------------------------------------------------------------
 
+    def step(self, messages: Iterable[tuple[dict[str, Any], list[bytes]]] = (), tick: bool = True) -> bool:
+        """The worker's one call per frame: the page's messages since the last call (``ready``, ``act``,
+        ``client_error``, each with its buffers), in order, then one frame tick (``tick``; realtime scenes).
+
+        A bad message gets an ``error`` reply; the records made go out in one ``steps`` message. Returns whether
+        the page's next ``act`` should be handed over at once rather than with the next tick: in a lockstep
+        scene, and while a realtime step waits for a browser-side policy's result (it is taken on arrival)."""
+        s = self.session
+        failed = s.failure is not None
+        self.stepped = False
+        try:
+            for message, buffers in messages:
+                s.receive(CLIENT, message, buffers)
+            if tick:
+                self.stepped = s.tick()
+        except Exception as exc:
+            self._crashed(exc)
+        self._flush(failed)
+        return s.acts_at_once
+
     def receive(self, message: dict[str, Any], buffers: list[bytes] | None = None) -> None:
-        """A message from the page (``ready``, ``act``, ``client_error``); a bad one gets an ``error`` reply."""
-        self._guard(lambda: self.session.receive(CLIENT, message, list(buffers or [])))
+        """One message from the page, now (:meth:`step` without a tick)."""
+        self.step(((message, list(buffers or [])),), tick=False)
 
     def tick(self) -> bool:
-        """One frame tick (realtime scenes); whether the env stepped."""
-        return bool(self._guard(self.session.tick))
+        """One frame tick (:meth:`step` without messages); whether the env stepped."""
+        self.step()
+        return self.stepped
 
     @property
     def done(self) -> bool:
@@ -162,24 +188,6 @@ class BrowserGame:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _guard(self, call: Callable[[], Any]) -> Any:
-        """Run an engine call; an exception escaping it (a bug, or the env failing in ``draw``) is reported, not
-        raised into JavaScript; records made so far go out either way."""
-        s = self.session
-        failed = s.failure is not None
-        try:
-            return call()
-        except Exception as exc:
-            s.failure, s.failure_traceback, s.done = f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=20), True
-            self._add_event("error", {"code": "engine_error", "message": s.failure, "fatal": True})
-            self.post({"type": "error", "code": "engine_error", "message": s.failure, "fatal": True}, [])
-            return None
-        finally:
-            self._flush()
-            if s.failure is not None and not failed:  # the env (or a bug) stopped the game: tell the server
-                message = {"session_id": self.session_id, "episode": s.episode, "step": s.step_index, "message": s.failure}
-                self.post({"type": "env_error", **message, "traceback": s.failure_traceback or ""}, [])
-
     def _add_event(self, name: str, data: dict[str, Any]) -> None:
         self._records.append(
             {
@@ -194,26 +202,34 @@ class BrowserGame:
         )
         self.seq += 1
 
-    def _add_record(self, kind: str, data: dict[str, Any]) -> None:
-        if kind != "step":
-            self._add_event(kind, {k: v for k, v in data.items() if k not in ("session_id", "scene_id", "time")})
-            return
-        record = {k: v for k, v in data.items() if k not in _STEP_KEYS}  # plain values (the engine converted infos
-        if "policy_outputs" in record:  # and observations); policy tensors become lists here
-            record["policy_outputs"] = jsonable(record["policy_outputs"])
-        self._records.append(
-            {
-                "seq": self.seq,
-                "kind": "step",
-                "episode": data["episode"],
-                "step": data["step"],
-                "time": data["time"],
-                "record": record,
-            }
-        )
+    def _add_step(self, episode: int, step: int, time: float, data: dict[str, Any]) -> None:
+        if "policy_outputs" in data:  # plain values (the engine converted infos and observations); policy
+            data["policy_outputs"] = jsonable(data["policy_outputs"])  # tensors become lists here
+        self._records.append({"seq": self.seq, "kind": "step", "episode": episode, "step": step, "time": time, "record": data})
         self.seq += 1
 
-    def _flush(self) -> None:
+    def _start(self) -> None:
+        try:
+            self.session.start()
+        except Exception as exc:
+            self._crashed(exc)
+        self._flush(False)
+
+    def _crashed(self, exc: Exception) -> None:
+        """An exception escaped the engine (a bug, or the env failing in ``draw``): reported, not raised into
+        JavaScript."""
+        s = self.session
+        s.failure, s.failure_traceback, s.done = f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=20), True
+        self._add_event("error", {"code": "engine_error", "message": s.failure, "fatal": True})
+        self.post({"type": "error", "code": "engine_error", "message": s.failure, "fatal": True}, [])
+
+    def _flush(self, failed: bool) -> None:
+        """Post the records made (every call does, failed or not); ``failed``: whether the game had failed before
+        the call (a new failure is also reported to the server)."""
         if self._records:
             records, self._records = self._records, []
             self.post({"type": "steps", "session_id": self.session_id, "scene_id": self.scene.scene_id, "records": records}, [])
+        s = self.session
+        if s.failure is not None and not failed:  # the env (or a bug) stopped the game: tell the server
+            message = {"session_id": self.session_id, "episode": s.episode, "step": s.step_index, "message": s.failure}
+            self.post({"type": "env_error", **message, "traceback": s.failure_traceback or ""}, [])

@@ -17,7 +17,7 @@ from mug.browser.scene import BrowserScene
 from mug.session.engine import episode_seed
 from mug.session.snapshots import observation_hash, restore_env, snapshot_env, state_hash
 
-__all__ = ["env_trace", "game_trace"]
+__all__ = ["env_trace", "game_trace", "overhead_timing"]
 
 
 class _Clock:
@@ -37,12 +37,9 @@ def game_trace(args: dict[str, Any]) -> dict[str, Any]:
     clock, rng, posted = _Clock(), random.Random(seed), []
     game = BrowserGame(spec, lambda message, buffers: posted.append(message), clock=clock)
     keys = [*sorted({k for combo, _ in spec["gameplay"]["action_mapping"] for k in combo.split("+")}), None]
-    started = time.perf_counter()
+    page = []  # what the page sends at each tick, drawn ahead: the page's work is not the engine's
     for _ in range(ticks):
-        if game.done:
-            break
         key = rng.choice(keys)
-        s = game.session
         policies, buffers = {}, []
         for agent in spec["browser_policies"]:
             n = spec["action_spaces"][agent]["n"]
@@ -50,10 +47,15 @@ def game_trace(args: dict[str, Any]) -> dict[str, Any]:
             buffers.append(struct.pack(f"<{n}f", *logits))
             ref = {"buffer": len(buffers) - 1, "dtype": "float32", "shape": [n]}
             policies[agent] = {"action": rng.randrange(n), "logits": ref}
-        act = {"type": "act", "step": s.decision, "episode": s.episode, "keys": [key] if key else [], "policies": policies}
-        game.receive(act, buffers)
-        game.tick()
-        clock.now += 1.0 / spec["rendering"]["fps"]
+        page.append(([key] if key else [], policies, buffers))
+    period, s = 1.0 / spec["rendering"]["fps"], game.session
+    started = time.perf_counter()
+    for keys_held, policies, buffers in page:
+        if s.done:
+            break
+        act = {"type": "act", "step": s.decision, "episode": s.episode, "keys": keys_held, "policies": policies}
+        game.step([(act, buffers)])  # the worker's one call per tick
+        clock.now += period
     elapsed = time.perf_counter() - started
     records = [
         {k: v for k, v in r.items() if k != "time"} | {"record": {k: v for k, v in r["record"].items() if k != "pyodide_version"}}
@@ -94,7 +96,41 @@ def env_trace(args: dict[str, Any]) -> dict[str, Any]:
                 "state_hash": state_hash(adapter.env),
             }
         )
-    # the same actions again, timed without any bookkeeping: the bare env loop
+    snapshot = _snapshot_round_trips(scene, plan)
+    return {
+        "trace": trace,
+        "bare_seconds": _replay_seconds(scene, plan),
+        "frame_seconds": _game_loop_seconds(scene, steps),
+        "steps": len(trace),
+        **snapshot,
+    }
+
+
+def overhead_timing(args: dict[str, Any]) -> dict[str, Any]:
+    """Seconds per step of the engine (:func:`game_trace`), of the bare game loop and of the bare env loop
+    (see :func:`env_trace`), ``steps`` steps each, run in turn ``repeat`` times in this interpreter; each the
+    fastest of its runs (a shared machine's noise only ever adds time)."""
+    spec, steps, repeat, seed = args["spec"], int(args.get("steps", 1000)), int(args.get("repeat", 5)), int(args.get("seed", 0))
+    scene, rng = BrowserScene(spec), random.Random(seed)
+    adapter, episode, plan = scene.make_env(), 0, []
+    adapter.reset(episode_seed(scene.seed, episode))
+    for _ in range(steps):  # the bare env loop's actions, drawn ahead
+        live, episode, reset = _live_agents(scene, adapter, episode)
+        if reset:
+            plan.append(None)
+        plan.append({a: scene.action_space(a).sample_with(rng) for a in live})
+        adapter.step(plan[-1])
+    engine, loop, bare = [], [], []
+    for _ in range(repeat):
+        game = game_trace({"spec": spec, "ticks": steps, "seed": seed})
+        engine.append(game["seconds"] / max(game["steps"], 1))
+        loop.append((_game_loop_seconds(scene, steps) or 0.0) / steps)
+        bare.append(_replay_seconds(scene, plan) / steps)
+    return {"engine_s": min(engine), "game_loop_s": min(loop), "env_s": min(bare), "steps": steps, "repeat": repeat}
+
+
+def _replay_seconds(scene: BrowserScene, plan: list[Any]) -> float:
+    """Seconds of the bare env loop: reset, then ``plan``'s actions (``None``: reset into the next episode)."""
     adapter, episode = scene.make_env(), 0
     started = time.perf_counter()
     adapter.reset(episode_seed(scene.seed, 0))
@@ -104,15 +140,7 @@ def env_trace(args: dict[str, Any]) -> dict[str, Any]:
             adapter.reset(episode_seed(scene.seed, episode))
         else:
             adapter.step(actions)
-    bare = time.perf_counter() - started
-    snapshot = _snapshot_round_trips(scene, plan)
-    return {
-        "trace": trace,
-        "bare_seconds": bare,
-        "frame_seconds": _game_loop_seconds(scene, steps),
-        "steps": len(trace),
-        **snapshot,
-    }
+    return time.perf_counter() - started
 
 
 def _live_agents(scene: BrowserScene, adapter: Any, episode: int) -> tuple[list[str], int, bool]:

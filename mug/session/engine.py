@@ -110,6 +110,7 @@ class GameSession:
                 f"scene {scene.scene_id!r} has {len(humans)} Human agent(s) {humans}; it needs {max(1, len(humans))} distinct client(s), got {list(clients)}"
             )
         self.scene, self.transport, self.recorder, self.clock = scene, transport, recorder, clock
+        self._record_step_fn = getattr(recorder, "record_step", None)  # see Recorder
         self.session_id, self.max_message_bytes, self.render = session_id, max_message_bytes, render
         self.clients = list(clients)
         self.human_of = {c: [h] for c, h in zip(self.clients, humans)}
@@ -273,10 +274,13 @@ class GameSession:
             "render": render,
             "hud": hud,
         }
+        last = self.clients[-1]
         for client in self.clients:
             buffers = list(shared)
             observations = {a: _observation_ref(self._obs[a], buffers) for a in self.runs_models[client] if a in self._obs}
-            self.transport.send(client, {**base, "observations": observations}, buffers)
+            message = base if client == last else dict(base)  # each client's own (the transport may keep it)
+            message["observations"] = observations
+            self.transport.send(client, message, buffers)
         self._step_started = self.clock()
 
     def _reject(self, client: str, code: str, message: str) -> None:
@@ -421,6 +425,12 @@ class GameSession:
         commit): the wait for this step's acts (``act_timeout_s``) starts again."""
         self._step_started = self.clock()
 
+    @property
+    def acts_at_once(self) -> bool:
+        """Whether an ``act`` should reach the engine as soon as it arrives, rather than with the next tick: in a
+        lockstep scene (acts step the env), and while a due realtime step waits for a browser-side result."""
+        return self.scene.step_mode == "lockstep" or self._due
+
     def _awaited(self) -> list[str]:
         """Browser-side agents whose result for the current step has not arrived."""
         return [a for a in self.client_models if a in self._obs and a not in self._pending]
@@ -525,7 +535,7 @@ class GameSession:
                 self._fail("env_error", f"env.step failed at step {self.step_index}: {type(exc).__name__}: {exc}")
                 return
             self.step_index += 1
-            truncated = dict(result.truncated)
+            truncated = result.truncated  # the adapter's own dict (replaced, not changed, below)
             if scene.max_steps is not None and self.step_index >= scene.max_steps:
                 truncated = dict.fromkeys(truncated or scene.agents, True)
             for agent, reward in result.rewards.items():
@@ -547,9 +557,10 @@ class GameSession:
             self._send_frame()
 
     def _record_step(self, observed, actions, sources, outputs, result, truncated) -> None:
+        if self.recorder is None:
+            return
+        scene = self.scene
         data: dict[str, Any] = {
-            "episode": self.episode,
-            "step": self.step_index - 1,
             "decision": self.decision,
             "actions": actions,
             "sources": sources,
@@ -557,15 +568,28 @@ class GameSession:
             "terminated": result.terminated,
             "truncated": truncated,
         }
-        if self.scene.hash_observations:  # browser-side scenes: verification re-simulates and compares
+        if scene.hash_observations:  # browser-side scenes: verification re-simulates and compares
             data["obs_hash"] = observation_hash(result.observations)
-        if self.scene.record_infos:
+        if scene.record_infos:
             data["infos"] = jsonable(result.infos)  # converted now: an env may change its info dicts later
-        if self.scene.record_observations:
+        if scene.record_observations:
             data["observations"] = jsonable(observed)
-        if self.scene.record_policy_outputs and outputs:
+        if scene.record_policy_outputs and outputs:
             data["policy_outputs"] = outputs  # read-only arrays (runtime outputs, message buffers): safe to keep
-        self._record("step", data)
+        if self._record_step_fn is not None:  # the recorder takes the step's fields apart from the event's (no copy)
+            self._record_step_fn(self.episode, self.step_index - 1, self.clock(), data)
+            return
+        self.recorder.record(
+            "step",
+            {
+                "session_id": self.session_id,
+                "scene_id": scene.scene_id,
+                "time": self.clock(),
+                "episode": self.episode,
+                "step": self.step_index - 1,
+                **data,
+            },
+        )
 
 
 def tensor_buffer(data: bytes, buffers: list[bytes]) -> int:

@@ -262,18 +262,17 @@ def _check_depth(message: Any, text: str | bytes | None) -> None:
 
 def _check_act(msg: dict[str, Any], buffers: list[bytes]) -> dict[str, Any]:
     step = msg.get("step")
-    if not _is_int(step) or step < 0:
+    if (type(step) is not int and not _is_int(step)) or step < 0:
         raise MessageError("bad_field", f"act.step: expected a step index (integer >= 0), got {_short(step)}")
     episode = msg.get("episode")
-    if episode is not None and (not _is_int(episode) or episode < 0):
+    if episode is not None and ((type(episode) is not int and not _is_int(episode)) or episode < 0):
         raise MessageError("bad_field", f"act.episode: expected an episode index (integer >= 0), got {_short(episode)}")
     keys = msg.get("keys", [])
-    if (
-        not isinstance(keys, list)
-        or len(keys) > _KEYS_MAX
-        or not all(isinstance(k, str) and 0 < len(k) <= _KEY_MAX for k in keys)
-    ):
+    if not isinstance(keys, list) or len(keys) > _KEYS_MAX:
         raise MessageError("bad_field", f"act.keys: expected a list of at most {_KEYS_MAX} key names, got {_short(keys)}")
+    for k in keys:  # a loop, not all(...): an act holds a key or two, and this runs at every step
+        if not isinstance(k, str) or not 0 < len(k) <= _KEY_MAX:
+            raise MessageError("bad_field", f"act.keys: expected a list of at most {_KEYS_MAX} key names, got {_short(keys)}")
     policies = msg.get("policies", {})
     if not isinstance(policies, dict):
         raise MessageError("bad_field", f"act.policies: expected an object of agent -> result, got {_short(policies)}")
@@ -307,7 +306,7 @@ def _check_act(msg: dict[str, Any], buffers: list[bytes]) -> dict[str, Any]:
             "states": {n: tensor_from_ref(r, buffers, f"act.policies[{agent!r}].states[{n!r}]") for n, r in states.items()},
         }
     dropped = msg.get("dropped", 0)
-    if not _is_int(dropped) or dropped < 0:
+    if (type(dropped) is not int and not _is_int(dropped)) or dropped < 0:
         raise MessageError(
             "bad_field", f"act.dropped: expected a count of frames not drawn (integer >= 0), got {_short(dropped)}"
         )
@@ -420,7 +419,7 @@ def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: i
             raw = _loads(raw)
         except ValueError as exc:
             raise MessageError("bad_json", f"message is not valid JSON: {exc}") from exc
-    elif sum(len(b) for b in buffers) > max_bytes:
+    elif buffers and sum(map(len, buffers)) > max_bytes:
         raise MessageError("too_large", f"message buffers exceed the limit of {max_bytes} bytes")
     _check_depth(raw, text)
     if not isinstance(raw, dict):
@@ -460,6 +459,9 @@ def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: i
     return {"type": "ready"}
 
 
+_JSON_LEAVES = frozenset({str, int, bool, type(None)})  # what jsonable returns as it is (floats may be non-finite)
+
+
 def jsonable(value: Any) -> Any:
     """``value`` with NumPy scalars/arrays as plain numbers/lists, non-finite floats as strings
     (``"nan"``, ``"inf"``), and other unknown objects as their ``repr``."""
@@ -468,8 +470,8 @@ def jsonable(value: Any) -> Any:
         return value
     if kind is float:
         return value if math.isfinite(value) else str(value)
-    if kind is dict:
-        return {str(k): jsonable(v) for k, v in value.items()}
+    if kind is dict:  # JSON's own leaves are kept as they are without a call (a record's dicts hold mostly those)
+        return {k if type(k) is str else str(k): v if type(v) in _JSON_LEAVES else jsonable(v) for k, v in value.items()}
     if np is not None and kind is np.ndarray:
         if value.dtype.kind in "biu" or (value.dtype.kind == "f" and np.isfinite(value).all()):
             return value.tolist()

@@ -16,6 +16,11 @@ class Recorder(Protocol):
 
     ``data`` holds plain values and read-only NumPy arrays/scalars (policy
     outputs, actions); :func:`mug.session.messages.jsonable` turns it into JSON.
+
+    A recorder may also define ``record_step(episode, step, time, data)``: the engine then gives it
+    each step that way, ``data`` holding the step's own fields (``decision``, ``actions``, ...)
+    without the event's ``session_id``, ``scene_id``, ``time``, ``episode`` and ``step``, so that a
+    recorder that keeps them apart (the browser's) need not copy the record.
     """
 
     def record(self, kind: str, data: dict[str, Any]) -> None: ...

@@ -1,25 +1,54 @@
 /**
  * The Python engine inside the worker: builds `mug.browser.BrowserGame(spec, post)`
- * in a loaded Pyodide, hands it the page's messages, ticks it at the scene's
- * frame rate on a steady clock, and turns what it posts into worker messages.
+ * in a loaded Pyodide, ticks it at the scene's frame rate on a steady clock,
+ * handing it the page's messages with each tick (an `act` at once when the
+ * game waits for it), and turns what it posts into worker messages.
  * No DOM and no `self`: the worker entry and the Node tests both drive it.
  * @module pyworker/engine-host
  */
 
-/** Python glue, run once per Pyodide: JSON across the boundary, buffers as `bytes` both ways. */
+/**
+ * Python glue, run once per Pyodide. JSON across the boundary, buffers as `bytes` both ways; one call into
+ * Python per frame (`_mug_step`: the page's messages since the last call, then the tick) and one call out
+ * (`js_post`: everything the game posted meanwhile, as a JSON batch `[[message, bufferCount], ...]` and the
+ * buffers in order, or `None` when there are none), so no per-message proxies cross.
+ */
 const GLUE = `
 import json as _mug_json
 
+# one encoder for every batch: compact, and no cycle check (the engine's messages are plain trees)
+_mug_encode = _mug_json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+class _MugWorkerGame:
+    def __init__(self, spec_json, js_post):
+        from mug.browser import BrowserGame
+
+        self.js_post, self.out, self.blobs = js_post, [], []
+        self.game = BrowserGame(_mug_json.loads(spec_json), self.post)
+        self.send()
+
+    def post(self, message, buffers=()):
+        self.out.append([message, len(buffers)])
+        self.blobs.extend(bytes(b) for b in buffers)
+
+    def send(self):
+        if self.out:
+            out, blobs, self.out, self.blobs = self.out, self.blobs, [], []
+            self.js_post(_mug_encode(out), blobs or None)
+
 def _mug_new_game(spec_json, js_post):
-    from mug.browser import BrowserGame
+    return _MugWorkerGame(spec_json, js_post)
 
-    def post(message, buffers=()):
-        js_post(_mug_json.dumps(message), [bytes(b) for b in buffers])
-
-    return BrowserGame(_mug_json.loads(spec_json), post)
-
-def _mug_receive(game, message_json, buffers):
-    game.receive(_mug_json.loads(message_json), [b.to_bytes() for b in buffers])
+def _mug_step(worker, messages_json, buffers, tick):
+    blobs = [b.to_bytes() for b in buffers] if buffers is not None else []
+    messages, at = [], 0
+    for message, count in _mug_json.loads(messages_json) if messages_json is not None else ():
+        messages.append((message, blobs[at : at + count]))
+        at += count
+    try:
+        return worker.game.step(messages, tick)
+    finally:
+        worker.send()
 `;
 
 /**
@@ -100,7 +129,11 @@ export class EngineHost {
     this.ticker = null;
     if (!pyodide.globals.has("_mug_new_game")) pyodide.runPython(GLUE);
     this.newGame = pyodide.globals.get("_mug_new_game");
-    this.receiveFn = pyodide.globals.get("_mug_receive");
+    this.stepFn = pyodide.globals.get("_mug_step");
+    /** The page's messages waiting for the next call into Python: `[message, buffers]` pairs. */
+    this.queue = [];
+    /** Whether the game wants an `act` as soon as it comes (lockstep; a due step awaiting an AI result). */
+    this.atOnce = true;
   }
 
   /**
@@ -123,33 +156,55 @@ export class EngineHost {
   }
 
   /**
-   * What one tick calls (fetched once: a Python attribute lookup per frame costs).
+   * What one tick calls: the page's waiting messages and the tick, in one call into Python.
    * @param {Object} game the Python game
    * @returns {Function}
    */
   ticking(game) {
-    return game.tick;
+    return () => this.deliver(true);
   }
 
   /**
-   * A message from the page for the engine (`ready`, `act`).
+   * A message from the page for the engine (`ready`, `act`). An `act` waits for the next tick (which takes it
+   * first), unless the game wants it at once; any other message goes in now, after the acts waiting.
    * @param {Object} message
    * @param {Uint8Array[]} [buffers]
    */
   receive(message, buffers = []) {
     if (!this.game) return;
-    this.guard(() => this.receiveFn(this.game, JSON.stringify(message), buffers));
+    this.queue.push([message, buffers]);
+    if (this.atOnce || message.type !== "act") this.guard(() => this.deliver(false));
   }
 
+  /**
+   * Hand the waiting messages to the game, then (`tick`) tick it: one call into Python.
+   * @param {boolean} tick
+   */
+  deliver(tick) {
+    const queue = this.queue;
+    this.queue = [];
+    const buffers = queue.flatMap(([, b]) => b);
+    const messages = queue.length ? JSON.stringify(queue.map(([m, b]) => [m, b.length])) : undefined; // None
+    this.atOnce = this.stepFn(this.game, messages, buffers.length ? buffers : undefined, tick);
+  }
+
+  /**
+   * What Python posted: one message (`json` an object) or a batch (`[[message, bufferCount], ...]`), with the
+   * buffers (a Python list, or none) in order.
+   */
   post(json, buffers) {
-    const views = buffers.toJs();
-    buffers.destroy();
-    const message = JSON.parse(json);
-    this.emit(
-      { type: "engine", message, buffers: views },
-      views.map((v) => v.buffer),
-    );
-    if (message.type === "scene_end" || (message.type === "error" && message.fatal)) this.ticker?.stop();
+    const views = buffers ? buffers.toJs() : [];
+    buffers?.destroy();
+    const parsed = JSON.parse(json);
+    let at = 0;
+    for (const [message, count] of Array.isArray(parsed) ? parsed : [[parsed, views.length]]) {
+      const own = views.slice(at, (at += count));
+      this.emit(
+        { type: "engine", message, buffers: own },
+        own.map((v) => v.buffer),
+      );
+      if (message.type === "scene_end" || (message.type === "error" && message.fatal)) this.ticker?.stop();
+    }
   }
 
   guard(run) {
@@ -167,6 +222,7 @@ export class EngineHost {
     this.ticker = null;
     const game = this.game;
     this.game = null;
+    this.queue = [];
     this.tickFn?.destroy?.();
     this.tickFn = null;
     game?.destroy?.();

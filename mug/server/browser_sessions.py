@@ -133,7 +133,10 @@ class _Ingest:
         self.last: tuple[int, int] | None = None  # (episode, step) of the last step record
         self.ended: set[int] = set()
         self.steps = 0
-        self.episode_steps: list[tuple[int, dict[str, Any]]] = []  # the running episode's steps, for verification
+        # the running episode's steps for verification: (step, its stored JSON text), no Python objects per field
+        # (hundreds of sessions keep an episode each: the garbage collector would walk every one of them)
+        self.episode_steps: list[tuple[int, str]] = []
+        self.collecting: int | None = None  # the episode of ``episode_steps``
         self.started = time.monotonic()
 
 
@@ -245,11 +248,15 @@ class BrowserSession:
             problem = self._check(ingest, r)
             if problem:
                 break
-            self._take(ingest, session_id, r)
+            self._advance(ingest, r)
             accepted.append(r)
         if accepted:
             ingest.seq += len(accepted)
-            self.store.add_browser_records(self.participant.participant_id, session_id, self.scene.scene_id, accepted, ingest.seq)
+            texts = self.store.add_browser_records(
+                self.participant.participant_id, session_id, self.scene.scene_id, accepted, ingest.seq
+            )
+            for r, text in zip(accepted, texts):
+                self._collect(ingest, session_id, r, text)
         self.participant.send({"type": "steps_ack", "session_id": session_id, "seq": ingest.seq})
         if problem:
             self.store.add_event(
@@ -302,22 +309,27 @@ class BrowserSession:
             return f"record seq {r['seq']}: {ingest.steps + 1} steps recorded faster than the scene's {self.scene.fps} fps allows"
         return None
 
-    def _take(self, ingest: _Ingest, session_id: str, r: dict[str, Any]) -> None:
+    def _advance(self, ingest: _Ingest, r: dict[str, Any]) -> None:
+        """Record ``r`` (checked) as the session's latest: what the next record's checks compare with."""
         if r["kind"] == "step":
-            if ingest.last is not None and r["episode"] != ingest.last[0]:
-                ingest.episode_steps = []
             ingest.last = (r["episode"], r["step"])
             ingest.steps += 1
-            ingest.episode_steps.append((r["step"], r["record"]))
+        elif r["name"] == "episode_end":
+            ingest.ended.add(r["record"]["episode"])
+
+    def _collect(self, ingest: _Ingest, session_id: str, r: dict[str, Any], text: str | None) -> None:
+        """Keep step ``r`` (``text``: its stored JSON) for verifying its episode; verify an episode at its end."""
+        if r["kind"] == "step":
+            if r["episode"] != ingest.collecting:
+                ingest.collecting, ingest.episode_steps = r["episode"], []
+            ingest.episode_steps.append((r["step"], text))
         elif r["name"] == "episode_end":
             episode = r["record"]["episode"]
-            ingest.ended.add(episode)
-            kept = ingest.episode_steps if ingest.last is not None and ingest.last[0] == episode else []
+            kept = ingest.episode_steps if ingest.collecting == episode else []
             ingest.episode_steps = []
-            steps = [{"step": step, **{k: record.get(k) for k in VERIFIED_FIELDS}} for step, record in kept]
-            if steps and steps[0]["step"] == 0:  # the whole episode came through this server process
+            if kept and kept[0][0] == 0:  # the whole episode came through this server process
                 self.registry.verifier.after_commit(
-                    self.participant.participant_id, self.browser.specs[self.scene.scene_id], session_id, episode, steps
+                    self.participant.participant_id, self.browser.specs[self.scene.scene_id], session_id, episode, kept
                 )
 
     def _on_env_error(self, message: dict[str, Any]) -> None:

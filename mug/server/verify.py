@@ -19,6 +19,7 @@ directory again (e.g. episodes interrupted by a server restart).
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import logging
 import multiprocessing
 import os
@@ -125,16 +126,42 @@ def import_roots(modules: Iterable[str]) -> list[str]:
     return roots
 
 
+def _verify_all(jobs: list[tuple[dict[str, Any], str, int, list[Any]]]) -> list[dict[str, Any] | str]:
+    """In the verifying child: each job's ``verification`` record, or the traceback of a failure of ours."""
+    import traceback
+
+    from mug.server.browser_sessions import VERIFIED_FIELDS
+
+    out: list[dict[str, Any] | str] = []
+    for spec, session_id, episode, steps in jobs:
+        try:
+            rows = [s if isinstance(s, dict) else {"step": s[0], **_fields(json.loads(s[1]), VERIFIED_FIELDS)} for s in steps]
+            out.append(verify_episode(spec, session_id, episode, rows))
+        except Exception:
+            out.append(traceback.format_exc())
+    return out
+
+
+def _fields(record: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {k: record.get(k) for k in names}
+
+
 class Verifier:
-    """Verifies episodes in one child process once their records are committed; results go back to the loop."""
+    """Verifies episodes in one child process once their records are committed; results go back to the loop.
+
+    The episodes one commit made verifiable go to the child together (one job: the event loop pays for one
+    hand-over per commit, not one per episode)."""
 
     def __init__(self, registry: ParticipantRegistry) -> None:
         self.registry = registry
-        self._queued: list[tuple[str, dict[str, Any], str, int, list[dict[str, Any]]]] = []
+        self._queued: list[tuple[str, dict[str, Any], str, int, list[Any]]] = []
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
-    def after_commit(self, participant_id: str, spec: dict[str, Any], session_id: str, episode: int, steps: list[dict]) -> None:
-        """Verify this episode once the records now queued in the store are committed (see :meth:`committed`)."""
+    def after_commit(self, participant_id: str, spec: dict[str, Any], session_id: str, episode: int, steps: list[Any]) -> None:
+        """Verify this episode once the records now queued in the store are committed (see :meth:`committed`).
+
+        ``steps``: the episode's steps in order, each a dict (``step`` and the ``VERIFIED_FIELDS``) or a pair
+        (step, the JSON text stored for its record), which is what browser sessions keep while an episode runs."""
         self._queued.append((participant_id, spec, session_id, episode, steps))
 
     def committed(self) -> None:
@@ -153,28 +180,33 @@ class Verifier:
                 initializer=_child_init,
                 initargs=([*import_roots(sorted(modules)), *sys.path],),
             )
-        jobs, self._queued = self._queued, []
-        for participant_id, spec, session_id, episode, steps in jobs:
-            future = loop.run_in_executor(self._pool, verify_episode, spec, session_id, episode, steps)
-            future.add_done_callback(lambda f, pid=participant_id, scene=spec["scene_id"]: self._done(pid, scene, f))
+        queued, self._queued = self._queued, []
+        jobs = [(spec, session_id, episode, steps) for _, spec, session_id, episode, steps in queued]
+        whose = [(participant_id, spec["scene_id"]) for participant_id, spec, *_ in queued]
+        future = loop.run_in_executor(self._pool, _verify_all, jobs)
+        future.add_done_callback(lambda f: self._done(whose, f))
 
-    def _done(self, participant_id: str, scene_id: str, future: Any) -> None:
+    def _done(self, whose: list[tuple[str, str]], future: Any) -> None:
         if future.cancelled() or self._pool is None:  # the server is stopping or stopped (see close), its store
-            return  # closed: ``mug verify`` can verify the episode later
+            return  # closed: ``mug verify`` can verify the episodes later
         try:
-            result = future.result()
-        except Exception:  # a bug of ours: logged, the server goes on
-            log.exception("verifying an episode failed")
+            results = future.result()
+        except Exception:  # the child died: logged, the server goes on (``mug verify`` can verify them later)
+            log.exception("verifying %d episode(s) failed", len(whose))
             return
-        if not result["verified"]:
-            log.warning(
-                "session %s episode %s: %d step(s) differ from a CPython re-simulation (first: %s)",
-                result["session_id"],
-                result["episode"],
-                result["mismatched"],
-                result["mismatches"][:1],
-            )
-        self.registry.store.add_event(participant_id, "verification", {**result, "scene_id": scene_id})
+        for (participant_id, scene_id), result in zip(whose, results):
+            if isinstance(result, str):  # a bug of ours: logged, the server goes on
+                log.error("verifying an episode failed:\n%s", result)
+                continue
+            if not result["verified"]:
+                log.warning(
+                    "session %s episode %s: %d step(s) differ from a CPython re-simulation (first: %s)",
+                    result["session_id"],
+                    result["episode"],
+                    result["mismatched"],
+                    result["mismatches"][:1],
+                )
+            self.registry.store.add_event(participant_id, "verification", {**result, "scene_id": scene_id})
         self.registry.flush()
 
     def close(self) -> None:

@@ -417,7 +417,7 @@ def test_a_verification_cancelled_at_shutdown_is_dropped_quietly():
     future = loop.create_future()  # what run_in_executor gives, cancelled when the child process is shut down
     future.cancel()
     try:
-        Verifier(Registry())._done("p", "grid", future)  # raised CancelledError in the loop's callback before
+        Verifier(Registry())._done([("p", "grid")], future)  # raised CancelledError in the loop's callback before
     finally:
         loop.close()
 
@@ -431,10 +431,10 @@ def test_a_verification_finishing_after_shutdown_is_dropped():
 
     loop = asyncio.new_event_loop()
     future = loop.create_future()
-    future.set_result({"verified": True})
+    future.set_result([{"verified": True}])
     verifier = Verifier(Registry())
     verifier.close()
     try:
-        verifier._done("p", "grid", future)  # stored into the closed store before (a warning at every shutdown)
+        verifier._done([("p", "grid")], future)  # stored into the closed store before (a warning at every shutdown)
     finally:
         loop.close()

@@ -165,8 +165,9 @@ class BrowserSession:
         return self.registry.store
 
     def start(self) -> None:
-        """Send the scene (with a new session)."""
+        """Send the scene (with a new session); the verifying child starts if it has not yet."""
         self._send_scene()
+        self.registry.verifier.start()
 
     def _send_scene(self) -> None:
         ended = {e for ingest in self.sessions.values() for e in ingest.ended}  # sessions follow each other in time

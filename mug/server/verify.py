@@ -39,6 +39,8 @@ __all__ = ["Verifier", "verify_data_dir", "verify_episode"]
 log = logging.getLogger("mug.server")
 #: Most differing steps one verification lists (the count is exact).
 MAX_LISTED = 200
+#: Most episodes one job for the verifying child holds.
+EPISODES_PER_JOB = 32
 
 
 def verify_episode(spec: dict[str, Any], session_id: str, episode: int, steps: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -157,8 +159,8 @@ def _fields(record: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
 class Verifier:
     """Verifies episodes in one child process once their records are committed; results go back to the loop.
 
-    The episodes one commit made verifiable go to the child together (one job: the event loop pays for one
-    hand-over per commit, not one per episode)."""
+    The episodes one commit made verifiable go to the child together, in jobs of up to ``EPISODES_PER_JOB``
+    (the event loop pays for one hand-over per job, not one per episode; results come back job by job)."""
 
     def __init__(self, registry: ParticipantRegistry) -> None:
         self.registry = registry
@@ -172,27 +174,36 @@ class Verifier:
         (step, the JSON text stored for its record), which is what browser sessions keep while an episode runs."""
         self._queued.append((participant_id, spec, session_id, episode, steps))
 
+    def start(self) -> None:
+        """Start the verifying child now (a browser-side scene began), not when the first episode ends: its
+        start-up (a new interpreter and the env's imports) then never lands in the middle of a busy commit."""
+        if self._pool is not None:
+            return
+        specs = self.registry.browser.specs.values()
+        modules = {ref.partition(":")[0] for spec in specs for ref in _refs(spec)}
+        self._pool = concurrent.futures.ProcessPoolExecutor(
+            1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_child_init,
+            initargs=([*import_roots(sorted(modules)), *sys.path], sorted(modules)),
+        )
+        self._pool.submit(_verify_all, [])  # a process pool starts its child with its first job
+
     def committed(self) -> None:
-        """The store committed: start what waited for it."""
+        """The store committed: start what waited for it (in jobs of at most ``EPISODES_PER_JOB``)."""
         if not self._queued:
             return
         import asyncio
 
         loop = asyncio.get_running_loop()
-        if self._pool is None:
-            specs = self.registry.browser.specs.values()
-            modules = {ref.partition(":")[0] for spec in specs for ref in _refs(spec)}
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_child_init,
-                initargs=([*import_roots(sorted(modules)), *sys.path], sorted(modules)),
-            )
+        self.start()
         queued, self._queued = self._queued, []
-        jobs = [(spec, session_id, episode, steps) for _, spec, session_id, episode, steps in queued]
-        whose = [(participant_id, spec["scene_id"]) for participant_id, spec, *_ in queued]
-        future = loop.run_in_executor(self._pool, _verify_all, jobs)
-        future.add_done_callback(lambda f: self._done(whose, f))
+        for i in range(0, len(queued), EPISODES_PER_JOB):
+            chunk = queued[i : i + EPISODES_PER_JOB]
+            jobs = [(spec, session_id, episode, steps) for _, spec, session_id, episode, steps in chunk]
+            whose = [(participant_id, spec["scene_id"]) for participant_id, spec, *_ in chunk]
+            future = loop.run_in_executor(self._pool, _verify_all, jobs)
+            future.add_done_callback(lambda f, whose=whose: self._done(whose, f))
 
     def _done(self, whose: list[tuple[str, str]], future: Any) -> None:
         if future.cancelled() or self._pool is None:  # the server is stopping or stopped (see close), its store

@@ -23,9 +23,13 @@ Prints, side by side in one run, for the pure-Python demo env
    every ``--batch-ms`` (default 500 ms: 15 records, as the page's ``StepUploader`` does), acked after commit, each episode verified by re-simulation) vs
    server-side sessions of the same scene (the server steps, draws and sends 30 frames/s; the bots
    answer each frame); and how many browser-side sessions one server core records at 30 fps
-   (target >= 1,000). Verification runs in the server's low-priority child process; its CPU
-   (the re-simulations' time, from the ``verification`` events) is shown beside the server's. ``--pin 0,1`` puts the server on CPU 0 and the clients on CPU 1 (as
-   ``taskset`` would).
+   (target >= 1,000). Verification runs in the server's low-priority child process; the CPU verifying
+   every episode takes (the re-simulations' time per step, from the ``verification`` events, times the steps
+   recorded: the child may fall behind, so this is what it needs, not what it got) is shown beside the
+   server's. A count "kept up" when every page's acks did (none more than two batches behind at the end);
+   a line below each browser-side count gives the ack latency (batch sent to its ``steps_ack``, p50 and p99),
+   how long the server waited for its CPU (time other programs took from its core) and the load client's CPU.
+   ``--pin 0,1`` puts the server on CPU 0 and the clients on CPU 1 (as ``taskset`` would).
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ import mug  # noqa: E402
 from mug.examples.browser_grid import PyCoinGrid, draw  # noqa: E402
 
 FPS = 30
+#: Groups of simulated pages that send their steps at different moments of each ``--batch-ms`` period.
+PHASES = 25
 KEYS = {"ArrowUp": 1, "ArrowDown": 2, "ArrowLeft": 3, "ArrowRight": 4}
 
 
@@ -107,7 +113,7 @@ def recorded_batches(batch: int) -> list[list[dict]]:
 
 async def server_cpu(kind: str, n: int, seconds: float, pin: tuple[int, int] | None, batch_s: float = 0.5) -> dict[str, float]:
     """Server CPU % with ``n`` sessions of ``kind`` ("browser" or "server") at 30 fps."""
-    from load_common import proc_stats
+    from load_common import pct, proc_stats, run_queue_wait
     from tornado.httpclient import AsyncHTTPClient
     from websockets.client import ClientProtocol
     from websockets.frames import Frame, Opcode
@@ -137,6 +143,8 @@ async def server_cpu(kind: str, n: int, seconds: float, pin: tuple[int, int] | N
             self.session_id: str | None = None
             self.started = False
             self.acked, self.sent, self.frames = -1, 0, 0
+            self.unacked: list[tuple[int, float]] = []  # (last seq, when sent) of each batch not acked yet
+            self.ack_latencies: list[tuple[float, float]] = []  # (when acked, seconds from send to ack)
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             self.transport = transport  # type: ignore[assignment]
@@ -160,6 +168,14 @@ async def server_cpu(kind: str, n: int, seconds: float, pin: tuple[int, int] | N
                 self.started = True
             elif message["type"] == "steps_ack":
                 self.acked = message["seq"]
+                now = time.perf_counter()
+                done = 0
+                for last, sent_at in self.unacked:
+                    if last > self.acked:
+                        break
+                    self.ack_latencies.append((now, now - sent_at))
+                    done += 1
+                del self.unacked[:done]
             elif message["type"] == "frame":
                 self.started = True
                 self.frames += 1
@@ -172,6 +188,7 @@ async def server_cpu(kind: str, n: int, seconds: float, pin: tuple[int, int] | N
             while self.session_id is not None and self.sent < min(due, len(batches)):
                 records = batches[self.sent]
                 self.sent += 1
+                self.unacked.append((records[-1]["seq"], time.perf_counter()))
                 self.ws.send_binary(
                     encode_envelope({"type": "steps", "session_id": self.session_id, "scene_id": "grid", "records": records})
                 )
@@ -203,38 +220,61 @@ async def server_cpu(kind: str, n: int, seconds: float, pin: tuple[int, int] | N
             while sum(1 for b in bots if b.started) < n:
                 await asyncio.sleep(0.1)
 
-            async def pace() -> None:  # a batch of FPS * batch_s records every batch_s seconds per page: 30 steps/s
-                start = time.perf_counter()
+            async def pace() -> None:
+                """A batch of FPS * batch_s records every batch_s seconds per page (30 steps/s), the pages in
+                ``PHASES`` groups a fraction of batch_s apart: real pages' upload timers start whenever their
+                participants did, not all at the same instant (which would make every ack wait for all n)."""
+                start, turn = time.perf_counter(), 0
                 while True:
-                    due = int((time.perf_counter() - start) / batch_s) + 1
-                    for b in bots:
-                        b.send_due(due)
-                    await asyncio.sleep(batch_s - (time.perf_counter() - start) % batch_s)
+                    for b in bots[turn % PHASES :: PHASES]:
+                        b.send_due(turn // PHASES + 1)
+                    turn += 1
+                    await asyncio.sleep(max(0.0, start + turn * batch_s / PHASES - time.perf_counter()))
 
             pacer = loop.create_task(pace()) if kind == "browser" else None
             await asyncio.sleep(2.0)
-            cpu0, t0, wall0 = proc_stats(pid)[0], time.perf_counter(), time.time()
+            cpu0, t0 = proc_stats(pid)[0], time.perf_counter()
+            waited0, client0 = run_queue_wait(pid), time.process_time()
             sent0 = sum(b.sent for b in bots)
             frames0 = sum(b.frames for b in bots)
             await asyncio.sleep(seconds)
-            cpu1, elapsed, wall1 = proc_stats(pid)[0], time.perf_counter() - t0, time.time()
+            cpu1, elapsed = proc_stats(pid)[0], time.perf_counter() - t0
             steps_per_s = (
                 (sum(b.sent for b in bots) - sent0) * size / elapsed / n
                 if kind == "browser"
                 else (sum(b.frames for b in bots) - frames0) / elapsed / n
             )
+            waited, client_cpu = run_queue_wait(pid) - waited0, time.process_time() - client0
+            latencies = [x for b in bots for t, x in b.ack_latencies if t >= t0]
             behind = sum(1 for b in bots if kind == "browser" and b.acked < (b.sent - 1) * size - 30)
             if pacer is not None:
                 pacer.cancel()
             for b in bots:
                 b.transport.close()
             store = Store(Path(tmp) / "data", readonly=True)
-            verifying = sum(e["data"]["seconds"] for e in store.iter_events("verification") if wall0 <= e["time"] <= wall1)
+            verified = [e["data"] for e in store.iter_events("verification")]
             store.close()
         finally:
             server.stop()
     cpu = (cpu1 - cpu0) / elapsed * 100
-    return {"n": n, "cpu": cpu, "verify": verifying / elapsed * 100, "steps_per_s": steps_per_s, "behind": behind}
+    # what verifying every episode of n sessions takes: the re-simulations' time per step (all done in the run)
+    # times the steps recorded; the child may fall behind (it runs at low priority), so not the time it got
+    verify = 0.0
+    if kind == "browser":
+        checked = sum(v["checked"] for v in verified)
+        verify = sum(v["seconds"] for v in verified) / checked * steps_per_s * n * 100 if checked else float("nan")
+    return {
+        "n": n,
+        "cpu": cpu,
+        "verify": verify,
+        "steps_per_s": steps_per_s,
+        "behind": behind,
+        "ack_p50": pct(latencies, 0.5),
+        "ack_p99": pct(latencies, 0.99),
+        "waited": waited / elapsed * 100,
+        "client_cpu": client_cpu / elapsed * 100,
+        "load": os.getloadavg()[0],
+    }
 
 
 def main() -> None:
@@ -287,6 +327,13 @@ def main() -> None:
                 f" {(m['cpu'] + m['verify']) / n:>18.3f} {m['cpu'] / n:>15.3f}{late}",
                 flush=True,
             )
+            if kind == "browser":
+                print(
+                    f"{'':>9} acks {m['ack_p50']:.2f} s after the batch (p50), {m['ack_p99']:.2f} s (p99); the server waited"
+                    f" {m['waited']:.0f} % of the time for its CPU (other programs; load average {m['load']:.1f});"
+                    f" load client {m['client_cpu']:.0f} % CPU",
+                    flush=True,
+                )
     if "browser" in per and "server" in per:
         total, recording = per["browser"]
         print(

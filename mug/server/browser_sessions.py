@@ -58,7 +58,6 @@ RATE_SLACK = 300
 #: Step fields verification compares.
 VERIFIED_FIELDS = ("actions", "rewards", "terminated", "truncated", "obs_hash")
 _AGENT_MAPS = ("actions", "sources", "rewards", "terminated", "truncated")
-_NUMBERS, _BOOLS = frozenset({int, float}), frozenset({bool})
 #: Event names a browser's engine records.
 EVENTS = (
     "session", "scene_start", "episode_start", "episode_end", "scene_end", "error", "client_error", "interrupted",
@@ -133,7 +132,10 @@ class _Ingest:
         self.last: tuple[int, int] | None = None  # (episode, step) of the last step record
         self.ended: set[int] = set()
         self.steps = 0
-        self.episode_steps: list[tuple[int, dict[str, Any]]] = []  # the running episode's steps, for verification
+        # the running episode's steps for verification: (step, its stored JSON text), no Python objects per field
+        # (hundreds of sessions keep an episode each: the garbage collector would walk every one of them)
+        self.episode_steps: list[tuple[int, str]] = []
+        self.collecting: int | None = None  # the episode of ``episode_steps``
         self.started = time.monotonic()
 
 
@@ -145,6 +147,10 @@ class BrowserSession:
         self.registry = participant.registry
         self.browser = self.registry.browser
         self.spaces = {a: PortableSpace(d) for a, d in self.browser.specs[scene.scene_id]["action_spaces"].items()}
+        #: Per agent with a small discrete space, its actions as a set (one lookup per recorded action).
+        self.allowed = {
+            a: frozenset(range(s.start, s.start + s.n)) for a, s in self.spaces.items() if s.kind == "discrete" and s.n <= 4096
+        }
         self.agents = frozenset(scene.agents)
         self.done = False
         self.failure: str | None = None
@@ -159,8 +165,9 @@ class BrowserSession:
         return self.registry.store
 
     def start(self) -> None:
-        """Send the scene (with a new session)."""
+        """Send the scene (with a new session); the verifying child starts if it has not yet."""
         self._send_scene()
+        self.registry.verifier.start()
 
     def _send_scene(self) -> None:
         ended = {e for ingest in self.sessions.values() for e in ingest.ended}  # sessions follow each other in time
@@ -238,18 +245,23 @@ class BrowserSession:
             )
         fresh = [r for r in message["records"] if r["seq"] > ingest.seq]
         accepted, problem = [], None
+        budget = (time.monotonic() - ingest.started) * self.scene.fps * self.scene.frame_skip * RATE_MARGIN + RATE_SLACK
         for r in fresh:
             if r["seq"] != ingest.seq + 1 + len(accepted):
                 problem = f"record seq {r['seq']} does not follow seq {ingest.seq + len(accepted)} (records must come in order, none left out)"
                 break
-            problem = self._check(ingest, r)
+            problem = self._check(ingest, r, budget)
             if problem:
                 break
-            self._take(ingest, session_id, r)
+            self._advance(ingest, r)
             accepted.append(r)
         if accepted:
             ingest.seq += len(accepted)
-            self.store.add_browser_records(self.participant.participant_id, session_id, self.scene.scene_id, accepted, ingest.seq)
+            texts = self.store.add_browser_records(
+                self.participant.participant_id, session_id, self.scene.scene_id, accepted, ingest.seq
+            )
+            for r, text in zip(accepted, texts):
+                self._collect(ingest, session_id, r, text)
         self.participant.send({"type": "steps_ack", "session_id": session_id, "seq": ingest.seq})
         if problem:
             self.store.add_event(
@@ -263,8 +275,9 @@ class BrowserSession:
         if any(r["kind"] == "event" and r["name"] == "scene_end" for r in accepted):
             self.done = True  # the page played the scene to its end (in whichever of its sessions)
 
-    def _check(self, ingest: _Ingest, r: dict[str, Any]) -> str | None:
-        """Why record ``r`` cannot be stored (``None`` if it can)."""
+    def _check(self, ingest: _Ingest, r: dict[str, Any], budget: float) -> str | None:
+        """Why record ``r`` cannot be stored (``None`` if it can); ``budget``: the steps the session may have
+        recorded by now (see ``RATE_MARGIN``)."""
         if r["kind"] == "event":
             if r["name"] not in EVENTS:
                 return f"record seq {r['seq']}: unknown event {r['name']!r}; expected one of {list(EVENTS)}"
@@ -272,52 +285,76 @@ class BrowserSession:
                 return f"record seq {r['seq']}: episode_end without its episode"
             return None
         record, episode, step = r["record"], r["episode"], r["step"]
-        if ingest.last is not None:
-            last_episode, last_step = ingest.last
-            if (episode, step) != (last_episode, last_step + 1) and not (episode > last_episode and step == 0):
+        last = ingest.last
+        if last is None:
+            if step != 0:
+                return f"record seq {r['seq']}: the session's first step is step {step} of episode {episode}, not step 0"
+        elif not (episode == last[0] and step == last[1] + 1) and not (episode > last[0] and step == 0):
+            return (
+                f"record seq {r['seq']}: step {step} of episode {episode} after step {last[1]} of episode {last[0]} "
+                "(steps go up by one within an episode; a new episode starts at step 0)"
+            )
+        get, agents = record.get, self.agents
+        actions, sources, rewards = get("actions"), get("sources"), get("rewards")
+        terminated, truncated = get("terminated"), get("truncated")
+        if not (
+            type(actions) is dict
+            and type(sources) is dict
+            and type(rewards) is dict
+            and type(terminated) is dict
+            and type(truncated) is dict
+            and actions.keys() <= agents
+            and sources.keys() <= agents
+            and rewards.keys() <= agents
+            and terminated.keys() <= agents
+            and truncated.keys() <= agents
+        ):
+            for name in _AGENT_MAPS:
+                value = get(name)
+                if type(value) is not dict or not value.keys() <= agents:
+                    break
+            return f"record seq {r['seq']}: {name} must map agents of {self.scene.agents} to values, got {str(value)[:80]}"
+        for agent, action in actions.items():
+            allowed = self.allowed.get(agent)
+            if not (type(action) is int and action in allowed if allowed is not None else self.spaces[agent].contains(action)):
                 return (
-                    f"record seq {r['seq']}: step {step} of episode {episode} after step {last_step} of episode {last_episode} "
-                    "(steps go up by one within an episode; a new episode starts at step 0)"
+                    f"record seq {r['seq']}: action {action!r} of agent {agent!r} is not in its action space {self.spaces[agent]}"
                 )
-        elif step != 0:
-            return f"record seq {r['seq']}: the session's first step is step {step} of episode {episode}, not step 0"
-        agents = self.agents
-        for name in _AGENT_MAPS:
-            value = record.get(name)
-            if type(value) is not dict or not value.keys() <= agents:
-                return f"record seq {r['seq']}: {name} must map agents of {self.scene.agents} to values, got {str(value)[:80]}"
-        spaces = self.spaces
-        for agent, action in record["actions"].items():
-            if not spaces[agent].contains(action):
-                return f"record seq {r['seq']}: action {action!r} of agent {agent!r} is not in its action space {spaces[agent]}"
-        if not {type(v) for v in record["rewards"].values()} <= _NUMBERS:
-            return f"record seq {r['seq']}: rewards must be numbers"
-        if not {type(v) for v in record["terminated"].values()} | {type(v) for v in record["truncated"].values()} <= _BOOLS:
-            return f"record seq {r['seq']}: terminated and truncated must be true or false"
-        decision, obs_hash = record.get("decision"), record.get("obs_hash")
+        for value in rewards.values():
+            if type(value) is not float and type(value) is not int:
+                return f"record seq {r['seq']}: rewards must be numbers"
+        for flags in (terminated, truncated):
+            for value in flags.values():
+                if type(value) is not bool:
+                    return f"record seq {r['seq']}: terminated and truncated must be true or false"
+        decision, obs_hash = get("decision"), get("obs_hash")
         if type(decision) is not int or decision < 0 or type(obs_hash) is not str or len(obs_hash) != 16:
             return f"record seq {r['seq']}: a step record needs its decision (integer) and obs_hash (16 hex digits)"
-        budget = (time.monotonic() - ingest.started) * self.scene.fps * self.scene.frame_skip * RATE_MARGIN + RATE_SLACK
         if ingest.steps + 1 > budget:
             return f"record seq {r['seq']}: {ingest.steps + 1} steps recorded faster than the scene's {self.scene.fps} fps allows"
         return None
 
-    def _take(self, ingest: _Ingest, session_id: str, r: dict[str, Any]) -> None:
+    def _advance(self, ingest: _Ingest, r: dict[str, Any]) -> None:
+        """Record ``r`` (checked) as the session's latest: what the next record's checks compare with."""
         if r["kind"] == "step":
-            if ingest.last is not None and r["episode"] != ingest.last[0]:
-                ingest.episode_steps = []
             ingest.last = (r["episode"], r["step"])
             ingest.steps += 1
-            ingest.episode_steps.append((r["step"], r["record"]))
+        elif r["name"] == "episode_end":
+            ingest.ended.add(r["record"]["episode"])
+
+    def _collect(self, ingest: _Ingest, session_id: str, r: dict[str, Any], text: str | None) -> None:
+        """Keep step ``r`` (``text``: its stored JSON) for verifying its episode; verify an episode at its end."""
+        if r["kind"] == "step":
+            if r["episode"] != ingest.collecting:
+                ingest.collecting, ingest.episode_steps = r["episode"], []
+            ingest.episode_steps.append((r["step"], text))
         elif r["name"] == "episode_end":
             episode = r["record"]["episode"]
-            ingest.ended.add(episode)
-            kept = ingest.episode_steps if ingest.last is not None and ingest.last[0] == episode else []
+            kept = ingest.episode_steps if ingest.collecting == episode else []
             ingest.episode_steps = []
-            steps = [{"step": step, **{k: record.get(k) for k in VERIFIED_FIELDS}} for step, record in kept]
-            if steps and steps[0]["step"] == 0:  # the whole episode came through this server process
+            if kept and kept[0][0] == 0:  # the whole episode came through this server process
                 self.registry.verifier.after_commit(
-                    self.participant.participant_id, self.browser.specs[self.scene.scene_id], session_id, episode, steps
+                    self.participant.participant_id, self.browser.specs[self.scene.scene_id], session_id, episode, kept
                 )
 
     def _on_env_error(self, message: dict[str, Any]) -> None:

@@ -442,10 +442,13 @@ class ParticipantRegistry:
         return gone
 
     def games(self) -> list[Participant]:
-        """Participants whose game is running and connected (ticking); none while the store cannot commit."""
+        """Participants whose server-side game is running and connected (ticking); none while the store cannot
+        commit. Browser-side sessions never tick (the page steps the env)."""
         if self.store.failing_since is not None:
             return []
-        return [p for p in self.participants.values() if p.game is not None and not p.game.done and p.connection is not None]
+        return [
+            p for p in self.participants.values() if type(p.game) is GameSession and not p.game.done and p.connection is not None
+        ]
 
     def flush(self) -> None:
         """Commit the store, then deliver every queued message; finished games move on to the next scene.

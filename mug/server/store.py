@@ -213,11 +213,13 @@ class Store(StoreReading):
 
     def add_browser_records(
         self, participant_id: str, session_id: str, scene_id: str, records: list[dict[str, Any]], seq: int
-    ) -> None:
+    ) -> list[str | None]:
         """Queue records a browser-side session sent (checked by :mod:`mug.server.browser_sessions`) and the
         session's new highest committed ``seq``: all of them commit together, so after any crash the stored
-        ``seq`` says exactly which records are in (:meth:`browser_seq`); a record sent again is not stored again."""
+        ``seq`` says exactly which records are in (:meth:`browser_seq`); a record sent again is not stored again.
+        Returns, per record, the JSON text stored for a step (``None`` for an event)."""
         steps = self._pending_steps
+        texts: list[str | None] = []
         for r in records:
             record = r["record"]
             if r["kind"] == "step":
@@ -226,10 +228,13 @@ class Store(StoreReading):
                 text = orjson.dumps(kept).decode() if orjson is not None else _dump(kept)
                 row = (participant_id, session_id, scene_id, r["episode"], r["step"], record["decision"], r["time"], None, text)
                 steps.append(row)
+                texts.append(text)
             else:
                 data = {"session_id": session_id, "scene_id": scene_id, "time": r["time"], **record, "seq": r["seq"]}
                 self.add_event(participant_id, r["name"], data)
+                texts.append(None)
         self._pending_seqs[session_id] = (session_id, participant_id, scene_id, seq, time.time())
+        return texts
 
     def browser_seq(self, session_id: str) -> int:
         """The highest contiguous record ``seq`` committed for a browser-side session (-1: none)."""

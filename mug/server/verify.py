@@ -19,6 +19,7 @@ directory again (e.g. episodes interrupted by a server restart).
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import logging
 import multiprocessing
 import os
@@ -38,10 +39,13 @@ __all__ = ["Verifier", "verify_data_dir", "verify_episode"]
 log = logging.getLogger("mug.server")
 #: Most differing steps one verification lists (the count is exact).
 MAX_LISTED = 200
+#: Most episodes one job for the verifying child holds.
+EPISODES_PER_JOB = 32
 
 
 def verify_episode(spec: dict[str, Any], session_id: str, episode: int, steps: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """The ``verification`` record of one episode (``steps``: its recorded steps as the store gives them)."""
+    """The ``verification`` record of one episode (``steps``: its recorded steps as the store gives them); its
+    ``seconds`` are the CPU seconds the re-simulation took."""
     from mug.browser.scene import BrowserScene
 
     rows = sorted(steps, key=lambda s: s["step"])
@@ -54,7 +58,7 @@ def verify_episode(spec: dict[str, Any], session_id: str, episode: int, steps: I
         if len(mismatches) < MAX_LISTED:
             mismatches.append({"step": step, "what": what})
 
-    started = time.perf_counter()
+    started = time.process_time()  # CPU seconds: a low-priority child waits for its CPU
     try:
         scene = BrowserScene(spec)
         adapter = scene.make_env()
@@ -89,7 +93,7 @@ def verify_episode(spec: dict[str, Any], session_id: str, episode: int, steps: I
         if found:
             differ(step, ", ".join(found))
     adapter.close()
-    return _result(session_id, episode, checked, mismatches, count, time.perf_counter() - started)
+    return _result(session_id, episode, checked, mismatches, count, time.process_time() - started)
 
 
 def _result(session_id: str, episode: int, checked: int, mismatches: list, count: int, seconds: float) -> dict[str, Any]:
@@ -104,10 +108,17 @@ def _result(session_id: str, episode: int, checked: int, mismatches: list, count
     }
 
 
-def _child_init(paths: list[str]) -> None:
-    """A verifying child: low priority, and the parent's import paths (the env modules' roots among them)."""
+def _child_init(paths: list[str], modules: list[str]) -> None:
+    """A verifying child: low priority, the parent's import paths (the env modules' roots among them), and the
+    modules re-simulation uses imported at its start (not in the first episode's time)."""
+    import contextlib
+    import importlib
+
     os.nice(10)
     sys.path[:0] = [p for p in paths if p not in sys.path]
+    for name in ["mug.browser.scene", *modules]:
+        with contextlib.suppress(Exception):  # the episode that needs it reports the failure in its verification
+            importlib.import_module(name)
 
 
 def import_roots(modules: Iterable[str]) -> list[str]:
@@ -125,56 +136,96 @@ def import_roots(modules: Iterable[str]) -> list[str]:
     return roots
 
 
+def _verify_all(jobs: list[tuple[dict[str, Any], str, int, list[Any]]]) -> list[dict[str, Any] | str]:
+    """In the verifying child: each job's ``verification`` record, or the traceback of a failure of ours."""
+    import traceback
+
+    from mug.server.browser_sessions import VERIFIED_FIELDS
+
+    out: list[dict[str, Any] | str] = []
+    for spec, session_id, episode, steps in jobs:
+        try:
+            rows = [s if isinstance(s, dict) else {"step": s[0], **_fields(json.loads(s[1]), VERIFIED_FIELDS)} for s in steps]
+            out.append(verify_episode(spec, session_id, episode, rows))
+        except Exception:
+            out.append(traceback.format_exc())
+    return out
+
+
+def _fields(record: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {k: record.get(k) for k in names}
+
+
 class Verifier:
-    """Verifies episodes in one child process once their records are committed; results go back to the loop."""
+    """Verifies episodes in one child process once their records are committed; results go back to the loop.
+
+    The episodes one commit made verifiable go to the child together, in jobs of up to ``EPISODES_PER_JOB``
+    (the event loop pays for one hand-over per job, not one per episode; results come back job by job)."""
 
     def __init__(self, registry: ParticipantRegistry) -> None:
         self.registry = registry
-        self._queued: list[tuple[str, dict[str, Any], str, int, list[dict[str, Any]]]] = []
+        self._queued: list[tuple[str, dict[str, Any], str, int, list[Any]]] = []
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
-    def after_commit(self, participant_id: str, spec: dict[str, Any], session_id: str, episode: int, steps: list[dict]) -> None:
-        """Verify this episode once the records now queued in the store are committed (see :meth:`committed`)."""
+    def after_commit(self, participant_id: str, spec: dict[str, Any], session_id: str, episode: int, steps: list[Any]) -> None:
+        """Verify this episode once the records now queued in the store are committed (see :meth:`committed`).
+
+        ``steps``: the episode's steps in order, each a dict (``step`` and the ``VERIFIED_FIELDS``) or a pair
+        (step, the JSON text stored for its record), which is what browser sessions keep while an episode runs."""
         self._queued.append((participant_id, spec, session_id, episode, steps))
 
+    def start(self) -> None:
+        """Start the verifying child now (a browser-side scene began), not when the first episode ends: its
+        start-up (a new interpreter and the env's imports) then never lands in the middle of a busy commit."""
+        if self._pool is not None:
+            return
+        specs = self.registry.browser.specs.values()
+        modules = {ref.partition(":")[0] for spec in specs for ref in _refs(spec)}
+        self._pool = concurrent.futures.ProcessPoolExecutor(
+            1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_child_init,
+            initargs=([*import_roots(sorted(modules)), *sys.path], sorted(modules)),
+        )
+        self._pool.submit(_verify_all, [])  # a process pool starts its child with its first job
+
     def committed(self) -> None:
-        """The store committed: start what waited for it."""
+        """The store committed: start what waited for it (in jobs of at most ``EPISODES_PER_JOB``)."""
         if not self._queued:
             return
         import asyncio
 
         loop = asyncio.get_running_loop()
-        if self._pool is None:
-            specs = self.registry.browser.specs.values()
-            modules = {ref.partition(":")[0] for spec in specs for ref in _refs(spec)}
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_child_init,
-                initargs=([*import_roots(sorted(modules)), *sys.path],),
-            )
-        jobs, self._queued = self._queued, []
-        for participant_id, spec, session_id, episode, steps in jobs:
-            future = loop.run_in_executor(self._pool, verify_episode, spec, session_id, episode, steps)
-            future.add_done_callback(lambda f, pid=participant_id, scene=spec["scene_id"]: self._done(pid, scene, f))
+        self.start()
+        queued, self._queued = self._queued, []
+        for i in range(0, len(queued), EPISODES_PER_JOB):
+            chunk = queued[i : i + EPISODES_PER_JOB]
+            jobs = [(spec, session_id, episode, steps) for _, spec, session_id, episode, steps in chunk]
+            whose = [(participant_id, spec["scene_id"]) for participant_id, spec, *_ in chunk]
+            future = loop.run_in_executor(self._pool, _verify_all, jobs)
+            future.add_done_callback(lambda f, whose=whose: self._done(whose, f))
 
-    def _done(self, participant_id: str, scene_id: str, future: Any) -> None:
+    def _done(self, whose: list[tuple[str, str]], future: Any) -> None:
         if future.cancelled() or self._pool is None:  # the server is stopping or stopped (see close), its store
-            return  # closed: ``mug verify`` can verify the episode later
+            return  # closed: ``mug verify`` can verify the episodes later
         try:
-            result = future.result()
-        except Exception:  # a bug of ours: logged, the server goes on
-            log.exception("verifying an episode failed")
+            results = future.result()
+        except Exception:  # the child died: logged, the server goes on (``mug verify`` can verify them later)
+            log.exception("verifying %d episode(s) failed", len(whose))
             return
-        if not result["verified"]:
-            log.warning(
-                "session %s episode %s: %d step(s) differ from a CPython re-simulation (first: %s)",
-                result["session_id"],
-                result["episode"],
-                result["mismatched"],
-                result["mismatches"][:1],
-            )
-        self.registry.store.add_event(participant_id, "verification", {**result, "scene_id": scene_id})
+        for (participant_id, scene_id), result in zip(whose, results):
+            if isinstance(result, str):  # a bug of ours: logged, the server goes on
+                log.error("verifying an episode failed:\n%s", result)
+                continue
+            if not result["verified"]:
+                log.warning(
+                    "session %s episode %s: %d step(s) differ from a CPython re-simulation (first: %s)",
+                    result["session_id"],
+                    result["episode"],
+                    result["mismatched"],
+                    result["mismatches"][:1],
+                )
+            self.registry.store.add_event(participant_id, "verification", {**result, "scene_id": scene_id})
         self.registry.flush()
 
     def close(self) -> None:

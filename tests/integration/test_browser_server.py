@@ -417,7 +417,7 @@ def test_a_verification_cancelled_at_shutdown_is_dropped_quietly():
     future = loop.create_future()  # what run_in_executor gives, cancelled when the child process is shut down
     future.cancel()
     try:
-        Verifier(Registry())._done("p", "grid", future)  # raised CancelledError in the loop's callback before
+        Verifier(Registry())._done([("p", "grid")], future)  # raised CancelledError in the loop's callback before
     finally:
         loop.close()
 
@@ -431,10 +431,78 @@ def test_a_verification_finishing_after_shutdown_is_dropped():
 
     loop = asyncio.new_event_loop()
     future = loop.create_future()
-    future.set_result({"verified": True})
+    future.set_result([{"verified": True}])
     verifier = Verifier(Registry())
     verifier.close()
     try:
-        verifier._done("p", "grid", future)  # stored into the closed store before (a warning at every shutdown)
+        verifier._done([("p", "grid")], future)  # stored into the closed store before (a warning at every shutdown)
     finally:
         loop.close()
+
+
+def test_each_kind_of_bad_step_record_is_refused_with_its_reason_and_what_came_before_is_stored(tmp_path):
+    """The server's record checks, one bad field at a time (in process: the registry as the socket drives it)."""
+    from mug.browser.run import game_trace
+    from mug.server.participants import ParticipantRegistry
+
+    class Tab:
+        def __init__(self) -> None:
+            self.messages: list[dict[str, Any]] = []
+
+        def deliver(self, frames: list[bytes]) -> None:
+            self.messages += [decode_envelope(f)[0] for f in frames]
+
+    bad = {
+        "an agent the scene does not have": lambda r: r["record"]["actions"].update(agent_9=1),
+        "actions that are not a map": lambda r: r["record"].update(actions=[1, 2]),
+        "an action outside the space": lambda r: r["record"]["actions"].update(agent_0=5),
+        "a true for an action": lambda r: r["record"]["actions"].update(agent_0=True),
+        "a text reward": lambda r: r["record"]["rewards"].update(agent_0="1"),
+        "a number for terminated": lambda r: r["record"]["terminated"].update(agent_0=0),
+        "a missing obs_hash": lambda r: r["record"].pop("obs_hash"),
+        "a negative decision": lambda r: r["record"].update(decision=-1),
+        "a skipped step": lambda r: r.update(step=r["step"] + 1),
+    }
+    reasons = {
+        "an agent the scene does not have": "actions must map agents of",
+        "actions that are not a map": "actions must map agents of",
+        "an action outside the space": "action 5 of agent 'agent_0' is not in its action space Discrete(5)",
+        "a true for an action": "action True of agent 'agent_0' is not in its action space",
+        "a text reward": "rewards must be numbers",
+        "a number for terminated": "terminated and truncated must be true or false",
+        "a missing obs_hash": "needs its decision (integer) and obs_hash",
+        "a negative decision": "needs its decision (integer) and obs_hash",
+        "a skipped step": "step 5 of episode 0 after step 3 of episode 0",
+    }
+
+    async def main() -> dict[str, list[dict[str, Any]]]:
+        out = {}
+        store = Store(tmp_path / "data")
+        registry = ParticipantRegistry(study(), store, 256 * 1024)
+        for i, (what, spoil) in enumerate(bad.items()):
+            participant = registry.get_or_create(f"p{i}")
+            participant.connection = tab = Tab()  # type: ignore[assignment]
+            participant.resume()
+            registry.flush()
+            session_id = participant.game.current
+            spec = {**registry.browser.specs["grid"], "session_id": session_id}
+            records = [r | {"time": time.time()} for r in game_trace({"spec": spec, "ticks": 10, "seed": 1})["records"]]
+            steps = [r for r in records if r["kind"] == "step"]
+            spoil(steps[4])
+            upto = records.index(steps[4])
+            participant.receive(
+                encode_envelope({"type": "steps", "session_id": session_id, "scene_id": "grid", "records": records})
+            )
+            registry.flush()
+            out[what] = tab.messages
+            assert store.browser_seq(session_id) == records[upto - 1]["seq"], what
+        registry.verifier.close()
+        store.close()
+        return out
+
+    replies = asyncio.run(main())
+    for what, reason in reasons.items():
+        acks = [m for m in replies[what] if m["type"] == "steps_ack"]
+        errors = [m for m in replies[what] if m["type"] == "error"]
+        assert len(acks) == 1 and len(errors) == 1, what
+        assert errors[0]["code"] == "bad_steps" and reason in errors[0]["message"], (what, errors[0]["message"])

@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -100,3 +102,75 @@ def netns_browsers(browser, tmp_path) -> Iterator:
         finally:
             for net in nets:
                 net.close()
+
+
+class HideableBrowser:
+    """A headless Chromium (WebRTC allowed on loopback) whose one window can be really minimised, hiding its page as
+    a participant's tab is hidden: ``document.visibilityState`` turns ``"hidden"``, requestAnimationFrame stops and
+    the page's main-thread timers run at most once a second (Chromium's own background throttling).
+
+    A Chromium that Playwright launches keeps every page visible and unthrottled: Playwright turns on focus emulation
+    for each page it opens, which holds the page as if captured (so always visible), and passes switches that turn
+    background throttling off. This one is started as a plain process and Playwright attaches to it over CDP with
+    ``no_defaults``, which leaves the browser's default context (its first window) without those overrides.
+
+    It plays one participant: :meth:`new_context` hands out that default context (what ``Member`` asks of a browser),
+    and :meth:`set_hidden` minimises its window or restores it."""
+
+    def __init__(self, browser) -> None:
+        self.browser = browser
+        self._handed_out = False
+
+    def new_context(self, permissions: list[str] | None = None):
+        """The browser's default context with ``permissions`` granted; asked once (it is the one window whose page
+        can be hidden: a second participant needs a browser of their own)."""
+        if self._handed_out:
+            raise RuntimeError("HideableBrowser plays one participant: its default context is already in use")
+        self._handed_out = True
+        (context,) = self.browser.contexts
+        if permissions:
+            context.grant_permissions(permissions)
+        return context
+
+    def set_hidden(self, page, hidden: bool) -> None:
+        """Minimise ``page``'s window (the page is hidden) or restore it (visible again); waits until the page sees it."""
+        session = page.context.new_cdp_session(page)
+        try:
+            window = session.send("Browser.getWindowForTarget")["windowId"]
+            state = "minimized" if hidden else "normal"
+            session.send("Browser.setWindowBounds", {"windowId": window, "bounds": {"windowState": state}})
+        finally:
+            session.detach()
+        page.wait_for_function("hidden => document.hidden === hidden", arg=hidden, timeout=10_000)
+
+
+@pytest.fixture()
+def hideable_browser(browser, tmp_path) -> Iterator[HideableBrowser]:
+    """A :class:`HideableBrowser` for one participant (its own Chromium process, closed after the test), attached
+    through the session's Playwright."""
+    profile = tmp_path / "hideable-profile"
+    args = [*CHROMIUM_FLAGS, "--allow-loopback-in-peer-connection", "--headless", "--remote-debugging-port=0"]
+    log = open(tmp_path / "hideable-chromium.log", "wb")  # noqa: SIM115 (closed below, after the process)
+    process = subprocess.Popen(
+        [chromium_path(), *args, f"--user-data-dir={profile}", "about:blank"], stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        port_file, deadline = profile / "DevToolsActivePort", time.monotonic() + 60
+        while not port_file.exists() or not port_file.read_text().strip():
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"Chromium did not open its DevTools port (see {log.name}): exit code {process.poll()}")
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        attached = browser.browser_type.connect_over_cdp(f"http://127.0.0.1:{port}", no_defaults=True)
+        try:
+            yield HideableBrowser(attached)
+        finally:
+            attached.close()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

@@ -7,6 +7,7 @@ The client runs :class:`mug.browser.BrowserGame` in CPython (as the worker runs 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import random
 import time
 from typing import Any
@@ -500,7 +501,9 @@ def test_each_kind_of_bad_step_record_is_refused_with_its_reason_and_what_came_b
         store.close()
         return out
 
-    replies = asyncio.run(main())
+    # in a thread of its own: in the full suite the session's Playwright has an event loop running in this one
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        replies = pool.submit(lambda: asyncio.run(main())).result()
     for what, reason in reasons.items():
         acks = [m for m in replies[what] if m["type"] == "steps_ack"]
         errors = [m for m in replies[what] if m["type"] == "error"]

@@ -546,36 +546,7 @@ class GymScene(MatchBuilder, Scene):
         self._need_env("policies")
         if not self.policy_specs:
             raise ConfigError(f"scene {self.scene_id!r}: call .policies(...) to say who plays each agent", field="policies")
-        if self.multiplayer_options.mode == "p2p":
-            if self.environment_where != "browser" or not 2 <= len(self.humans) <= 4:
-                raise ConfigError(
-                    f'scene {self.scene_id!r}: multiplayer(mode="p2p") runs the game in each member\'s browser: it needs '
-                    'runtime(environment="browser") and 2 to 4 mug.Human agents',
-                    field="mode",
-                )
-            if self.waitroom_options.on_timeout == "ai":
-                raise ConfigError(
-                    f'scene {self.scene_id!r}: multiplayer(mode="p2p") needs a participant in every Human seat; '
-                    'waitroom(on_timeout="ai") is not supported with it (use "end" or "skip")',
-                    field="on_timeout",
-                )
-        # any seat may end up played by the fill-in policy (seats are shuffled): each Human agent needs one
-        needs = [
-            rule
-            for rule, used in (
-                ('multiplayer(on_partner_loss="ai")', self.multiplayer_options.on_partner_loss == "ai"),
-                ('waitroom(on_timeout="ai")', self.waitroom_options.on_timeout == "ai"),
-            )
-            if used
-        ]
-        if self.is_match and needs:
-            missing = [self.agent_ids.get(a, a) for a in self.humans if self.waitroom_options.fill_for(a, self.agent_ids) is None]
-            if missing:
-                raise ConfigError(
-                    f"scene {self.scene_id!r}: {' and '.join(needs)} needs waitroom(fill_with=...) for every Human agent "
-                    f"(any seat may be the empty one); none for {missing}",
-                    field="fill_with",
-                )
+        self._check_match_ready()
 
     def client_metadata(self, host: str = "deployment") -> dict[str, Any]:
         """What a client of a session run by ``host`` needs to know (browser-side policies' configs included)."""

@@ -263,6 +263,46 @@ class MatchBuilder:
     matchmaking_options: MatchmakingOptions
     multiplayer_options: MultiplayerOptions
     monitoring_options: MonitoringOptions
+    # the scene's own (GymScene)
+    scene_id: str
+    environment_where: str
+    humans: list[str]
+    is_match: bool
+    agent_ids: dict[str, Any]
+
+    def _check_match_ready(self) -> None:
+        """The match rules of :meth:`~mug.GymScene.check_ready`: what a P2P match needs, and a fill-in policy for
+        every Human agent where one may be needed; ``ConfigError`` naming the option at fault."""
+        if self.multiplayer_options.mode == "p2p":
+            if self.environment_where != "browser" or not 2 <= len(self.humans) <= 4:
+                raise ConfigError(
+                    f'scene {self.scene_id!r}: multiplayer(mode="p2p") runs the game in each member\'s browser: it needs '
+                    'runtime(environment="browser") and 2 to 4 mug.Human agents',
+                    field="mode",
+                )
+            if self.waitroom_options.on_timeout == "ai":
+                raise ConfigError(
+                    f'scene {self.scene_id!r}: multiplayer(mode="p2p") needs a participant in every Human seat; '
+                    'waitroom(on_timeout="ai") is not supported with it (use "end" or "skip")',
+                    field="on_timeout",
+                )
+        # any seat may end up played by the fill-in policy (seats are shuffled): each Human agent needs one
+        needs = [
+            rule
+            for rule, used in (
+                ('multiplayer(on_partner_loss="ai")', self.multiplayer_options.on_partner_loss == "ai"),
+                ('waitroom(on_timeout="ai")', self.waitroom_options.on_timeout == "ai"),
+            )
+            if used
+        ]
+        if self.is_match and needs:
+            missing = [self.agent_ids.get(a, a) for a in self.humans if self.waitroom_options.fill_for(a, self.agent_ids) is None]
+            if missing:
+                raise ConfigError(
+                    f"scene {self.scene_id!r}: {' and '.join(needs)} needs waitroom(fill_with=...) for every Human agent "
+                    f"(any seat may be the empty one); none for {missing}",
+                    field="fill_with",
+                )
 
     def waitroom(
         self,

@@ -30,7 +30,6 @@ from __future__ import annotations
 import copy
 import functools
 import logging
-import numbers
 import sys
 import time
 import traceback
@@ -39,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from mug.errors import MugError, PolicyError
 from mug.rendering.surface import Surface
-from mug.session.inputs import KeyMap
+from mug.session.inputs import KeyMap, contains_action
 from mug.session.messages import MAX_MESSAGE_BYTES, MessageError, decode_inbound, jsonable, np, tensor_ref
 from mug.session.recording import Recorder
 from mug.session.seeds import fnv1a32, seed_word
@@ -596,20 +595,3 @@ def tensor_buffer(data: bytes, buffers: list[bytes]) -> int:
     """Append ``data`` to ``buffers`` and return its index."""
     buffers.append(data)
     return len(buffers) - 1
-
-
-def contains_action(space: Any, action: Any) -> bool:
-    """Whether ``action`` is an action of ``space`` (a Gymnasium space or a portable one)."""
-    n = getattr(space, "n", None)
-    if n is not None and not hasattr(space, "nvec"):
-        return (
-            isinstance(action, numbers.Integral)
-            and not isinstance(action, bool)
-            and 0 <= int(action) - int(getattr(space, "start", 0)) < int(n)
-        )
-    try:
-        if np is None:
-            return bool(space.contains(action))
-        return bool(space.contains(np.asarray(action, dtype=getattr(space, "dtype", None))))
-    except Exception:
-        return False

@@ -1,11 +1,15 @@
-"""Keyboard keys to actions (``action_mapping``), composite combinations included."""
+"""Keyboard keys to actions (``action_mapping``), composite combinations included, and whether an action is
+one of a space's."""
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["KeyMap", "keys_of"]
+from mug.session.messages import np
+
+__all__ = ["KeyMap", "contains_action", "keys_of"]
 
 
 def keys_of(combo: str) -> frozenset[str]:
@@ -35,3 +39,20 @@ class KeyMap:
             if combo <= held:
                 return action, True
         return self.default, False
+
+
+def contains_action(space: Any, action: Any) -> bool:
+    """Whether ``action`` is an action of ``space`` (a Gymnasium space or a portable one)."""
+    n = getattr(space, "n", None)
+    if n is not None and not hasattr(space, "nvec"):
+        return (
+            isinstance(action, numbers.Integral)
+            and not isinstance(action, bool)
+            and 0 <= int(action) - int(getattr(space, "start", 0)) < int(n)
+        )
+    try:
+        if np is None:
+            return bool(space.contains(action))
+        return bool(space.contains(np.asarray(action, dtype=getattr(space, "dtype", None))))
+    except Exception:
+        return False

@@ -25,7 +25,8 @@ from mug.errors import PolicyError
 from mug.inference.runtime import PolicyRuntime
 from mug.scenes.gym_scene import GymScene
 from mug.scenes.policies import PolicySpec
-from mug.session.engine import BROWSER_WAIT_S, LOAD_WAIT_S, GameSession, contains_action
+from mug.session.engine import BROWSER_WAIT_S, LOAD_WAIT_S, GameSession
+from mug.session.inputs import contains_action
 from mug.session.recording import Recorder
 from mug.session.seeds import fnv1a32
 from mug.session.transport import Transport

@@ -22,6 +22,7 @@ Helpers of ``p2p_matches.py`` (members, key cycling, desync bookkeeping, frame r
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import pytest
 from playwright.sync_api import expect
@@ -113,6 +114,48 @@ def _assert_record(steps: list[dict], reference: list[dict]) -> None:
     assert ends == list(range(EPISODES))  # every episode played to its end
 
 
+@dataclass
+class Outcome:
+    """What the pages confirmed and the server stored once the match's study went on."""
+
+    histories: dict[str, list[dict]]
+    events: dict[str, list[dict]]
+    steps: list[dict]
+    stored: list[dict]
+    matches: list[dict]
+    errors: list[str]
+
+
+def _finish(serve, seats: dict[str, Member]) -> Outcome:
+    """Wait for every page's end of the study, then read the pages' confirmed records and events and the server's
+    record (once every episode's verification is stored)."""
+    for member in seats.values():
+        expect(member.page.get_by_text("DONE")).to_be_visible(timeout=60_000)
+    histories = {s: m.js("window.mugP2P.records") for s, m in seats.items()}
+    events = {s: m.js("window.mugP2P.events") for s, m in seats.items()}
+    steps, stored, matches = _stored(serve, EPISODES)
+    return Outcome(histories, events, steps, stored, matches, [e for m in seats.values() for e in m.errors])
+
+
+def _assert_one_clean_record(outcome: Outcome, reference: list[dict]) -> None:
+    """No page error, the match ended ``done``, the server's record is ``reference`` (a page's confirmed history
+    from frame 0), nothing mismatched, missing or refused, and no desync left unresolved on the pages."""
+    assert outcome.errors == []
+    assert [m["end_reason"] for m in outcome.matches] == ["done"]
+    _assert_record(outcome.steps, reference)
+    assert [e for e in outcome.stored if e["kind"] in ("p2p_mismatch", "p2p_gap", "bad_p2p_frames")] == []
+    assert [unresolved(e) for e in outcome.events.values()] == [[], []]
+
+
+def _assert_both_kept_their_games(outcome: Outcome) -> None:
+    """Both pages kept their games (no reload): the same history from frame 0, which the server stored."""
+    reference, other = outcome.histories["agent_0"], outcome.histories["agent_1"]
+    assert [r["frame"] for r in reference] == list(range(len(reference)))
+    shorter = min(len(reference), len(other))
+    assert other[:shorter] == reference[:shorter] and shorter >= len(reference) - 1
+    _assert_one_clean_record(outcome, reference)
+
+
 def _start(webrtc_browser, serve, second=None) -> dict[str, Member]:
     """Two members (the second in ``second``, a browser of its own, if given) seated in a running match, by seat."""
     members = [Member(webrtc_browser, serve.url, "p0"), Member(second or webrtc_browser, serve.url, "p1")]
@@ -139,20 +182,14 @@ def test_a_page_reloaded_mid_match_gets_the_state_and_the_match_ends_done_with_o
             reloading.page.reload()
             expect(reloading.page.locator("#mug-canvas")).to_be_visible(timeout=120_000)
             play(members)
-            for member in members:
-                expect(member.page.get_by_text("DONE")).to_be_visible(timeout=60_000)
-            histories = {s: m.js("window.mugP2P.records") for s, m in seats.items()}
-            events = {s: m.js("window.mugP2P.events") for s, m in seats.items()}
-            steps, stored_events, matches = _stored(serve, EPISODES)
-            errors = [e for m in members for e in m.errors]
+            out = _finish(serve, seats)
         finally:
             for member in members:
                 member.context.close()
-    assert errors == []
-    assert [m["end_reason"] for m in matches] == ["done"]
+    histories, events = out.histories, out.events
     reference = histories[other]  # the page that stayed: its confirmed history runs from frame 0
     assert [r["frame"] for r in reference] == list(range(len(reference)))
-    _assert_record(steps, reference)
+    _assert_one_clean_record(out, reference)
     # the new page restarted from the state at frame c, the frame the match was at: it played on from there
     (resync, *_) = [e for e in events[seat] if e["type"] == "resync"]
     c = resync["frame"]
@@ -167,10 +204,9 @@ def test_a_page_reloaded_mid_match_gets_the_state_and_the_match_ends_done_with_o
     new, common = histories[seat], [by_frame[f] for f in range(c, len(reference))]
     n = min(len(new), len(common))
     assert new[:n] == common[:n] and all(r["result"]["kind"] == "over" for r in new[n:] + common[n:])
-    assert [e for e in stored_events if e["kind"] in ("p2p_mismatch", "p2p_gap", "bad_p2p_frames")] == []
-    assert [unresolved(e) for e in (old_events, events["agent_0"], events["agent_1"])] == [[], [], []]
-    assert {e["data"]["peer"] for e in stored_events if e["kind"] == "p2p_resync"} == {seat}
-    assert sum(e["kind"] == "rejoined" for e in stored_events) >= 1
+    assert unresolved(old_events) == []
+    assert {e["data"]["peer"] for e in out.stored if e["kind"] == "p2p_resync"} == {seat}
+    assert sum(e["kind"] == "rejoined" for e in out.stored) >= 1
 
 
 def test_a_socket_that_drops_and_comes_back_keeps_the_game_and_the_match_ends_done(webrtc_browser, tmp_path):
@@ -187,25 +223,13 @@ def test_a_socket_that_drops_and_comes_back_keeps_the_game_and_the_match_ends_do
                 serve.call(lambda seat=seat: _drop_socket(serve.server, seat))
                 _play_until(members, lambda before=before: serve.call(lambda: _rejoins(serve.server)) > before, timeout_s=60)
             play(members)
-            for member in members:
-                expect(member.page.get_by_text("DONE")).to_be_visible(timeout=60_000)
-            histories = {seat: m.js("window.mugP2P.records") for seat, m in seats.items()}
-            events = {seat: m.js("window.mugP2P.events") for seat, m in seats.items()}
-            steps, stored_events, matches = _stored(serve, EPISODES)
-            errors = [e for m in members for e in m.errors]
+            out = _finish(serve, seats)
         finally:
             for member in members:
                 member.context.close()
-    assert errors == []
-    assert [m["end_reason"] for m in matches] == ["done"]
-    reference = histories["agent_0"]
-    assert [r["frame"] for r in reference] == list(range(len(reference)))
-    shorter = min(len(reference), len(histories["agent_1"]))  # both kept their games: the same history
-    assert histories["agent_1"][:shorter] == reference[:shorter] and shorter >= len(reference) - 1
-    _assert_record(steps, reference)
-    assert [e for e in stored_events if e["kind"] in ("p2p_mismatch", "p2p_gap", "bad_p2p_frames")] == []
-    assert [unresolved(e) for e in events.values()] == [[], []]
-    assert sum(e["kind"] == "partner_lost" for e in stored_events) == 2  # the server saw each socket go
+    _assert_both_kept_their_games(out)
+    events = out.events
+    assert sum(e["kind"] == "partner_lost" for e in out.stored) == 2  # the server saw each socket go
     agreed = {seat: [e["episode"] for e in page if e["type"] == "episode_end"] for seat, page in events.items()}
     assert agreed == {"agent_0": list(range(EPISODES)), "agent_1": list(range(EPISODES))}
 
@@ -255,12 +279,7 @@ def test_a_tab_hidden_for_5_s_is_warned_its_time_hidden_recorded_and_the_visible
             expect(hider.page.get_by_text("Please keep this tab visible while you play.")).to_be_visible()
             hideable_browser.set_hidden(hider.page, False)
             play(members)
-            for member in members:
-                expect(member.page.get_by_text("DONE")).to_be_visible(timeout=60_000)
-            histories = {seat: m.js("window.mugP2P.records") for seat, m in seats.items()}
-            events = {seat: m.js("window.mugP2P.events") for seat, m in seats.items()}
-            steps, stored_events, matches = _stored(serve, EPISODES)
-            errors = [e for m in members for e in m.errors]
+            out = _finish(serve, seats)
         finally:
             for member in members:
                 member.context.close()
@@ -270,16 +289,10 @@ def test_a_tab_hidden_for_5_s_is_warned_its_time_hidden_recorded_and_the_visible
     assert shown["timers"] - start["timers"] > 50, (start, shown)
     assert after["frames"] - before["frames"] <= 2, (before, after)
     assert after["timers"] - before["timers"] <= hidden_s + 3, (before, after, hidden_s)
-    assert errors == []
-    assert [m["end_reason"] for m in matches] == ["done"]
-    reference = histories["agent_0"]
-    shorter = min(len(reference), len(histories["agent_1"]))
-    assert histories["agent_1"][:shorter] == reference[:shorter] and shorter >= len(reference) - 1
-    _assert_record(steps, reference)
-    assert [e for e in stored_events if e["kind"] in ("p2p_mismatch", "p2p_gap", "bad_p2p_frames")] == []
-    assert [unresolved(e) for e in events.values()] == [[], []]
+    _assert_both_kept_their_games(out)
+    events, stored_events = out.events, out.stored
     (warning,) = [e for e in stored_events if e["kind"] == "hidden_warning"]
-    assert warning["participant_id"] == matches[0]["seats"][hider_seat] and warning["data"]["warn_hidden_s"] == 2.0
+    assert warning["participant_id"] == out.matches[0]["seats"][hider_seat] and warning["data"]["warn_hidden_s"] == 2.0
     assert not [e for e in stored_events if e["kind"] == "excluded"]
     # the episode statistics (the pages' and the server's p2p_episode events) carry the time hidden per peer
     stats = {(e["data"]["peer"], e["data"]["episode"]): e["data"]["stats"] for e in stored_events if e["kind"] == "p2p_episode"}
@@ -310,23 +323,14 @@ def test_with_on_partner_loss_wait_the_partner_sees_the_pause_while_a_tab_is_clo
             expect(notice).to_have_count(0, timeout=60_000)  # the pause ends when the partner is back
             expect(leaving.page.locator("#mug-canvas")).to_be_visible(timeout=120_000)
             play(members)
-            for member in members:
-                expect(member.page.get_by_text("DONE")).to_be_visible(timeout=60_000)
-            histories = {seat: m.js("window.mugP2P.records") for seat, m in seats.items()}
-            events = {seat: m.js("window.mugP2P.events") for seat, m in seats.items()}
-            steps, stored_events, matches = _stored(serve, EPISODES)
-            errors = [e for m in members for e in m.errors]
+            out = _finish(serve, seats)
         finally:
             for member in members:
                 member.context.close()
-    assert errors == []
-    assert [m["end_reason"] for m in matches] == ["done"]
-    reference = histories["agent_0"]
-    _assert_record(steps, reference)
+    histories, events, reference = out.histories, out.events, out.histories["agent_0"]
+    _assert_one_clean_record(out, reference)
     (resync, *_) = [e for e in events["agent_1"] if e["type"] == "resync"]  # the new page started from the state
     common = [r for r in reference if r["frame"] >= resync["frame"]][: len(histories["agent_1"])]
     new = histories["agent_1"]
     assert new[: len(common)] == common and all(r["result"]["kind"] == "over" for r in new[len(common) :])
-    assert [e for e in stored_events if e["kind"] in ("p2p_mismatch", "p2p_gap", "bad_p2p_frames")] == []
-    assert [unresolved(e) for e in events.values()] == [[], []]
-    assert [e["kind"] for e in stored_events if e["kind"] in ("partner_lost", "rejoined")] == ["partner_lost", "rejoined"]
+    assert [e["kind"] for e in out.stored if e["kind"] in ("partner_lost", "rejoined")] == ["partner_lost", "rejoined"]

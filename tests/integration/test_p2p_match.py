@@ -14,6 +14,20 @@ from tests.netcode.helpers import PlainCoopGrid
 from tests.p2p_peers import KEYS, matched, p2p_study, play, read_store, step_rows, wait_for
 
 
+async def at_the_end(peers) -> None:
+    """Until every peer's study has moved on to its end scene."""
+    for p in peers:
+        await p.until(lambda p=p: any(m["scene"].get("kind") == "end" for m in p.of("scene")))
+
+
+def assert_whole_record(steps, events, peers) -> None:
+    """The server stored the match's 40 steps once, as every peer confirmed them, with no mismatch or refusal."""
+    stored = [{k: s[k] for k in ("frame", "chain", "actions")} for s in steps]
+    for p in peers:
+        assert [{k: r[k] for k in ("frame", "chain", "actions")} for r in step_rows(p.history)] == stored
+    assert len(steps) == 40 and not [e for e in events if e["kind"] in ("p2p_mismatch", "bad_p2p_frames")]
+
+
 def test_match_start_sends_each_member_the_scene_with_its_p2p_spec_then_the_mesh(tmp_path):
     async def main():
         deployment = mug.deploy(p2p_study(input_delay=3, max_prediction=6), port=0, data_dir=tmp_path / "data")
@@ -59,8 +73,7 @@ def test_two_peers_play_to_the_end_each_frame_is_stored_once_verified_and_the_ma
         try:
             peers = await matched(deployment.url, ["alice", "bob"])
             await play(peers, SimNet(default=link, seed=1))
-            for p in peers:
-                await p.until(lambda p=p: any(m["scene"].get("kind") == "end" for m in p.of("scene")))
+            await at_the_end(peers)
             verifications = await wait_for(data, "verification", 2)
             return peers, verifications
         finally:
@@ -117,8 +130,7 @@ def test_what_arrives_is_checked_a_bad_record_is_refused_and_a_differing_chain_i
             await peers[1].send({"type": "p2p_frames", "match_id": "duo-99999", "records": [{"frame": 0}]})
             await peers[1].until(lambda: len(peers[1].of("error")) == 3)
             await play(peers, SimNet(default=Link(latency_s=0.03), seed=2))
-            for p in peers:
-                await p.until(lambda p=p: any(m["scene"].get("kind") == "end" for m in p.of("scene")))
+            await at_the_end(peers)
             await wait_for(data, "verification", 1)
             return peers
         finally:
@@ -175,8 +187,7 @@ def test_a_member_back_within_the_grace_resends_what_was_not_acked_and_the_recor
                 await ref.connect()
 
             await play(peers, SimNet(default=Link(latency_s=0.02), seed=3), at={0.4: away, 1.0: back})
-            for p in peers:
-                await p.until(lambda p=p: any(m["scene"].get("kind") == "end" for m in p.of("scene")))
+            await at_the_end(peers)
             return peers, scenes
         finally:
             deployment.stop()
@@ -189,10 +200,7 @@ def test_a_member_back_within_the_grace_resends_what_was_not_acked_and_the_recor
     assert again[0]["type"] == "scene" and again[0]["scene"]["environment"]["spec"]["p2p"] == peers[0].spec["p2p"]
     assert "p2p" in [m["type"] for m in again]  # the mesh again
     assert [e["kind"] for e in events].count("rejoined") == 1
-    stored = [{k: s[k] for k in ("frame", "chain", "actions")} for s in steps]
-    for p in peers:
-        assert [{k: r[k] for k in ("frame", "chain", "actions")} for r in step_rows(p.history)] == stored
-    assert len(steps) == 40 and not [e for e in events if e["kind"] in ("p2p_mismatch", "bad_p2p_frames")]
+    assert_whole_record(steps, events, peers)
 
 
 def test_with_on_partner_loss_wait_the_others_see_a_pause_until_the_partner_is_back_and_the_match_ends_done(tmp_path):
@@ -212,8 +220,7 @@ def test_with_on_partner_loss_wait_the_others_see_a_pause_until_the_partner_is_b
                 await away.connect()
 
             await play(peers, SimNet(default=Link(latency_s=0.02), seed=5), at={0.4: gone, 1.4: back})
-            for p in peers:
-                await p.until(lambda p=p: any(m["scene"].get("kind") == "end" for m in p.of("scene")))
+            await at_the_end(peers)
             await wait_for(data, "verification", 2)
             return peers
         finally:
@@ -225,10 +232,7 @@ def test_with_on_partner_loss_wait_the_others_see_a_pause_until_the_partner_is_b
     (paused,) = stays.of("paused")
     assert paused["reason"] == "partner_lost" and 0 < paused["time_left_s"] <= 30
     assert len(stays.of("resumed")) == 1
-    stored = [{k: s[k] for k in ("frame", "chain", "actions")} for s in steps]
-    for p in (stays, away):
-        assert [{k: r[k] for k in ("frame", "chain", "actions")} for r in step_rows(p.history)] == stored
-    assert len(steps) == 40 and not [e for e in events if e["kind"] in ("p2p_mismatch", "bad_p2p_frames")]
+    assert_whole_record(steps, events, [stays, away])
     assert all(s["verified"] is True for s in steps)
 
 
@@ -315,8 +319,7 @@ def test_three_humans_and_an_ai_seat_over_uneven_links_are_stored_once_and_verif
         try:
             peers = await matched(deployment.url, ["ann", "ben", "cat"])
             await play(peers, SimNet(links, default=Link(latency_s=0.03, loss=0.05), seed=5))
-            for p in peers:
-                await p.until(lambda p=p: any(m["scene"].get("kind") == "end" for m in p.of("scene")))
+            await at_the_end(peers)
             return peers, await wait_for(data, "verification", 1)
         finally:
             deployment.stop()

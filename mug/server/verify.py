@@ -115,10 +115,26 @@ def _child_init(paths: list[str], modules: list[str]) -> None:
     import importlib
 
     os.nice(10)
+    _exit_with_parent()
     sys.path[:0] = [p for p in paths if p not in sys.path]
     for name in ["mug.browser.scene", *modules]:
         with contextlib.suppress(Exception):  # the episode that needs it reports the failure in its verification
             importlib.import_module(name)
+
+
+def _exit_with_parent(every_s: float = 1.0) -> None:
+    """End this child once its server is gone (a server killed with SIGKILL never shuts its pool down, and the
+    pool's workers would wait for work forever): a daemon thread checks every ``every_s`` seconds."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="mug-verify-parent-watch", daemon=True).start()
 
 
 def import_roots(modules: Iterable[str]) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any
 from mug.errors import MugError
 from mug.scenes.base import Scene
 from mug.scenes.stager import Stager
+from mug.server.verify import MAX_BACKLOG_STEPS
 
 __all__ = ["add_parsers", "load_study"]
 
@@ -46,6 +47,13 @@ def _common(p: argparse.ArgumentParser) -> None:
         action="append",
         metavar="ORIGIN",
         help="an origin (https://host) that may show the study in an iframe; repeat for more (default: none may)",
+    )
+    p.add_argument(
+        "--verify-backlog-steps",
+        type=int,
+        default=MAX_BACKLOG_STEPS,
+        help=f"recorded browser-side steps that may wait for verification before episodes are stored unverified "
+        f"(default: {MAX_BACKLOG_STEPS}; 0: none verified while serving; `mug verify` verifies them later)",
     )
     p.add_argument(
         "--log-level",
@@ -133,6 +141,7 @@ def _serve(study: Stager | Scene, args: argparse.Namespace) -> int:
             participants_per_address=args.participants_per_address,
             trust_proxy=args.trust_proxy,
             frame_ancestors=args.frame_ancestors,
+            verify_backlog_steps=args.verify_backlog_steps,
         )
     except MugError as exc:
         message = str(exc).removeprefix("deploy: ")

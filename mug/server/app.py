@@ -34,6 +34,7 @@ from mug.server.pybundle import BUNDLE_ROUTE
 from mug.server.pyodide_files import PyodideHandler, package_origins, pyodide_files
 from mug.server.store import Store
 from mug.server.tab import PARTICIPANT_ID, ParticipantTab, same_secret
+from mug.server.verify import MAX_BACKLOG_STEPS
 from mug.server.websocket import SendBudget, upgrade
 from mug.session.clock import FrameClock
 
@@ -101,6 +102,7 @@ class MugServer:
         frame_ancestors: tuple[str, ...] = (),
         max_unsent_bytes: int = 64 << 20,
         ice_servers: IceServers | None = None,
+        verify_backlog_steps: int = MAX_BACKLOG_STEPS,
     ) -> None:
         self.stager, self.admin_token = stager, admin_token
         self.messages_per_second = messages_per_second
@@ -119,6 +121,7 @@ class MugServer:
                 field="data_dir",
             ) from None
         self.registry = ParticipantRegistry(stager, self.store, max_message_bytes)
+        self.registry.verifier.max_backlog_steps = verify_backlog_steps
         #: Waitrooms and matches; ``matches.status()`` is the admin's live view.
         self.matches = self.registry.matches
         self.matches.ice_servers = [] if ice_servers is None else ice_servers

@@ -26,6 +26,7 @@ from mug.server.app import MAX_FRAME_BYTES, MugServer
 from mug.server.headers import check_frame_ancestors
 from mug.server.http import GuardedHTTPServer
 from mug.server.matches.signal import IceServers, check_ice_servers
+from mug.server.verify import MAX_BACKLOG_STEPS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -184,6 +185,15 @@ def _check_count(name: str, value: Any, high: int) -> int:
     return value
 
 
+def _check_backlog(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**9:
+        raise ConfigError(
+            f"deploy: verify_backlog_steps must be an integer from 0 (no verification while serving) to 10**9, got {value!r}",
+            field="verify_backlog_steps",
+        )
+    return value
+
+
 def deploy(
     study_or_scene: Any,
     host: str = "127.0.0.1",
@@ -197,6 +207,7 @@ def deploy(
     trust_proxy: bool = False,
     frame_ancestors: Iterable[str] | None = None,
     ice_servers: IceServers | None = None,
+    verify_backlog_steps: int = MAX_BACKLOG_STEPS,
 ) -> Deployment:
     """Serve a study (a ``Stager``, or one scene) to participants.
 
@@ -231,6 +242,11 @@ def deploy(
     credentials, e.g. the HMAC of the TURN REST scheme; it runs on the server's event loop, so it must
     return at once: no network calls; keep secrets out of the study's code). By default none: peers find each other on the
     same machine or network only, and a pair that does not connect plays through this server (relay).
+
+    ``verify_backlog_steps``: how many recorded steps of browser-side episodes may wait for their verification
+    (a CPython re-simulation in a child process at low priority) before further episodes are stored unverified,
+    each with a ``verification_skipped`` event (``mug verify DATA_DIR`` verifies them later); this bounds the
+    memory of a server with more sessions than its spare CPU verifies. ``0``: no verification while serving.
     """
     stager = _as_stager(study_or_scene)
     if (
@@ -263,6 +279,7 @@ def deploy(
         "frame_ancestors": check_frame_ancestors(frame_ancestors),
         "trust_proxy": trust_proxy,
         "ice_servers": ice_servers if ice_servers is None or callable(ice_servers) else check_ice_servers(ice_servers),
+        "verify_backlog_steps": _check_backlog(verify_backlog_steps),
     }
     token = admin_token or secrets.token_urlsafe(16)
     data_path = Path(data_dir).resolve()

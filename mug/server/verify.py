@@ -12,6 +12,11 @@ reached; empty: not verified, e.g. a server-side scene).
 The server verifies each episode when its ``episode_end`` is committed, in a
 child process at low priority (:class:`Verifier`): neither the event loop nor
 its share of the CPU waits for a re-simulation (a thread would hold the GIL).
+What waits for the child is bounded: an episode that would bring the steps
+waiting for verification past ``Verifier.max_backlog_steps`` (default
+:data:`MAX_BACKLOG_STEPS`) is not verified now; a ``verification_skipped``
+event ``{session_id, episode, scene_id, steps, backlog_steps, max_backlog_steps}``
+says so (its steps are stored as always; ``verified`` stays empty for them).
 ``mug verify DATA_DIR`` verifies every browser-recorded episode of a data
 directory again (e.g. episodes interrupted by a server restart).
 """
@@ -34,13 +39,19 @@ from mug.session.snapshots import observation_hash
 if TYPE_CHECKING:
     from mug.server.participants import ParticipantRegistry
 
-__all__ = ["Verifier", "verify_data_dir", "verify_episode"]
+__all__ = ["MAX_BACKLOG_STEPS", "Verifier", "verify_data_dir", "verify_episode"]
 
 log = logging.getLogger("mug.server")
 #: Most differing steps one verification lists (the count is exact).
 MAX_LISTED = 200
 #: Most episodes one job for the verifying child holds.
 EPISODES_PER_JOB = 32
+#: Most steps that wait for the verifying child (queued or being verified) by default: a child that cannot keep
+#: up (more sessions than its CPU share verifies) then costs bounded memory, not all of it. About 30 s of the
+#: steps of 200 sessions at 30 fps.
+MAX_BACKLOG_STEPS = 200_000
+#: Seconds between two warnings in the log about episodes left unverified (each one has its event).
+SKIP_WARNING_EVERY_S = 60.0
 
 
 def verify_episode(spec: dict[str, Any], session_id: str, episode: int, steps: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -176,19 +187,46 @@ class Verifier:
     """Verifies episodes in one child process once their records are committed; results go back to the loop.
 
     The episodes one commit made verifiable go to the child together, in jobs of up to ``EPISODES_PER_JOB``
-    (the event loop pays for one hand-over per job, not one per episode; results come back job by job)."""
+    (the event loop pays for one hand-over per job, not one per episode; results come back job by job).
+    At most ``max_backlog_steps`` steps wait for the child; an episode past that is left unverified, with a
+    ``verification_skipped`` event (``mug verify DATA_DIR`` verifies it later)."""
 
-    def __init__(self, registry: ParticipantRegistry) -> None:
+    def __init__(self, registry: ParticipantRegistry, max_backlog_steps: int = MAX_BACKLOG_STEPS) -> None:
         self.registry = registry
+        self.max_backlog_steps = max_backlog_steps
+        #: Steps of the episodes queued or given to the child and not verified yet.
+        self.backlog_steps = 0
         self._queued: list[tuple[str, dict[str, Any], str, int, list[Any]]] = []
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._skipped_since_warning, self._warned_at = 0, -SKIP_WARNING_EVERY_S
 
     def after_commit(self, participant_id: str, spec: dict[str, Any], session_id: str, episode: int, steps: list[Any]) -> None:
         """Verify this episode once the records now queued in the store are committed (see :meth:`committed`).
 
         ``steps``: the episode's steps in order, each a dict (``step`` and the ``VERIFIED_FIELDS``) or a pair
-        (step, the JSON text stored for its record), which is what browser sessions keep while an episode runs."""
+        (step, the JSON text stored for its record), which is what browser sessions keep while an episode runs.
+        Past the backlog bound the episode is not verified now: a ``verification_skipped`` event says so."""
+        if self.backlog_steps + len(steps) > self.max_backlog_steps:
+            self._skip(participant_id, spec["scene_id"], session_id, episode, len(steps))
+            return
+        self.backlog_steps += len(steps)
         self._queued.append((participant_id, spec, session_id, episode, steps))
+
+    def _skip(self, participant_id: str, scene_id: str, session_id: str, episode: int, steps: int) -> None:
+        values = {"steps": steps, "backlog_steps": self.backlog_steps, "max_backlog_steps": self.max_backlog_steps}
+        data = {"session_id": session_id, "episode": episode, "scene_id": scene_id, **values}
+        self.registry.store.add_event(participant_id, "verification_skipped", data)
+        self._skipped_since_warning += 1
+        now = time.monotonic()
+        if now - self._warned_at >= SKIP_WARNING_EVERY_S:
+            log.warning(
+                "%d episode(s) left unverified: the verifying child is %d steps behind (at most %d wait for it); "
+                "`mug verify DATA_DIR` verifies them later",
+                self._skipped_since_warning,
+                self.backlog_steps,
+                self.max_backlog_steps,
+            )
+            self._skipped_since_warning, self._warned_at = 0, now
 
     def start(self) -> None:
         """Start the verifying child now (a browser-side scene began), not when the first episode ends: its
@@ -218,10 +256,12 @@ class Verifier:
             chunk = queued[i : i + EPISODES_PER_JOB]
             jobs = [(spec, session_id, episode, steps) for _, spec, session_id, episode, steps in chunk]
             whose = [(participant_id, spec["scene_id"]) for participant_id, spec, *_ in chunk]
+            size = sum(len(steps) for *_, steps in chunk)
             future = loop.run_in_executor(self._pool, _verify_all, jobs)
-            future.add_done_callback(lambda f, whose=whose: self._done(whose, f))
+            future.add_done_callback(lambda f, whose=whose, size=size: self._done(whose, size, f))
 
-    def _done(self, whose: list[tuple[str, str]], future: Any) -> None:
+    def _done(self, whose: list[tuple[str, str]], size: int, future: Any) -> None:
+        self.backlog_steps -= size
         if future.cancelled() or self._pool is None:  # the server is stopping or stopped (see close), its store
             return  # closed: ``mug verify`` can verify the episodes later
         try:

@@ -418,7 +418,7 @@ def test_a_verification_cancelled_at_shutdown_is_dropped_quietly():
     future = loop.create_future()  # what run_in_executor gives, cancelled when the child process is shut down
     future.cancel()
     try:
-        Verifier(Registry())._done([("p", "grid")], future)  # raised CancelledError in the loop's callback before
+        Verifier(Registry())._done([("p", "grid")], 12, future)  # raised CancelledError in the loop's callback before
     finally:
         loop.close()
 
@@ -436,7 +436,7 @@ def test_a_verification_finishing_after_shutdown_is_dropped():
     verifier = Verifier(Registry())
     verifier.close()
     try:
-        verifier._done([("p", "grid")], future)  # stored into the closed store before (a warning at every shutdown)
+        verifier._done([("p", "grid")], 12, future)  # stored into the closed store before (a warning at every shutdown)
     finally:
         loop.close()
 

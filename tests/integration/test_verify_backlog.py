@@ -1,0 +1,79 @@
+"""What waits for the verifying child is bounded: past ``verify_backlog_steps`` episodes are stored unverified,
+each with a ``verification_skipped`` event, and ``mug verify`` verifies them afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import mug
+from mug.errors import ConfigError
+from mug.server.store import Store
+from tests.bots import run_async
+from tests.integration.test_browser_server import Page, stored, study, wait_for_verifications
+
+
+def _play(data, episodes: int, **options) -> Page:
+    async def main():
+        deployment = mug.deploy(study(episodes=episodes), port=0, data_dir=data, **options)
+        page = Page(deployment.url, "p1")
+        await page.connect()
+        await page.start_game(await page.read("scene"))
+        await page.play(100)
+        await page.read("scene")  # the end scene: every episode's records are committed and acknowledged
+        await asyncio.sleep(0.2)
+        deployment.stop()
+        return page
+
+    return run_async(main())
+
+
+def test_episodes_past_the_backlog_are_stored_unverified_with_an_event_and_mug_verify_verifies_them(tmp_path, capsys):
+    from mug.cli import main
+
+    data = tmp_path / "data"
+    page = _play(data, 2, verify_backlog_steps=0)  # nothing may wait: no episode is verified while serving
+    assert not page.unacked and not page.errors
+    steps, events = stored(data)
+    assert len(steps) == 24  # every step is stored all the same (2 episodes of 12)
+    skipped = [e["data"] for e in events if e["kind"] == "verification_skipped"]
+    assert [(s["episode"], s["steps"], s["max_backlog_steps"]) for s in skipped] == [(0, 12, 0), (1, 12, 0)]
+    assert not [e for e in events if e["kind"] == "verification"]
+    assert {s["verified"] for s in steps} == {None}  # the column says "not verified", not "verified" or "differs"
+
+    assert main(["verify", str(data)]) == 0
+    assert "2 of 2 episode(s) verified" in capsys.readouterr().out
+    store = Store(data, readonly=True)
+    try:
+        assert {s["verified"] for s in store.steps("grid")} == {True}
+    finally:
+        store.close()
+
+
+def test_a_backlog_of_one_episode_verifies_episodes_one_after_the_other(tmp_path):
+    data = tmp_path / "data"
+
+    async def main():
+        deployment = mug.deploy(study(episodes=3), port=0, data_dir=data, verify_backlog_steps=12)
+        page = Page(deployment.url, "p2")
+        await page.connect()
+        await page.start_game(await page.read("scene"))
+        for episode in range(3):  # each episode verified before the next ends: the backlog empties each time
+            await page.play(12)
+            await wait_for_verifications(data, episode + 1)
+        await page.play(5)
+        await page.read("scene")
+        deployment.stop()
+
+    run_async(main())
+    steps, events = stored(data)
+    assert len(steps) == 36
+    assert [e["data"]["episode"] for e in events if e["kind"] == "verification"] == [0, 1, 2]
+    assert not [e for e in events if e["kind"] == "verification_skipped"]
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "many"])
+def test_a_bad_verify_backlog_is_refused_with_what_is_expected(tmp_path, bad):
+    with pytest.raises(ConfigError, match=r"verify_backlog_steps must be an integer from 0 \(no verification"):
+        mug.deploy(study(), port=0, data_dir=tmp_path / "data", verify_backlog_steps=bad)

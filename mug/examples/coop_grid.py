@@ -24,6 +24,8 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from mug.examples.gridworld import grid_image
+
 __all__ = ["CoopGrid", "COLORS"]
 
 MOVES = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
@@ -117,17 +119,8 @@ class CoopGrid(ParallelEnv):
         """With ``render_mode="rgb_array"``: an RGB image (white cells, gold coins, agents in their colours)."""
         if self.render_mode != "rgb_array":
             return None
-        c = self.cell
-        image = np.full((self.size * c, self.size * c, 3), 255, dtype=np.uint8)
-        image[::c, :, :] = 200
-        image[:, ::c, :] = 200
-        for r, col in zip(*np.nonzero(self.coins)):
-            image[r * c + c // 3 : r * c + 2 * c // 3, col * c + c // 3 : col * c + 2 * c // 3] = (230, 180, 0)
-        for i, agent in enumerate(self.possible_agents):
-            if agent in self.positions:
-                r, col = self.positions[agent]
-                image[r * c + 4 : (r + 1) * c - 4, col * c + 4 : (col + 1) * c - 4] = _rgb(COLORS[i])
-        return image
+        agents = [(self.positions[a], COLORS[i]) for i, a in enumerate(self.possible_agents) if a in self.positions]
+        return grid_image(self.coins, self.cell, agents)
 
     def draw(self, surface: Any) -> None:
         """Draw with MUG's Surface: grid lines persist, agents move, coins vanish (a later agent over an earlier)."""
@@ -148,7 +141,3 @@ class CoopGrid(ParallelEnv):
 
     def close(self) -> None:
         pass
-
-
-def _rgb(color: str) -> tuple[int, int, int]:
-    return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium import spaces
 
-__all__ = ["CoinGrid"]
+__all__ = ["CoinGrid", "grid_image"]
 
 MOVES = {0: (0, 0), 1: (-1, 0), 2: (1, 0), 3: (0, -1), 4: (0, 1)}
 COLORS = {"agent_0": "#1f77b4", "agent_1": "#d62728"}
@@ -105,16 +105,7 @@ class CoinGrid:
         """An RGB image of the grid (white cells, gold coins, coloured agents)."""
         if self.render_mode != "rgb_array":
             return None
-        c = self.cell
-        image = np.full((self.size * c, self.size * c, 3), 255, dtype=np.uint8)
-        image[::c, :, :] = 200
-        image[:, ::c, :] = 200
-        for r, col in zip(*np.nonzero(self.coins)):
-            image[r * c + c // 3 : r * c + 2 * c // 3, col * c + c // 3 : col * c + 2 * c // 3] = (230, 180, 0)
-        for agent, (r, col) in self.positions.items():
-            rgb = tuple(int(COLORS[agent][i : i + 2], 16) for i in (1, 3, 5))
-            image[r * c + 4 : (r + 1) * c - 4, col * c + 4 : (col + 1) * c - 4] = rgb
-        return image
+        return grid_image(self.coins, self.cell, [(pos, COLORS[agent]) for agent, pos in self.positions.items()])
 
     def draw(self, surface: Any) -> None:
         """Draw with MUG's Surface: static grid lines persist, agents move, coins vanish.
@@ -141,3 +132,19 @@ class CoinGrid:
 
     def close(self) -> None:
         pass
+
+
+def grid_image(coins: np.ndarray, cell: int, agents: list[tuple[tuple[int, int], str]]) -> np.ndarray:
+    """An RGB image of a coin grid: white cells of ``cell`` pixels with grey lines, a gold square where
+    ``coins`` is set, and each agent ``((row, col), "#rrggbb")`` as a square of its colour (later over earlier)."""
+    rows, cols = coins.shape
+    image = np.full((rows * cell, cols * cell, 3), 255, dtype=np.uint8)
+    image[::cell, :, :] = 200
+    image[:, ::cell, :] = 200
+    low, high = cell // 3, 2 * cell // 3
+    for r, col in zip(*np.nonzero(coins)):
+        image[r * cell + low : r * cell + high, col * cell + low : col * cell + high] = (230, 180, 0)
+    for (r, col), color in agents:
+        rgb = int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
+        image[r * cell + 4 : (r + 1) * cell - 4, col * cell + 4 : (col + 1) * cell - 4] = rgb
+    return image

@@ -66,7 +66,7 @@ from mug.server.matches.room import MatchRoom
 from mug.server.store import SessionRecorder, Store
 from mug.server.verify import Verifier
 from mug.session.engine import GameSession
-from mug.session.messages import MessageError, decode_inbound, encode_envelope
+from mug.session.messages import P2P_INBOUND_TYPES, MessageError, decode_inbound, encode_envelope
 
 if TYPE_CHECKING:
     from mug.server.matches.match import Match
@@ -326,6 +326,10 @@ class Participant:
                 self.game.handle(self.participant_id, message)
             elif message["type"] == "steps":
                 ack_finished(self, message)
+            elif message["type"] in P2P_INBOUND_TYPES:
+                # mesh traffic still in flight when the match ended (a relay batch, a late ICE candidate): the
+                # mesh is gone, so is its purpose; no error for the page, no warning in the log
+                log.debug("participant %s: %s after their match ended, dropped", self.participant_id, message["type"])
             else:
                 self._static_message(message)
         except MessageError as exc:

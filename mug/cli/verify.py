@@ -31,7 +31,8 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Entry point of ``mug verify``: exit code 0 if every episode verified, 1 if some step differs, 2 on errors."""
+    """Entry point of ``mug verify``: exit code 0 if every episode verified, 1 if some step differs, 2 on errors
+    (among them an env that could not start here: its episodes are reported, not stored as verified or not)."""
     from mug.server.verify import verify_data_dir
 
     sys.path[:0] = [str(Path(p).resolve()) for p in [*args.path, "."]]
@@ -40,13 +41,24 @@ def run(args: argparse.Namespace) -> int:
     except MugError as exc:
         print(f"mug verify: {exc}", file=sys.stderr)
         return 2
+    failed = [r for r in results if r["error"]]
     for r in results:
         if args.json:
             print(json.dumps(r, sort_keys=True))
+            continue
+        if r["error"]:
+            print(f"{r['participant_id']} {r['session_id']} episode {r['episode']}: NOT VERIFIED, {r['error']}")
             continue
         status = "verified" if r["verified"] else f"{r['mismatched']} step(s) DIFFER"
         first = f"; first at step {r['mismatches'][0]['step']}: {r['mismatches'][0]['what']}" if r["mismatches"] else ""
         print(f"{r['participant_id']} {r['session_id']} episode {r['episode']}: {r['checked']} steps, {status}{first}")
     if not args.json:
         print(f"{sum(r['verified'] for r in results)} of {len(results)} episode(s) verified")
+    if failed:
+        print(
+            f"mug verify: {len(failed)} episode(s) could not be verified here ({failed[0]['error']}); nothing was "
+            "stored for them. Run it in the study's directory, or pass --path DIR for the env's modules",
+            file=sys.stderr,
+        )
+        return 2
     return 0 if all(r["verified"] for r in results) else 1

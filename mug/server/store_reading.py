@@ -138,11 +138,20 @@ class StoreReading:
 
     def verifications(self) -> dict[tuple[str, int], tuple[int, set[int]]]:
         """``(session_id, episode) -> (steps checked, steps that differed)`` from the ``verification`` events
-        (the latest per episode): a step is verified when it was checked and did not differ."""
+        (the latest per episode): a step is verified when it was checked and did not differ. A verification lists
+        at most :data:`mug.server.verify.MAX_LISTED` differing steps: past the last one listed, when more differed, no step counts as
+        checked (they read ``False``, never a ``True`` that was not established). A verification with an ``error`` (the
+        env could not start) is no verdict and is skipped."""
         out = {}
         for (data,) in self.db.execute("SELECT data FROM events WHERE kind = 'verification' ORDER BY id"):
             v = json.loads(data)
-            out[(v["session_id"], v["episode"])] = (int(v["checked"]), {int(m["step"]) for m in v["mismatches"]})
+            if v.get("error"):  # no verdict: the env could not start where it was verified
+                continue
+            listed = {int(m["step"]) for m in v["mismatches"]}
+            checked = int(v["checked"])
+            if int(v.get("mismatched", len(listed))) > len(listed):
+                checked = min(checked, max(listed, default=-1) + 1)
+            out[(v["session_id"], v["episode"])] = (checked, listed)
         return out
 
     def last_step_id(self) -> int:

@@ -7,7 +7,8 @@ every reward and every termination/truncation flag. Any difference flags that
 step (a tampered record, a Pyodide/CPython difference, or an env that is not
 deterministic). The result is stored as a ``verification`` event; the data's
 ``verified`` column reads it (true: checked and equal; false: differed or not
-reached; empty: not verified, e.g. a server-side scene).
+reached; empty: not verified, e.g. a server-side scene, or the env could not
+start where it was verified: the record's ``error``).
 
 The server verifies each episode when its ``episode_end`` is committed, in a
 child process at low priority (:class:`Verifier`): neither the event loop nor
@@ -56,7 +57,9 @@ SKIP_WARNING_EVERY_S = 60.0
 
 def verify_episode(spec: dict[str, Any], session_id: str, episode: int, steps: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """The ``verification`` record of one episode (``steps``: its recorded steps as the store gives them); its
-    ``seconds`` are the CPU seconds the re-simulation took."""
+    ``seconds`` are the CPU seconds the re-simulation took. ``error`` says why there is no verdict (the env could
+    not start here: its modules do not import, or it raised in ``reset``); such a record says nothing of the steps
+    and the ``verified`` column ignores it."""
     from mug.browser.scene import BrowserScene
 
     rows = sorted(steps, key=lambda s: s["step"])
@@ -74,8 +77,9 @@ def verify_episode(spec: dict[str, Any], session_id: str, episode: int, steps: I
         scene = BrowserScene(spec)
         adapter = scene.make_env()
         adapter.reset(episode_seed(scene.seed, episode))
-    except Exception as exc:
-        return _result(session_id, episode, 0, [{"step": 0, "what": f"env could not start: {type(exc).__name__}: {exc}"}], 1, 0.0)
+    except Exception as exc:  # not a verdict on the record: the env's code is not importable here, or broke
+        failed = _result(session_id, episode, 0, [], 0, 0.0)
+        return {**failed, "verified": False, "error": f"the env could not start: {type(exc).__name__}: {exc}"}
     for row in rows:
         step = row["step"]
         if step != checked:
@@ -116,6 +120,7 @@ def _result(session_id: str, episode: int, checked: int, mismatches: list, count
         "mismatched": count,
         "mismatches": mismatches,
         "seconds": seconds,
+        "error": None,
     }
 
 
@@ -273,7 +278,9 @@ class Verifier:
             if isinstance(result, str):  # a bug of ours: logged, the server goes on
                 log.error("verifying an episode failed:\n%s", result)
                 continue
-            if not result["verified"]:
+            if result["error"]:
+                log.error("session %s episode %s not verified: %s", result["session_id"], result["episode"], result["error"])
+            elif not result["verified"]:
                 log.warning(
                     "session %s episode %s: %d step(s) differ from a CPython re-simulation (first: %s)",
                     result["session_id"],
@@ -297,7 +304,8 @@ def _refs(spec: dict[str, Any]) -> list[str]:
 
 def verify_data_dir(data_dir: Any, *, record: bool = True) -> list[dict[str, Any]]:
     """Verify every browser-recorded episode stored in ``data_dir`` (``mug verify``); with ``record`` the results
-    are stored as ``verification`` events (the latest per episode is what the ``verified`` column shows).
+    are stored as ``verification`` events (the latest per episode is what the ``verified`` column shows), except
+    those with an ``error`` (the env could not start here), which are only returned.
 
     The env modules named by the sessions' specs must be importable (run it where the study's files are)."""
     from mug.errors import MugError
@@ -317,10 +325,11 @@ def verify_data_dir(data_dir: Any, *, record: bool = True) -> list[dict[str, Any
         participant_id, spec = specs[session_id]
         result = verify_episode(spec, session_id, episode, steps)
         results.append({**result, "participant_id": participant_id, "scene_id": spec["scene_id"]})
-    if record and results:
+    verdicts = [r for r in results if not r["error"]]  # an env that could not start here says nothing of the data
+    if record and verdicts:
         writer = Store(data_dir)
         try:
-            for r in results:
+            for r in verdicts:
                 writer.add_event(r["participant_id"], "verification", {k: v for k, v in r.items() if k != "participant_id"})
             if not writer.commit():
                 raise MugError(f"could not store the verifications in {data_dir}: the database stays locked by another program")

@@ -29,7 +29,9 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Entry point: 0 if every scene's env runs the same in both with working snapshots, 1 if not, 2 on errors."""
+    """Entry point: 0 if every scene's env runs the same in both with working snapshots, 1 if not (a scene that
+    cannot run in the browser as it is, e.g. one built on a Gymnasium id, is reported and counts as not), 2 on
+    errors."""
     from mug.browser.check import check_env
     from mug.cli.serve import load_study
     from mug.scenes.gym_scene import GymScene
@@ -43,7 +45,15 @@ def run(args: argparse.Namespace) -> int:
             raise MugError(f"{args.target} holds no environment scene")
         ok = True
         for scene in games:
-            report = check_env(scene, steps=args.steps, seed=args.seed)
+            try:
+                report = check_env(scene, steps=args.steps, seed=args.seed)
+            except ConfigError as exc:  # this scene cannot go to the browser as it is; the others are still checked
+                ok = False
+                if args.json:
+                    print(json.dumps({"scene_id": scene.scene_id, "ok": False, "error": str(exc)}))
+                else:
+                    print(f"scene {scene.scene_id!r}:\n  cannot run in the browser: {exc}")
+                continue
             ok = ok and report.ok
             if args.json:
                 print(json.dumps({"scene_id": scene.scene_id, "ok": report.ok, **report.__dict__}, default=str))

@@ -120,9 +120,12 @@ def test_mug_check_env_reports_a_divergence_with_exit_code_1(tmp_path, capsys):
         "from tests.browser_envs import NoisyGrid\n"
         "game = (mug.GymScene('noisy').environment(NoisyGrid, {'max_steps': 10}).policies({'agent_0': mug.Human, "
         "'agent_1': mug.Random}).rendering(mode='surface', draw=draw).runtime(environment='browser'))\n"
-        "study = mug.Stager([game])\n"
+        "server = mug.GymScene('cp').environment('CartPole-v1').policies({'agent_0': mug.Human})\n"
+        "study = mug.Stager([server, game])\n"
     )
     assert main(["check-env", f"{study}:study", "--steps", "30"]) == 1
     out = capsys.readouterr().out
     assert "scene 'noisy':" in out and "DIVERGES at step 0" in out and "not deterministic" in out
     assert "snapshots round-trip" in out
+    # a scene that cannot go to the browser as it is (a Gymnasium id) is reported, and the others still checked
+    assert "scene 'cp':\n  cannot run in the browser: " in out and "names the Gymnasium id" in out

@@ -63,7 +63,10 @@ def check_packages(packages: Any, package_index_url: Any) -> tuple[list[str], li
         if str(entry).endswith(".whl"):
             path = Path(entry).resolve()
             if not path.is_file():
-                raise ConfigError(f"packages: wheel {str(entry)!r} is not a file", field="packages")
+                where = (
+                    "" if Path(entry).is_absolute() else f" (a relative path is taken from the working directory, {Path.cwd()})"
+                )
+                raise ConfigError(f"packages: wheel {str(entry)!r} is not a file{where}", field="packages")
             if not path.name.endswith("-none-any.whl"):
                 raise ConfigError(
                     f"packages: wheel {path.name!r} is not pure Python (its name must end in -none-any.whl); compiled "

@@ -456,11 +456,12 @@ class GymScene(MatchBuilder, Scene):
         """Where the env runs, policy seeding and waiting: ``policy_seed`` seeds every policy's sampling.
 
         ``environment="browser"`` runs the env (and mug's engine) in the participant's browser with Pyodide; the
-        server stores every step the browser sends and re-simulates finished episodes to verify them (see README,
-        "Environments in the browser", and :mod:`mug.scenes.browser_env` for what is checked). ``packages`` lists
-        what the env needs there besides the standard library: Pyodide package names (``"numpy"``, loaded from
-        ``package_index_url``, default :data:`~mug.scenes.browser_env.DEFAULT_PACKAGE_INDEX`) and paths of local
-        pure-Python wheels (``*-none-any.whl``), which the server ships itself. Model policies of a browser-side
+        server stores every step the browser sends and re-simulates finished episodes to verify them, as its spare
+        CPU allows (see README, "Environments in the browser", and :mod:`mug.scenes.browser_env` for what is
+        checked). ``packages`` lists what the env needs there besides the standard library: Pyodide package names
+        (``"numpy"``, loaded from ``package_index_url``, default :data:`~mug.scenes.browser_env.DEFAULT_PACKAGE_INDEX`)
+        and paths of local pure-Python wheels (``*-none-any.whl``; a relative path is taken from the working
+        directory), which the server ships itself. Model policies of a browser-side
         scene run in the page's JS runtime, and each step waits for them.
 
         ``act_timeout_s`` is how long a step waits for a client's ``act``: in lockstep

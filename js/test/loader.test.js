@@ -28,10 +28,11 @@ const SIZES = Object.fromEntries(
 );
 
 /** Serves `/py/<file>` from the Pyodide folder, `/py/files.json`, `/mug.zip`; counts requests per path. */
-async function serve({ manifest = true } = {}) {
+async function serve({ manifest = true, resets = {} } = {}) {
   const hits = {};
   const server = createServer((req, res) => {
     hits[req.url] = (hits[req.url] ?? 0) + 1;
+    if (hits[req.url] <= (resets[req.url] ?? 0)) return req.socket.destroy(); // the connection is reset
     if (req.url === "/py/files.json" && manifest) return res.end(JSON.stringify({ version: "x", files: SIZES }));
     const path = req.url === "/mug.zip" ? BUNDLE : req.url.startsWith("/py/") ? join(PYODIDE, req.url.slice(4)) : null;
     try {
@@ -102,6 +103,23 @@ test("without files.json the total comes from each response's length", async () 
     const runtime = seen.filter((p) => p.stage === "runtime");
     const bytes = Object.values(SIZES).reduce((a, b) => a + b, 0);
     assert.deepEqual([runtime.at(-1).loaded, runtime.at(-1).total], [bytes, bytes]);
+  } finally {
+    http.close();
+  }
+});
+
+test("a file whose connection is reset is fetched again; one that never comes is a LoadError naming the tries", async () => {
+  const http = await serve({ resets: { "/mug.zip": 1, "/gone.zip": 99 } });
+  const { loader } = browserLikeLoader(() => {});
+  try {
+    const py = await loader.load({ pyodide: `${http.base}/py/`, bundles: [`${http.base}/mug.zip`] });
+    assert.equal(http.hits["/mug.zip"], 2); // reset once, then fetched
+    assert.equal(py.runPython("import mug.browser; 'ok'"), "ok");
+    await assert.rejects(
+      loader.load({ pyodide: `${http.base}/py/`, bundles: [`${http.base}/gone.zip`] }),
+      (error) => error instanceof LoadError && error.stage === "bundles" && /gone\.zip \(3 tries\): fetch failed/.test(error.message),
+    );
+    assert.equal(http.hits["/gone.zip"], 3);
   } finally {
     http.close();
   }

@@ -49,8 +49,12 @@ export class LoadError extends Error {
   }
 }
 
+/** Waits (ms) before the fetch of a file is tried again after it failed without a response (a connection reset
+ * or refused, a network blip): two more tries, then a `LoadError`. An HTTP error status is not retried. */
+export const FETCH_RETRY_MS = [250, 1000];
+
 /**
- * GET `url` through a stream reader, calling `onBytes(n)` for each chunk.
+ * GET `url` through a stream reader, calling `onBytes(n)` for each chunk (see `FETCH_RETRY_MS`).
  * @param {string} url
  * @param {(n: number) => void} onBytes
  * @param {string} stage for the error
@@ -60,11 +64,17 @@ export class LoadError extends Error {
  */
 export async function fetchCounted(url, onBytes, stage, keep = true, onSize = () => {}) {
   let response;
-  try {
-    response = await fetch(url);
-  } catch (error) {
-    const cause = error?.cause ? ` (${error.cause.code ?? error.cause.message ?? error.cause})` : "";
-    throw new LoadError(stage, `could not fetch ${url}: ${error?.message ?? error}${cause}`);
+  for (let tries = 1; !response; tries++) {
+    try {
+      response = await fetch(url);
+    } catch (error) {
+      if (tries <= FETCH_RETRY_MS.length) {
+        await new Promise((resolve) => setTimeout(resolve, FETCH_RETRY_MS[tries - 1]));
+        continue;
+      }
+      const cause = error?.cause ? ` (${error.cause.code ?? error.cause.message ?? error.cause})` : "";
+      throw new LoadError(stage, `could not fetch ${url} (${tries} tries): ${error?.message ?? error}${cause}`);
+    }
   }
   if (!response.ok) throw new LoadError(stage, `GET ${url}: ${response.status} ${response.statusText}`);
   if (!response.headers.get("Content-Encoding")) onSize(Number(response.headers.get("Content-Length") ?? 0));

@@ -72,7 +72,7 @@ MAX_MESSAGE_BYTES = 1 << 20
 P2P_MATCH_TYPES = ("p2p_frames", "p2p_events", "p2p_done")
 INBOUND_TYPES = ("ready", "act", "advance", "response", "client_error", "visibility", "steps", "env_error", *P2P_MATCH_TYPES)
 #: Peer-to-peer signalling and relay, passed on as they are: ``mug.server.matches.signal`` checks them.
-P2P_INBOUND_TYPES = ("p2p_join", "signal", "relay", "p2p_relay")
+P2P_INBOUND_TYPES = ("p2p_join", "signal", "relay", "p2p_relay", "p2p_direct")
 #: Most records one ``steps`` message may carry (a page resending after a long disconnect sends several).
 MAX_RECORDS = 512
 TENSOR_DTYPES = ("float32", "float64", "int32", "int64", "uint8", "int8", "bool")

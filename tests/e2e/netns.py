@@ -53,15 +53,15 @@ class NetnsError(RuntimeError):
 @dataclass(frozen=True)
 class Link:
     """What the delay line does to each packet of one direction: held ``delay_ms`` plus a uniform draw in
-    ``[-jitter_ms, jitter_ms]`` (never below 0), dropped with probability ``loss``."""
+    ``[-jitter_ms, jitter_ms]`` (never below 0), dropped with probability ``loss`` (``1``: the link is down)."""
 
     delay_ms: float = 0.0
     jitter_ms: float = 0.0
     loss: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.delay_ms < 0 or self.jitter_ms < 0 or not 0 <= self.loss < 1:
-            raise ValueError(f"a link needs delay_ms >= 0, jitter_ms >= 0 and 0 <= loss < 1, got {self}")
+        if self.delay_ms < 0 or self.jitter_ms < 0 or not 0 <= self.loss <= 1:
+            raise ValueError(f"a link needs delay_ms >= 0, jitter_ms >= 0 and 0 <= loss <= 1, got {self}")
 
 
 def unavailable() -> str | None:
@@ -165,6 +165,14 @@ class Namespaces:
     def expose(self, port: int) -> None:
         """``127.0.0.1:port`` of the host reachable at ``127.0.0.1:port`` in every namespace (not delayed)."""
         self._ask(f"expose {int(port)}", "exposed")
+
+    def set_link(self, i: int, j: int, link: Link) -> None:
+        """From now on, what namespace ``i`` sends namespace ``j`` goes through ``link`` (packets already in the
+        line keep their delay): a network that goes down (``loss=1``) or comes back."""
+        if (i, j) not in self.links:
+            raise ValueError(f"set_link: {(i, j)} is not a direction between two of the {len(self.names)} namespaces")
+        self.links[i, j] = link
+        self._ask(f"link {i} {j} {json.dumps(asdict(link), separators=(',', ':'))}", "linked")
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Packets per direction ``"i>j"``: ``sent`` (delivered after their delay), ``dropped`` (the link's loss),
@@ -328,6 +336,9 @@ async def _serve(spec: dict) -> None:
             if command == "expose":
                 await line.expose(int(args[0]))
                 print("exposed", flush=True)
+            elif command == "link":
+                line.links[int(args[0]), int(args[1])] = Link(**json.loads(args[2]))
+                print("linked", flush=True)
             elif command == "stats":
                 print("stats", json.dumps({**line.counts, "other": line.other}), flush=True)
             else:

@@ -10,7 +10,9 @@ check that every round trip the pages' mesh measures on its DataChannels is at l
 The match test plays ``p2p_matches.duo_study``'s two-episode match through the line (100 ms with ±75 ms jitter
 and 15 % loss both ways; the other conditions are the shim's, in ``test_p2p_conditions.py``) and asserts what those
 do: the server's record equals both pages' confirmed histories with zero tolerance, every episode verified, no
-desync left unresolved, no relay, and rollbacks (the delay reached the game).
+desync left unresolved, no relay, and rollbacks (the delay reached the game). The last test starts with the line
+down (every packet lost): the pair goes to the relay, and when the line is back its next direct attempt connects
+(real WebRTC through the line, ``p2p_direct`` recorded).
 
 Skipped, naming what is missing, where namespaces cannot be made (not root, no ``ip``, no ``/dev/net/tun``)."""
 
@@ -125,3 +127,58 @@ def test_two_pages_in_namespaces_play_a_p2p_match_the_server_stores_what_both_co
     assert len(episode_stats) == 2 * EPISODES and sum(s["rollbacks"] for s in episode_stats) > 0
     for direction in ("0>1", "1>0"):  # the inputs went through the delay line both ways, and lost some there
         assert stats[direction]["sent"] > 0 and stats[direction]["dropped"] > 0 and stats[direction]["overflow"] == 0, stats
+
+
+def test_a_pair_relayed_while_the_network_is_down_goes_direct_again_once_it_is_back(netns_browsers, tmp_path):
+    from tests.e2e import p2p_studies
+
+    net, browsers = netns_browsers(Link(loss=1), None)  # the network between the two is down at first
+    with serving(MugServer(p2p_studies.duo, tmp_path / "data", "p2p-admin-token")) as serve:
+        net.expose(_port(serve.url))
+        pages = [Page(b, serve.url, f"p{i}") for i, b in enumerate(browsers)]
+        try:
+            for page in pages:
+                expect(page.page.locator("#mug-canvas")).to_be_visible(timeout=30_000)  # the match runs
+
+            def open_mesh() -> None:
+                (running,) = serve.server.matches.matches.values()
+                options = {"max_rtt_ms": None, "ping_every_s": 0.2, "connect_timeout_s": 3, "retry_direct_s": 1}
+                running.p2p.start(options)
+                serve.server.registry.flush()
+
+            serve.call(open_mesh)
+            for page in pages:
+                page.page.wait_for_function("window.__p2p.mesh !== null", timeout=30_000)
+            seats = [page.seat for page in pages]
+            pages[0].wait_states({seats[1]: "relay"})
+            pages[1].wait_states({seats[0]: "relay"})
+            exchange(pages)  # through the server meanwhile
+            for i, j in ((0, 1), (1, 0)):
+                net.set_link(i, j, Link(delay_ms=60))  # the network is back
+            pages[0].wait_states({seats[1]: "open"}, timeout_ms=60_000)  # the next attempt connects
+            pages[1].wait_states({seats[0]: "open"}, timeout_ms=60_000)
+            for page in pages:
+                page.js("window.__p2p.got = []")
+            exchange(pages)  # directly now
+            rtt = wait_rtt(pages[0], seats[1], "direct", samples=5)
+            samples = pages[0].js("s => window.__p2p.mesh.pairs.get(s).rtts", seats[1])
+            states = [page.js("window.__p2p.states") for page in pages]
+            returns = pages[0].js("s => window.__p2p.mesh.stats()[s].returns", seats[1])
+            errors = [e for p in pages for e in p.errors]
+
+            def events() -> list[tuple[str, dict]]:
+                serve.server.store.commit()
+                return [(e["kind"], e["data"]) for e in serve.server.store.events() if e["kind"] in ("p2p_relay", "p2p_direct")]
+
+            recorded = serve.call(events)
+        finally:
+            for page in pages:
+                page.context.close()
+    print("direct again, RTT", rtt, "states", states)
+    assert errors == []
+    assert [(kind, data.get("reason")) for kind, data in recorded] == [("p2p_relay", "timeout"), ("p2p_direct", None)]
+    assert recorded[1][1]["pair"] == sorted(seats) and recorded[1][1]["attempt"] >= 1
+    assert returns == 1
+    for page_states, other in zip(states, reversed(seats)):
+        assert [s for seat, s, _ in page_states if seat == other] == ["connecting", "relay", "open"]
+    assert min(samples) >= 120  # measured on the new DataChannels, through the line (60 ms each way)

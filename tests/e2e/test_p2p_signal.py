@@ -90,6 +90,16 @@ def test_the_server_forwards_only_within_one_running_mesh_and_drops_what_does_no
                 "data": [{"k": "c", "s": 1, "d": 5}],
                 "e": epochs,
             }
+            # back to direct: recorded once (both ends say so), and the pair is not relayed until declared again
+            to_a = seat[a.participant_id]
+            await a.send({"type": "p2p_direct", "to": to_b, "attempt": 0, "e": epochs})  # attempts count from 1: dropped
+            await a.send({"type": "p2p_direct", "to": to_b, "attempt": 1, "e": epochs})
+            await b.send({"type": "p2p_direct", "to": to_a, "attempt": 1, "e": epochs[::-1]})
+            await a.send({"type": "relay", "to": to_b, "channel": "control", "data": [{"k": "c", "s": 2, "d": "direct"}]})
+            await a.send({"type": "p2p_relay", "to": to_b, "reason": "lost", "rtt_ms": None})
+            assert (await b.next("p2p_relay"))["reason"] == "lost"
+            await a.send({"type": "relay", "to": to_b, "channel": "control", "data": [{"k": "c", "s": 3, "d": 6}]})
+            assert (await b.next("relay"))["data"] == [{"k": "c", "s": 3, "d": 6}]  # not the one sent while direct
             for i in range(int(SIGNAL_BURST) + 30):
                 await a.send({"type": "signal", "to": to_b, "data": {"n": i}})
             await a.send({"type": "p2p_join"})  # joins have a bucket of their own; its roster comes after the signals
@@ -118,8 +128,13 @@ def test_the_server_forwards_only_within_one_running_mesh_and_drops_what_does_no
             ]
     store = Store(tmp_path / "data", readonly=True)
     try:
-        (event,) = [e for e in store.events("p2p_relay")]
-        assert event["data"]["reason"] == "timeout" and sorted(event["data"]["pair"]) == ["agent_0", "agent_1"]
+        first, again = store.events("p2p_relay")
+        assert first["data"]["reason"] == "timeout" and sorted(first["data"]["pair"]) == ["agent_0", "agent_1"]
+        assert again["data"]["reason"] == "lost"
+        (direct,) = store.events("p2p_direct")
+        assert direct["data"]["pair"] == ["agent_0", "agent_1"] and direct["data"]["attempt"] == 1
+        order = [e["kind"] for e in store.events() if e["kind"] in ("p2p_relay", "p2p_direct")]
+        assert order == ["p2p_relay", "p2p_direct", "p2p_relay"]
         (ice_error,) = store.events("p2p_ice_error")
         assert ice_error["data"]["participant_id"] == "p3"
     finally:
@@ -266,6 +281,7 @@ def test_ice_servers_and_mesh_options_are_checked_with_messages_that_name_the_fa
     ):
         with pytest.raises(ConfigError, match=fault):
             check_ice_servers(bad)
+    assert check_mesh_options({"retry_direct_s": None}) == {"retry_direct_s": None}  # never back to direct
     assert check_mesh_options({"max_rtt_ms": None, "shim": {"latency_ms": 50, "loss": 0.1}}) == {
         "max_rtt_ms": None,
         "shim": {"latency_ms": 50, "loss": 0.1},
@@ -280,6 +296,7 @@ def test_ice_servers_and_mesh_options_are_checked_with_messages_that_name_the_fa
         ({"shim": {"latency_ms": -1}}, r"shim: latency_ms=-1 is out of range"),
         ({"shim": 100}, r"shim: expected a dict"),
         ({"rtt_violations": 1.5}, r"rtt_violations=1.5 is out of range"),
+        ({"retry_direct_s": 0}, r"retry_direct_s=0 is out of range"),
         ({"colour": "red"}, r"colour='red' is unknown; options: \["),
         (
             {"seat_shims": {"agent_9": {"latency_ms": 50}}},

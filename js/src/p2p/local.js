@@ -1,7 +1,7 @@
 /**
  * Meshes of several seats in one page, signalled in the page instead of through the server: the rules of
  * `mug/server/matches/signal.py` (epochs per page, signals and relay only between joined seats, relay only for
- * a pair declared relayed, each declaration recorded once, messages for pages that are gone dropped; not its
+ * a pair declared relayed, each declaration recorded once (and each return to direct), messages for pages that are gone dropped; not its
  * rate and size limits) for a notebook that shows several peers side by side. With `RTC: null` in the mesh
  * options every pair is relayed in the page (no WebRTC at all), and a mesh `shim` gives the pairs latency,
  * jitter and loss.
@@ -26,7 +26,8 @@ export class LocalHub {
     /** @type {Object<string, Mesh>} */
     this.meshes = {};
     this.relayed = new Set();
-    /** The `p2p_relay` declarations: `{pair: [seat, seat], reason, by}`, once per pair of pages. */
+    /** The `p2p_relay` declarations `{pair: [seat, seat], reason, by}`, once per pair of pages, and the
+     * `p2p_direct` returns `{pair, direct: true, by, attempt}`. */
     this.events = [];
     /** Called with (seat, message) for every message a mesh sends to the hub (for tests and traces). */
     this.tap = () => {};
@@ -104,6 +105,10 @@ export class LocalHub {
       this.relayed.add(key);
       this.events.push({ pair: [from, to].sort(), reason: message.reason, by: from });
       this.deliver(to, { type: "p2p_relay", from, reason: message.reason, e: this.pageEpochs(from, to) });
+    } else if (message.type === "p2p_direct") {
+      const key = this.pairKey(from, to);
+      if (!this.relayed.delete(key)) return; // the other end said it first
+      this.events.push({ pair: [from, to].sort(), direct: true, by: from, attempt: message.attempt });
     }
   }
 

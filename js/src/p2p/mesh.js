@@ -1,7 +1,8 @@
 /**
  * The peer-to-peer mesh of one match: a `Pair` (./pair.js) with every other member's page (2-4 members), all
  * signalled through the participant WebSocket; each pair sends directly over WebRTC or, when that does not
- * work well, through the server (relay) — the same `send`/`onmessage` either way.
+ * work well, through the server (relay) — the same `send`/`onmessage` either way; a relayed pair may go back
+ * to direct (./pair.js).
  *
  * Server side and wire: `mug/server/matches/signal.py`. The page starts a mesh on the server's `p2p` message
  * (see ./page.js), says `p2p_join`, and the server's `p2p_peers` (which seats' pages run the mesh, with an
@@ -33,7 +34,7 @@ export const CHANNELS = ["inputs", "control"];
 /** Bytes (UTF-8 JSON) of relayed envelopes per `relay` message, at most (one envelope larger goes alone). */
 export const MAX_RELAY_BATCH = 64 * 1024;
 
-const DEFAULTS = { connectTimeoutMs: 10_000, pingEveryMs: 500, maxRttMs: 300, rttViolations: 5, lostGraceMs: 1000, shim: null };
+const DEFAULTS = { connectTimeoutMs: 10_000, pingEveryMs: 500, maxRttMs: 300, rttViolations: 5, lostGraceMs: 1000, retryDirectMs: 30_000, shim: null };
 const finite = (min) => (v) => Number.isFinite(v) && v >= min;
 const CHECKS = {
   connectTimeoutMs: finite(1),
@@ -41,6 +42,7 @@ const CHECKS = {
   maxRttMs: (v) => v === null || finite(0)(v),
   rttViolations: (v) => Number.isInteger(v) && v >= 1,
   lostGraceMs: finite(0),
+  retryDirectMs: (v) => v === null || finite(1)(v),
   shim: (v) => v === null || (typeof v === "object" && !Array.isArray(v)),
 };
 const encoder = new TextEncoder();
@@ -74,6 +76,8 @@ export class Mesh {
    * @param {number} [o.rttViolations] ... for this many pings in a row moves the pair to the relay if the
    *   relay is estimated faster (the two members' round trips to the server added) (5)
    * @param {number} [o.lostGraceMs] wait after an open connection closes before relaying (1 s)
+   * @param {number|null} [o.retryDirectMs] a pair relayed for a connection that did not open, failed or was
+   *   lost tries a direct one again this much later, doubling after each failed attempt (30 s; null: never)
    * @param {{latencyMs?: number, jitterMs?: number, loss?: number, seed?: number}|null} [o.shim] a test
    *   shim (./shim.js) on what this page sends: latency and jitter on both channels, loss on `inputs`
    * @param {Function|null} [o.RTC] RTCPeerConnection (tests pass a fake); null: no WebRTC, every pair is
@@ -151,15 +155,21 @@ export class Mesh {
   }
 
   /**
-   * Every peer: `{seat: {state, reason, rtt, unacked, resends, overflow}}`: `unacked` control envelopes wait
-   * for the peer's ack, `resends` times they went again on the relay, `overflow` envelopes of the peer's that
-   * came too far ahead and were dropped (they come again); the last three are 0 without a pair.
+   * Every peer: `{seat: {state, reason, rtt, unacked, resends, overflow, returns}}`: `unacked` control
+   * envelopes wait for the peer's ack, `resends` times they went again on the relay, `overflow` envelopes of the
+   * peer's that came too far ahead and were dropped (they come again), `returns` times the pair went back from
+   * the relay to a direct connection; the last four are 0 without a pair.
    */
   stats() {
     return Object.fromEntries(
       this.peers.map((seat) => {
         const pair = this.pairs.get(seat);
-        const counts = { unacked: pair?.out.unacked.length ?? 0, resends: pair?.resends ?? 0, overflow: pair?.in.overflow ?? 0 };
+        const counts = {
+          unacked: pair?.out.unacked.length ?? 0,
+          resends: pair?.resends ?? 0,
+          overflow: pair?.in.overflow ?? 0,
+          returns: pair?.returns ?? 0,
+        };
         return [seat, { state: this.state(seat), reason: pair?.reason ?? null, rtt: this.rtt(seat), ...counts }];
       }),
     );
@@ -233,6 +243,10 @@ export class Mesh {
 
   _declare(pair, reason, rttMs) {
     this.sendToServer({ type: "p2p_relay", to: pair.seat, reason, rtt_ms: rttMs, e: pair.epochs });
+  }
+
+  _declareDirect(pair) {
+    this.sendToServer({ type: "p2p_direct", to: pair.seat, attempt: pair.attempt, e: pair.epochs });
   }
 
   _relay(pair, channel, envelope) {

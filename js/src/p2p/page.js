@@ -18,6 +18,7 @@ export function meshOptions(o = {}) {
   if (o.max_rtt_ms !== undefined) out.maxRttMs = o.max_rtt_ms;
   if (o.rtt_violations !== undefined) out.rttViolations = o.rtt_violations;
   if (o.lost_grace_s !== undefined) out.lostGraceMs = 1000 * o.lost_grace_s;
+  if (o.retry_direct_s !== undefined) out.retryDirectMs = o.retry_direct_s === null ? null : 1000 * o.retry_direct_s;
   if (o.shim) out.shim = { latencyMs: o.shim.latency_ms ?? 0, jitterMs: o.shim.jitter_ms ?? 0, loss: o.shim.loss ?? 0, seed: o.shim.seed ?? 1 };
   return out;
 }

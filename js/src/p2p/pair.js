@@ -6,11 +6,20 @@
  * Connection: both pages create the same two negotiated channels (`inputs`: id 0, unordered, no
  * retransmits; `control`: id 1, reliable and ordered); the lower seat offers, the other answers; ICE
  * candidates trickle through the server. States: `connecting` -> `open` (direct) or `relay`; `closed` when
- * the peer's page left the mesh. A pair goes to the relay (and stays there for the life of both pages) when
- * no RTCPeerConnection can be made (`unavailable`), the channels are not open within the connect timeout
- * (`timeout`), the connection fails while connecting (`failed`), an open connection is lost (`lost`, after a
- * grace period in which the peer's departure would close the pair instead), or its round trip stays above
- * `maxRttMs` for `rttViolations` pings in a row while the relay is estimated to be faster (`rtt`).
+ * the peer's page left the mesh. A pair goes to the relay when no RTCPeerConnection can be made
+ * (`unavailable`), the channels are not open within the connect timeout (`timeout`), the connection fails
+ * while connecting (`failed`), an open connection is lost (`lost`, after a grace period in which the peer's
+ * departure would close the pair instead), or its round trip stays above `maxRttMs` for `rttViolations`
+ * pings in a row while the relay is estimated to be faster (`rtt`).
+ *
+ * Back to direct: a pair relayed for `timeout`, `failed` or `lost` (a network that may have come back) tries
+ * a new connection `retryDirectMs` later (`null`: never), while its traffic keeps going through the relay: the
+ * offering page makes a new RTCPeerConnection and offers (its signals carry the attempt's number, `t`), the
+ * other page answers an offer of a newer attempt with one of its own. When both channels open the pair is
+ * `open` again (`p2p_direct` to the server, which records it), what control is unacknowledged goes again
+ * directly, and the round trips are measured anew. An attempt not open within the connect timeout is hung
+ * up and the next waits twice as long (at most `MAX_RETRY_BACKOFF` times `retryDirectMs`). A pair relayed
+ * for `rtt` (slower directly) or `unavailable` (no WebRTC) stays relayed for the life of both pages.
  *
  * Control on the relay: the server may drop a relayed message (rate limits, a target far behind), so what is
  * unacknowledged goes again `2 x` the pair's round trip after it was sent (the relay's estimate before there
@@ -35,6 +44,10 @@ export const MIN_RESEND_MS = 100;
 export const MAX_RESEND_MS = 10_000;
 /** The round trip assumed before one is measured or estimated (ms). */
 const UNKNOWN_RTT_MS = 500;
+/** Why a relayed pair tries a direct connection again (see module docs). */
+export const RETRY_REASONS = ["timeout", "failed", "lost"];
+/** A failed attempt doubles the wait before the next, up to this many times `retryDirectMs`. */
+export const MAX_RETRY_BACKOFF = 8;
 
 const median = (values) => {
   if (!values.length) return null;
@@ -70,6 +83,12 @@ export class Pair {
     this.backoff = 1;
     /** Times unacknowledged control was re-sent on the relay. */
     this.resends = 0;
+    /** The number of the direct connection attempt `pc` belongs to (0: the first). */
+    this.attempt = 0;
+    this.retryTimer = null;
+    this.retryBackoff = 1;
+    /** Times the pair went back from the relay to a direct connection. */
+    this.returns = 0;
     const { shim } = host.config;
     const seed = (shim?.seed ?? 1) + 7919 * host.seats.indexOf(seat);
     this.shims = shim && {
@@ -91,9 +110,15 @@ export class Pair {
     }
   }
 
-  connect() {
+  /**
+   * Make the RTCPeerConnection of attempt `attempt` and its channels; the offering page offers.
+   * @param {number} [attempt]
+   */
+  connect(attempt = 0) {
     const RTC = this.host.RTC;
     if (typeof RTC !== "function") throw new Error("RTCPeerConnection is not available in this browser");
+    this.attempt = attempt;
+    this.candidates = [];
     const pc = (this.pc = new RTC({ iceServers: this.host.config.iceServers }));
     this.channels = {
       inputs: pc.createDataChannel("inputs", { negotiated: true, id: 0, ordered: false, maxRetransmits: 0 }),
@@ -105,7 +130,7 @@ export class Pair {
       channel.onclose = () => this.directLost("lost");
     }
     pc.onicecandidate = (event) => {
-      if (event.candidate) this.host._signal(this, { candidate: event.candidate.toJSON?.() ?? event.candidate });
+      if (event.candidate) this.host._signal(this, { candidate: event.candidate.toJSON?.() ?? event.candidate, t: attempt });
     };
     pc.onconnectionstatechange = () => {
       if (pc.connectionState === "failed") this.directLost("failed");
@@ -113,17 +138,55 @@ export class Pair {
     if (this.offerer) {
       this.negotiate(async () => {
         await pc.setLocalDescription(await pc.createOffer());
-        this.host._signal(this, { sdp: { type: pc.localDescription.type, sdp: pc.localDescription.sdp } });
+        this.host._signal(this, { sdp: { type: pc.localDescription.type, sdp: pc.localDescription.sdp }, t: attempt });
       });
     }
   }
 
   negotiate(step) {
     step().catch((error) => {
+      if (this.state === "relay") return this.attemptFailed(); // an attempt to go back to direct
       if (this.state !== "connecting") return;
       console.warn(`MUG p2p: negotiating with ${this.seat} failed (${error?.message ?? error}); relaying through the server`);
       this.toRelay("failed");
     });
+  }
+
+  /** On the relay: the offering page tries a direct connection again later (see module docs). */
+  armRetry() {
+    const wait = this.host.config.retryDirectMs;
+    if (!this.offerer || wait === null || this.state !== "relay" || this.retryTimer !== null) return;
+    if (!RETRY_REASONS.includes(this.reason) || typeof this.host.RTC !== "function") return;
+    this.retryTimer = this.host.timers.setTimeout(() => {
+      this.retryTimer = null;
+      if (this.state === "relay" && !this.pc) this.tryDirect(this.attempt + 1);
+    }, wait * this.retryBackoff);
+  }
+
+  /**
+   * Start direct connection attempt `attempt` while the pair is relayed (its traffic stays on the relay).
+   * @param {number} attempt
+   */
+  tryDirect(attempt) {
+    this.hangUp();
+    try {
+      this.connect(attempt);
+    } catch (error) {
+      console.warn(`MUG p2p: no new direct connection to ${this.seat} (${error.message})`);
+      this.hangUp();
+      return;
+    }
+    this.host.timers.clearTimeout(this.connectTimer);
+    this.connectTimer = this.host.timers.setTimeout(() => this.state === "relay" && this.attemptFailed(), this.host.config.connectTimeoutMs);
+  }
+
+  /** An attempt to go back to direct did not open: hang it up; the next waits longer. */
+  attemptFailed() {
+    if (this.state !== "relay" || !this.pc) return;
+    this.host.timers.clearTimeout(this.connectTimer);
+    this.hangUp();
+    this.retryBackoff = Math.min(MAX_RETRY_BACKOFF, 2 * this.retryBackoff);
+    this.armRetry();
   }
 
   /**
@@ -131,8 +194,10 @@ export class Pair {
    * @param {{sdp?: {type: string, sdp: string}, candidate?: Object}} data
    */
   onSignal(data) {
+    const attempt = Number.isInteger(data.t) ? data.t : 0;
+    if (this.state === "relay" && !this.offerer && attempt > this.attempt && data.sdp?.type === "offer") this.tryDirect(attempt);
     const pc = this.pc;
-    if (!pc || this.state !== "connecting") return;
+    if (!pc || attempt !== this.attempt || (this.state !== "connecting" && this.state !== "relay")) return;
     if (data.sdp && typeof data.sdp.sdp === "string" && ["offer", "answer"].includes(data.sdp.type)) {
       this.negotiate(async () => {
         await pc.setRemoteDescription(data.sdp);
@@ -141,7 +206,7 @@ export class Pair {
         for (const candidate of waiting) await pc.addIceCandidate(candidate);
         if (data.sdp.type === "offer") {
           await pc.setLocalDescription(await pc.createAnswer());
-          this.host._signal(this, { sdp: { type: pc.localDescription.type, sdp: pc.localDescription.sdp } });
+          this.host._signal(this, { sdp: { type: pc.localDescription.type, sdp: pc.localDescription.sdp }, t: attempt });
         }
       });
     } else if (data.candidate && typeof data.candidate === "object") {
@@ -151,9 +216,18 @@ export class Pair {
   }
 
   opened() {
-    if (this.state !== "connecting" || !Object.values(this.channels).every((c) => c.readyState === "open")) return;
+    const back = this.state === "relay" && this.pc !== null; // an attempt to go back to direct opened
+    if ((this.state !== "connecting" && !back) || !Object.values(this.channels).every((c) => c.readyState === "open")) return;
     this.state = "open";
     this.host.timers.clearTimeout(this.connectTimer);
+    if (back) {
+      this.reason = null;
+      this.rtts = [];
+      this.over = 0;
+      this.retryBackoff = 1;
+      this.returns += 1;
+      this.host._declareDirect(this);
+    }
     this.flush();
     this.host._changed(this);
   }
@@ -161,6 +235,7 @@ export class Pair {
   /** Lost a direct connection: to the relay after the grace period, unless the pair was closed meanwhile. */
   directLost(reason) {
     if (this.state === "connecting" && reason === "failed") this.toRelay("failed");
+    if (this.state === "relay") return this.attemptFailed(); // an attempt to go back to direct failed
     if (this.state !== "open" || this.lostTimer) return;
     this.lostTimer = this.host.timers.setTimeout(() => this.state === "open" && this.toRelay("lost"), this.host.config.lostGraceMs);
   }
@@ -176,11 +251,13 @@ export class Pair {
     this.reason = reason;
     this.host.timers.clearTimeout(this.connectTimer);
     this.host.timers.clearTimeout(this.lostTimer);
+    this.lostTimer = null;
     this.hangUp();
     this.rtts = [];
     this.over = 0;
     if (announce) this.host._declare(this, reason, rttMs);
     this.flush();
+    this.armRetry();
     this.host._changed(this);
   }
 
@@ -239,6 +316,7 @@ export class Pair {
     timers.clearTimeout(this.connectTimer);
     timers.clearTimeout(this.lostTimer);
     timers.clearTimeout(this.resendTimer);
+    timers.clearTimeout(this.retryTimer);
     timers.clearInterval(this.pinger);
     this.hangUp();
     this.host._changed(this);

@@ -39,6 +39,12 @@ Wire, page -> server (checked here; bad ones are dropped with a throttled log li
   epochs as the match's event ``p2p_relay`` ``{match_id, scene_id, pair, reason, by,
   rtt_ms}`` (at most :data:`MAX_RELAY_EVENTS` events per member and match; later
   declarations are honoured but not recorded) and forwarded to the peer;
+* ``{type: "p2p_direct", to: seat, attempt, e?}``: this relayed pair has a direct
+  connection again (its pages retry one a while after a relay for ``timeout``, ``failed``
+  or ``lost``, see ``js/src/p2p/pair.js``); recorded once per return (both ends say it) as
+  the match's event ``p2p_direct`` ``{match_id, scene_id, pair, by, attempt}`` (counted with
+  the ``p2p_relay`` events), and the pair is no longer relayed (a later ``p2p_relay``
+  declares it again);
 * ``{type: "relay", batches: [{to: seat, e?: [my epoch, theirs], channel: "inputs" |
   "control", data}, ...]}``: what the page relays to every peer on every channel in
   one message (the server fans it out, one ``relay`` per batch); the older form
@@ -105,7 +111,7 @@ RELAY_BYTES_PER_SECOND, RELAY_BYTES_BURST = 512.0 * 1024, 2.0 * 1024 * 1024
 #: A target's queued and unsent bytes over which relays to it are dropped (under the socket's budget, so a
 #: partner who sends much cannot get an honest page's connection dropped).
 MAX_TARGET_BACKLOG_BYTES = 512 * 1024
-#: ``p2p_relay`` events recorded per member and match, at most.
+#: ``p2p_relay`` and ``p2p_direct`` events recorded per member and match, at most.
 MAX_RELAY_EVENTS = 20
 #: Inbound types counted by this module's buckets instead of the tab's ``messages_per_second``.
 SELF_LIMITED_TYPES = ("signal", "relay")
@@ -129,6 +135,7 @@ MESH_OPTIONS: dict[str, Callable[[Any], bool]] = {
     "max_rtt_ms": lambda v: v is None or (_number(v) and v > 0),
     "rtt_violations": lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1000,
     "lost_grace_s": lambda v: _number(v) and 0 <= v <= 60,
+    "retry_direct_s": lambda v: v is None or (_number(v) and 0.05 <= v <= 3600),
     "shim": lambda v: _shim_problem(v) is None,
     "seat_shims": lambda v: isinstance(v, dict) and all(isinstance(k, str) and _shim_problem(x) is None for k, x in v.items()),
 }
@@ -285,6 +292,8 @@ class MatchSignals:
         if target is None:
             return problem
         seat = self.match.agent_of[pid]
+        if kind == "p2p_direct":
+            return self._direct(pid, target, seat, to, message.get("attempt"))
         if kind == "signal":
             if not limits["signal"].allow(now):
                 return "signal: too many"
@@ -307,6 +316,21 @@ class MatchSignals:
         else:
             _dropped(self.match.match_id, pid, f"p2p_relay: not recorded (over {MAX_RELAY_EVENTS} events)")
         self._send(target, {"type": "p2p_relay", "from": seat, "reason": reason, "e": self._epochs_of(pid, target)})
+        return None
+
+    def _direct(self, pid: str, target: str, seat: Any, to: str, attempt: Any) -> str | None:
+        """``p2p_direct``: the relayed pair of ``pid`` and ``target`` is direct again."""
+        if not (isinstance(attempt, int) and not isinstance(attempt, bool) and attempt >= 1):
+            return "p2p_direct: attempt must be an integer of at least 1"
+        pair = self._pair(pid, target)
+        if pair not in self.relayed:
+            return None  # the other end said it first
+        self.relayed.discard(pair)
+        self._events[pid] = self._events.get(pid, 0) + 1
+        if self._events[pid] <= MAX_RELAY_EVENTS:
+            self._event("p2p_direct", {"pair": sorted([str(seat), to]), "by": str(seat), "attempt": attempt})
+        else:
+            _dropped(self.match.match_id, pid, f"p2p_direct: not recorded (over {MAX_RELAY_EVENTS} events)")
         return None
 
     def _target(self, pid: str, kind: str, to: Any, e: Any) -> tuple[str | None, str | None]:

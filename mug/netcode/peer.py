@@ -34,6 +34,11 @@ Design (fixed):
   :meth:`~RollbackPeer.request_state`; one whose pair with a peer was made anew calls ``reconnected(peer)``.
 - Episode ends are part of the simulation; a peer announces each confirmed
   episode end, and an ``episode_end`` event comes once all peers agree.
+- A peer gone for good (the host calls :meth:`~RollbackPeer.lose_peer`): its seats become
+  AI seats from a frame ``F`` every remaining peer agrees on (:mod:`mug.netcode.handover`):
+  each remaining peer announces the seat's inputs it holds (``handover``), ``F`` is one past
+  the last frame any of them has, frames before ``F`` confirm with the real inputs, and from
+  ``F`` the AI plays the seat afresh on every peer (``seat_ai`` event).
 
 Wire messages (plain JSON)::
 
@@ -48,6 +53,8 @@ Wire messages (plain JSON)::
               "episodes": {episode: end frame < c, the sender's ends not yet agreed}, "agreed": last agreed episode}
              {"t": "rejoin", "from": server, "peer": rejoining peer, "frame": c, "start": f0,
               "inputs": {its seat: [input f0, ..., input R - 1]}}
+             {"t": "handover", "from": peer, "peer": lost peer, "start": f0,
+              "inputs": {lost seat: [input f0, ..., input K]}}  (K: its last input held in order)
 
 A reload (:meth:`~RollbackPeer.request_state`): the page asks its *server*
 (the designated peer, or when the designated peer reloads, the next peer) for
@@ -85,6 +92,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from mug.netcode.handover import Handover
 from mug.netcode.inputs import InputExchange, input_window
 from mug.netcode.records import AIRequest, FrameRecord, PeerStats
 from mug.netcode.resync import Resync
@@ -97,7 +105,7 @@ __all__ = ["Outgoing", "RollbackPeer"]
 Outgoing = tuple[str | None, str, dict[str, Any]]
 
 
-class RollbackPeer(InputExchange, Resync):
+class RollbackPeer(InputExchange, Resync, Handover):
     """One peer (see module docstring).
 
     Args:
@@ -189,6 +197,9 @@ class RollbackPeer(InputExchange, Resync):
         self._resolved_at: dict[str, int] = {}  # the frame each peer's last desync resolved at
         self._next_transfer = dict.fromkeys(self.remotes, -1)  # no transfer before our confirmed frame reaches it
         self._unrepairable: set[str] = set()
+        self._gone: set[str] = set()  # lost peers (lose_peer): nothing of theirs is taken
+        self._handovers: dict[str, dict[str, dict[int, Any]]] = {}  # lost peer -> announcer -> {start: inputs}
+        self._ai_from = dict.fromkeys(self.ai_seats, 0)  # AI seat -> its first frame as one (lose_peer: F)
         self._state_wanted: set[str] = set()  # peers that asked for the state (answered in the next advance)
         self._matched: dict[str, int] = {}  # the last hashed frame whose chain matched each peer's
         self._agreed_episode = -1
@@ -201,6 +212,8 @@ class RollbackPeer(InputExchange, Resync):
         self._records: list[FrameRecord] = []
         self._events: list[dict[str, Any]] = []
         self._outbox: list[Outgoing] = []
+        self._per_remote = (self._acked, self._remote_hashes, self._open_desyncs, self._transfers_sent, self._attempts)
+        self._per_remote += (self._resolved_at, self._next_transfer, self._matched)
         self.sync = TimeSync(self.remotes)
         self._epoch = 0  # the sender's count of the state transfer we last applied (in our hash messages)
         self._state_source: str | None = None  # the peer asked for a state (request_state)
@@ -254,6 +267,8 @@ class RollbackPeer(InputExchange, Resync):
 
     def receive(self, from_peer: str, message: Any) -> None:
         """A message from another peer; malformed or unexpected ones are counted (``stats.bad_messages``) and dropped."""
+        if from_peer in self._gone:
+            return  # a lost peer's packets still in flight
         try:
             kind = message["t"]
             if from_peer not in self.remotes or message.get("from") != from_peer:
@@ -271,6 +286,8 @@ class RollbackPeer(InputExchange, Resync):
                 self._receive_state_request(from_peer, message)
             elif kind == "rejoin":
                 self._receive_rejoin(from_peer, message)
+            elif kind == "handover":
+                self._receive_handover(from_peer, message)
             else:
                 raise ValueError(f"unexpected message {kind!r}")
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError, IndexError):
@@ -468,7 +485,7 @@ class RollbackPeer(InputExchange, Resync):
 
     def _record(self, f: int) -> None:
         inputs = {s: self._inputs[f][s] for s in self.seats}
-        ai = {s: self._ai_digests.get(f, {}).get(s) for s in self.ai_seats}
+        ai = {s: self._ai_digests.get(f, {}).get(s) for s in self.ai_seats if self._ai_from[s] <= f}
         result = self._results[f]
         hashed = f % self.hash_interval == 0
         state_hash = self.sim.state_hash(self._ring[f + 1]) if hashed else None

@@ -1,0 +1,100 @@
+"""A lost peer's seat goes to the AI at a frame every remaining peer agrees on (``RollbackPeer.lose_peer``), with a
+recurrent ONNX agent already in the scene: the remaining peers' confirmed histories are identical, the frames
+before the agreed one carry the lost seat's real inputs, and the whole history re-simulates."""
+
+from __future__ import annotations
+
+from mug.netcode import EnvSimulation
+from mug.netcode.simnet import Link, SimNet, held_inputs, run_peers
+from tests.netcode.helpers import SEED, PlainCoopGrid, assert_same_histories, coop_peers, lstm_drivers, plain
+
+STEPS = 40
+
+
+def _losing(times: dict[str, float], lost: str, seen: dict[str, int]):
+    """An ``on_tick`` that tells each peer at its time that ``lost`` is gone, noting what it held of its seat."""
+
+    def on_tick(peer, now):
+        if peer.peer_id in times and now >= times[peer.peer_id] and peer.peer_id not in seen:
+            seen[peer.peer_id] = peer._upto[f"agent_{lost[1:]}"]
+            peer.lose_peer(lost)
+
+    return on_tick
+
+
+def _replay(history, agents: int) -> None:
+    """The confirmed history re-simulated from the start (what ``mug verify`` does with the stored steps)."""
+    sim = EnvSimulation(lambda: PlainCoopGrid(agents=agents, size=5, coins=5, max_steps=STEPS), SEED)
+    for record in history:
+        assert sim.step(record.inputs).to_dict() == record.result.to_dict(), record.frame
+
+
+def _seat_ai(events) -> list[dict]:
+    return [e for e in events if e["type"] == "seat_ai"]
+
+
+def test_two_peers_the_remaining_one_plays_the_lost_seat_with_the_ai_from_one_past_its_last_input():
+    peers = coop_peers(2, ai=True, max_steps=STEPS)
+    net = SimNet(default=Link(0.04, 0.01, loss=0.05), seed=3)
+    seen: dict[str, int] = {}
+    result = run_peers(
+        peers,
+        net,
+        6.0,
+        held_inputs(1),
+        drivers=lstm_drivers(peers),
+        leave={"p1": 2.0},
+        on_tick=_losing({"p0": 2.3}, "p1", seen),
+    )
+    (event,) = _seat_ai(result.events["p0"])
+    agreed = event["frame"]
+    assert event == {"type": "seat_ai", "seat": "agent_1", "peer": "p1", "frame": seen["p0"] + 1}
+    history = result.histories["p0"]
+    assert [r.frame for r in history] == list(range(len(history))) and len(history) > 150  # it played on to the end
+    played = peers[1]._inputs  # what the lost page stamped (kept from a little before its confirmed frame)
+    for r in history:
+        if r.frame < agreed:
+            assert "agent_1" not in r.ai_digests
+            assert r.frame not in played or r.inputs["agent_1"] == played[r.frame]["agent_1"]
+        elif r.result.kind == "step":
+            assert r.ai_digests["agent_1"] is not None and r.ai_digests["agent_2"] is not None
+    old = {r.frame: r.to_dict() for r in result.histories["p1"]}
+    assert old and all(plain([r])[0] == old[r.frame] for r in history if r.frame in old)  # p1's part agrees
+    assert result.ai_steps["p0"] > 2 * (len(history) - agreed) * 0.9  # two AI seats from F on
+    _replay(history, 3)
+    assert peers[0].unresolved_desyncs == 0 and result.stats["p0"]["bad_messages"] == 0
+
+
+def test_three_peers_agree_on_the_frame_though_one_held_more_of_the_lost_seats_inputs():
+    # p1 -> p0 is down before p1 leaves, p1 -> p2 is not: p2 holds more of agent_1's inputs than p0 does; each
+    # peer hears of the loss at its own time
+    ids = ("p0", "p1", "p2")
+    links = {(a, b): Link(0.03, 0.01, loss=0.03) for a in ids for b in ids if a != b}
+    links[("p1", "p0")] = Link(0.03, 0.01, outage=(1.8, 9.0))
+    peers = coop_peers(3, ai=True, max_steps=STEPS)
+    seen: dict[str, int] = {}
+    result = run_peers(
+        peers,
+        SimNet(links, seed=4),
+        6.0,
+        held_inputs(2),
+        drivers=lstm_drivers(peers),
+        leave={"p1": 2.0},
+        on_tick=_losing({"p0": 2.2, "p2": 2.5}, "p1", seen),
+    )
+    assert seen["p0"] < seen["p2"]  # different K_p: without the agreement their histories would differ
+    events = {pid: _seat_ai(result.events[pid]) for pid in ("p0", "p2")}
+    assert events["p0"] == events["p2"] == [{"type": "seat_ai", "seat": "agent_1", "peer": "p1", "frame": seen["p2"] + 1}]
+    agreed = events["p0"][0]["frame"]
+    histories = {pid: result.histories[pid] for pid in ("p0", "p2")}
+    assert_same_histories(histories, minimum=150)
+    frames, played = {r.frame: r for r in histories["p0"]}, peers[1]._inputs
+    assert all(frames[f].inputs["agent_1"] == played[f]["agent_1"] for f in range(seen["p0"] - 20, agreed))
+    assert all("agent_1" in frames[f].ai_digests for f in frames if f >= agreed)
+    _replay(histories["p0"], 4)
+    assert all(p.unresolved_desyncs == 0 for p in (peers[0], peers[2]))
+    assert result.stats["p0"]["bad_messages"] == result.stats["p2"]["bad_messages"] == 0
+    # every episode end of the match is agreed by the two that remain
+    ends = [r.frame for r in histories["p0"] if r.result.ended]
+    agreed_ends = [e["frame"] for e in result.events["p2"] if e["type"] == "episode_end"]
+    assert agreed_ends == ends[: len(agreed_ends)] and len(agreed_ends) >= len(ends) - 1 >= 3

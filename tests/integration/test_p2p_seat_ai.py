@@ -3,6 +3,8 @@ goes to the AI at the frame the remaining pages agreed on, the record holds it, 
 
 from __future__ import annotations
 
+from tornado.httpclient import AsyncHTTPClient
+
 import mug
 from mug.netcode.simnet import Link, SimNet
 from tests.bots import run_async
@@ -34,11 +36,19 @@ def test_the_lost_reference_seat_goes_to_the_ai_at_the_agreed_frame_and_the_reco
                 peers, SimNet(default=Link(latency_s=0.03, jitter_s=0.01, loss=0.05), seed=4), at={0.4: gone, 0.9: bad_reports}
             )
             await at_the_end([stays])
-            return stays, await wait_for(data, "verification", 2)
+            fill = stays.of("scene")[0]["scene"]["fill_policies"]
+            model = await AsyncHTTPClient().fetch(deployment.url + fill["agent_0"]["model_url"])
+            await left.connect()  # the member comes back: the seat stays the AI's, they are where the timeout puts them
+            await left.until(lambda: any(m["scene"].get("kind") == "end" for m in left.of("scene")))
+            return stays, left, fill, model.body, await wait_for(data, "verification", 2)
         finally:
             deployment.stop()
 
-    stays, verifications = run_async(main())
+    stays, left, fill, model, verifications = run_async(main())
+    assert list(fill) == ["agent_0"] and fill["agent_0"]["model_url"].startswith("models/duo/fill_with%3Aagent_0/")
+    assert model == LSTM.read_bytes()  # the pages load the fill-in model from the start (the scene carries it)
+    assert list(left.of("scene")[0]["scene"]["fill_policies"]) == ["agent_1"]  # a page runs the others' fill-ins only
+    assert [m["scene"]["kind"] for m in left.of("scene")][-1] == "end" and not left.of("p2p_seat_ai")
     steps, events, matches = read_store(data)
     (match,) = matches
     assert match["end_reason"] == "done"

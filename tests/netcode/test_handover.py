@@ -4,6 +4,8 @@ before the agreed one carry the lost seat's real inputs, and the whole history r
 
 from __future__ import annotations
 
+import pytest
+
 from mug.netcode import EnvSimulation
 from mug.netcode.simnet import Link, SimNet, held_inputs, run_peers
 from tests.netcode.helpers import SEED, PlainCoopGrid, assert_same_histories, coop_peers, lstm_drivers, plain
@@ -98,3 +100,30 @@ def test_three_peers_agree_on_the_frame_though_one_held_more_of_the_lost_seats_i
     ends = [r.frame for r in histories["p0"] if r.result.ended]
     agreed_ends = [e["frame"] for e in result.events["p2"] if e["type"] == "episode_end"]
     assert agreed_ends == ends[: len(agreed_ends)] and len(agreed_ends) >= len(ends) - 1 >= 3
+
+
+def test_a_bad_handover_message_is_counted_and_dropped_a_late_one_and_the_lost_peers_packets_are_ignored():
+    p0, _, _ = coop_peers(3, ai=False, max_steps=STEPS)
+    bad = [
+        {"t": "handover", "from": "p2", "peer": "p0", "start": 0, "inputs": {"agent_0": []}},  # about us
+        {"t": "handover", "from": "p2", "peer": "p2", "start": 0, "inputs": {"agent_2": []}},  # about itself
+        {"t": "handover", "from": "p2", "peer": "p9", "start": 0, "inputs": {}},  # no such peer
+        {"t": "handover", "from": "p2", "peer": "p1", "start": -4, "inputs": {"agent_1": [0]}},
+        {"t": "handover", "from": "p2", "peer": "p1", "start": 0, "inputs": {"agent_1": [7]}},  # not an action
+        {"t": "handover", "from": "p2", "peer": "p1", "start": 0, "inputs": {"agent_2": [0]}},  # another seat
+    ]
+    for message in bad:
+        p0.receive("p2", message)
+    assert p0.stats.bad_messages == len(bad)
+    with pytest.raises(ValueError, match="not another peer"):
+        p0.lose_peer("p0")
+    p0.receive("p2", {"t": "handover", "from": "p2", "peer": "p1", "start": 0, "inputs": {"agent_1": [3, 4]}})
+    p0.lose_peer("p1")  # both remaining peers have announced: agreed at once
+    (event,) = _seat_ai(p0.take_events())
+    assert event == {"type": "seat_ai", "seat": "agent_1", "peer": "p1", "frame": 2}
+    assert p0.ai_seats == ["agent_1"] and p0.remotes == ["p2"] and p0._inputs[1]["agent_1"] == 4
+    p0.receive("p2", {"t": "handover", "from": "p2", "peer": "p1", "start": 0, "inputs": {}})  # a late repeat
+    p0.receive("p1", {"t": "input", "from": "p1", "frame": 3, "adv": 0, "ack": -1, "start": 0, "inputs": {"agent_1": [1]}})
+    p0.lose_peer("p1")  # said again: nothing happens
+    assert p0.stats.bad_messages == len(bad) and p0.take_events() == []
+    assert [to for to, _, m in p0.advance(0.0) if m["t"] == "handover"] == ["p2"]  # our announcement, to p2 only

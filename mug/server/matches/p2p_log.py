@@ -149,7 +149,10 @@ class ConfirmedLog:
 
     def add_frames(self, peer: str, records: list[dict[str, Any]]) -> str | None:
         """Take ``peer``'s records (``FrameRecord.to_dict()`` s in frame order); why the first bad one was refused
-        (``None``: all taken or skipped as resends). What came before a bad record is taken."""
+        (``None``: all taken or skipped as resends). What came before a bad record is taken; a seat handed to the AI
+        (:meth:`hand_over`) delivers nothing any more."""
+        if peer in self.handed:
+            return None
         problem = self._take(peer, records)
         self._fill_skipped()  # another peer's records may hold frames the reference skipped
         return problem

@@ -342,7 +342,8 @@ class RollbackPeer(InputExchange, Resync, Handover):
     def take_events(self) -> list[dict[str, Any]]:
         """Events since the last call: ``desync``, ``desync_resolved``, ``resync``, ``unrepairable``,
         ``episode_end`` (with this peer's ``stats`` over the episode: frames, stalls, held, rollbacks, depths,
-        ... up to its confirmed end).
+        ... up to its confirmed end), ``seat_ai`` (``seat``, ``peer``, ``frame``: a lost peer's seat is an AI
+        seat from that frame on, :meth:`lose_peer`).
 
         ``resync``: ``frame`` (records from it on are dropped and confirmed again), ``first_bad_frame`` (this
         peer's records from it up to ``frame - 1`` may differ from the sender's: past the last frame whose hash

@@ -30,7 +30,6 @@ __all__ = [
     "ON_TIMEOUT",
     "ON_PARTNER_LOSS",
     "AFTER_PARTNER_LOSS",
-    "P2P_PARTNER_LOSS",
     "FILL_MODEL_PREFIX",
 ]
 
@@ -38,8 +37,6 @@ ON_TIMEOUT = ("end", "skip", "ai")
 ON_PARTNER_LOSS = ("end", "wait", "ai")
 AFTER_PARTNER_LOSS = ("next", "end")
 MODES = ("server", "p2p")
-#: What ``on_partner_loss`` a peer-to-peer match supports.
-P2P_PARTNER_LOSS = ("end", "wait", "ai")
 #: The agent part of a fill-in model's URL (``MatchBuilder.fill_model_path``): ``fill_with:<agent>``.
 FILL_MODEL_PREFIX = "fill_with:"
 #: Upper bounds of ``multiplayer(input_delay=..., max_prediction=...)``, in frames.
@@ -353,7 +350,8 @@ class MatchBuilder:
 
         ``fill_with`` is a policy (``ModelConfig`` run on the server, ``mug.Random`` or a
         callable ``(observation, agent_id) -> action``) or a dict ``{agent: policy}``; it also
-        takes over a lost partner's seat with ``multiplayer(on_partner_loss="ai")``. A
+        takes over a lost partner's seat with ``multiplayer(on_partner_loss="ai")`` (in a
+        ``multiplayer(mode="p2p")`` match only a ``ModelConfig``, run in every member's browser). A
         participant whose tab stays closed for ``leave_grace_s`` seconds leaves the waitroom.
         """
         self.waitroom_options = WaitroomOptions.make(
@@ -416,12 +414,18 @@ class MatchBuilder:
           ``seat_ai`` / ``seat_returned`` events); past the timeout the lost member moves on and
           the policy plays on.
 
-        ``mode="p2p"`` supports ``"end"`` and ``"wait"``: without a lost member's inputs no peer can confirm
+        With ``mode="p2p"``, ``"end"`` and ``"wait"``: without a lost member's inputs no peer can confirm
         frames, so the others' games stall ``max_prediction`` frames ahead either way; ``"wait"`` also shows
         them the pause with its countdown (and does not count their hidden time meanwhile). A member back in
-        time goes on where they were (a reloaded page gets the match's state from a peer). ``after_partner_loss``: where members go
-        when a match ends that way: ``"next"`` scene, or ``"end"`` (an end page with the message and a
-        completion code).
+        time goes on where they were (a reloaded page gets the match's state from a peer). ``"ai"``: the
+        fill-in policy takes the seat at once and for good, on every remaining member's page, from a frame
+        the pages agree on (frames before it keep the member's real inputs; the ``seat_ai`` event records the
+        frame); the others play on to the match's end, and the record and its verification cover the whole
+        match. The lost member moves on at once, as after the timeout (``match_left`` with reason
+        ``seat_ai``): a reload or a dropped connection counts as a loss too. ``fill_with`` must then be a
+        ``ModelConfig`` (every page runs it, as it runs the scene's AI seats; a ``ConfigError`` otherwise).
+        ``after_partner_loss``: where members go when a match ends that way: ``"next"`` scene, or ``"end"``
+        (an end page with the message and a completion code).
         """
         self.multiplayer_options = MultiplayerOptions.make(
             mode, on_partner_loss, reconnect_timeout_s, after_partner_loss, partner_loss_message, input_delay, max_prediction

@@ -10,7 +10,8 @@ Each member's browser runs the scene (as a browser-side scene does) with a
   message: the scene's metadata with ``environment`` as for a browser-side scene, whose
   ``spec`` is the scene's browser spec plus ``session_id`` (the match id) and ``p2p``
   ``{match_id, seat, owners, ai_seats, input_delay, max_prediction, hash_interval, rejoin}``
-  (peer id = the member's seat; ``owners = {seat: seat}`` for every human seat); then the
+  (peer id = the member's seat; ``owners = {seat: seat}`` for every human seat), and with
+  ``on_partner_loss="ai"`` the metadata's ``fill_policies`` (the other seats' fill-in models); then the
   match opens the mesh (the ``p2p`` message, with the room's :attr:`MatchRoom.mesh_options`).
   ``rejoin`` is true in the scene sent to a tab that (re)opened mid-match (its ``ready``): a
   reloaded page's new game asks a peer for the confirmed state (state transfer into the

@@ -127,3 +127,39 @@ def test_a_bad_handover_message_is_counted_and_dropped_a_late_one_and_the_lost_p
     p0.lose_peer("p1")  # said again: nothing happens
     assert p0.stats.bad_messages == len(bad) and p0.take_events() == []
     assert [to for to, _, m in p0.advance(0.0) if m["t"] == "handover"] == ["p2"]  # our announcement, to p2 only
+
+
+class _LongThirdEpisode(PlainCoopGrid):
+    """The third episode lasts 10 steps longer on this peer (a nondeterministic env: a desync after the hand-over)."""
+
+    def reset(self, seed=None, options=None):
+        self._episodes = getattr(self, "_episodes", 0) + 1
+        self.max_steps = STEPS + 10 if self._episodes == 3 else STEPS
+        return super().reset(seed, options)
+
+
+def test_when_the_designated_peer_is_lost_the_next_one_takes_its_part_and_repairs_a_later_desync():
+    ids = ("p0", "p1", "p2")
+    links = {(a, b): Link(0.05, 0.02, loss=0.05, reorder=0.1) for a in ids for b in ids if a != b}
+    peers = coop_peers(3, ai=True, max_steps=STEPS, envs={"p2": _LongThirdEpisode})
+    seen: dict[str, int] = {}
+    result = run_peers(
+        peers,
+        SimNet(links, seed=9),
+        6.0,
+        held_inputs(5),
+        drivers=lstm_drivers(peers),
+        leave={"p0": 1.5},
+        on_tick=_losing({"p1": 1.9, "p2": 1.6}, "p0", seen),
+    )
+    events = {pid: _seat_ai(result.events[pid]) for pid in ("p1", "p2")}
+    assert events["p1"] == events["p2"] and events["p1"][0]["frame"] == max(seen.values()) + 1
+    assert peers[1].designated == peers[2].designated == "p1" and peers[1].humans == ["agent_1", "agent_2"]
+    resyncs = [e for e in result.events["p2"] if e["type"] == "resync"]
+    assert resyncs and all(e["from"] == "p1" and e["frame"] > events["p1"][0]["frame"] for e in resyncs)  # the new one repairs
+    truth = {r.frame: r.to_dict() for r in result.histories["p1"]}
+    differing = [r.frame for r in result.histories["p2"] if r.to_dict() != truth.get(r.frame, r.to_dict())]
+    assert set(differing) <= {f for e in resyncs for f in range(e["first_bad_frame"], e["frame"])}  # flagged, as always
+    assert len(truth) >= 150 and [r.frame for r in result.histories["p2"]] == list(range(len(result.histories["p2"])))
+    _replay(result.histories["p1"], 4)
+    assert all(p.unresolved_desyncs == 0 for p in peers[1:])

@@ -7,6 +7,7 @@ from tornado.httpclient import AsyncHTTPClient
 
 import mug
 from mug.netcode.simnet import Link, SimNet
+from mug.scenes.policies import file_sha256
 from tests.bots import run_async
 from tests.conftest import LSTM
 from tests.integration.test_p2p_match import at_the_end
@@ -56,6 +57,7 @@ def test_the_lost_reference_seat_goes_to_the_ai_at_the_agreed_frame_and_the_reco
     agreed = seat_ai["data"]["frame"]
     assert seat_ai["participant_id"] == match["seats"]["agent_0"]
     assert seat_ai["data"]["agent"] == "agent_0" and seat_ai["data"]["match_id"] == match["match_id"]
+    assert seat_ai["data"]["model_sha256"] == file_sha256(LSTM) and seat_ai["data"]["peer"] == "agent_1"
     assert [e["frame"] for e in stays.events if e["type"] == "seat_ai"] == [agreed] and 0 < agreed < steps[-1]["frame"]
     (left,) = [e for e in events if e["kind"] == "match_left"]
     assert left["participant_id"] == match["seats"]["agent_0"] and left["data"]["reason"] == "seat_ai"

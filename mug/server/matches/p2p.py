@@ -41,7 +41,8 @@ Each member's browser runs the scene (as a browser-side scene does) with a
   the AI at a frame ``F`` the remaining peers agree on over the mesh
   (:mod:`mug.netcode.handover`); every page reports it in its ``p2p_events`` as
   ``seat_ai`` ``{seat, peer, frame: F}``, stored once as the lost member's ``seat_ai`` event
-  ``{match_id, agent, frame}`` (a report of another ``F`` is refused, ``bad_field``). The
+  ``{match_id, agent, frame, peer, model_sha256}`` (``peer``: the page that reported it first;
+  a report of another ``F`` is refused, ``bad_field``). The
   fill-in policy is a ``ModelConfig`` run by every page's runtime, identically: the scene
   carries it from the start (``fill_policies`` in the scene's metadata, ``{seat: {kind,
   where, config, model_url}}``, as ``policies``), so the pages load it before it is needed.
@@ -63,6 +64,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from mug.netcode.inputs import input_window
+from mug.scenes.policies import file_sha256
 from mug.server.matches.p2p_log import RATE_SLACK, ConfirmedLog
 from mug.session.messages import MessageError
 
@@ -98,6 +100,7 @@ class P2PSession:
         #: The frame each handed seat's AI took over at (the pages' ``seat_ai`` reports).
         self.handed_at: dict[str, int] = {}
         fills = self.scene.fill_policies() if self.scene.multiplayer_options.on_partner_loss == "ai" else {}
+        self._fill_models = {a: file_sha256(spec.config.onnx_path) for a, spec in fills.items() if spec.config is not None}
         self._fills = {
             a: spec.client_metadata(self.scene.fill_model_path(a), True) for a, spec in fills.items() if spec.config is not None
         }
@@ -307,7 +310,8 @@ class P2PSession:
         agreed = self.handed_at.get(seat)
         if agreed is None:
             self.handed_at[seat] = frame
-            self.match.event_of(seat, "seat_ai", {"agent": seat, "frame": frame, "peer": reporter})
+            record = {"agent": seat, "frame": frame, "peer": reporter, "model_sha256": self._fill_models[seat]}
+            self.match.event_of(seat, "seat_ai", record)
         elif agreed != frame:
             raise MessageError(
                 "bad_field", f"p2p_events: seat {seat!r} went to the AI at frame {agreed} on the other pages, not {frame}"

@@ -13,6 +13,9 @@ the state of :attr:`~RollbackPeer.frame` (the speculative present) and
 
 Design (fixed):
 
+- Start barrier: a peer's clock starts (frame 0) once an input message came from every other
+  peer (until then it sends its empty input messages each tick): a page whose game is ready
+  early (Pyodide loads at different speeds) does not run ahead and stall in episode 0.
 - Frame ``f``'s inputs are applied in step ``f``. A local input read while
   frame ``t`` is being produced is stamped ``t + input_delay``.
 - Prediction: a seat's unknown input is its last input known in order.
@@ -122,6 +125,8 @@ class RollbackPeer(InputExchange, Resync, Handover):
         timer: real clock for statistics only (re-simulation time).
         max_transfers: state transfers the designated peer sends a peer in a row without the desync resolving
             before it gives up (``unrepairable`` event).
+        start_barrier: frame 0 waits until every other peer was heard from (``False``: it starts at the first
+            :meth:`advance`, for hosts that start every peer at once by other means).
     """
 
     def __init__(
@@ -139,6 +144,7 @@ class RollbackPeer(InputExchange, Resync, Handover):
         max_redundancy: int | None = None,
         timer: Callable[[], float] = time.perf_counter,
         max_transfers: int = 4,
+        start_barrier: bool = True,
     ) -> None:
         if input_delay < 0 or max_prediction < 1 or hash_interval < 1 or max_transfers < 1:
             raise ValueError(
@@ -217,7 +223,8 @@ class RollbackPeer(InputExchange, Resync, Handover):
         self.sync = TimeSync(self.remotes)
         self._epoch = 0  # the sender's count of the state transfer we last applied (in our hash messages)
         self._state_source: str | None = None  # the peer asked for a state (request_state)
-        self._start: float | None = None
+        self._start: float | None = None  # the host time of frame 0 (once every peer was heard from)
+        self._heard: set[str] = set() if start_barrier else set(self.remotes)  # remotes an input message came from
         self._lost = 0
         self._now = 0.0
 
@@ -238,6 +245,11 @@ class RollbackPeer(InputExchange, Resync, Handover):
         self.stats.resim_tick_max_seconds = max(self.stats.resim_tick_max_seconds, tick)
         self._resim_mark = self.stats.resim_seconds
         if self._start is None:
+            if any(r not in self._heard for r in self.remotes):  # the start barrier (module docstring)
+                for remote in self.remotes:
+                    self._outbox.append((remote, "input", self._input_message(remote)))
+                out, self._outbox = self._outbox, []
+                return out
             self._start = now_s
         self._confirm()
         due = int((now_s - self._start) * self.fps + 1e-6) + 1 - self._lost  # a tick's float time may fall short

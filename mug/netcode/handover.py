@@ -96,18 +96,14 @@ class Handover:
         for episode, reports in sorted(self._episode_reports.items()):
             reports.pop(peer, None)
             self._check_agreed(episode)
-        held = {}
-        for seat in seats:
-            start = self._upto[seat] + 1
-            while start > max(0, self.confirmed - self.horizon) and seat in self._inputs.get(start - 1, {}):
-                start -= 1
-            held[seat] = (start, [self._inputs[f][seat] for f in range(start, self._upto[seat] + 1)])
-        for start in sorted({s for s, _ in held.values()}):  # one message per start (one seat per peer in MUG)
-            inputs = {seat: actions for seat, (s, actions) in held.items() if s == start}
-            message = {"t": "handover", "from": self.peer_id, "peer": peer, "start": start, "inputs": inputs}
-            self._handovers.setdefault(peer, {}).setdefault(self.peer_id, {})[start] = inputs
-            for remote in self.remotes:
-                self._outbox.append((remote, "control", message))
+        start = self.confirmed + 1  # from up to horizon frames below our confirmed frame, as far as all are held
+        while start > max(0, self.confirmed - self.horizon) and all(s in self._inputs.get(start - 1, {}) for s in seats):
+            start -= 1
+        inputs = {s: [self._inputs[f][s] for f in range(start, self._upto[s] + 1)] for s in seats}
+        self._handovers.setdefault(peer, {})[self.peer_id] = {start: inputs}
+        message = {"t": "handover", "from": self.peer_id, "peer": peer, "start": start, "inputs": inputs}
+        for remote in self.remotes:
+            self._outbox.append((remote, "control", message))
         self._resolve(peer)
 
     def _receive_handover(self, remote: str, message: dict[str, Any]) -> None:
@@ -120,7 +116,7 @@ class Handover:
             raise ValueError(f"handover of peer {peer!r}: not a peer whose seats can be handed over")
         start = integer(message, "start", 0)
         inputs = action_lists(message["inputs"], seats, self._valid, 4 * self.horizon, "inputs")
-        self._handovers.setdefault(peer, {}).setdefault(remote, {})[start] = inputs
+        self._handovers.setdefault(peer, {})[remote] = {start: inputs}
         if peer in self._gone:
             self._resolve(peer)
 
@@ -134,8 +130,8 @@ class Handover:
         for seat in seats:
             union: dict[int, Any] = {}
             for who in sorted(announced):
-                for start, inputs in sorted(announced[who].items()):
-                    for offset, action in enumerate(inputs.get(seat, [])):
+                for start, inputs in announced[who].items():
+                    for offset, action in enumerate(inputs[seat]):
                         union.setdefault(start + offset, action)
             first = max(0, self.confirmed - self.horizon)
             agreed = max([f + 1 for f in union], default=0)

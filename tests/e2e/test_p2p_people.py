@@ -17,6 +17,10 @@ timers run about once a second (measured in the test); it sends ``visibility`` t
 monitoring rules apply. A hidden tab keeps playing: the game ticks in the Pyodide worker, and peer messages are
 events, not timers.
 
+With ``on_partner_loss="ai"`` a closed tab's seat goes to the fill-in model (an ONNX policy every page loads with
+the scene) at a frame the remaining pages agree on; the other page plays on to the end at its frame rate, and the
+server's record (its history: real inputs before that frame, the model's after) verifies.
+
 Helpers of ``p2p_matches.py`` (members, key cycling, desync bookkeeping, frame rate) are imported, not copied."""
 
 from __future__ import annotations

@@ -164,7 +164,10 @@ def _assert_both_kept_their_games(outcome: Outcome) -> None:
     reference, other = outcome.histories["agent_0"], outcome.histories["agent_1"]
     assert [r["frame"] for r in reference] == list(range(len(reference)))
     shorter = min(len(reference), len(other))
-    assert other[:shorter] == reference[:shorter] and shorter >= len(reference) - 1
+    assert other[:shorter] == reference[:shorter]
+    # each page stops recording once it sees the last episode's end agreed, which one page may see a few frames
+    # (a one-way latency) after the other: what one has beyond the other are frames after the match's end
+    assert all(r["result"]["kind"] == "over" for r in reference[shorter:] + other[shorter:])
     _assert_one_clean_record(outcome, reference)
 
 

@@ -8,6 +8,7 @@ from tornado.httpclient import AsyncHTTPClient
 import mug
 from mug.netcode.simnet import Link, SimNet
 from mug.scenes.policies import file_sha256
+from mug.server.verify import verify_data_dir
 from tests.bots import run_async
 from tests.conftest import LSTM
 from tests.integration.test_p2p_match import at_the_end
@@ -74,6 +75,8 @@ def test_the_lost_reference_seat_goes_to_the_ai_at_the_agreed_frame_and_the_reco
             assert s["sources"] == {**human, "agent_0": "policy"} and set(s["ai_digests"]) == {"agent_0"}
         assert s["verified"] is True
     assert sorted((v["data"]["episode"], v["data"]["verified"]) for v in verifications) == [(0, True), (1, True)]
+    again = verify_data_dir(data, record=False)  # ``mug verify`` re-simulates the whole match from the store too
+    assert sorted((r["session_id"], r["episode"], r["verified"]) for r in again) == [(match["match_id"], e, True) for e in (0, 1)]
     errors = [m for m in stays.of("error") if m["code"] == "bad_field"]
     assert len(errors) == 2 and "not handed" in errors[0]["message"] and f"at frame {agreed}" in errors[1]["message"]
     assert not [e for e in events if e["kind"] in ("p2p_mismatch", "bad_p2p_frames")]

@@ -3,7 +3,7 @@
 Each :class:`TestPeer` reads the ``scene`` the server sent, builds a :class:`mug.netcode.RollbackPeer` over an
 :class:`mug.netcode.EnvSimulation` of the scene's spec; :func:`play` ticks the peers on the real clock at the
 scene's fps with held inputs, passes their peer messages through :class:`mug.netcode.simnet.SimNet` (latency,
-jitter, loss), serves AI seats with a seeded choice, and uploads each peer's confirmed frames (``p2p_frames``
+jitter, loss), serves AI seats with a seeded choice (also a lost member's seat after ``p2p_seat_ai``), and uploads each peer's confirmed frames (``p2p_frames``
 every 0.5 s and at each episode end, kept until ``p2p_ack``), its events (``p2p_events``) and ``p2p_done`` to
 the server as the page would.
 """
@@ -102,6 +102,8 @@ class TestPeer:
                 return
             message, _ = decode_envelope(raw)
             self.messages.append(message)
+            if message["type"] == "p2p_seat_ai" and self.peer is not None and message["seat"] in self.peer.remotes:
+                self.peer.lose_peer(message["seat"])  # as the page's P2PGame does
             if message["type"] == "p2p_ack":
                 self.acks.append(message["frame"])
                 self.unacked = [r for r in self.unacked if r["frame"] > message["frame"]]

@@ -16,6 +16,7 @@ test("the match messages of the contract pass the check", () => {
     { type: "notice", code: "something_new", message: "a code this page does not know is still shown" },
     { type: "scene", scene: { scene_id: "duo", kind: "gym" }, match: { match_id: "m1", seat: "agent_1", seats: 2 } },
     { type: "scene", scene: { scene_id: "duo", kind: "gym" } },
+    { type: "p2p_seat_ai", match_id: "duo-1", seat: "agent_0" },
   ]) {
     assert.equal(checkServerMessage(message), message);
   }
@@ -31,6 +32,8 @@ test("malformed match messages are refused, naming the field", () => {
     [{ type: "paused", reason: "partner_lost", message: "x" }, /paused message: time_left_s/],
     [{ type: "paused", time_left_s: 3, message: "x" }, /paused message: reason/],
     [{ type: "notice", code: "partner_lost" }, /notice message/],
+    [{ type: "p2p_seat_ai", match_id: "duo-1", seat: 0 }, /p2p_seat_ai message: match_id and seat/],
+    [{ type: "p2p_seat_ai", seat: "agent_0" }, /p2p_seat_ai message/],
     [{ type: "scene", scene: { scene_id: "duo" }, match: { seat: 1, seats: 2 } }, /match must be/],
     [{ type: "scene", scene: { scene_id: "duo" }, match: { seat: "a", seats: 0 } }, /match must be/],
     [{ type: "scene", scene: { scene_id: "duo", match: null } }, /match must be/],

@@ -140,3 +140,38 @@ test("the tab's visibility goes to the game while a match runs (also when the sc
     { type: "visibility", hidden: false },
   ]);
 });
+
+test("the server's p2p_seat_ai goes to the game when it names another seat of this match; else it is dropped", () => {
+  const errors = [];
+  const { match, worker } = page();
+  match.onError = (text) => errors.push(text);
+  match.begin(META);
+  match.seatToAI({ type: "p2p_seat_ai", match_id: "m0", seat: "agent_1" }); // another match
+  match.seatToAI({ type: "p2p_seat_ai", match_id: "m1", seat: "agent_0" }); // this page's own seat
+  match.seatToAI({ type: "p2p_seat_ai", match_id: "m1", seat: "agent_1" });
+  assert.deepEqual(worker, [{ type: "seat_ai", seat: "agent_1" }]);
+  assert.equal(errors.length, 2);
+  assert.match(errors[0], /not another seat of this page's match/);
+});
+
+test("a lost member's seat runs its fill-in model, loaded when the scene begins, from a fresh state", async () => {
+  const fetched = [];
+  const meta = {
+    ...META,
+    policies: { agent_0: { kind: "human" }, agent_1: { kind: "human" } },
+    fill_policies: { agent_1: { kind: "model", model_url: "models/duo/fill_with%3Aagent_1/x.onnx", config: LSTM_CONFIG } },
+  };
+  const answers = [];
+  const fetching = async (url) => {
+    fetched.push(url);
+    return model("overcooked_lstm_rllib.onnx");
+  };
+  const seats = new AISeats(meta, fetching, (a) => answers.push(a), (e) => assert.fail(e));
+  seats.preload(Object.keys(meta.fill_policies));
+  assert.deepEqual(fetched, ["models/duo/fill_with%3Aagent_1/x.onnx"]); // before any request
+  const request = (frame, restore) => ({ seat: "agent_1", frame, episode: 0, observation: Array.from(observation(116, frame)), restore, epoch: 0 });
+  seats.serve([request(40, { state: null }), request(41, null)]);
+  await seats.chain;
+  assert.deepEqual(answers.map((a) => [a.frame, a.state.steps]), [[40, 1], [41, 2]]);
+  assert.equal(fetched.length, 1);
+});

@@ -14,8 +14,10 @@ and then calls:
   ``{from, message}`` (a message of another member's peer), ``reconnected`` ``{peer}`` (the mesh's pair with
   that peer was made anew: control messages in flight were lost, see
   :meth:`mug.netcode.RollbackPeer.reconnected`), ``visibility`` ``{hidden}`` (the tab was hidden or shown:
-  the time hidden per episode goes into each ``episode_end``'s ``stats`` as ``hidden_s``) and ``ai`` (an
-  answer to an AI request).
+  the time hidden per episode goes into each ``episode_end``'s ``stats`` as ``hidden_s``), ``seat_ai``
+  ``{seat}`` (the server's ``p2p_seat_ai``: that member is lost and its seat goes to the fill-in policy at a
+  frame the remaining peers agree on, :meth:`mug.netcode.RollbackPeer.lose_peer`; a seat that is not another
+  member's is ignored) and ``ai`` (an answer to an AI request).
 
 A page whose tab opened mid-match (``p2p["rejoin"]``: a reload) asks a peer for the confirmed state at its
 first tick (:meth:`mug.netcode.RollbackPeer.request_state`, with ``p2p["stored_inputs"]``: its seat's inputs
@@ -34,7 +36,7 @@ and plays on from the frame the others are at; until then it shows the match's s
 
 and, for the server (the wire of the P2P match, relayed by the page, which keeps records until acked):
 ``{"type": "p2p_events", match_id, events}`` (the peer's events: desync, resync, episode_end with
-the peer's statistics), then ``{"type": "p2p_frames", match_id, records}`` (confirmed
+the peer's statistics, seat_ai ``{seat, peer, frame}``), then ``{"type": "p2p_frames", match_id, records}`` (confirmed
 :class:`~mug.netcode.FrameRecord` dicts in frame order), and once the last episode's end is agreed
 ``{"type": "p2p_done", match_id, reason: "scene_end"}``. Events go out before the records of the same
 call, so a page that sees a ``resync`` drops its unacked records from the event's frame before the new
@@ -173,6 +175,8 @@ class P2PGame:
             self._visibility(bool(message.get("hidden")))
         elif kind == "reconnected" and str(message.get("peer")) in self.peer.remotes:  # the mesh's seats are peer ids
             self._guard(lambda: self.peer.reconnected(str(message["peer"])))
+        elif kind == "seat_ai" and str(message.get("seat")) in self.peer.remotes:  # peer ids are seats
+            self._guard(lambda: self.peer.lose_peer(str(message["seat"])))
         elif kind == "act":
             self.keys = [str(k) for k in message.get("keys") or []]
         elif kind == "ai":

@@ -43,6 +43,7 @@ class InputExchange:
     _stamped: int
     _acked: dict[str, int]
     _state_source: str | None
+    _heard: set[str]
 
     if TYPE_CHECKING:  # methods of RollbackPeer used here
 
@@ -99,6 +100,7 @@ class InputExchange:
             self._check_prediction(seat, f, action)
         for seat in inputs:
             self._advance_upto(seat)
+        self._heard.add(remote)
 
     def _advance_upto(self, seat: str) -> None:
         """Move ``seat``'s last input known in order over the inputs held after it."""

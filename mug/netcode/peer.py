@@ -13,6 +13,9 @@ the state of :attr:`~RollbackPeer.frame` (the speculative present) and
 
 Design (fixed):
 
+- Start barrier: a peer's clock starts (frame 0) once an input message came from every other
+  peer (until then it sends its empty input messages each tick): a page whose game is ready
+  early (Pyodide loads at different speeds) does not run ahead and stall in episode 0.
 - Frame ``f``'s inputs are applied in step ``f``. A local input read while
   frame ``t`` is being produced is stamped ``t + input_delay``.
 - Prediction: a seat's unknown input is its last input known in order.
@@ -34,6 +37,11 @@ Design (fixed):
   :meth:`~RollbackPeer.request_state`; one whose pair with a peer was made anew calls ``reconnected(peer)``.
 - Episode ends are part of the simulation; a peer announces each confirmed
   episode end, and an ``episode_end`` event comes once all peers agree.
+- A peer gone for good (the host calls :meth:`~RollbackPeer.lose_peer`): its seats become
+  AI seats from a frame ``F`` every remaining peer agrees on (:mod:`mug.netcode.handover`):
+  each remaining peer announces the seat's inputs it holds (``handover``), ``F`` is one past
+  the last frame any of them has, frames before ``F`` confirm with the real inputs, and from
+  ``F`` the AI plays the seat afresh on every peer (``seat_ai`` event).
 
 Wire messages (plain JSON)::
 
@@ -48,6 +56,8 @@ Wire messages (plain JSON)::
               "episodes": {episode: end frame < c, the sender's ends not yet agreed}, "agreed": last agreed episode}
              {"t": "rejoin", "from": server, "peer": rejoining peer, "frame": c, "start": f0,
               "inputs": {its seat: [input f0, ..., input R - 1]}}
+             {"t": "handover", "from": peer, "peer": lost peer, "start": f0,
+              "inputs": {lost seat: [input f0, ..., input K]}}  (K: its last input held in order)
 
 A reload (:meth:`~RollbackPeer.request_state`): the page asks its *server*
 (the designated peer, or when the designated peer reloads, the next peer) for
@@ -85,6 +95,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from mug.netcode.handover import Handover
 from mug.netcode.inputs import InputExchange, input_window
 from mug.netcode.records import AIRequest, FrameRecord, PeerStats
 from mug.netcode.resync import Resync
@@ -97,7 +108,7 @@ __all__ = ["Outgoing", "RollbackPeer"]
 Outgoing = tuple[str | None, str, dict[str, Any]]
 
 
-class RollbackPeer(InputExchange, Resync):
+class RollbackPeer(InputExchange, Resync, Handover):
     """One peer (see module docstring).
 
     Args:
@@ -114,6 +125,8 @@ class RollbackPeer(InputExchange, Resync):
         timer: real clock for statistics only (re-simulation time).
         max_transfers: state transfers the designated peer sends a peer in a row without the desync resolving
             before it gives up (``unrepairable`` event).
+        start_barrier: frame 0 waits until every other peer was heard from (``False``: it starts at the first
+            :meth:`advance`, for hosts that start every peer at once by other means).
     """
 
     def __init__(
@@ -131,6 +144,7 @@ class RollbackPeer(InputExchange, Resync):
         max_redundancy: int | None = None,
         timer: Callable[[], float] = time.perf_counter,
         max_transfers: int = 4,
+        start_barrier: bool = True,
     ) -> None:
         if input_delay < 0 or max_prediction < 1 or hash_interval < 1 or max_transfers < 1:
             raise ValueError(
@@ -189,6 +203,9 @@ class RollbackPeer(InputExchange, Resync):
         self._resolved_at: dict[str, int] = {}  # the frame each peer's last desync resolved at
         self._next_transfer = dict.fromkeys(self.remotes, -1)  # no transfer before our confirmed frame reaches it
         self._unrepairable: set[str] = set()
+        self._gone: set[str] = set()  # lost peers (lose_peer): nothing of theirs is taken
+        self._handovers: dict[str, dict[str, dict[int, Any]]] = {}  # lost peer -> announcer -> {start: inputs}
+        self._ai_from = dict.fromkeys(self.ai_seats, 0)  # AI seat -> its first frame as one (lose_peer: F)
         self._state_wanted: set[str] = set()  # peers that asked for the state (answered in the next advance)
         self._matched: dict[str, int] = {}  # the last hashed frame whose chain matched each peer's
         self._agreed_episode = -1
@@ -201,10 +218,13 @@ class RollbackPeer(InputExchange, Resync):
         self._records: list[FrameRecord] = []
         self._events: list[dict[str, Any]] = []
         self._outbox: list[Outgoing] = []
+        self._per_remote = (self._acked, self._remote_hashes, self._open_desyncs, self._transfers_sent, self._attempts)
+        self._per_remote += (self._resolved_at, self._next_transfer, self._matched)
         self.sync = TimeSync(self.remotes)
         self._epoch = 0  # the sender's count of the state transfer we last applied (in our hash messages)
         self._state_source: str | None = None  # the peer asked for a state (request_state)
-        self._start: float | None = None
+        self._start: float | None = None  # the host time of frame 0 (once every peer was heard from)
+        self._heard: set[str] = set() if start_barrier else set(self.remotes)  # remotes an input message came from
         self._lost = 0
         self._now = 0.0
 
@@ -225,6 +245,11 @@ class RollbackPeer(InputExchange, Resync):
         self.stats.resim_tick_max_seconds = max(self.stats.resim_tick_max_seconds, tick)
         self._resim_mark = self.stats.resim_seconds
         if self._start is None:
+            if any(r not in self._heard for r in self.remotes):  # the start barrier (module docstring)
+                for remote in self.remotes:
+                    self._outbox.append((remote, "input", self._input_message(remote)))
+                out, self._outbox = self._outbox, []
+                return out
             self._start = now_s
         self._confirm()
         due = int((now_s - self._start) * self.fps + 1e-6) + 1 - self._lost  # a tick's float time may fall short
@@ -254,6 +279,8 @@ class RollbackPeer(InputExchange, Resync):
 
     def receive(self, from_peer: str, message: Any) -> None:
         """A message from another peer; malformed or unexpected ones are counted (``stats.bad_messages``) and dropped."""
+        if from_peer in self._gone:
+            return  # a lost peer's packets still in flight
         try:
             kind = message["t"]
             if from_peer not in self.remotes or message.get("from") != from_peer:
@@ -271,6 +298,8 @@ class RollbackPeer(InputExchange, Resync):
                 self._receive_state_request(from_peer, message)
             elif kind == "rejoin":
                 self._receive_rejoin(from_peer, message)
+            elif kind == "handover":
+                self._receive_handover(from_peer, message)
             else:
                 raise ValueError(f"unexpected message {kind!r}")
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError, IndexError):
@@ -325,7 +354,8 @@ class RollbackPeer(InputExchange, Resync):
     def take_events(self) -> list[dict[str, Any]]:
         """Events since the last call: ``desync``, ``desync_resolved``, ``resync``, ``unrepairable``,
         ``episode_end`` (with this peer's ``stats`` over the episode: frames, stalls, held, rollbacks, depths,
-        ... up to its confirmed end).
+        ... up to its confirmed end), ``seat_ai`` (``seat``, ``peer``, ``frame``: a lost peer's seat is an AI
+        seat from that frame on, :meth:`lose_peer`).
 
         ``resync``: ``frame`` (records from it on are dropped and confirmed again), ``first_bad_frame`` (this
         peer's records from it up to ``frame - 1`` may differ from the sender's: past the last frame whose hash
@@ -468,7 +498,7 @@ class RollbackPeer(InputExchange, Resync):
 
     def _record(self, f: int) -> None:
         inputs = {s: self._inputs[f][s] for s in self.seats}
-        ai = {s: self._ai_digests.get(f, {}).get(s) for s in self.ai_seats}
+        ai = {s: self._ai_digests.get(f, {}).get(s) for s in self.ai_seats if self._ai_from[s] <= f}
         result = self._results[f]
         hashed = f % self.hash_interval == 0
         state_hash = self.sim.state_hash(self._ring[f + 1]) if hashed else None

@@ -74,6 +74,7 @@ class Resync:
     _epoch: int
     _state_source: str | None
     _lost: int
+    _ai_from: dict[str, int]
 
     if TYPE_CHECKING:  # methods of RollbackPeer used here
 
@@ -177,7 +178,7 @@ class Resync:
     def _fix_inputs(self, peer: str, c: int, start: int, inputs: dict[str, list[Any]]) -> None:
         """A rejoining peer's inputs: those before ``c`` fill gaps, those from ``c`` on replace what is held;
         the old page's hashes still held or open desyncs with it are dropped (they are not the new page's)."""
-        self._remote_hashes[peer].clear()
+        self._remote_hashes.get(peer, {}).clear()  # (a lost peer's are gone already: Handover)
         self._open_desyncs.pop(peer, None)
         for seat, actions in inputs.items():
             for offset, action in enumerate(actions):
@@ -261,12 +262,13 @@ class Resync:
             if self._upto[seat] < c - 1:
                 self._upto[seat], self._last_known[seat] = c - 1, known[seat]
         for seat in self.ai_seats:
-            for f in [f for f, held in self._inputs.items() if f >= c and seat in held]:
+            begin = max(c, self._ai_from[seat])  # a seat handed to the AI at F keeps its human inputs before F
+            for f in [f for f, held in self._inputs.items() if f >= begin and seat in held]:
                 del self._inputs[f][seat]
-            self._upto[seat] = self._ai_requested[seat] = c - 1
-            self._last_known[seat] = last[seat]
+            self._upto[seat] = self._ai_requested[seat] = begin - 1
+            self._last_known[seat] = last[seat] if begin == c else self._inputs.get(begin - 1, {}).get(seat, last[seat])
             self._ai_blobs[seat] = []
-            self._ai_restore[seat] = {"state": ai[seat]["state"]}
+            self._ai_restore[seat] = {"state": ai[seat]["state"] if begin == c else None}
         self._requests = []
         for seat, actions in yours.items():  # what the others hold of our inputs is what was played
             for offset, action in enumerate(actions):
@@ -356,7 +358,13 @@ class Resync:
         if reports.get(peer) == frame:
             return
         reports[peer] = frame
-        if len(reports) == len(self.peers) and len(set(reports.values())) == 1:
+        self._check_agreed(episode)
+
+    def _check_agreed(self, episode: int) -> None:
+        """``episode_end`` once every peer reported the same end of ``episode``."""
+        reports = self._episode_reports.get(episode, {})
+        if episode > self._agreed_episode and len(reports) == len(self.peers) and len(set(reports.values())) == 1:
+            frame = next(iter(reports.values()))
             stats = self._episode_stats.pop(episode, None)
             self._events.append({"type": "episode_end", "episode": episode, "frame": frame, "stats": stats})
             self._agreed_episode = episode

@@ -145,6 +145,7 @@ def run_peers(
     start_s: Mapping[str, float] | None = None,
     on_tick: Callable[[RollbackPeer, float], None] | None = None,
     rejoin: Mapping[str, tuple[float, RollbackPeer, Any]] | None = None,
+    leave: Mapping[str, float] | None = None,
 ) -> RunResult:
     """Run ``peers`` for ``duration_s`` simulated seconds on ``net``.
 
@@ -157,9 +158,12 @@ def run_peers(
             is replaced by a new one (a reloaded page), which asks for the state (:meth:`RollbackPeer.request_state`,
             with its seats' inputs of the last ``2 * horizon`` frames the designated peer confirmed: what a server
             that records from the designated peer holds) and gets the packets in flight to the old one.
+        leave: ``peer_id -> time``: the peer stops at its first tick from then on (its tab closed); its packets
+            in flight still arrive, packets to it are dropped (tell the others with ``on_tick``: ``lose_peer``).
     """
     by_id = {p.peer_id: p for p in peers}
     drivers, start_s, rejoin = dict(drivers or {}), dict(start_s or {}), dict(rejoin or {})
+    leave, left = dict(leave or {}), set()
     result = RunResult()
     for p in peers:
         result.histories[p.peer_id], result.events[p.peer_id] = [], []
@@ -173,9 +177,13 @@ def run_peers(
         if arrival is not None and arrival < ticks[0][0]:
             now = arrival
             for dst, src, message in net.deliver(now):
-                by_id[dst].receive(src, message)
+                if dst not in left:
+                    by_id[dst].receive(src, message)
             continue
         now, order, pid = heapq.heappop(ticks)
+        if pid in leave and now >= leave[pid]:
+            left.add(pid)
+            continue
         if pid in rejoin and now >= rejoin[pid][0]:
             _, by_id[pid], driver = rejoin.pop(pid)
             drivers.pop(pid, None)

@@ -49,6 +49,12 @@ class TimeSync:
         self._newest[remote] = remote_frame
         self._samples[remote].append(((frame - remote_frame) - remote_advantage) / 2)
 
+    def drop(self, remote: str) -> None:
+        """``remote`` left the match: no more samples of it, and it no longer holds this peer back."""
+        self.remote_frame.pop(remote, None)
+        self._newest.pop(remote, None)
+        self._samples.pop(remote, None)
+
     def ahead(self) -> float:
         """Frames this peer is ahead of its furthest-behind remote (mean of samples; 0 without enough)."""
         means = [sum(s) / len(s) for s in self._samples.values() if len(s) >= self.min_samples]

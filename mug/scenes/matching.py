@@ -14,10 +14,11 @@ import numbers
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
+from urllib.parse import quote
 
 from mug.errors import ConfigError
 from mug.scenes.checks import integer, one_of
-from mug.scenes.policies import PolicySpec, policy_spec
+from mug.scenes.policies import PolicySpec, file_sha256, policy_spec
 
 __all__ = [
     "Candidate",
@@ -29,15 +30,15 @@ __all__ = [
     "ON_TIMEOUT",
     "ON_PARTNER_LOSS",
     "AFTER_PARTNER_LOSS",
-    "P2P_PARTNER_LOSS",
+    "FILL_MODEL_PREFIX",
 ]
 
 ON_TIMEOUT = ("end", "skip", "ai")
 ON_PARTNER_LOSS = ("end", "wait", "ai")
 AFTER_PARTNER_LOSS = ("next", "end")
 MODES = ("server", "p2p")
-#: What ``on_partner_loss`` a peer-to-peer match supports.
-P2P_PARTNER_LOSS = ("end", "wait")
+#: The agent part of a fill-in model's URL (``MatchBuilder.fill_model_path``): ``fill_with:<agent>``.
+FILL_MODEL_PREFIX = "fill_with:"
 #: Upper bounds of ``multiplayer(input_delay=..., max_prediction=...)``, in frames.
 MAX_INPUT_DELAY, MAX_PREDICTION = 30, 120
 
@@ -197,13 +198,6 @@ class MultiplayerOptions:
         """Checked options (``ConfigError`` naming the field)."""
         mode = one_of(mode, "mode", MODES)
         on_partner_loss = one_of(on_partner_loss, "on_partner_loss", ON_PARTNER_LOSS)
-        if mode == "p2p" and on_partner_loss not in P2P_PARTNER_LOSS:
-            raise ConfigError(
-                f'on_partner_loss={on_partner_loss!r} is not supported with mode="p2p"; '
-                f"supported: {list(P2P_PARTNER_LOSS)} (a lost seat's inputs exist only in its own browser, so no AI can take "
-                "it over on the peers' shared timeline; the others wait, and the match ends at the timeout)",
-                field="on_partner_loss",
-            )
         return cls(
             mode=mode,
             on_partner_loss=on_partner_loss,
@@ -286,6 +280,8 @@ class MatchBuilder:
                     'waitroom(on_timeout="ai") is not supported with it (use "end" or "skip")',
                     field="on_timeout",
                 )
+            if self.multiplayer_options.on_partner_loss == "ai":
+                self._check_p2p_fills()
         # any seat may end up played by the fill-in policy (seats are shuffled): each Human agent needs one
         needs = [
             rule
@@ -303,6 +299,34 @@ class MatchBuilder:
                     f"(any seat may be the empty one); none for {missing}",
                     field="fill_with",
                 )
+
+    def _check_p2p_fills(self) -> None:
+        """In a P2P match the fill-in policy runs in every member's browser, identically: only a ``ModelConfig``
+        (ONNX, run by the page's runtime as the scene's P2P AI seats are)."""
+        for agent in self.humans:
+            spec = self.waitroom_options.fill_for(agent, self.agent_ids)
+            if spec is not None and spec.kind != "model":
+                what = "a Python callable (it runs on the server)" if spec.kind == "callable" else f"mug.{spec.kind.title()}"
+                raise ConfigError(
+                    f'scene {self.scene_id!r}: multiplayer(mode="p2p", on_partner_loss="ai") plays a lost seat in every '
+                    f"member's browser; the fill-in policy of agent {self.agent_ids.get(agent, agent)!r} is {what}, which "
+                    "cannot run there; supported: a ModelConfig (ONNX), run by each page's runtime",
+                    field="fill_with",
+                )
+
+    def fill_policies(self) -> dict[str, PolicySpec]:
+        """Each Human agent's fill-in policy (``waitroom(fill_with=...)``), for those that have one."""
+        fills = {a: self.waitroom_options.fill_for(a, self.agent_ids) for a in self.humans}
+        return {a: spec for a, spec in fills.items() if spec is not None}
+
+    def fill_model_path(self, agent: str) -> str:
+        """Relative URL of ``agent``'s fill-in ONNX model in a P2P match (named by its content, as
+        ``GymScene.model_path``; its agent part is :data:`FILL_MODEL_PREFIX` plus the agent)."""
+        config = self.fill_policies()[agent].config
+        if config is None:
+            raise ConfigError(f"fill_model_path: agent {agent!r} of scene {self.scene_id!r} has no fill-in ONNX model")
+        digest = file_sha256(config.onnx_path)[:16]
+        return f"models/{self.scene_id}/{quote(FILL_MODEL_PREFIX + agent, safe='')}/{digest}.onnx"
 
     def waitroom(
         self,
@@ -326,7 +350,8 @@ class MatchBuilder:
 
         ``fill_with`` is a policy (``ModelConfig`` run on the server, ``mug.Random`` or a
         callable ``(observation, agent_id) -> action``) or a dict ``{agent: policy}``; it also
-        takes over a lost partner's seat with ``multiplayer(on_partner_loss="ai")``. A
+        takes over a lost partner's seat with ``multiplayer(on_partner_loss="ai")`` (in a
+        ``multiplayer(mode="p2p")`` match only a ``ModelConfig``, run in every member's browser). A
         participant whose tab stays closed for ``leave_grace_s`` seconds leaves the waitroom.
         """
         self.waitroom_options = WaitroomOptions.make(
@@ -389,12 +414,18 @@ class MatchBuilder:
           ``seat_ai`` / ``seat_returned`` events); past the timeout the lost member moves on and
           the policy plays on.
 
-        ``mode="p2p"`` supports ``"end"`` and ``"wait"``: without a lost member's inputs no peer can confirm
+        With ``mode="p2p"``, ``"end"`` and ``"wait"``: without a lost member's inputs no peer can confirm
         frames, so the others' games stall ``max_prediction`` frames ahead either way; ``"wait"`` also shows
         them the pause with its countdown (and does not count their hidden time meanwhile). A member back in
-        time goes on where they were (a reloaded page gets the match's state from a peer). ``after_partner_loss``: where members go
-        when a match ends that way: ``"next"`` scene, or ``"end"`` (an end page with the message and a
-        completion code).
+        time goes on where they were (a reloaded page gets the match's state from a peer). ``"ai"``: the
+        fill-in policy takes the seat at once and for good, on every remaining member's page, from a frame
+        the pages agree on (frames before it keep the member's real inputs; the ``seat_ai`` event records the
+        frame); the others play on to the match's end, and the record and its verification cover the whole
+        match. The lost member moves on at once, as after the timeout (``match_left`` with reason
+        ``seat_ai``): a reload or a dropped connection counts as a loss too. ``fill_with`` must then be a
+        ``ModelConfig`` (every page runs it, as it runs the scene's AI seats; a ``ConfigError`` otherwise).
+        ``after_partner_loss``: where members go when a match ends that way: ``"next"`` scene, or ``"end"``
+        (an end page with the message and a completion code).
         """
         self.multiplayer_options = MultiplayerOptions.make(
             mode, on_partner_loss, reconnect_timeout_s, after_partner_loss, partner_loss_message, input_delay, max_prediction

@@ -20,6 +20,7 @@ from tornado.ioloop import IOLoop
 
 from mug.errors import ConfigError
 from mug.scenes.gym_scene import GymScene
+from mug.scenes.matching import FILL_MODEL_PREFIX
 from mug.scenes.policies import file_sha256
 from mug.scenes.stager import Stager
 from mug.server import logs
@@ -160,6 +161,11 @@ class MugServer:
             for spec in [g.policy_specs[agent]]
             if spec.config is not None
         }
+        for g in self.games:  # a P2P match's fill-in models run in the pages too (GymScene.fill_model_path)
+            if g.multiplayer_options.mode == "p2p" and g.multiplayer_options.on_partner_loss == "ai":
+                for agent, spec in g.fill_policies().items():
+                    if spec.config is not None:
+                        self.models[(g.scene_id, FILL_MODEL_PREFIX + agent)] = Path(spec.config.onnx_path)
         self._tickers: list[asyncio.Task] = []
 
     # -- ticking ------------------------------------------------------------------------

@@ -55,8 +55,19 @@ def test_a_peer_stalls_at_the_prediction_window_and_its_snapshots_stay_within_it
     assert peers[0].frame < 30  # it waits instead of running on alone
 
 
+def test_the_start_barrier_a_page_ready_early_waits_for_its_partner_instead_of_stalling_in_episode_0():
+    lost = {}
+    for barrier in (True, False):  # p1's game is ready 1 s later (its Pyodide loaded slower)
+        peers = coin_peers(input_delay=2, max_prediction=8, start_barrier=barrier)
+        result = run_peers(peers, SimNet(default=Link(0.05, 0.01), seed=3), 4.0, held_inputs(2), start_s={"p1": 1.0})
+        early = result.stats["p0"]
+        lost[barrier] = early["stalls"] + early["held"]
+        assert_same_histories(result.histories, minimum=60)
+    assert lost[True] <= 3 and lost[False] >= 20, lost  # without the barrier p0 runs ahead alone, then waits
+
+
 def test_time_sync_makes_the_peer_ahead_hold_frames_so_both_roll_back():
-    peers = coin_peers(input_delay=1, max_prediction=12)
+    peers = coin_peers(input_delay=1, max_prediction=12, start_barrier=False)  # p1 starts 0.2 s late: p0 is ahead
     result = run_peers(peers, SimNet(default=Link(0.08, 0.01), seed=4), 6.0, held_inputs(5, hold=2), start_s={"p1": 0.2})
     early, late = result.stats["p0"], result.stats["p1"]
     assert early["held"] >= 4 and late["held"] <= 2  # p0 started 6 frames early: it gives most of them back

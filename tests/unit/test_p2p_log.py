@@ -223,3 +223,35 @@ def test_a_reloaded_peers_superseded_records_are_not_mismatches_and_a_page_that_
         assert rec.log.add_frames("agent_0", ref[:40]) is None
         assert rec.log.add_frames("agent_1", other[20:30]) is None
         assert [e["frame"] for e in rec.of("p2p_mismatch")] == [15]
+
+
+def test_a_seat_handed_to_the_ai_is_no_longer_compared_and_a_lost_reference_is_replaced_by_the_next_peer(spec, histories):
+    rec = Recorded(spec)
+    ref, other = histories["agent_0"], histories["agent_1"]
+    assert rec.log.add_frames("agent_0", ref[:10]) is None
+    assert rec.log.add_frames("agent_1", other[:25]) is None  # beyond what the reference delivered: waiting
+    assert rec.log.stored == 9
+    rec.log.hand_over("agent_0")  # the reference's member is gone: agent_1's waiting records are stored now
+    assert rec.log.reference == "agent_1" and rec.log.stored == 24
+    assert rec.log.add_frames("agent_0", ref[10:]) is None  # a lost page's late records are not taken
+    assert rec.log.add_frames("agent_1", other[25:]) is None
+    steps = [r for r in other if r["result"]["kind"] == "step"]
+    assert [(s["frame"], s["chain"]) for s in rec.steps] == [(r["frame"], r["chain"]) for r in steps]
+    assert [(e, len(s)) for e, s in rec.verified] == [(0, 15), (1, 15)]
+    assert rec.log.ack(["agent_1"]) == other[-1]["frame"]
+    assert rec.of("p2p_mismatch") == [] and rec.of("p2p_gap") == []
+    with pytest.raises(ValueError, match="not a seat of this match still played"):
+        rec.log.hand_over("agent_0")
+
+
+def test_steps_whose_records_carry_a_handed_seats_ai_digest_are_the_policys(spec, histories):
+    rec = Recorded(spec)
+    records = copy.deepcopy(histories["agent_0"])
+    for r in records[12:]:  # from frame 12 the AI plays agent_1 (its digest enters the records, as the netcode's)
+        r["ai_digests"] = {"agent_1": None if r["result"]["kind"] != "step" else "ab" * 8}
+    assert rec.log.add_frames("agent_0", records)[:40].startswith("frame 12: ai_digests must map AI seats")
+    rec = Recorded(spec)
+    rec.log.hand_over("agent_1")
+    assert rec.log.add_frames("agent_0", records) is None
+    assert [s["sources"]["agent_1"] for s in rec.steps] == ["human:bob"] * 12 + ["policy"] * (len(rec.steps) - 12)
+    assert all(s["ai_digests"] == ({"agent_1": "ab" * 8} if s["frame"] >= 12 else {}) for s in rec.steps)

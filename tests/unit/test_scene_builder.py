@@ -25,6 +25,19 @@ def ready_grid():
     return grid().policies({"agent_0": mug.Human, "agent_1": mug.Random})
 
 
+def p2p_duo():
+    """A P2P scene of two humans whose lost seats go to the AI (a fill-in still to be given)."""
+    from mug.examples.browser_grid import PyCoinGrid
+
+    return (
+        mug.GymScene("duo")
+        .environment(PyCoinGrid, seed=1)
+        .policies({"agent_0": mug.Human, "agent_1": mug.Human})
+        .runtime(environment="browser")
+        .multiplayer(mode="p2p", on_partner_loss="ai")
+    )
+
+
 CASES = [
     ("bad scene id", lambda: mug.GymScene("../etc"), "scene_id", "is not a valid scene id"),
     (
@@ -122,10 +135,27 @@ CASES = [
     ("unknown encoding", lambda: ready_grid().rendering(encoding="jpeg"), "encoding", "expected one of ['png', 'zlib', 'raw']"),
     ("missing asset directory", lambda: ready_grid().assets(directory="/no/such/dir"), "directory", "is not a directory"),
     (
-        "p2p with a partner loss it does not support",
-        lambda: ready_grid().multiplayer(mode="p2p", on_partner_loss="ai"),
-        "on_partner_loss",
-        "not supported with mode=\"p2p\"; supported: ['end', 'wait']",
+        "p2p ai fill-in that runs on the server",
+        lambda: (
+            p2p_duo()
+            .waitroom(fill_with={"agent_0": mug.ModelConfig.from_onnx(LSTM), "agent_1": lambda obs, agent: 0})
+            .check_ready()
+        ),
+        "fill_with",
+        "the fill-in policy of agent 'agent_1' is a Python callable (it runs on the server), which cannot run there; "
+        "supported: a ModelConfig (ONNX)",
+    ),
+    (
+        "p2p ai fill-in random",
+        lambda: p2p_duo().waitroom(fill_with=mug.Random).check_ready(),
+        "fill_with",
+        "the fill-in policy of agent 'agent_0' is mug.Random, which cannot run there",
+    ),
+    (
+        "p2p ai without a fill-in",
+        lambda: p2p_duo().check_ready(),
+        "fill_with",
+        'multiplayer(on_partner_loss="ai") needs waitroom(fill_with=...) for every Human agent',
     ),
     ("negative input delay", lambda: ready_grid().multiplayer(mode="p2p", input_delay=-1), "input_delay", "0..30"),
     ("no prediction", lambda: ready_grid().multiplayer(mode="p2p", max_prediction=0), "max_prediction", "1..120"),

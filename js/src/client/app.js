@@ -109,6 +109,9 @@ export function startParticipant(root, { participantId, socketPath, staticPath }
       case "p2p_ack":
         browser.ack(message);
         break;
+      case "p2p_seat_ai":
+        browser.p2p.seatToAI(message);
+        break;
       case "error":
         if (message.code === "bad_response" && survey) survey.showProblem(message.message);
         else if (message.fatal) {

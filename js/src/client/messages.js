@@ -15,8 +15,8 @@ const DTYPES = {
   int8: Int8Array,
   bool: Uint8Array,
 };
-const SERVER_TYPES = ["scene", "frame", "episode_end", "scene_end", "ack", "steps_ack", "p2p_ack", "error", "waitroom", "paused", "resumed", "notice",
-  "p2p", "p2p_peers", "signal", "relay", "p2p_relay"]; // the last five: a peer-to-peer match's mesh (p2p/page.js)
+const SERVER_TYPES = ["scene", "frame", "episode_end", "scene_end", "ack", "steps_ack", "p2p_ack", "p2p_seat_ai", "error", "waitroom", "paused", "resumed",
+  "notice", "p2p", "p2p_peers", "signal", "relay", "p2p_relay"]; // the last five: a peer-to-peer match's mesh (p2p/page.js)
 
 /** A message from the engine that does not fit the vocabulary. */
 export class ProtocolError extends Error {
@@ -139,6 +139,9 @@ const CHECKS = {
     if (typeof m.reason !== "string") throw new ProtocolError(`paused message: reason must be text, got ${short(m.reason)}`);
     if (!isSeconds(m.time_left_s)) throw new ProtocolError(`paused message: time_left_s must be seconds >= 0, got ${short(m.time_left_s)}`);
     if (typeof m.message !== "string") throw new ProtocolError(`paused message: message must be text, got ${short(m.message)}`);
+  },
+  p2p_seat_ai(m) {
+    if (typeof m.match_id !== "string" || typeof m.seat !== "string") throw new ProtocolError(`p2p_seat_ai message: match_id and seat must be text, got ${short([m.match_id, m.seat])}`);
   },
   notice(m) {
     if (typeof m.code !== "string" || typeof m.message !== "string") throw new ProtocolError(`notice message: code and message must be text, got ${short([m.code, m.message])}`);

@@ -8,7 +8,11 @@
  *   and `reconnected` {peer} whenever a pair with a peer starts carrying messages (open or relayed): a pair
  *   made anew after either page's socket reconnected lost the control messages in flight on the old one.
  * - AI seats: the game's `ai_request`s are served in order, one `PolicyRuntime` step each (the runtime
- *   of the page, one thread), and answered with `ai` {seat, frame, action, state, epoch}.
+ *   of the page, one thread), and answered with `ai` {seat, frame, action, state, epoch}. A human seat's
+ *   requests (its member was lost: `on_partner_loss="ai"`) run its fill-in model (`fill_policies` of the
+ *   scene's metadata), loaded when the scene begins so that it is ready when needed.
+ * - The server's `p2p_seat_ai` {match_id, seat} (a member lost for good) goes to the game as `seat_ai` {seat}
+ *   when it is this match's and another member's seat (else it is dropped with an `onError` note).
  * - The record: `p2p_frames` are kept until the server's `p2p_ack` (a `StepUploader` with `P2P_FRAMES`),
  *   sent in batches every 500 ms and at once when an episode ends, and again after a reconnect;
  *   `p2p_events` go to the server at once (after a `resync` the unacked records from its frame on are
@@ -64,6 +68,20 @@ export class P2PMatch {
     this.ai = new AISeats(meta, this.fetchAsset, (answer) => this.toWorker(answer), this.onError);
     if (this.mesh) this.listen(this.mesh);
     if (this.doc?.hidden) this.visibility(); // opened in a hidden tab
+    this.ai.preload(Object.keys(meta.fill_policies ?? {}));
+  }
+
+  /**
+   * The server's `p2p_seat_ai`: another member's seat goes to its fill-in policy (the game agrees on the frame).
+   * @param {{match_id: string, seat: string}} message
+   */
+  seatToAI(message) {
+    const current = this.current;
+    if (!current || message.match_id !== current.match_id || message.seat === current.seat) {
+      this.onError(`p2p_seat_ai for ${message.match_id}/${message.seat}: not another seat of this page's match`);
+      return;
+    }
+    this.toWorker({ type: "seat_ai", seat: message.seat });
   }
 
   /**
@@ -171,9 +189,15 @@ export class AISeats {
     }
   }
 
+  /** Start loading the runtimes of `seats` now (a failure shows when a request needs one). */
+  preload(seats) {
+    for (const seat of seats) this.runtime(seat).catch(() => {});
+  }
+
   runtime(seat) {
     if (!this.runtimes.has(seat)) {
-      const policy = this.meta.policies[seat];
+      const own = this.meta.policies[seat];
+      const policy = own?.kind === "human" || !own ? this.meta.fill_policies?.[seat] : own; // a lost member's seat: its fill-in
       this.runtimes.set(
         seat,
         this.fetchAsset(policy.model_url).then((model) => this.create({ model, config: policy.config, seed: this.meta.policy_seed, name: seat })),

@@ -12,7 +12,11 @@ step: they get ``match`` and the engine's ``scene`` and current ``frame``.
   then ``resumed`` when every lost member is back); at the timeout, as ``"end"``;
 * ``"ai"``: the fill-in policy plays the seat (``seat_ai`` event) until the
   member is back (``seat_returned``); at the timeout the member moves on and the
-  policy keeps the seat. A match without members left ends (``abandoned``).
+  policy keeps the seat. A match without members left ends (``abandoned``). In a
+  ``multiplayer(mode="p2p")`` match the policy takes the seat at once and for good
+  (the pages agree on the frame: :mod:`mug.server.matches.p2p`; the ``seat_ai``
+  event carries it) and the member moves on at once (``match_left`` with reason
+  ``seat_ai``), as after the timeout.
 
 A match that ends on a partner loss sends each remaining member a ``notice``
 (``partner_lost``, the researcher's message), then ``multiplayer(after_partner_loss=...)``:
@@ -184,6 +188,9 @@ class Match:
         policy = self.scene.multiplayer_options.on_partner_loss
         if policy == "ai":
             self._to_ai(pid)
+            if isinstance(self.session, P2PSession):  # the seat is the AI's for good: the member moves on now
+                self._gone(pid, reason="seat_ai")
+                return
         elif policy == "wait":
             self.paused = True
             for other in self.members:
@@ -198,7 +205,12 @@ class Match:
         agent = self.agent_of[pid]
         if agent not in self.session.ai_seats:
             self.session.hand_to_ai(agent)
-            self._event(pid, "seat_ai", {"agent": agent})
+            if not isinstance(self.session, P2PSession):  # a P2P session stores it with the frame the pages agreed on
+                self._event(pid, "seat_ai", {"agent": agent})
+
+    def event_of(self, agent: str, kind: str, data: dict[str, Any]) -> None:
+        """Store an event of the member who holds (or held) ``agent``'s seat."""
+        self._event(self.seats[agent], kind, data)
 
     def _send_paused(self, pid: str) -> None:
         timeout = self.scene.multiplayer_options.reconnect_timeout_s
@@ -269,8 +281,8 @@ class Match:
         member.send({"type": "notice", "code": "excluded", "message": message})
         self._gone(pid, ending=(reason, message))
 
-    def _gone(self, pid: str, ending: tuple[str, str] | None = None) -> None:
-        """A lost member's reconnect time is over (or they were excluded)."""
+    def _gone(self, pid: str, ending: tuple[str, str] | None = None, reason: str = "timeout") -> None:
+        """A lost member's reconnect time is over (or they were excluded, or their P2P seat went to the AI)."""
         member = self.members[pid]
         if self.scene.multiplayer_options.on_partner_loss != "ai":
             self.finish("partner_lost", lost=pid, ending=ending)
@@ -279,7 +291,7 @@ class Match:
         self.lost.pop(pid, None)
         del self.members[pid]
         member.match = None
-        self._event(pid, "match_left", {"agent": self.agent_of[pid], "reason": "excluded" if ending else "timeout"})
+        self._event(pid, "match_left", {"agent": self.agent_of[pid], "reason": "excluded" if ending else reason})
         self._move_on(member, ending, lost=True)
         if not any(p not in self.lost for p in self.members):
             self.finish("abandoned")

@@ -10,7 +10,8 @@ Each member's browser runs the scene (as a browser-side scene does) with a
   message: the scene's metadata with ``environment`` as for a browser-side scene, whose
   ``spec`` is the scene's browser spec plus ``session_id`` (the match id) and ``p2p``
   ``{match_id, seat, owners, ai_seats, input_delay, max_prediction, hash_interval, rejoin}``
-  (peer id = the member's seat; ``owners = {seat: seat}`` for every human seat); then the
+  (peer id = the member's seat; ``owners = {seat: seat}`` for every human seat), and with
+  ``on_partner_loss="ai"`` the metadata's ``fill_policies`` (the other seats' fill-in models); then the
   match opens the mesh (the ``p2p`` message, with the room's :attr:`MatchRoom.mesh_options`).
   ``rejoin`` is true in the scene sent to a tab that (re)opened mid-match (its ``ready``): a
   reloaded page's new game asks a peer for the confirmed state (state transfer into the
@@ -32,8 +33,21 @@ Each member's browser runs the scene (as a browser-side scene does) with a
   not be compared so far), once per peer and episode. A ``resync`` moves where the peer's
   frames go on (see :meth:`ConfirmedLog.resync`): a page sends its events before the frames
   made after them. ``p2p_done``: the match ends ``done`` once every present member sent it;
-* a lost member: ``on_partner_loss="end"`` (the only one a p2p match supports): the
-  others play on; at the reconnect timeout the match ends ``partner_lost``;
+* a lost member: ``on_partner_loss="end"`` or ``"wait"``: the others' games stall (nothing
+  confirms without the lost seat's inputs); a member back in time plays on; at the
+  reconnect timeout the match ends ``partner_lost``. ``on_partner_loss="ai"``: the seat goes
+  to its fill-in policy at once and for good (:meth:`P2PSession.hand_to_ai`): every present
+  member gets ``p2p_seat_ai`` ``{match_id, seat}``, and each page's game hands the seat to
+  the AI at a frame ``F`` the remaining peers agree on over the mesh
+  (:mod:`mug.netcode.handover`); every page reports it in its ``p2p_events`` as
+  ``seat_ai`` ``{seat, peer, frame: F}``, stored once as the lost member's ``seat_ai`` event
+  ``{match_id, agent, frame, peer, model_sha256}`` (``peer``: the page that reported it first;
+  a report of another ``F`` is refused, ``bad_field``). The
+  fill-in policy is a ``ModelConfig`` run by every page's runtime, identically: the scene
+  carries it from the start (``fill_policies`` in the scene's metadata, ``{seat: {kind,
+  where, config, model_url}}``, as ``policies``), so the pages load it before it is needed.
+  The lost member moves on (``match_left`` ``{reason: "seat_ai"}``); a tab of theirs that
+  comes back is where the reconnect timeout would have put them;
 * an ``env_error`` from a page (the env raised in that browser) is stored as an ``env_error``
   event with its traceback and logged, every present member gets a fatal ``error``, and the
   match ends ``error`` (as a server-mode match whose game failed); ``client_error`` is stored.
@@ -50,7 +64,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from mug.netcode.inputs import input_window
-from mug.server.matches.p2p_log import ConfirmedLog
+from mug.scenes.policies import file_sha256
+from mug.server.matches.p2p_log import RATE_SLACK, ConfirmedLog
 from mug.session.messages import MessageError
 
 if TYPE_CHECKING:
@@ -80,8 +95,15 @@ class P2PSession:
         self.humans = [str(a) for a in self.scene.humans]
         #: Seats an AI policy plays on every peer.
         self.policy_seats = [str(a) for a in self.scene.agents if a not in self.scene.humans]
-        #: Human seats played by a fill-in policy (as ``MatchSession.ai_seats``): none in a p2p match.
+        #: Human seats handed to their fill-in policy (as ``MatchSession.ai_seats``; :meth:`hand_to_ai`).
         self.ai_seats: set[str] = set()
+        #: The frame each handed seat's AI took over at (the pages' ``seat_ai`` reports).
+        self.handed_at: dict[str, int] = {}
+        fills = self.scene.fill_policies() if self.scene.multiplayer_options.on_partner_loss == "ai" else {}
+        self._fill_models = {a: file_sha256(spec.config.onnx_path) for a, spec in fills.items() if spec.config is not None}
+        self._fills = {
+            a: spec.client_metadata(self.scene.fill_model_path(a), True) for a, spec in fills.items() if spec.config is not None
+        }
         self.done = False
         self.failure: str | None = None
         self.finished: set[str] = set()
@@ -133,6 +155,15 @@ class P2PSession:
         """Member ``pid`` is lost: acknowledgements and the match's end no longer wait for them."""
         self._acknowledge()
         self._check_done()
+
+    def hand_to_ai(self, agent: str) -> None:
+        """``agent``'s member is lost (``on_partner_loss="ai"``): the present members' pages hand the seat to its
+        fill-in policy at a frame they agree on (module docstring)."""
+        self.ai_seats.add(agent)
+        self.log.hand_over(agent)
+        for pid in self._present():
+            self.match.members[pid].send({"type": "p2p_seat_ai", "match_id": self.match.match_id, "seat": agent})
+        self._acknowledge()
 
     def interrupt(self, reason: str) -> None:
         """The match ends before every peer was done."""
@@ -218,6 +249,8 @@ class P2PSession:
             p2p["stored_inputs"] = self.log.stored_inputs([seat], window)
         spec = {**self.base_spec, "session_id": self.match.match_id, "p2p": p2p}
         meta = self.scene.client_metadata("deployment")
+        if self._fills:
+            meta["fill_policies"] = {a: fill for a, fill in self._fills.items() if a != seat}
         meta["environment"] = {**self.registry.browser.environment[self.scene.scene_id], "spec": spec}
         member = self.match.members[pid]
         member.send({"type": "scene", "scene": meta, "session_id": self.match.match_id, "match": self.match.seat_of(pid)})
@@ -241,9 +274,9 @@ class P2PSession:
     def _on_events(self, seat: str, events: list[dict[str, Any]]) -> None:
         for event in events:
             kind = event["type"]
-            if kind != "episode_end" and kind not in _STORED_EVENTS:
+            if kind not in ("episode_end", "seat_ai") and kind not in _STORED_EVENTS:
                 raise MessageError(
-                    "bad_field", f"p2p_events: unknown event {kind!r}; expected episode_end or {sorted(_STORED_EVENTS)}"
+                    "bad_field", f"p2p_events: unknown event {kind!r}; expected episode_end, seat_ai or {sorted(_STORED_EVENTS)}"
                 )
             if len(json.dumps(event, separators=(",", ":"), default=str)) > MAX_EVENT_BYTES:
                 raise MessageError("bad_field", f"p2p_events: a {kind} event over {MAX_EVENT_BYTES} bytes")
@@ -256,6 +289,9 @@ class P2PSession:
                 if problem is not None:
                     self._event("bad_p2p_frames", {"peer": seat, "problem": problem})
                     raise MessageError("bad_p2p_frames", f"p2p_events of seat {seat!r}: {problem}")
+            if kind == "seat_ai":
+                self._on_seat_ai(seat, event.get("seat"), frame)
+                continue
             if kind != "episode_end":
                 self._event(_STORED_EVENTS[kind], {**data, "peer": seat})
                 continue
@@ -264,6 +300,22 @@ class P2PSession:
                 continue  # a resend after a reconnect, or no episode
             self._episodes.add((seat, episode))
             self._event("p2p_episode", {**data, "peer": seat, **self._relays(seat), "unchecked": self.log.unchecked[seat]})
+
+    def _on_seat_ai(self, reporter: str, seat: Any, frame: Any) -> None:
+        """A page handed ``seat`` to the AI from ``frame`` on: stored once (the lost member's ``seat_ai`` event)."""
+        if seat not in self.ai_seats:
+            raise MessageError("bad_field", f"p2p_events: seat_ai of seat {str(seat)[:40]!r}, which was not handed to the AI")
+        if type(frame) is not int or not 0 <= frame <= self.log.stored + RATE_SLACK:
+            raise MessageError("bad_field", f"p2p_events: seat_ai needs the frame the AI took over at, got {str(frame)[:40]!r}")
+        agreed = self.handed_at.get(seat)
+        if agreed is None:
+            self.handed_at[seat] = frame
+            record = {"agent": seat, "frame": frame, "peer": reporter, "model_sha256": self._fill_models[seat]}
+            self.match.event_of(seat, "seat_ai", record)
+        elif agreed != frame:
+            raise MessageError(
+                "bad_field", f"p2p_events: seat {seat!r} went to the AI at frame {agreed} on the other pages, not {frame}"
+            )
 
     def _relays(self, seat: str) -> dict[str, Any]:
         pairs = [{s for s, _ in pair} for pair in self.match.p2p.relayed]

@@ -28,7 +28,12 @@ in frame order. The log:
 * **follows resyncs** (:meth:`resync`): a peer restarted from a state transfer sends its
   frames from that state's frame on, again or, after a reload, for the first time;
 * **verifies** each finished episode (its stored steps, re-simulated by
-  :mod:`mug.server.verify` under the session id = match id).
+  :mod:`mug.server.verify` under the session id = match id);
+* **follows a seat handed to the AI** (:meth:`hand_over`, ``on_partner_loss="ai"``): the lost
+  peer is no longer compared or waited for; if it was the reference, the next remaining
+  peer becomes the reference and its records beyond the stored frames are stored. The
+  peers' records carry the seat's AI digest from the agreed frame ``F`` on (the netcode's
+  ``seat_ai``): those steps have ``sources[seat] = "policy"``, the earlier ones ``human:<pid>``.
 
 A reference that reloads: its new page restarts from a state transfer; frames its old page
 confirmed but never delivered are stored from another peer's records of them (every peer
@@ -132,6 +137,8 @@ class ConfirmedLog:
         self._held: set[str] = set()  # peers restarting (see restarting)
         self._skipped: int | None = None  # the last frame the restarted reference skipped (see _fill_skipped)
         self._after_skip: list[dict[str, Any]] = []  # the reference's records after the skipped frames
+        #: Human seats handed to the AI (:meth:`hand_over`).
+        self.handed: set[str] = set()
 
     @property
     def last_step(self) -> tuple[int, int] | None:
@@ -142,7 +149,10 @@ class ConfirmedLog:
 
     def add_frames(self, peer: str, records: list[dict[str, Any]]) -> str | None:
         """Take ``peer``'s records (``FrameRecord.to_dict()`` s in frame order); why the first bad one was refused
-        (``None``: all taken or skipped as resends). What came before a bad record is taken."""
+        (``None``: all taken or skipped as resends). What came before a bad record is taken; a seat handed to the AI
+        (:meth:`hand_over`) delivers nothing any more."""
+        if peer in self.handed:
+            return None
         problem = self._take(peer, records)
         self._fill_skipped()  # another peer's records may hold frames the reference skipped
         return problem
@@ -264,6 +274,26 @@ class ConfirmedLog:
                 return
             self._store(r)
 
+    def hand_over(self, peer: str) -> None:
+        """``peer``'s seat goes to the AI for good: stop comparing and waiting for it; a lost reference is
+        replaced by the next remaining peer, whose records beyond the stored frames are stored now."""
+        if peer not in self.peers or peer in self.handed:
+            raise ValueError(f"hand_over: {peer!r} is not a seat of this match still played by its member")
+        self.handed.add(peer)
+        self._waiting.pop(peer, None)
+        self._held.discard(peer)
+        remaining = [p for p in self.peers if p not in self.handed]
+        if peer != self.reference or not remaining:
+            return
+        self.reference = remaining[0]
+        waiting = self._waiting.pop(self.reference)
+        for frame in sorted(f for f in waiting if f > self.stored):
+            record = waiting[frame]
+            if frame != self.stored + 1 or self._continues(record["result"]) is not None:
+                break  # what is not stored now is refused as out of order when the page sends it again
+            self._store(record)
+        self.received[self.reference] = self.stored
+
     def stored_inputs(self, seats: Iterable[str], frames: int) -> dict[str, Any] | None:
         """``{"start": f0, "inputs": {seat: [input of f0, ...]}}``: ``seats``' inputs in the last ``frames``
         (at most :data:`KEPT_INPUTS`) stored frames, for a page that reloads
@@ -298,8 +328,8 @@ class ConfirmedLog:
             return "state_hash must be text of at most 64 characters or null"
         if type(inputs) is not dict or set(inputs) != self.seats:
             return f"inputs must hold one input per seat of {sorted(self.seats)}, got {str(inputs)[:80]}"
-        if type(digests) is not dict or not set(digests) <= set(self.ai_seats):
-            return f"ai_digests must map AI seats of {self.ai_seats} to digests, got {str(digests)[:80]}"
+        if type(digests) is not dict or not set(digests) <= set(self.ai_seats) | self.handed:
+            return f"ai_digests must map AI seats of {self.ai_seats + sorted(self.handed)} to digests, got {str(digests)[:80]}"
         if any(d is not None and (type(d) is not str or len(d) > 64) for d in digests.values()):
             return "ai_digests must be text of at most 64 characters or null"
         if type(result) is not dict or result.get("kind") not in _KINDS:
@@ -318,7 +348,7 @@ class ConfirmedLog:
         if not {type(v) for v in result["terminated"].values()} | {type(v) for v in result["truncated"].values()} <= _BOOLS:
             return "result.terminated and result.truncated must be true or false"
         for seat, action in inputs.items():
-            if action is None and seat in self.ai_seats and result["kind"] != "step":
+            if action is None and seat in digests and result["kind"] != "step":
                 continue  # an AI seat does not act on an ended episode's state
             if not self.spaces[seat].contains(action):
                 return f"input {str(action)[:40]} of seat {seat!r} is not in its action space {self.spaces[seat]}"
@@ -373,7 +403,9 @@ class ConfirmedLog:
             "decision": frame,
             "time": time.time(),
             "actions": dict(r["inputs"]),
-            "sources": {s: f"human:{self.peers[s]}" if s in self.peers else "policy" for s in r["inputs"]},
+            "sources": {
+                s: "policy" if s in r["ai_digests"] or s not in self.peers else f"human:{self.peers[s]}" for s in r["inputs"]
+            },
             "rewards": dict(result["rewards"]),
             "terminated": dict(result["terminated"]),
             "truncated": dict(result["truncated"]),

@@ -417,12 +417,13 @@ class MatchBuilder:
         With ``mode="p2p"``, ``"end"`` and ``"wait"``: without a lost member's inputs no peer can confirm
         frames, so the others' games stall ``max_prediction`` frames ahead either way; ``"wait"`` also shows
         them the pause with its countdown (and does not count their hidden time meanwhile). A member back in
-        time goes on where they were (a reloaded page gets the match's state from a peer). ``"ai"``: the
-        fill-in policy takes the seat at once and for good, on every remaining member's page, from a frame
-        the pages agree on (frames before it keep the member's real inputs; the ``seat_ai`` event records the
-        frame); the others play on to the match's end, and the record and its verification cover the whole
-        match. The lost member moves on at once, as after the timeout (``match_left`` with reason
-        ``seat_ai``): a reload or a dropped connection counts as a loss too. ``fill_with`` must then be a
+        time goes on where they were (a reloaded page gets the match's state from a peer). ``"ai"``: once a
+        member has been lost for :data:`mug.server.matches.match.P2P_AI_GRACE_S` (3 s; a dropped connection
+        back sooner keeps the seat, the others stall meanwhile) the fill-in policy takes the seat for good, on
+        every remaining member's page, from a frame the pages agree on (frames before it keep the member's
+        real inputs; the ``seat_ai`` event records the frame); the others play on to the match's end, and the
+        record and its verification cover the whole match. The lost member then moves on, as after the
+        timeout (``match_left`` with reason ``seat_ai``; a reload takes longer than the grace). ``fill_with`` must then be a
         ``ModelConfig`` (every page runs it, as it runs the scene's AI seats; a ``ConfigError`` otherwise).
         ``after_partner_loss``: where members go when a match ends that way: ``"next"`` scene, or ``"end"``
         (an end page with the message and a completion code).

@@ -18,7 +18,7 @@ monitoring rules apply. A hidden tab keeps playing: the game ticks in the Pyodid
 events, not timers.
 
 With ``on_partner_loss="ai"`` a closed tab's seat goes to the fill-in model (an ONNX policy every page loads with
-the scene) at a frame the remaining pages agree on; the other page plays on to the end at its frame rate, and the
+the scene) after the grace (``P2P_AI_GRACE_S``), at a frame the remaining pages agree on; the other page plays on to the end at its frame rate, and the
 server's record (its history: real inputs before that frame, the model's after) verifies.
 
 Helpers of ``p2p_matches.py`` (members, key cycling, desync bookkeeping, frame rate) are imported, not copied."""

@@ -13,9 +13,10 @@ step: they get ``match`` and the engine's ``scene`` and current ``frame``.
 * ``"ai"``: the fill-in policy plays the seat (``seat_ai`` event) until the
   member is back (``seat_returned``); at the timeout the member moves on and the
   policy keeps the seat. A match without members left ends (``abandoned``). In a
-  ``multiplayer(mode="p2p")`` match the policy takes the seat at once and for good
-  (the pages agree on the frame: :mod:`mug.server.matches.p2p`; the ``seat_ai``
-  event carries it) and the member moves on at once (``match_left`` with reason
+  ``multiplayer(mode="p2p")`` match a member lost for :data:`P2P_AI_GRACE_S` (a
+  dropped connection that comes back sooner keeps the seat) has their seat taken
+  by the policy for good (the pages agree on the frame: :mod:`mug.server.matches.p2p`;
+  the ``seat_ai`` event carries it) and moves on (``match_left`` with reason
   ``seat_ai``), as after the timeout.
 
 A match that ends on a partner loss sends each remaining member a ``notice``
@@ -46,9 +47,13 @@ if TYPE_CHECKING:
     from mug.server.matches.room import MatchRoom
     from mug.server.participants import Participant
 
-__all__ = ["Match", "MatchRecorder"]
+__all__ = ["P2P_AI_GRACE_S", "Match", "MatchRecorder"]
 
 log = logging.getLogger("mug.server")
+#: How long a member of a ``multiplayer(mode="p2p", on_partner_loss="ai")`` match may be lost before the fill-in
+#: policy takes their seat for good (at most ``reconnect_timeout_s``): a dropped connection that comes back sooner
+#: keeps the seat; a closed tab's partners stall this long (nothing confirms without its inputs) before the AI plays.
+P2P_AI_GRACE_S = 3.0
 
 
 class MatchRecorder:
@@ -176,6 +181,9 @@ class Match:
                 member.send({"type": "resumed", "scene_id": self.scene.scene_id})
             self.session.restart_wait()
 
+    def _p2p_ai(self) -> bool:
+        return self.scene.multiplayer_options.on_partner_loss == "ai" and isinstance(self.session, P2PSession)
+
     def left(self, pid: str) -> None:
         """Member ``pid``'s tab closed: they are lost (see module docstring)."""
         if pid in self.lost or pid not in self.members or self.ended is not None:
@@ -186,11 +194,8 @@ class Match:
         agent = self.agent_of[pid]
         self._event(pid, "partner_lost", {"agent": agent})
         policy = self.scene.multiplayer_options.on_partner_loss
-        if policy == "ai":
+        if policy == "ai" and not self._p2p_ai():  # a P2P seat goes to the AI for good, after the grace (check)
             self._to_ai(pid)
-            if isinstance(self.session, P2PSession):  # the seat is the AI's for good: the member moves on now
-                self._gone(pid, reason="seat_ai")
-                return
         elif policy == "wait":
             self.paused = True
             for other in self.members:
@@ -233,9 +238,11 @@ class Match:
         if self.ended is not None:
             return
         timeout = self.scene.multiplayer_options.reconnect_timeout_s
+        if self._p2p_ai():
+            timeout = min(timeout, P2P_AI_GRACE_S)
         for pid, since in list(self.lost.items()):
             if now - since >= timeout and self.ended is None:
-                self._gone(pid)
+                self._gone(pid, reason="seat_ai" if self._p2p_ai() else "timeout")
         monitoring = self.scene.monitoring_options
         for pid, member in list(self.members.items()):
             if self.ended is not None or pid in self.lost:

@@ -35,8 +35,9 @@ Each member's browser runs the scene (as a browser-side scene does) with a
   made after them. ``p2p_done``: the match ends ``done`` once every present member sent it;
 * a lost member: ``on_partner_loss="end"`` or ``"wait"``: the others' games stall (nothing
   confirms without the lost seat's inputs); a member back in time plays on; at the
-  reconnect timeout the match ends ``partner_lost``. ``on_partner_loss="ai"``: the seat goes
-  to its fill-in policy at once and for good (:meth:`P2PSession.hand_to_ai`): every present
+  reconnect timeout the match ends ``partner_lost``. ``on_partner_loss="ai"``: the seat of a
+  member lost for ``P2P_AI_GRACE_S`` (:mod:`mug.server.matches.match`) goes to its fill-in
+  policy for good (:meth:`P2PSession.hand_to_ai`): every present
   member gets ``p2p_seat_ai`` ``{match_id, seat}``, and each page's game hands the seat to
   the AI at a frame ``F`` the remaining peers agree on over the mesh
   (:mod:`mug.netcode.handover`); every page reports it in its ``p2p_events`` as

@@ -259,7 +259,7 @@ class GameSession:
             else:  # by default: episode, step and return so far (per agent when there are several)
                 totals = self._totals
                 returns = (
-                    f"{next(iter(totals.values())):g}" if len(totals) == 1 else ", ".join(f"{a} {r:g}" for a, r in totals.items())
+                    f"{next(iter(totals.values())):g}" if len(totals) == 1 else ", ".join([f"{a} {r:g}" for a, r in totals.items()])
                 )
                 hud = f"Episode {self.episode + 1} of {self.scene.num_episodes} · step {self.step_index} · return {returns}"
         except Exception as exc:

@@ -220,6 +220,8 @@ def _is_int(value: Any) -> bool:
 
 
 def _short(value: Any, limit: int = 80) -> str:
+    if _too_deep(value, 8):  # a value not walked for depth before (see decode_inbound): never a deep repr
+        return f"a {type(value).__name__} nested deeper than 8 levels"
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -421,6 +423,8 @@ def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: i
             raise MessageError("bad_json", f"message is not valid JSON: {exc}") from exc
     elif buffers and sum(map(len, buffers)) > max_bytes:
         raise MessageError("too_large", f"message buffers exceed the limit of {max_bytes} bytes")
+    if isinstance(raw, dict) and raw.get("type") == "act":  # the message of every step: rebuilt from its checked
+        return _check_act(raw, buffers)  # fields, none of which nests, so a deep value in it is dropped unwalked
     _check_depth(raw, text)
     if not isinstance(raw, dict):
         raise MessageError("bad_message", f"expected a JSON object with a 'type', got {_short(raw)}")
@@ -429,8 +433,6 @@ def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: i
         return raw
     if kind not in INBOUND_TYPES:
         raise MessageError("unknown_type", f"unknown message type {_short(kind)}; expected one of {list(INBOUND_TYPES)}")
-    if kind == "act":
-        return _check_act(raw, buffers)
     if kind == "response":
         answers = raw.get("answers")
         if not isinstance(answers, dict):

@@ -147,6 +147,7 @@ class GameSession:
         self._presses: dict[str, list[str]] = {c: [] for c in self.clients}
         self._previous: dict[str, Any] = {}
         self._totals: dict[str, float] = {}
+        self._returns_text: tuple[tuple[float, ...], str] = ((), "")  # see _returns
         self._step_started = clock()
         self._due = False  # a realtime tick came while a browser-side result was still awaited
         self._loaded: set[str] = set()  # clients that have acted since they last (re)loaded the scene
@@ -257,11 +258,9 @@ class GameSession:
                     )
                 )
             else:  # by default: episode, step and return so far (per agent when there are several)
-                totals = self._totals
-                returns = (
-                    f"{next(iter(totals.values())):g}" if len(totals) == 1 else ", ".join([f"{a} {r:g}" for a, r in totals.items()])
+                hud = (
+                    f"Episode {self.episode + 1} of {self.scene.num_episodes} · step {self.step_index} · return {self._returns()}"
                 )
-                hud = f"Episode {self.episode + 1} of {self.scene.num_episodes} · step {self.step_index} · return {returns}"
         except Exception as exc:
             self._fail("render_error", f"drawing the frame failed: {type(exc).__name__}: {exc}")
             return
@@ -281,6 +280,15 @@ class GameSession:
             message["observations"] = observations
             self.transport.send(client, message, buffers)
         self._step_started = self.clock()
+
+    def _returns(self) -> str:
+        """The default HUD's returns so far: ``3`` (one agent) or ``agent_0 3, agent_1 1``; formatted again only
+        when a return changed (most steps reward nothing)."""
+        totals = tuple(self._totals.values())
+        if totals != self._returns_text[0]:
+            text = f"{totals[0]:g}" if len(totals) == 1 else ", ".join([f"{a} {r:g}" for a, r in self._totals.items()])
+            self._returns_text = (totals, text)
+        return self._returns_text[1]
 
     def _reject(self, client: str, code: str, message: str) -> None:
         log.warning("session %s: rejected a message from client %s: %s (%s)", self.session_id, client, message, code)

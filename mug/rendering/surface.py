@@ -171,7 +171,7 @@ class Surface:
             removed: list[str] = []
         else:
             changed = [o for i, o in objects.items() if sent.get(i) != o]
-            removed = [i for i in sent if i not in objects]
+            removed = [i for i in sent if i not in objects] if sent.keys() != objects.keys() else []
         payload = {"full": self._full, "set": changed, "remove": removed, "ephemeral": self._ephemeral}
         self._sent = objects.copy()
         self._ephemeral = []

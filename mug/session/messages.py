@@ -423,9 +423,10 @@ def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: i
             raise MessageError("bad_json", f"message is not valid JSON: {exc}") from exc
     elif buffers and sum(map(len, buffers)) > max_bytes:
         raise MessageError("too_large", f"message buffers exceed the limit of {max_bytes} bytes")
-    if isinstance(raw, dict) and raw.get("type") == "act":  # the message of every step: rebuilt from its checked
-        return _check_act(raw, buffers)  # fields, none of which nests, so a deep value in it is dropped unwalked
-    _check_depth(raw, text)
+    # An act parsed already (the worker's and the widget's message of every step) is not walked for depth: it is
+    # rebuilt from its checked fields, none of which nests, so a deep value in it is dropped unread. Text is checked.
+    if text is not None or not (type(raw) is dict and raw.get("type") == "act"):
+        _check_depth(raw, text)
     if not isinstance(raw, dict):
         raise MessageError("bad_message", f"expected a JSON object with a 'type', got {_short(raw)}")
     kind = raw.get("type")
@@ -433,6 +434,8 @@ def decode_inbound(raw: Any, buffers: list[bytes] | None = None, *, max_bytes: i
         return raw
     if kind not in INBOUND_TYPES:
         raise MessageError("unknown_type", f"unknown message type {_short(kind)}; expected one of {list(INBOUND_TYPES)}")
+    if kind == "act":
+        return _check_act(raw, buffers)
     if kind == "response":
         answers = raw.get("answers")
         if not isinstance(answers, dict):

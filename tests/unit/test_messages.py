@@ -92,9 +92,10 @@ def test_nesting_is_limited_however_the_brackets_are_written(as_envelope):
     assert decode({"type": "client_error", "message": text_with_brackets, "extra": shallow})["message"] == text_with_brackets
 
 
-def test_an_act_is_rebuilt_from_its_flat_fields_however_deep_the_rest_nests():
-    """The act (every step's message) is not walked for depth: what is kept of it cannot nest, a deep value in
-    an unknown field is dropped, and a deep value where a flat one belongs is refused by name (no deep repr)."""
+def test_a_parsed_act_is_rebuilt_from_its_flat_fields_however_deep_the_rest_nests():
+    """A parsed act (every step's message in the worker) is not walked for depth: what is kept of it cannot nest, a
+    deep value in an unknown field is dropped, and a deep value where a flat one belongs is refused by name (no deep
+    repr). As text it is refused as too deep (test_nesting_is_limited_however_the_brackets_are_written)."""
     nested: object = 0
     for _ in range(5000):
         nested = [nested]

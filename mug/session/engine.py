@@ -147,7 +147,7 @@ class GameSession:
         self._presses: dict[str, list[str]] = {c: [] for c in self.clients}
         self._previous: dict[str, Any] = {}
         self._totals: dict[str, float] = {}
-        self._returns_text: tuple[tuple[float, ...], str] = ((), "")  # see _returns
+        self._returns_text: tuple[tuple[float, ...], str] = ((), "")  # see _hud
         self._step_started = clock()
         self._due = False  # a realtime tick came while a browser-side result was still awaited
         self._loaded: set[str] = set()  # clients that have acted since they last (re)loaded the scene
@@ -246,21 +246,7 @@ class GameSession:
         shared: list[bytes] = []
         try:
             render = self._render(shared) if self.render else {"kind": "none"}
-            if self.scene.hud is not None:
-                hud = str(
-                    self.scene.hud(
-                        self.env.env,
-                        {
-                            "episode": self.episode,
-                            "step": self.step_index,
-                            "rewards": {self.env.ids.get(a, a): r for a, r in self._totals.items()},
-                        },
-                    )
-                )
-            else:  # by default: episode, step and return so far (per agent when there are several)
-                hud = (
-                    f"Episode {self.episode + 1} of {self.scene.num_episodes} · step {self.step_index} · return {self._returns()}"
-                )
+            hud = self._hud()
         except Exception as exc:
             self._fail("render_error", f"drawing the frame failed: {type(exc).__name__}: {exc}")
             return
@@ -281,14 +267,19 @@ class GameSession:
             self.transport.send(client, message, buffers)
         self._step_started = self.clock()
 
-    def _returns(self) -> str:
-        """The default HUD's returns so far: ``3`` (one agent) or ``agent_0 3, agent_1 1``; formatted again only
-        when a return changed (most steps reward nothing)."""
+    def _hud(self) -> str:
+        """The scene's ``hud(env, info)`` text, else episode, step and return so far (per agent when there are several;
+        formatted again only when a return changed: most steps reward nothing)."""
+        if self.scene.hud is not None:
+            rewards = {self.env.ids.get(a, a): r for a, r in self._totals.items()}
+            return str(self.scene.hud(self.env.env, {"episode": self.episode, "step": self.step_index, "rewards": rewards}))
         totals = tuple(self._totals.values())
         if totals != self._returns_text[0]:
             text = f"{totals[0]:g}" if len(totals) == 1 else ", ".join([f"{a} {r:g}" for a, r in self._totals.items()])
             self._returns_text = (totals, text)
-        return self._returns_text[1]
+        return (
+            f"Episode {self.episode + 1} of {self.scene.num_episodes} · step {self.step_index} · return {self._returns_text[1]}"
+        )
 
     def _reject(self, client: str, code: str, message: str) -> None:
         log.warning("session %s: rejected a message from client %s: %s (%s)", self.session_id, client, message, code)

@@ -66,18 +66,16 @@ _PACKERS: dict[int, tuple[bytes, struct.Struct]] = {}  # length -> (b"<length>:"
 
 
 def _packer(n: int) -> tuple[bytes, struct.Struct]:
-    entry = _PACKERS.get(n)
-    if entry is None:
-        entry = (b"%d:" % n, struct.Struct(f"<{n}d"))
-        if len(_PACKERS) < 256:
-            _PACKERS[n] = entry
+    entry = (b"%d:" % n, struct.Struct(f"<{n}d"))
+    if len(_PACKERS) < 256:
+        _PACKERS[n] = entry
     return entry
 
 
 def _numbers(value: Any) -> tuple[bytes, bytes] | None:
     """The shape and the float64 values of a flat list/tuple of numbers or of a numeric NumPy array; else None."""
     if isinstance(value, (list, tuple)):
-        shape, packer = _packer(len(value))
+        shape, packer = _PACKERS.get(len(value)) or _packer(len(value))
         try:
             return shape, packer.pack(*value)
         except (TypeError, OverflowError, struct.error):  # not all numbers (nested lists, strings, None, ...)

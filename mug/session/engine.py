@@ -350,39 +350,42 @@ class GameSession:
             raise MessageError("stale_step", f"act for step {step} arrived after the scene moved on to step {self.decision}")
         if step > self.decision and not late:
             raise MessageError("future_step", f"act for step {step}, but the scene is at step {self.decision}")
-        allowed = self.runs_models[client]
-        for agent, result in message["policies"].items():
-            if agent not in allowed:
-                raise MessageError(
-                    "unknown_agent", f"client {client!r} does not run a policy for agent {agent!r}; it runs {allowed}"
-                )
-            space = self.scene.action_space(agent)
-            action = result["action"]
-            if not contains_action(space, action):
-                raise MessageError("bad_action", f"action {action!r} for agent {agent!r} is not in its action space {space}")
-        unfit = []
-        if message["policies"] and np is not None:  # without NumPy (Pyodide) the server checks what it stores
-            from mug.session.act_checks import check_policy_result
-        for agent, result in message["policies"].items() if np is not None else ():
-            try:  # logits/states as the model makes them, before they are stored
-                check_policy_result(self.scene, agent, result)
-            except MessageError as exc:  # the action stands (checked above): only the tensors are left out
-                result["logits"], result["states"], result["rng"] = None, {}, None
-                unfit.append(str(exc))
-        if unfit:
-            self._reject(client, "bad_tensor", "; ".join(unfit))
-            self._record("bad_tensor", {"client": client, "episode": episode, "step": step, "problems": unfit})
+        policies = message["policies"]  # the results of the client's browser-side agents (most scenes have none)
+        if policies:
+            allowed = self.runs_models[client]
+            for agent, result in policies.items():
+                if agent not in allowed:
+                    raise MessageError(
+                        "unknown_agent", f"client {client!r} does not run a policy for agent {agent!r}; it runs {allowed}"
+                    )
+                space = self.scene.action_space(agent)
+                action = result["action"]
+                if not contains_action(space, action):
+                    raise MessageError("bad_action", f"action {action!r} for agent {agent!r} is not in its action space {space}")
+            if np is not None:  # without NumPy (Pyodide) the server checks what it stores
+                from mug.session.act_checks import check_policy_result
+
+                unfit = []
+                for agent, result in policies.items():
+                    try:  # logits/states as the model makes them, before they are stored
+                        check_policy_result(self.scene, agent, result)
+                    except MessageError as exc:  # the action stands (checked above): only the tensors are left out
+                        result["logits"], result["states"], result["rng"] = None, {}, None
+                        unfit.append(str(exc))
+                if unfit:
+                    self._reject(client, "bad_tensor", "; ".join(unfit))
+                    self._record("bad_tensor", {"client": client, "episode": episode, "step": step, "problems": unfit})
         self._take_keys(client, message["keys"])
         self._loaded.add(client)
-        for agent, result in message["policies"].items():
+        for agent, result in policies.items():
             self._save_policy_state(agent, self.episode if episode is None else episode, step, result)
         if message.get("dropped"):
             self._record("frames_dropped", {"client": client, "episode": episode, "step": step, "count": message["dropped"]})
         if late:  # realtime: keys count now; a result past its step's deadline is recorded, never acted on
-            for agent, result in message["policies"].items():
+            for agent, result in policies.items():
                 self._record("late_act", {"agent": agent, "episode": episode, "step": step, "action": result["action"]})
             return
-        for agent, result in message["policies"].items():
+        for agent, result in policies.items():
             self._pending[agent] = (result["action"], result)
         self._acted.add(client)
         if self.scene.step_mode == "lockstep":

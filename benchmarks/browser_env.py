@@ -1,6 +1,6 @@
 """Browser-side environments (Pyodide): start-up, stepping speed, engine overhead, snapshots, server load.
 
-    python benchmarks/browser_env.py [--steps 3000] [--sizes 100,300,1000] [--seconds 8] [--pin 0,1]
+    python benchmarks/browser_env.py [--steps 3000] [--sizes 100,300,1000] [--seconds 8] [--pin 0,1] [--no-server]
 
 Prints, side by side in one run, for the pure-Python demo env
 (:class:`mug.examples.browser_grid.PyCoinGrid`, surface rendering):
@@ -14,7 +14,8 @@ Prints, side by side in one run, for the pure-Python demo env
    the scene's ``draw``, Surface frame message, HUD, step record with observation hash, ``steps`` batch)
    over a bare game loop without mug's engine (draw the actions, step, draw the frame with the same
    ``draw``; target <= 1.3). The ratio over ``env.step`` alone is printed too. Neither side includes the
-   JSON that carries messages between Python and JavaScript in the worker. Engine, game loop and env loop
+   JSON that carries messages between Python and JavaScript in the worker; the engine's messages are dropped once
+   posted, as the worker drops them once JavaScript has them. Engine, game loop and env loop
    (2.'s figures too) run in turn in one interpreter, each the fastest of 5 runs
    (:func:`mug.browser.run.overhead_timing`).
 4. Env snapshot + restore time per frame in Pyodide, and how many frames could be re-simulated
@@ -30,6 +31,8 @@ Prints, side by side in one run, for the pure-Python demo env
    a line below each browser-side count gives the ack latency (batch sent to its ``steps_ack``, p50 and p99),
    how long the server waited for its CPU (time other programs took from its core) and the load client's CPU.
    ``--pin 0,1`` puts the server on CPU 0 and the clients on CPU 1 (as ``taskset`` would).
+
+``--no-server`` prints 1.-4. only (about half a minute).
 """
 
 from __future__ import annotations
@@ -287,6 +290,7 @@ def main() -> None:
     parser.add_argument(
         "--batch-ms", type=int, default=500, help="how often a page sends its steps (default: 500 ms, the page's SEND_EVERY_MS)"
     )
+    parser.add_argument("--no-server", action="store_true", help="print sections 1-4 only (no server CPU runs)")
     args = parser.parse_args()
     pin = tuple(int(x) for x in args.pin.split(",")) if args.pin else None
 
@@ -309,6 +313,8 @@ def main() -> None:
         f"{'snapshot + restore per frame, us':44} {r['pyodide_snapshot_us']:>15.1f} {r['cpython_snapshot_us']:>10.1f}"
         f" {'':>7}  frames re-simulable in 33 ms (Pyodide): {budget / r['pyodide_env_us']:.0f}"
     )
+    if args.no_server:
+        return
     where = f"server on CPU {pin[0]}, clients on CPU {pin[1]}" if pin else f"server and clients sharing {os.cpu_count()} cores"
     print(f"\nserver CPU at {FPS} fps ({where}; browser pages send their steps every {args.batch_ms} ms)")
     print(

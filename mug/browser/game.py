@@ -82,15 +82,13 @@ class _Outbox:
 
     def __init__(self, game: BrowserGame) -> None:
         self.game = game
+        self.record_step = game._add_step  # the engine's call at every step, straight to the game
 
     def send(self, client_id: str, message: dict[str, Any], buffers: list[bytes]) -> None:
         self.game.post(message, buffers)
 
     def record(self, kind: str, data: dict[str, Any]) -> None:
         self.game._add_event(kind, {k: v for k, v in data.items() if k not in _EVENT_KEYS})
-
-    def record_step(self, episode: int, step: int, time: float, data: dict[str, Any]) -> None:
-        self.game._add_step(episode, step, time, data)
 
 
 class BrowserGame:

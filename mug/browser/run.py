@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 from mug.browser.game import BrowserGame
@@ -28,14 +29,41 @@ class _Clock:
         return self.now
 
 
+class _StepCounter:
+    """A ``post`` that counts the step records and keeps nothing (as the worker, once JavaScript has them)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def __call__(self, message: dict[str, Any], buffers: list[bytes]) -> None:
+        if message["type"] == "steps":
+            for record in message["records"]:
+                if record["kind"] == "step":
+                    self.steps += 1
+
+
 def game_trace(args: dict[str, Any]) -> dict[str, Any]:
     """Play ``args["spec"]`` with ``BrowserGame`` for up to ``ticks`` ticks, pressing keys drawn from
     ``random.Random(seed)`` (a fake clock: 1/fps per tick); browser-side policies answer with a drawn action
     and float32 logits, as the page's runtime would. Returns every record (times left out), the message
     types posted, and seconds per tick."""
+    posted: list[dict[str, Any]] = []
+    elapsed = _play(args, lambda message, buffers: posted.append(message))
+    records = [
+        {k: v for k, v in r.items() if k != "time"} | {"record": {k: v for k, v in r["record"].items() if k != "pyodide_version"}}
+        for m in posted
+        if m["type"] == "steps"
+        for r in m["records"]
+    ]
+    steps = sum(1 for r in records if r["kind"] == "step")
+    return {"records": records, "types": [m["type"] for m in posted], "steps": steps, "seconds": elapsed}
+
+
+def _play(args: dict[str, Any], post: Callable[[dict[str, Any], list[bytes]], None]) -> float:
+    """:func:`game_trace`'s game, its messages given to ``post``; the seconds the ticks took."""
     spec, ticks, seed = args["spec"], int(args.get("ticks", 100)), int(args.get("seed", 0))
-    clock, rng, posted = _Clock(), random.Random(seed), []
-    game = BrowserGame(spec, lambda message, buffers: posted.append(message), clock=clock)
+    clock, rng = _Clock(), random.Random(seed)
+    game = BrowserGame(spec, post, clock=clock)
     keys = [*sorted({k for combo, _ in spec["gameplay"]["action_mapping"] for k in combo.split("+")}), None]
     page = []  # what the page sends at each tick, drawn ahead: the page's work is not the engine's
     for _ in range(ticks):
@@ -56,15 +84,7 @@ def game_trace(args: dict[str, Any]) -> dict[str, Any]:
         act = {"type": "act", "step": s.decision, "episode": s.episode, "keys": keys_held, "policies": policies}
         game.step([(act, buffers)])  # the worker's one call per tick
         clock.now += period
-    elapsed = time.perf_counter() - started
-    records = [
-        {k: v for k, v in r.items() if k != "time"} | {"record": {k: v for k, v in r["record"].items() if k != "pyodide_version"}}
-        for m in posted
-        if m["type"] == "steps"
-        for r in m["records"]
-    ]
-    steps = sum(1 for r in records if r["kind"] == "step")
-    return {"records": records, "types": [m["type"] for m in posted], "steps": steps, "seconds": elapsed}
+    return time.perf_counter() - started
 
 
 def env_trace(args: dict[str, Any]) -> dict[str, Any]:
@@ -107,9 +127,13 @@ def env_trace(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def overhead_timing(args: dict[str, Any]) -> dict[str, Any]:
-    """Seconds per step of the engine (:func:`game_trace`), of the bare game loop and of the bare env loop
+    """Seconds per step of the engine (:func:`game_trace`'s game), of the bare game loop and of the bare env loop
     (see :func:`env_trace`), ``steps`` steps each, run in turn ``repeat`` times in this interpreter; each the
-    fastest of its runs (a shared machine's noise only ever adds time)."""
+    fastest of its runs (a shared machine's noise only ever adds time).
+
+    The engine's messages are passed on and dropped, as the worker does once it has handed them to JavaScript:
+    keeping thousands of frames alive (as :func:`game_trace` does, to return them) would time Python's garbage
+    collector walking them, not the engine."""
     spec, steps, repeat, seed = args["spec"], int(args.get("steps", 1000)), int(args.get("repeat", 5)), int(args.get("seed", 0))
     scene, rng = BrowserScene(spec), random.Random(seed)
     adapter, episode, plan = scene.make_env(), 0, []
@@ -122,8 +146,9 @@ def overhead_timing(args: dict[str, Any]) -> dict[str, Any]:
         adapter.step(plan[-1])
     engine, loop, bare = [], [], []
     for _ in range(repeat):
-        game = game_trace({"spec": spec, "ticks": steps, "seed": seed})
-        engine.append(game["seconds"] / max(game["steps"], 1))
+        counter = _StepCounter()
+        seconds = _play({"spec": spec, "ticks": steps, "seed": seed}, counter)
+        engine.append(seconds / max(counter.steps, 1))
         loop.append((_game_loop_seconds(scene, steps) or 0.0) / steps)
         bare.append(_replay_seconds(scene, plan) / steps)
     return {"engine_s": min(engine), "game_loop_s": min(loop), "env_s": min(bare), "steps": steps, "repeat": repeat}

@@ -165,14 +165,15 @@ class Surface:
         ``{"full": bool, "set": [...], "remove": [...], "ephemeral": [...]}``;
         with ``full`` the client drops what it had and takes ``set`` as everything.
         """
+        objects, sent = self._objects, self._sent
         if self._full:
-            changed = list(self._objects.values())
+            changed = list(objects.values())
             removed: list[str] = []
         else:
-            changed = [o for i, o in self._objects.items() if self._sent.get(i) != o]
-            removed = [i for i in self._sent if i not in self._objects]
+            changed = [o for i, o in objects.items() if sent.get(i) != o]
+            removed = [i for i in sent if i not in objects] if sent.keys() != objects.keys() else []
         payload = {"full": self._full, "set": changed, "remove": removed, "ephemeral": self._ephemeral}
-        self._sent = dict(self._objects)
+        self._sent = objects.copy()
         self._ephemeral = []
         self._full = False
         return payload

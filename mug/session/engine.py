@@ -147,6 +147,7 @@ class GameSession:
         self._presses: dict[str, list[str]] = {c: [] for c in self.clients}
         self._previous: dict[str, Any] = {}
         self._totals: dict[str, float] = {}
+        self._returns_text: tuple[tuple[float, ...], str] = ((), "")  # see _hud
         self._step_started = clock()
         self._due = False  # a realtime tick came while a browser-side result was still awaited
         self._loaded: set[str] = set()  # clients that have acted since they last (re)loaded the scene
@@ -245,23 +246,7 @@ class GameSession:
         shared: list[bytes] = []
         try:
             render = self._render(shared) if self.render else {"kind": "none"}
-            if self.scene.hud is not None:
-                hud = str(
-                    self.scene.hud(
-                        self.env.env,
-                        {
-                            "episode": self.episode,
-                            "step": self.step_index,
-                            "rewards": {self.env.ids.get(a, a): r for a, r in self._totals.items()},
-                        },
-                    )
-                )
-            else:  # by default: episode, step and return so far (per agent when there are several)
-                totals = self._totals
-                returns = (
-                    f"{next(iter(totals.values())):g}" if len(totals) == 1 else ", ".join(f"{a} {r:g}" for a, r in totals.items())
-                )
-                hud = f"Episode {self.episode + 1} of {self.scene.num_episodes} · step {self.step_index} · return {returns}"
+            hud = self._hud()
         except Exception as exc:
             self._fail("render_error", f"drawing the frame failed: {type(exc).__name__}: {exc}")
             return
@@ -281,6 +266,20 @@ class GameSession:
             message["observations"] = observations
             self.transport.send(client, message, buffers)
         self._step_started = self.clock()
+
+    def _hud(self) -> str:
+        """The scene's ``hud(env, info)`` text, else episode, step and return so far (per agent when there are several;
+        formatted again only when a return changed: most steps reward nothing)."""
+        if self.scene.hud is not None:
+            rewards = {self.env.ids.get(a, a): r for a, r in self._totals.items()}
+            return str(self.scene.hud(self.env.env, {"episode": self.episode, "step": self.step_index, "rewards": rewards}))
+        totals = tuple(self._totals.values())
+        if totals != self._returns_text[0]:
+            text = f"{totals[0]:g}" if len(totals) == 1 else ", ".join([f"{a} {r:g}" for a, r in self._totals.items()])
+            self._returns_text = (totals, text)
+        return (
+            f"Episode {self.episode + 1} of {self.scene.num_episodes} · step {self.step_index} · return {self._returns_text[1]}"
+        )
 
     def _reject(self, client: str, code: str, message: str) -> None:
         log.warning("session %s: rejected a message from client %s: %s (%s)", self.session_id, client, message, code)
@@ -351,39 +350,42 @@ class GameSession:
             raise MessageError("stale_step", f"act for step {step} arrived after the scene moved on to step {self.decision}")
         if step > self.decision and not late:
             raise MessageError("future_step", f"act for step {step}, but the scene is at step {self.decision}")
-        allowed = self.runs_models[client]
-        for agent, result in message["policies"].items():
-            if agent not in allowed:
-                raise MessageError(
-                    "unknown_agent", f"client {client!r} does not run a policy for agent {agent!r}; it runs {allowed}"
-                )
-            space = self.scene.action_space(agent)
-            action = result["action"]
-            if not contains_action(space, action):
-                raise MessageError("bad_action", f"action {action!r} for agent {agent!r} is not in its action space {space}")
-        unfit = []
-        if message["policies"] and np is not None:  # without NumPy (Pyodide) the server checks what it stores
-            from mug.session.act_checks import check_policy_result
-        for agent, result in message["policies"].items() if np is not None else ():
-            try:  # logits/states as the model makes them, before they are stored
-                check_policy_result(self.scene, agent, result)
-            except MessageError as exc:  # the action stands (checked above): only the tensors are left out
-                result["logits"], result["states"], result["rng"] = None, {}, None
-                unfit.append(str(exc))
-        if unfit:
-            self._reject(client, "bad_tensor", "; ".join(unfit))
-            self._record("bad_tensor", {"client": client, "episode": episode, "step": step, "problems": unfit})
+        policies = message["policies"]  # the results of the client's browser-side agents (most scenes have none)
+        if policies:
+            allowed = self.runs_models[client]
+            for agent, result in policies.items():
+                if agent not in allowed:
+                    raise MessageError(
+                        "unknown_agent", f"client {client!r} does not run a policy for agent {agent!r}; it runs {allowed}"
+                    )
+                space = self.scene.action_space(agent)
+                action = result["action"]
+                if not contains_action(space, action):
+                    raise MessageError("bad_action", f"action {action!r} for agent {agent!r} is not in its action space {space}")
+            if np is not None:  # without NumPy (Pyodide) the server checks what it stores
+                from mug.session.act_checks import check_policy_result
+
+                unfit = []
+                for agent, result in policies.items():
+                    try:  # logits/states as the model makes them, before they are stored
+                        check_policy_result(self.scene, agent, result)
+                    except MessageError as exc:  # the action stands (checked above): only the tensors are left out
+                        result["logits"], result["states"], result["rng"] = None, {}, None
+                        unfit.append(str(exc))
+                if unfit:
+                    self._reject(client, "bad_tensor", "; ".join(unfit))
+                    self._record("bad_tensor", {"client": client, "episode": episode, "step": step, "problems": unfit})
         self._take_keys(client, message["keys"])
         self._loaded.add(client)
-        for agent, result in message["policies"].items():
+        for agent, result in policies.items():
             self._save_policy_state(agent, self.episode if episode is None else episode, step, result)
         if message.get("dropped"):
             self._record("frames_dropped", {"client": client, "episode": episode, "step": step, "count": message["dropped"]})
         if late:  # realtime: keys count now; a result past its step's deadline is recorded, never acted on
-            for agent, result in message["policies"].items():
+            for agent, result in policies.items():
                 self._record("late_act", {"agent": agent, "episode": episode, "step": step, "action": result["action"]})
             return
-        for agent, result in message["policies"].items():
+        for agent, result in policies.items():
             self._pending[agent] = (result["action"], result)
         self._acted.add(client)
         if self.scene.step_mode == "lockstep":

@@ -180,6 +180,35 @@ def test_random_agents_need_no_input():
     assert len(recorder.of_kind("episode_end")) == 3
 
 
+def test_the_default_hud_shows_each_agents_return_so_far():
+    """Every frame's HUD: episode, step and each agent's return so far (which changes only on the steps that reward)."""
+    scene = (
+        mug.GymScene("grid")
+        .environment(CoinGrid, {"max_steps": 60}, seed=2)
+        .policies({"agent_0": mug.Random, "agent_1": mug.Random})
+        .gameplay(num_episodes=2)
+    )
+    s, transport, recorder = session(scene)
+    while not s.done:
+        s.tick()
+    expected, rewarded = [], 0
+    for kind, data in recorder.events:
+        if kind == "episode_start":
+            episode, step, totals = data["episode"], 0, {"agent_0": 0.0, "agent_1": 0.0}
+        elif kind == "step":
+            totals = {a: totals[a] + r for a, r in data["rewards"].items()}
+            step, rewarded = data["step"] + 1, rewarded + any(data["rewards"].values())
+            if any(data["terminated"].values()) or any(data["truncated"].values()):
+                continue  # the episode ends: no frame
+        else:
+            continue
+        expected.append(
+            f"Episode {episode + 1} of 2 · step {step} · return agent_0 {totals['agent_0']:g}, agent_1 {totals['agent_1']:g}"
+        )
+    assert [m["hud"] for m, _ in transport.take("c1") if m["type"] == "frame"] == expected
+    assert rewarded > 1  # the returns changed during the run
+
+
 def run_recorded(seed, keys_per_step):
     scene = (
         mug.GymScene("grid")

@@ -90,3 +90,18 @@ def test_nesting_is_limited_however_the_brackets_are_written(as_envelope):
         shallow = {"k": shallow}
     text_with_brackets = "[{" * 100
     assert decode({"type": "client_error", "message": text_with_brackets, "extra": shallow})["message"] == text_with_brackets
+
+
+def test_a_parsed_act_is_rebuilt_from_its_flat_fields_however_deep_the_rest_nests():
+    """A parsed act (every step's message in the worker) is not walked for depth: what is kept of it cannot nest, a
+    deep value in an unknown field is dropped, and a deep value where a flat one belongs is refused by name (no deep
+    repr). As text it is refused as too deep (test_nesting_is_limited_however_the_brackets_are_written)."""
+    nested: object = 0
+    for _ in range(5000):
+        nested = [nested]
+    act = {"type": "act", "step": 3, "episode": 0, "keys": ["ArrowUp"], "policies": {}, "extra": nested}
+    assert decode_inbound(act) == {"type": "act", "step": 3, "episode": 0, "keys": ["ArrowUp"], "policies": {}, "dropped": 0}
+    for bad, field in (({"keys": nested}, "act.keys"), ({"policies": {"a": {"action": nested}}}, "act.policies['a'].action")):
+        with pytest.raises(MessageError) as info:
+            decode_inbound({**act, **bad})
+        assert info.value.code == "bad_field" and field in str(info.value) and "nested deeper than 8 levels" in str(info.value)

@@ -52,6 +52,7 @@ from typing import Any
 from mug.browser.scene import BrowserScene
 from mug.netcode import EnvSimulation, FrameRecord, FrameResult, RollbackPeer
 from mug.netcode.simulation import Simulation, digest
+from mug.session.hud import hud_line
 from mug.session.inputs import KeyMap
 
 __all__ = ["STATE_RETRY_S", "P2PGame", "ScoredSimulation", "scene_peer", "scene_simulation"]
@@ -319,12 +320,7 @@ class P2PGame:
             render = {"kind": "none"}
         step = inner.step_index
         episode = inner.episode if display is None or display.kind != "over" else display.episode
-        rewards = {inner.adapter.ids.get(a, a): r for a, r in self.sim.totals.items()}
-        if self.scene.hud is not None:
-            hud = str(self.scene.hud(env, {"episode": episode, "step": step, "rewards": rewards}))
-        else:
-            returns = ", ".join(f"{a} {r:g}" for a, r in self.sim.totals.items()) or "0"
-            hud = f"Episode {episode + 1} of {self.scene.num_episodes} · step {step} · return {returns}"
+        hud = hud_line(self.scene, env, episode, step, self.sim.totals, inner.adapter.ids)
         frame = {"type": "frame", "scene_id": self.scene.scene_id, "episode": episode, "step": step, "render": render}
         self.post(frame | {"hud": hud, "observations": {}}, [])
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from mug.errors import MugError, PolicyError
 from mug.rendering.surface import Surface
+from mug.session.hud import hud_line, returns_text
 from mug.session.inputs import KeyMap, contains_action
 from mug.session.messages import MAX_MESSAGE_BYTES, MessageError, decode_inbound, jsonable, np, tensor_ref
 from mug.session.recording import Recorder
@@ -268,17 +269,13 @@ class GameSession:
         self._step_started = self.clock()
 
     def _hud(self) -> str:
-        """The scene's ``hud(env, info)`` text, else episode, step and return so far (per agent when there are several;
-        formatted again only when a return changed: most steps reward nothing)."""
-        if self.scene.hud is not None:
-            rewards = {self.env.ids.get(a, a): r for a, r in self._totals.items()}
-            return str(self.scene.hud(self.env.env, {"episode": self.episode, "step": self.step_index, "rewards": rewards}))
+        """The frame's HUD line (:func:`mug.session.hud.hud_line`); the return text is formatted again only when a
+        return changed (most steps reward nothing)."""
         totals = tuple(self._totals.values())
-        if totals != self._returns_text[0]:
-            text = f"{totals[0]:g}" if len(totals) == 1 else ", ".join([f"{a} {r:g}" for a, r in self._totals.items()])
-            self._returns_text = (totals, text)
-        return (
-            f"Episode {self.episode + 1} of {self.scene.num_episodes} · step {self.step_index} · return {self._returns_text[1]}"
+        if self.scene.hud is None and totals != self._returns_text[0]:
+            self._returns_text = (totals, returns_text(self._totals))
+        return hud_line(
+            self.scene, self.env.env, self.episode, self.step_index, self._totals, self.env.ids, self._returns_text[1]
         )
 
     def _reject(self, client: str, code: str, message: str) -> None:

@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,7 +115,7 @@ def recorded_batches(batch: int) -> list[list[dict]]:
     return [records[i : i + batch] for i in range(0, len(records), batch)]
 
 
-async def server_cpu(kind: str, n: int, seconds: float, pin: tuple[int, int] | None, batch_s: float = 0.5) -> dict[str, float]:
+async def server_cpu(kind: str, n: int, seconds: float, pin: tuple[int, int] | None, batch_s: float = 0.5) -> dict[str, Any]:
     """Server CPU % with ``n`` sessions of ``kind`` ("browser" or "server") at 30 fps."""
     from load_common import pct, proc_stats, run_queue_wait
     from tornado.httpclient import AsyncHTTPClient
@@ -256,20 +257,24 @@ async def server_cpu(kind: str, n: int, seconds: float, pin: tuple[int, int] | N
                 b.transport.close()
             store = Store(Path(tmp) / "data", readonly=True)
             verified = [e["data"] for e in store.iter_events("verification")]
+            skipped = sum(1 for _ in store.iter_events("verification_skipped"))
             store.close()
         finally:
             server.stop()
     cpu = (cpu1 - cpu0) / elapsed * 100
     # what verifying every episode of n sessions takes: the re-simulations' time per step (all done in the run)
-    # times the steps recorded; the child may fall behind (it runs at low priority), so not the time it got
-    verify = 0.0
+    # times the steps recorded; the child may fall behind (it runs at low priority), so not the time it got.
+    # None: no verification finished within the run (nothing to measure it by)
+    verify: float | None = 0.0
     if kind == "browser":
         checked = sum(v["checked"] for v in verified)
-        verify = sum(v["seconds"] for v in verified) / checked * steps_per_s * n * 100 if checked else float("nan")
+        verify = sum(v["seconds"] for v in verified) / checked * steps_per_s * n * 100 if checked else None
     return {
         "n": n,
         "cpu": cpu,
         "verify": verify,
+        "verified": len(verified),
+        "skipped": skipped,
         "steps_per_s": steps_per_s,
         "behind": behind,
         "ack_p50": pct(latencies, 0.5),
@@ -321,32 +326,44 @@ def main() -> None:
         f"{'sessions':>9} {'where the env runs':>19} {'steps/s/session':>16} {'server CPU %':>13} {'+ verifying %':>14}"
         f" {'CPU % per session':>18} {'recording only':>15}"
     )
-    per: dict[str, tuple[float, float]] = {}
+    per: dict[str, tuple[float | None, float]] = {}
     for kind, sizes in (("server", args.server_sizes), ("browser", args.sizes)):
         for n in (int(x) for x in sizes.split(",")):
             m = asyncio.run(server_cpu(kind, n, args.seconds, pin, args.batch_ms / 1000))
+            verify = m["verify"]
             if not m["behind"]:  # the figures of the largest count the server kept up with
-                per[kind] = ((m["cpu"] + m["verify"]) / n, m["cpu"] / n)
+                per[kind] = (None if verify is None else (m["cpu"] + verify) / n, m["cpu"] / n)
             late = f"  ({m['behind']} pages behind on acks)" if m["behind"] else ""
+            shown = (
+                (f"{verify:>14.1f}", f"{(m['cpu'] + verify) / n:>18.3f}")
+                if verify is not None
+                else (f"{'n/a':>14}", f"{'n/a':>18}")
+            )
             print(
-                f"{n:>9} {kind:>19} {m['steps_per_s']:>16.1f} {m['cpu']:>13.1f} {m['verify']:>14.1f}"
-                f" {(m['cpu'] + m['verify']) / n:>18.3f} {m['cpu'] / n:>15.3f}{late}",
+                f"{n:>9} {kind:>19} {m['steps_per_s']:>16.1f} {m['cpu']:>13.1f} {shown[0]} {shown[1]} {m['cpu'] / n:>15.3f}{late}",
                 flush=True,
             )
             if kind == "browser":
                 print(
                     f"{'':>9} acks {m['ack_p50']:.2f} s after the batch (p50), {m['ack_p99']:.2f} s (p99); the server waited"
                     f" {m['waited']:.0f} % of the time for its CPU (other programs; load average {m['load']:.1f});"
-                    f" load client {m['client_cpu']:.0f} % CPU",
+                    f" load client {m['client_cpu']:.0f} % CPU; episodes verified {m['verified']}, left unverified"
+                    f" (backlog bound) {m['skipped']}",
                     flush=True,
                 )
     if "browser" in per and "server" in per:
         total, recording = per["browser"]
-        print(
-            f"a browser-side session costs the server x{total / per['server'][0]:.2f} of a server-side one (verification "
-            f"included); one core records ~{100 / recording:.0f} browser-side sessions at {FPS} fps, ~{100 / total:.0f} "
-            "when it also verifies every episode (target >= 1,000; from the largest count whose acks kept up)"
-        )
+        if total is None:
+            print(
+                f"one core records ~{100 / recording:.0f} browser-side sessions at {FPS} fps (target >= 1,000); no "
+                "episode's verification finished within the run, so its cost is not known (give it more --seconds)"
+            )
+        else:
+            print(
+                f"a browser-side session costs the server x{total / per['server'][0]:.2f} of a server-side one (verification "
+                f"included); one core records ~{100 / recording:.0f} browser-side sessions at {FPS} fps, ~{100 / total:.0f} "
+                "when it also verifies every episode (target >= 1,000; from the largest count whose acks kept up)"
+            )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Handing a lost peer's seats to an AI policy at a frame every remaining peer agrees on (``RollbackPeer.lose_peer``).
 
-A mixin of ``RollbackPeer`` (its state lives there, declared below); the rule is in :mod:`mug.netcode.peer`'s
+A mixin of ``RollbackPeer`` (its state lives there, declared in :mod:`mug.netcode.state`); the rule is in :mod:`mug.netcode.peer`'s
 docstring. Why it is exact: peer ``p`` has the lost seat's inputs up to ``K_p`` (contiguous) and confirmed up
 to ``C_p <= K_p``. It announces the seat's inputs of ``[C_p - horizon, K_p]`` (``handover``) and takes no more
 inputs from the lost peer. No peer confirms a frame more than ``max_prediction + input_delay + 1`` beyond
@@ -17,61 +17,16 @@ misprediction.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mug.netcode.records import PeerStats
-from mug.netcode.sync import TimeSync
+from mug.netcode.state import PeerState
 from mug.netcode.wire import action_lists, integer, text
 
 __all__ = ["Handover"]
 
 
-class Handover:
+class Handover(PeerState):
     """Lost peers: announcements of what each remaining peer holds of their seats, and the agreed hand-over."""
-
-    # RollbackPeer's state used here (see RollbackPeer.__init__)
-    sim: Any
-    peer_id: str
-    designated: str
-    owners: dict[str, str]
-    humans: list[str]
-    ai_seats: list[str]
-    seats: list[str]
-    peers: list[str]
-    remotes: list[str]
-    horizon: int
-    default_action: Any
-    frame: int
-    confirmed: int
-    stats: PeerStats
-    sync: TimeSync
-    _inputs: dict[int, dict[str, Any]]
-    _upto: dict[str, int]
-    _last_known: dict[str, Any]
-    _ring: dict[int, Any]
-    _ai_obs: dict[int, dict[str, Any]]
-    _live: int
-    _stale: int | None
-    _rollback_from: int | None
-    _ai_requested: dict[str, int]
-    _ai_blobs: dict[str, list[tuple[int, Any, Any]]]
-    _ai_restore: dict[str, dict[str, Any]]
-    _ai_from: dict[str, int]
-    _gone: set[str]
-    _handovers: dict[str, dict[str, dict[int, Any]]]
-    _episode_reports: dict[int, dict[str, int]]
-    _events: list[dict[str, Any]]
-    _outbox: list[tuple[str | None, str, dict[str, Any]]]
-    _per_remote: tuple[dict[str, Any], ...]
-    _state_wanted: set[str]
-    _unrepairable: set[str]
-
-    if TYPE_CHECKING:  # methods of RollbackPeer used here
-
-        def _valid(self, seat: str, action: Any) -> bool: ...
-        def _observe(self) -> dict[str, Any]: ...
-        def _fix_inputs(self, peer: str, c: int, start: int, inputs: dict[str, list[Any]]) -> None: ...
-        def _check_agreed(self, episode: int) -> None: ...
 
     def lose_peer(self, peer: str) -> None:
         """``peer`` is gone for good (the host's server said so): its seats go to the AI policy from a frame all

@@ -1,14 +1,13 @@
 """The input messages of a :class:`~mug.netcode.RollbackPeer`: what it sends of its seats' inputs, what it takes.
 
-A mixin of ``RollbackPeer`` (its state lives there, declared below); the rules are in :mod:`mug.netcode.peer`'s docstring.
+A mixin of ``RollbackPeer`` (its state lives there, declared in :mod:`mug.netcode.state`); the rules are in :mod:`mug.netcode.peer`'s docstring.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mug.netcode.records import PeerStats
-from mug.netcode.sync import TimeSync
+from mug.netcode.state import PeerState
 from mug.netcode.wire import MAX_INT, integer
 
 __all__ = ["InputExchange", "input_window"]
@@ -21,34 +20,8 @@ def input_window(max_prediction: int, input_delay: int) -> int:
     return max_prediction + 2 * input_delay + 2
 
 
-class InputExchange:
+class InputExchange(PeerState):
     """Input messages: redundancy from the remote's ack, bounds and action checks on what arrives."""
-
-    # RollbackPeer's state used here (see RollbackPeer.__init__)
-    peer_id: str
-    owners: dict[str, str]
-    humans: list[str]
-    local_seats: list[str]
-    horizon: int
-    log_frames: int
-    max_prediction: int
-    max_redundancy: int
-    frame: int
-    confirmed: int
-    stats: PeerStats
-    sync: TimeSync
-    _inputs: dict[int, dict[str, Any]]
-    _upto: dict[str, int]
-    _last_known: dict[str, Any]
-    _stamped: int
-    _acked: dict[str, int]
-    _state_source: str | None
-    _heard: set[str]
-
-    if TYPE_CHECKING:  # methods of RollbackPeer used here
-
-        def _valid(self, seat: str, action: Any) -> bool: ...
-        def _check_prediction(self, seat: str, frame: int, actual: Any) -> None: ...
 
     def _input_message(self, remote: str) -> dict[str, Any]:
         start = max(self._acked[remote] + 1, self.confirmed - self.log_frames)

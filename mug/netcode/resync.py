@@ -1,88 +1,21 @@
 """Hash comparison, desync events, state transfer, reloads and episode agreement of a :class:`~mug.netcode.RollbackPeer`.
 
-A mixin of ``RollbackPeer`` (its state lives there, declared below); the rules are in :mod:`mug.netcode.peer`'s docstring.
+A mixin of ``RollbackPeer`` (its state lives there, declared in :mod:`mug.netcode.state`); the rules are in :mod:`mug.netcode.peer`'s docstring.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mug.netcode.records import FrameRecord, PeerStats
-from mug.netcode.simulation import FrameResult, Simulation
+from mug.netcode.simulation import FrameResult
+from mug.netcode.state import PeerState
 from mug.netcode.wire import action_lists, integer, text
 
 __all__ = ["Resync"]
 
 
-class Resync:
+class Resync(PeerState):
     """The peer's hash, desync, state-transfer, reload and episode-agreement handling (on ``RollbackPeer``'s state)."""
-
-    # RollbackPeer's state used here (see RollbackPeer.__init__)
-    sim: Simulation
-    peer_id: str
-    designated: str
-    owners: dict[str, str]
-    humans: list[str]
-    ai_seats: list[str]
-    seats: list[str]
-    local_seats: list[str]
-    peers: list[str]
-    remotes: list[str]
-    horizon: int
-    log_frames: int
-    default_action: Any
-    max_transfers: int
-    frame: int
-    confirmed: int
-    stats: PeerStats
-    _inputs: dict[int, dict[str, Any]]
-    _state_wanted: set[str]
-    _upto: dict[str, int]
-    _last_known: dict[str, Any]
-    _stamped: int
-    _stamped_at: dict[int, float]
-    _used: dict[int, dict[str, Any]]
-    _results: dict[int, FrameResult]
-    _ring: dict[int, Any]
-    _ai_obs: dict[int, dict[str, Any]]
-    _live: int
-    _stale: int | None
-    _rollback_from: int | None
-    _ai_requested: dict[str, int]
-    _ai_blobs: dict[str, list[tuple[int, Any, Any]]]
-    _ai_restore: dict[str, dict[str, Any]]
-    _requests: list[Any]
-    _chain: str
-    _chains: dict[int, str]
-    _hashes: dict[int, str]
-    _remote_hashes: dict[str, dict[int, str]]
-    _open_desyncs: dict[str, dict[str, Any]]
-    _transfers_sent: dict[str, int]
-    _attempts: dict[str, int]
-    _next_transfer: dict[str, int]
-    _unrepairable: set[str]
-    _matched: dict[str, int]
-    _resolved_at: dict[str, int]
-    _agreed_episode: int
-    _episode_now: int
-    _episode_reports: dict[int, dict[str, int]]
-    _episode_counts: dict[str, Any]
-    _episode_stats: dict[int, dict[str, Any]]
-    _records: list[FrameRecord]
-    _events: list[dict[str, Any]]
-    _outbox: list[tuple[str | None, str, dict[str, Any]]]
-    _epoch: int
-    _state_source: str | None
-    _lost: int
-    _ai_from: dict[str, int]
-
-    if TYPE_CHECKING:  # methods of RollbackPeer used here
-
-        def _valid(self, seat: str, action: Any) -> bool: ...
-        def _server_for(self, peer: str) -> str: ...
-        def _observe(self) -> dict[str, Any]: ...
-        def _advance_upto(self, seat: str) -> None: ...
-        def _check_prediction(self, seat: str, frame: int, actual: Any) -> None: ...
 
     # -- hashes and desyncs -------------------------------------------------------------
 

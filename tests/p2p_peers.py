@@ -205,6 +205,19 @@ async def play(peers: list[TestPeer], net: SimNet, *, seconds: float = 20.0, sto
         await asyncio.sleep(max(0.0, t0 + tick / fps - loop.time()))
 
 
+def socket_drop(peer: TestPeer, at: float, back_after: float) -> dict[float, Any]:
+    """``play``'s ``at`` entries for a dropped connection: ``peer``'s socket closes ``at`` seconds in (its page keeps
+    its game) and opens again ``back_after`` seconds later."""
+
+    async def away() -> None:
+        await peer.disconnect(alive=True)
+
+    async def back() -> None:
+        await peer.connect()
+
+    return {at: away, at + back_after: back}
+
+
 def read_store(data) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     store = Store(data, readonly=True)
     try:

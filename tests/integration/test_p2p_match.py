@@ -11,7 +11,7 @@ from mug.netcode.simnet import Link, SimNet
 from mug.server.verify import verify_data_dir
 from tests.bots import run_async
 from tests.netcode.helpers import PlainCoopGrid
-from tests.p2p_peers import KEYS, matched, p2p_study, play, read_store, step_rows, wait_for
+from tests.p2p_peers import KEYS, matched, p2p_study, play, read_store, socket_drop, step_rows, wait_for
 
 
 async def at_the_end(peers) -> None:
@@ -186,13 +186,7 @@ def test_a_member_back_within_the_grace_resends_what_was_not_acked_and_the_recor
             ref = peers[0]
             scenes = len(ref.of("scene"))
 
-            async def away():
-                await ref.disconnect(alive=True)
-
-            async def back():
-                await ref.connect()
-
-            await play(peers, SimNet(default=Link(latency_s=0.02), seed=3), at={0.4: away, 1.0: back})
+            await play(peers, SimNet(default=Link(latency_s=0.02), seed=3), at=socket_drop(ref, 0.4, 0.6))
             await at_the_end(peers)
             return peers, scenes
         finally:

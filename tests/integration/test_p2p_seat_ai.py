@@ -14,7 +14,7 @@ from mug.server.verify import verify_data_dir
 from tests.bots import run_async
 from tests.conftest import LSTM
 from tests.integration.test_p2p_match import assert_whole_record, at_the_end
-from tests.p2p_peers import matched, p2p_study, play, read_store, step_rows, wait_for
+from tests.p2p_peers import matched, p2p_study, play, read_store, socket_drop, step_rows, wait_for
 
 #: Steps per episode of the first test: the match goes on well past the grace.
 STEPS = 60
@@ -102,15 +102,8 @@ def test_a_connection_that_drops_and_comes_back_within_the_grace_keeps_the_seat(
         deployment = mug.deploy(study, port=0, data_dir=data)
         try:
             peers = await matched(deployment.url, ["alice", "bob"])
-            blips = peers[0]
-
-            async def away():
-                await blips.disconnect(alive=True)  # the socket drops; the page keeps its game
-
-            async def back():
-                await blips.connect()
-
-            await play(peers, SimNet(default=Link(latency_s=0.02), seed=3), at={0.4: away, 0.4 + P2P_AI_GRACE_S / 3: back})
+            drop = socket_drop(peers[0], 0.4, P2P_AI_GRACE_S / 3)  # the socket drops; the page keeps its game
+            await play(peers, SimNet(default=Link(latency_s=0.02), seed=3), at=drop)
             await at_the_end(peers)
             await wait_for(data, "verification", 2)
             return peers

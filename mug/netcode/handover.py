@@ -59,7 +59,8 @@ class Handover(PeerState):
         message = {"t": "handover", "from": self.peer_id, "peer": peer, "start": start, "inputs": inputs}
         for remote in self.remotes:
             self._outbox.append((remote, "control", message))
-        self._resolve(peer)
+        for waiting in [p for p in self._handovers if p in self._gone]:  # one that waited for ``peer``'s announcement
+            self._resolve(waiting)
 
     def _receive_handover(self, remote: str, message: dict[str, Any]) -> None:
         """A remaining peer's announcement of what it holds of ``peer``'s seats (kept until we lose ``peer`` too)."""
@@ -69,7 +70,7 @@ class Handover(PeerState):
             if peer in self._gone and not seats:
                 return  # a late announcement: the hand-over is done
             raise ValueError(f"handover of peer {peer!r}: not a peer whose seats can be handed over")
-        start = integer(message, "start", 0)
+        start = integer(message, "start", 0, self._stamped + self.horizon)  # no peer holds inputs far past ours
         inputs = action_lists(message["inputs"], seats, self._valid, 4 * self.horizon, "inputs")
         self._handovers.setdefault(peer, {})[remote] = {start: inputs}
         if peer in self._gone:
@@ -90,7 +91,6 @@ class Handover(PeerState):
                         union.setdefault(start + offset, action)
             first = max(0, self.confirmed - self.horizon)
             agreed = max([f + 1 for f in union], default=0)
-            agreed = max(agreed, self.confirmed + 1)  # never below what this peer has confirmed (defensive)
             previous = self._inputs.get(first - 1, {}).get(seat, self.default_action)
             actions = []
             for f in range(first, agreed):  # a gap (no peer had it; the bound says none) takes the frame before's

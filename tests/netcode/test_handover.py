@@ -111,6 +111,7 @@ def test_a_bad_handover_message_is_counted_and_dropped_a_late_one_and_the_lost_p
         {"t": "handover", "from": "p2", "peer": "p1", "start": -4, "inputs": {"agent_1": [0]}},
         {"t": "handover", "from": "p2", "peer": "p1", "start": 0, "inputs": {"agent_1": [7]}},  # not an action
         {"t": "handover", "from": "p2", "peer": "p1", "start": 0, "inputs": {"agent_2": [0]}},  # another seat
+        {"t": "handover", "from": "p2", "peer": "p1", "start": 10**12, "inputs": {"agent_1": [0]}},  # far past any input
     ]
     for message in bad:
         p0.receive("p2", message)

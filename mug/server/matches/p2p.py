@@ -255,6 +255,8 @@ class P2PSession:
         meta["environment"] = {**self.registry.browser.environment[self.scene.scene_id], "spec": spec}
         member = self.match.members[pid]
         member.send({"type": "scene", "scene": meta, "session_id": self.match.match_id, "match": self.match.seat_of(pid)})
+        for agent in sorted(self.ai_seats):  # a page whose socket was down when a seat was handed over learns it now
+            member.send({"type": "p2p_seat_ai", "match_id": self.match.match_id, "seat": agent})
         if self.log.acked >= 0:
             member.send({"type": "p2p_ack", "match_id": self.match.match_id, "frame": self.log.acked})
 

@@ -94,6 +94,8 @@ def test_the_server_forwards_only_within_one_running_mesh_and_drops_what_does_no
             to_a = seat[a.participant_id]
             await a.send({"type": "p2p_direct", "to": to_b, "attempt": 0, "e": epochs})  # attempts count from 1: dropped
             await a.send({"type": "p2p_direct", "to": to_b, "attempt": 1, "e": epochs})
+            await b.send({"type": "relay", "to": to_a, "channel": "control", "data": [{"k": "a", "s": 4}]})
+            assert (await a.next("relay"))["data"] == [{"k": "a", "s": 4}]  # b has not said so yet: still relayed
             await b.send({"type": "p2p_direct", "to": to_a, "attempt": 1, "e": epochs[::-1]})
             await a.send({"type": "relay", "to": to_b, "channel": "control", "data": [{"k": "c", "s": 2, "d": "direct"}]})
             await a.send({"type": "p2p_relay", "to": to_b, "reason": "lost", "rtt_ms": None})

@@ -26,6 +26,8 @@ export class LocalHub {
     /** @type {Object<string, Mesh>} */
     this.meshes = {};
     this.relayed = new Set();
+    /** Relayed pairs whose ends said `p2p_direct`: which ends (un-relayed once both did). */
+    this.direct = new Map();
     /** The `p2p_relay` declarations `{pair: [seat, seat], reason, by}`, once per pair of pages, and the
      * `p2p_direct` returns `{pair, direct: true, by, attempt}`. */
     this.events = [];
@@ -103,12 +105,19 @@ export class LocalHub {
       const key = this.pairKey(from, to);
       if (this.relayed.has(key)) return;
       this.relayed.add(key);
+      this.direct.delete(key);
       this.events.push({ pair: [from, to].sort(), reason: message.reason, by: from });
       this.deliver(to, { type: "p2p_relay", from, reason: message.reason, e: this.pageEpochs(from, to) });
     } else if (message.type === "p2p_direct") {
       const key = this.pairKey(from, to);
-      if (!this.relayed.delete(key)) return; // the other end said it first
-      this.events.push({ pair: [from, to].sort(), direct: true, by: from, attempt: message.attempt });
+      if (!this.relayed.has(key)) return;
+      const ends = this.direct.get(key) ?? new Set();
+      this.direct.set(key, ends.add(from));
+      if (ends.size === 2) {
+        this.relayed.delete(key); // both ends use the new connection
+        this.direct.delete(key);
+      }
+      if (ends.size === 1) this.events.push({ pair: [from, to].sort(), direct: true, by: from, attempt: message.attempt });
     }
   }
 

@@ -235,7 +235,7 @@ export class Pair {
   /** Lost a direct connection: to the relay after the grace period, unless the pair was closed meanwhile. */
   directLost(reason) {
     if (this.state === "connecting" && reason === "failed") this.toRelay("failed");
-    if (this.state === "relay") return this.attemptFailed(); // an attempt to go back to direct failed
+    else if (this.state === "relay") this.attemptFailed(); // an attempt to go back to direct failed
     if (this.state !== "open" || this.lostTimer) return;
     this.lostTimer = this.host.timers.setTimeout(() => this.state === "open" && this.toRelay("lost"), this.host.config.lostGraceMs);
   }

@@ -41,10 +41,11 @@ Wire, page -> server (checked here; bad ones are dropped with a throttled log li
   declarations are honoured but not recorded) and forwarded to the peer;
 * ``{type: "p2p_direct", to: seat, attempt, e?}``: this relayed pair has a direct
   connection again (its pages retry one a while after a relay for ``timeout``, ``failed``
-  or ``lost``, see ``js/src/p2p/pair.js``); recorded once per return (both ends say it) as
-  the match's event ``p2p_direct`` ``{match_id, scene_id, pair, by, attempt}`` (counted with
-  the ``p2p_relay`` events), and the pair is no longer relayed (a later ``p2p_relay``
-  declares it again);
+  or ``lost``, see ``js/src/p2p/pair.js``); recorded when the first end says it, as the
+  match's event ``p2p_direct`` ``{match_id, scene_id, pair, by, attempt}`` (counted with
+  the ``p2p_relay`` events); once both ends said it the pair is no longer relayed (until
+  then what the other end relays is still forwarded; a later ``p2p_relay`` declares it
+  again);
 * ``{type: "relay", batches: [{to: seat, e?: [my epoch, theirs], channel: "inputs" |
   "control", data}, ...]}``: what the page relays to every peer on every channel in
   one message (the server fans it out, one ``relay`` per batch); the older form
@@ -226,6 +227,8 @@ class MatchSignals:
         self.epochs: dict[str, int] = {}
         #: Pairs going through the server: frozensets of two (seat, epoch), of pages in the mesh now.
         self.relayed: set[frozenset[tuple[str, int]]] = set()
+        #: Relayed pairs whose pages said ``p2p_direct``: which of the two (un-relayed once both did).
+        self._direct_ends: dict[frozenset[tuple[str, int]], set[str]] = {}
         self._epoch = 0
         self._limits: dict[str, dict[str, RateLimit]] = {}
         self._events: dict[str, int] = {}
@@ -308,6 +311,7 @@ class MatchSignals:
         if pair in self.relayed:
             return None  # both ends declared it at once
         self.relayed.add(pair)
+        self._direct_ends.pop(pair, None)
         self._events[pid] = self._events.get(pid, 0) + 1
         if self._events[pid] <= MAX_RELAY_EVENTS:
             record = {"pair": sorted([seat, to]), "reason": reason, "by": seat}
@@ -324,8 +328,14 @@ class MatchSignals:
             return "p2p_direct: attempt must be an integer of at least 1"
         pair = self._pair(pid, target)
         if pair not in self.relayed:
-            return None  # the other end said it first
-        self.relayed.discard(pair)
+            return None
+        ends = self._direct_ends.setdefault(pair, set())
+        ends.add(pid)
+        if len(ends) == 2:  # both pages use the new connection: nothing of theirs needs the relay any more
+            self.relayed.discard(pair)
+            del self._direct_ends[pair]
+        if len(ends) > 1:
+            return None  # recorded when the first end said it
         self._events[pid] = self._events.get(pid, 0) + 1
         if self._events[pid] <= MAX_RELAY_EVENTS:
             self._event("p2p_direct", {"pair": sorted([str(seat), to]), "by": str(seat), "attempt": attempt})
@@ -455,6 +465,7 @@ class MatchSignals:
     def _roster(self) -> None:
         current = {(str(self.match.agent_of[pid]), epoch) for pid, epoch in self.epochs.items()}
         self.relayed = {pair for pair in self.relayed if pair <= current}  # pairs of pages that are gone
+        self._direct_ends = {pair: ends for pair, ends in self._direct_ends.items() if pair in self.relayed}
         peers = {seat: None for seat in self._seats()}
         rtts: dict[str, float | None] = dict(peers)
         for pid, epoch in self.epochs.items():

@@ -193,12 +193,14 @@ class Verifier:
 
     The episodes one commit made verifiable go to the child together, in jobs of up to ``EPISODES_PER_JOB``
     (the event loop pays for one hand-over per job, not one per episode; results come back job by job).
-    At most ``max_backlog_steps`` steps wait for the child; an episode past that is left unverified, with a
-    ``verification_skipped`` event (``mug verify DATA_DIR`` verifies it later)."""
+    At most ``max_backlog_steps`` steps wait for the child (or one longer episode, when nothing else waits); an
+    episode past that is left unverified, with a ``verification_skipped`` event (``mug verify DATA_DIR`` verifies it
+    later)."""
 
-    def __init__(self, registry: ParticipantRegistry, max_backlog_steps: int = MAX_BACKLOG_STEPS) -> None:
+    def __init__(self, registry: ParticipantRegistry) -> None:
         self.registry = registry
-        self.max_backlog_steps = max_backlog_steps
+        #: The bound (``deploy(verify_backlog_steps=...)`` sets it; 0: nothing is verified while serving).
+        self.max_backlog_steps = MAX_BACKLOG_STEPS
         #: Steps of the episodes queued or given to the child and not verified yet.
         self.backlog_steps = 0
         self._queued: list[tuple[str, dict[str, Any], str, int, list[Any]]] = []
@@ -211,7 +213,8 @@ class Verifier:
         ``steps``: the episode's steps in order, each a dict (``step`` and the ``VERIFIED_FIELDS``) or a pair
         (step, the JSON text stored for its record), which is what browser sessions keep while an episode runs.
         Past the backlog bound the episode is not verified now: a ``verification_skipped`` event says so."""
-        if self.backlog_steps + len(steps) > self.max_backlog_steps:
+        alone = self.backlog_steps == 0 and self.max_backlog_steps > 0  # an episode longer than the bound, nothing waiting
+        if self.backlog_steps + len(steps) > self.max_backlog_steps and not alone:
             self._skip(participant_id, spec["scene_id"], session_id, episode, len(steps))
             return
         self.backlog_steps += len(steps)

@@ -55,11 +55,11 @@ def test_episodes_past_the_backlog_are_stored_unverified_with_an_event_and_mug_v
         store.close()
 
 
-def test_a_backlog_of_one_episode_verifies_episodes_one_after_the_other(tmp_path):
+def test_episodes_longer_than_the_backlog_are_verified_one_after_the_other_when_nothing_else_waits(tmp_path):
     data = tmp_path / "data"
 
     async def main():
-        deployment = mug.deploy(study(episodes=3), port=0, data_dir=data, verify_backlog_steps=12)
+        deployment = mug.deploy(study(episodes=3), port=0, data_dir=data, verify_backlog_steps=5)  # each episode has 12 steps
         page = Page(deployment.url, "p2")
         await page.connect()
         await page.start_game(await page.read("scene"))

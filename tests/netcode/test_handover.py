@@ -164,3 +164,48 @@ def test_when_the_designated_peer_is_lost_the_next_one_takes_its_part_and_repair
     assert len(truth) >= 150 and [r.frame for r in result.histories["p2"]] == list(range(len(result.histories["p2"])))
     _replay(result.histories["p1"], 4)
     assert all(p.unresolved_desyncs == 0 for p in peers[1:])
+
+
+def test_four_peers_two_leave_at_nearly_the_same_time_and_the_two_left_agree_on_both_frames():
+    # p1 and p2 close their tabs 50 ms apart; p0 hears of p1 first, p3 of p2 first, each at its own time: each lost
+    # peer's announcement of the other is never made, and the two that remain still agree on both frames
+    ids = ("p0", "p1", "p2", "p3")
+    links = {(a, b): Link(0.03, 0.01, loss=0.03) for a in ids for b in ids if a != b}
+    links[("p1", "p0")] = Link(0.03, 0.01, outage=(1.7, 9.0))  # p3 holds more of agent_1 than p0 does
+    links[("p2", "p3")] = Link(0.03, 0.01, outage=(1.7, 9.0))  # and p0 more of agent_2 than p3 does
+    peers = coop_peers(4, ai=True, max_steps=STEPS)
+    held: dict[str, dict[str, int]] = {"p1": {}, "p2": {}}
+    order = {"p0": [("p1", 2.2), ("p2", 2.25)], "p3": [("p2", 2.2), ("p1", 2.3)]}
+
+    def on_tick(peer, now):
+        for lost, at in order.get(peer.peer_id, []):
+            if now >= at and peer.peer_id not in held[lost]:
+                held[lost][peer.peer_id] = peer._upto[f"agent_{lost[1:]}"]
+                peer.lose_peer(lost)
+
+    result = run_peers(
+        peers,
+        SimNet(links, seed=6),
+        6.0,
+        held_inputs(3),
+        drivers=lstm_drivers(peers),
+        leave={"p1": 2.0, "p2": 2.05},
+        on_tick=on_tick,
+    )
+    assert held["p1"]["p0"] < held["p1"]["p3"] and held["p2"]["p3"] < held["p2"]["p0"]
+    events = {pid: sorted(_seat_ai(result.events[pid]), key=lambda e: e["seat"]) for pid in ("p0", "p3")}
+    expected = [
+        {"type": "seat_ai", "seat": "agent_1", "peer": "p1", "frame": held["p1"]["p3"] + 1},
+        {"type": "seat_ai", "seat": "agent_2", "peer": "p2", "frame": held["p2"]["p0"] + 1},
+    ]
+    assert events["p0"] == events["p3"] == expected
+    histories = {pid: result.histories[pid] for pid in ("p0", "p3")}
+    assert_same_histories(histories, minimum=150)
+    frames = {r.frame: r for r in histories["p0"]}
+    for seat, lost in (("agent_1", "p1"), ("agent_2", "p2")):
+        agreed, played = held[lost]["p3" if lost == "p1" else "p0"] + 1, peers[int(lost[1:])]._inputs
+        assert all(frames[f].inputs[seat] == played[f][seat] for f in range(agreed - 20, agreed))
+        assert all(seat in frames[f].ai_digests for f in frames if f >= agreed)
+    _replay(histories["p0"], 5)
+    assert all(p.unresolved_desyncs == 0 for p in (peers[0], peers[3]))
+    assert result.stats["p0"]["bad_messages"] == result.stats["p3"]["bad_messages"] == 0

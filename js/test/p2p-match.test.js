@@ -175,3 +175,36 @@ test("a lost member's seat runs its fill-in model, loaded when the scene begins,
   assert.deepEqual(answers.map((a) => [a.frame, a.state.steps]), [[40, 1], [41, 2]]);
   assert.equal(fetched.length, 1);
 });
+
+test("a fill-in model whose preload failed (the network blipped) is loaded again when the seat needs it", async () => {
+  const meta = {
+    ...META,
+    policies: { agent_0: { kind: "human" }, agent_1: { kind: "human" } },
+    fill_policies: { agent_1: { kind: "model", model_url: "models/duo/fill_with%3Aagent_1/x.onnx", config: LSTM_CONFIG } },
+  };
+  let calls = 0;
+  const flaky = async () => {
+    calls += 1;
+    if (calls === 1) throw new Error("GET models/duo/fill_with%3Aagent_1/x.onnx: 503 Service Unavailable");
+    return model("overcooked_lstm_rllib.onnx");
+  };
+  const answers = [];
+  const errors = [];
+  const seats = new AISeats(meta, flaky, (a) => answers.push(a), (e) => errors.push(e));
+  seats.preload(["agent_1"]);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  seats.serve([{ seat: "agent_1", frame: 40, episode: 0, observation: Array.from(observation(116, 40)), restore: { state: null }, epoch: 0 }]);
+  await seats.chain;
+  assert.deepEqual(errors, []);
+  assert.equal(calls, 2);
+  assert.deepEqual(answers.map((a) => [a.frame, a.state.steps]), [[40, 1]]);
+});
+
+test("a fill-in model that cannot be loaded when the seat needs it fails the AI partner with the reason", async () => {
+  const meta = { ...META, policies: { agent_1: { kind: "human" } }, fill_policies: { agent_1: { kind: "model", model_url: "models/x.onnx", config: LSTM_CONFIG } } };
+  const errors = [];
+  const seats = new AISeats(meta, async () => { throw new Error("GET models/x.onnx: 404 Not Found"); }, () => assert.fail("no answer"), (e) => errors.push(e));
+  seats.serve([{ seat: "agent_1", frame: 3, episode: 0, observation: Array.from(observation(116, 3)), restore: { state: null }, epoch: 0 }]);
+  await seats.chain;
+  assert.deepEqual(errors, ["the AI partner failed: GET models/x.onnx: 404 Not Found"]);
+});

@@ -189,7 +189,7 @@ export class AISeats {
     }
   }
 
-  /** Start loading the runtimes of `seats` now (a failure shows when a request needs one). */
+  /** Start loading the runtimes of `seats` now (a failure is forgotten: a request that needs one loads it again). */
   preload(seats) {
     for (const seat of seats) this.runtime(seat).catch(() => {});
   }
@@ -198,10 +198,11 @@ export class AISeats {
     if (!this.runtimes.has(seat)) {
       const own = this.meta.policies[seat];
       const policy = own?.kind === "human" || !own ? this.meta.fill_policies?.[seat] : own; // a lost member's seat: its fill-in
-      this.runtimes.set(
-        seat,
-        this.fetchAsset(policy.model_url).then((model) => this.create({ model, config: policy.config, seed: this.meta.policy_seed, name: seat })),
-      );
+      const loading = this.fetchAsset(policy.model_url).then((model) => this.create({ model, config: policy.config, seed: this.meta.policy_seed, name: seat }));
+      this.runtimes.set(seat, loading);
+      loading.catch(() => {
+        if (this.runtimes.get(seat) === loading) this.runtimes.delete(seat); // a network blip at preload is not final
+      });
     }
     return this.runtimes.get(seat);
   }

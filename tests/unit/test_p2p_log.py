@@ -244,6 +244,25 @@ def test_a_seat_handed_to_the_ai_is_no_longer_compared_and_a_lost_reference_is_r
         rec.log.hand_over("agent_0")
 
 
+def test_a_reference_lost_while_its_reloaded_page_skipped_frames_leaves_the_next_peer_to_store_them_all(spec, histories):
+    rec = Recorded(spec)
+    ref, other = histories["agent_0"], histories["agent_1"]
+    rec.log.add_frames("agent_0", ref[:12])
+    rec.log.add_frames("agent_1", other[:12])
+    rec.log.restarting("agent_0")
+    assert rec.log.resync("agent_0", 14) is None  # the reference's new page skips frames 12 and 13 ...
+    assert rec.log.add_frames("agent_0", ref[14:20]) is None  # ... and its frames 14.. wait for them
+    rec.log.hand_over("agent_0")  # then its member is gone: agent_1, the reference now, delivers every frame
+    assert rec.log.add_frames("agent_1", other[12:]) is None
+    rec.log.close()
+    assert rec.of("p2p_gap") == [] and rec.of("bad_p2p_frames") == [] and rec.of("p2p_mismatch") == []
+    assert [(s["frame"], s["chain"]) for s in rec.steps] == [
+        (r["frame"], r["chain"]) for r in other if r["result"]["kind"] == "step"
+    ]
+    assert [(e, len(s)) for e, s in rec.verified] == [(0, 15), (1, 15)]
+    assert rec.log.ack(["agent_1"]) == other[-1]["frame"]
+
+
 def test_steps_whose_records_carry_a_handed_seats_ai_digest_are_the_policys(spec, histories):
     rec = Recorded(spec)
     records = copy.deepcopy(histories["agent_0"])

@@ -276,7 +276,8 @@ class ConfirmedLog:
 
     def hand_over(self, peer: str) -> None:
         """``peer``'s seat goes to the AI for good: stop comparing and waiting for it; a lost reference is
-        replaced by the next remaining peer, whose records beyond the stored frames are stored now."""
+        replaced by the next remaining peer, whose records beyond the stored frames are stored now (frames a
+        reloaded reference had skipped included: the new reference delivers every frame itself)."""
         if peer not in self.peers or peer in self.handed:
             raise ValueError(f"hand_over: {peer!r} is not a seat of this match still played by its member")
         self.handed.add(peer)
@@ -286,6 +287,7 @@ class ConfirmedLog:
         if peer != self.reference or not remaining:
             return
         self.reference = remaining[0]
+        self._skipped, self._after_skip = None, []  # the old reference's skip: the new one delivers those frames itself
         waiting = self._waiting.pop(self.reference)
         for frame in sorted(f for f in waiting if f > self.stored):
             record = waiting[frame]

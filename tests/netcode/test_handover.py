@@ -202,8 +202,8 @@ def test_four_peers_two_leave_at_nearly_the_same_time_and_the_two_left_agree_on_
     histories = {pid: result.histories[pid] for pid in ("p0", "p3")}
     assert_same_histories(histories, minimum=150)
     frames = {r.frame: r for r in histories["p0"]}
-    for seat, lost in (("agent_1", "p1"), ("agent_2", "p2")):
-        agreed, played = held[lost]["p3" if lost == "p1" else "p0"] + 1, peers[int(lost[1:])]._inputs
+    for event in expected:
+        seat, agreed, played = event["seat"], event["frame"], peers[int(event["peer"][1:])]._inputs
         assert all(frames[f].inputs[seat] == played[f][seat] for f in range(agreed - 20, agreed))
         assert all(seat in frames[f].ai_digests for f in frames if f >= agreed)
     _replay(histories["p0"], 5)
